@@ -1,0 +1,72 @@
+// bench/bench_main.cpp - runs the C++ side of the metrics whose ids start with one of the
+// given prefixes and prints one JSON object per metric:
+//   {"id": "...", "unit": "us", "better": "lower", "cpp": 210.0, "raw": 180.0}
+//   mp_bench [--scale N] [--list] [prefix ...]
+// --scale divides the amount of work (a quick smoke run uses a large one).
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "bench.hpp"
+#include "mp/mp.hpp"
+
+#if !defined(_WIN32)
+#include <sched.h>
+#endif
+
+namespace bench {
+std::vector<Metric>& registry() {
+    static std::vector<Metric> r;
+    return r;
+}
+}  // namespace bench
+
+static std::string number(double v) {
+    if (v < 0) return "null";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f", v);
+    return buf;
+}
+
+int main(int argc, char** argv) {
+    // The raw spawn floor starts this same program and has it end at once: same binary, same
+    // loading cost, no mp bootstrap.
+    if (argc > 1 && std::strcmp(argv[1], "--raw-child") == 0) return 0;
+    mp::bootstrap(argc, argv);
+
+    int scale = 1;
+    bool list = false;
+    std::vector<std::string> prefixes;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
+            scale = std::max(1, std::atoi(argv[++i]));
+        } else if (std::strcmp(argv[i], "--list") == 0) {
+            list = true;
+        } else {
+            prefixes.emplace_back(argv[i]);
+        }
+    }
+#if !defined(_WIN32)
+    // One CPU for everything: a child inherits it, so each side pays the same scheduling cost
+    // (a 2-vCPU machine otherwise swings between same-CPU and cross-CPU wakeups).
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    sched_setaffinity(0, sizeof one, &one);
+#endif
+    for (const auto& m : bench::registry()) {
+        bool wanted = prefixes.empty();
+        for (const auto& p : prefixes) wanted = wanted || m.id.compare(0, p.size(), p) == 0;
+        if (!wanted) continue;
+        if (list) {
+            std::printf("%s\n", m.id.c_str());
+            continue;
+        }
+        const bench::Result r = m.run(scale);
+        std::printf("{\"id\": \"%s\", \"unit\": \"%s\", \"better\": \"%s\", \"cpp\": %s, \"raw\": %s}\n", m.id.c_str(),
+                    m.unit.c_str(), m.better.c_str(), number(r.cpp).c_str(), number(r.raw).c_str());
+        std::fflush(stdout);
+    }
+    return 0;
+}

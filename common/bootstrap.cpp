@@ -1,0 +1,163 @@
+// common/bootstrap.cpp - the entry of a spawned child: mp::bootstrap(argc, argv).
+//
+// The parent starts this same program with `--mp-spawn <payload> <parent-watch>` and the
+// environment variable MP_SPAWNED_CHILD=1. The payload is a length-prefixed, codec-encoded
+// SpawnPayload read from the pipe handle named on the command line: which registered target
+// to run, its encoded arguments, the process's name, daemon flag and identity, and the
+// parent's pid and name.
+//
+// The environment variable exists to catch a main() that never reaches bootstrap(): it is
+// read (and removed, so that it reaches no grandchild) while the program's statics are being
+// initialised, before main() runs. From then on, a call into mp before bootstrap() - or the
+// end of main() - is known to be a spawned child gone astray, and ends the process with a
+// message, instead of running the parent's logic again and spawning children of its own.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "mp/context.hpp"
+#include "process_internal.hpp"
+#include "sys/os.hpp"
+
+namespace mp {
+namespace detail {
+
+SpawnInvoker find_function_target(const std::string& name);
+ProcessFactory find_process_factory(const std::string& name);
+
+namespace {
+
+bool g_bootstrap_called = false;
+
+[[noreturn]] void missing_bootstrap(const char* where) {
+    std::fprintf(stderr,
+                 "mp: this process was started by the spawn start method, but %s before calling "
+                 "mp::bootstrap(argc, argv). A spawned child runs the program again from main(); "
+                 "make mp::bootstrap(argc, argv) the first statement of main() so that the child "
+                 "runs its target there (the C++ form of Python's `if __name__ == '__main__':`). "
+                 "This child stops here, without running the parent's logic.\n",
+                 where);
+    sys::flush_std_streams();
+    sys::exit_now(1);
+}
+
+const bool g_spawn_marker = [] {
+    std::string v;
+    if (!sys::get_env(kSpawnEnv, v)) return false;
+    sys::unset_env(kSpawnEnv);
+    std::atexit([] {
+        if (!g_bootstrap_called) missing_bootstrap("main() returned");
+    });
+    return true;
+}();
+
+[[noreturn]] void bootstrap_failure(const std::string& why) {
+    std::fprintf(stderr, "mp: spawned child %d cannot start: %s\n", sys::current_pid(), why.c_str());
+    sys::flush_std_streams();
+    sys::exit_now(1);
+}
+
+class RegisteredTarget final : public TargetBase {
+public:
+    RegisteredTarget(SpawnInvoker invoke, std::string args) : invoke_(invoke), args_(std::move(args)) {}
+    int call() override { return invoke_(args_); }
+    void describe_for_spawn(SpawnTarget&) const override {
+        throw ProcessError("a spawned child's own target cannot be re-sent");
+    }
+
+private:
+    SpawnInvoker invoke_;
+    std::string args_;
+};
+
+bool parse_handle(const char* s, sys::native_handle& out) {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(s, &end, 10);
+    if (!*s || *end) return false;
+    out = sys::handle_from_value(static_cast<std::uintptr_t>(v));
+    return true;
+}
+
+}  // namespace
+
+bool bootstrap_was_called() noexcept { return g_bootstrap_called; }
+
+void check_bootstrap_state() {
+    if (g_spawn_marker && !g_bootstrap_called) missing_bootstrap("main() used mp");
+}
+
+}  // namespace detail
+
+void bootstrap(int argc, char** argv) {
+    using namespace detail;
+    g_bootstrap_called = true;
+    if (argc < 4 || !argv || std::strcmp(argv[1], kSpawnArg) != 0) return;
+
+    sys::native_handle payload_h{}, watch_h{};
+    if (!parse_handle(argv[2], payload_h) || !parse_handle(argv[3], watch_h))
+        bootstrap_failure("malformed --mp-spawn arguments");
+    sys::Handle payload_pipe(payload_h);
+    sys::Handle watch(watch_h);
+
+    unsigned char len_bytes[8];
+    std::size_t got = 0;
+    if (auto ec = sys::read_full(payload_pipe.get(), len_bytes, 8, got); ec || got != 8)
+        bootstrap_failure("the parent sent no bootstrap payload (" + (ec ? ec.message() : std::string("end of file")) + ")");
+    std::uint64_t len = 0;
+    for (int i = 0; i < 8; ++i) len |= std::uint64_t(len_bytes[i]) << (8 * i);
+    if (len > (std::uint64_t(1) << 32)) bootstrap_failure("bootstrap payload length " + std::to_string(len) + " is not plausible");
+    std::string wire(static_cast<std::size_t>(len), '\0');
+    if (auto ec = sys::read_full(payload_pipe.get(), wire.data(), wire.size(), got); ec || got != wire.size())
+        bootstrap_failure("the bootstrap payload was cut short");
+    payload_pipe.reset();
+
+    SpawnPayload p;
+    try {
+        decode_into(wire, p);
+    } catch (const DecodeError& e) {
+        bootstrap_failure(std::string("bad bootstrap payload: ") + e.what());
+    }
+    if (p.magic != kSpawnMagic || p.version != kSpawnVersion)
+        bootstrap_failure("the bootstrap payload comes from another version of mp");
+
+    auto& g = globals();
+    g.identity = p.identity;
+    g.counter = 0;
+    g.is_child = true;
+    g.parent_pid = static_cast<int>(p.parent_pid);
+    g.parent_name = p.parent_name;
+    g.parent_watch = std::move(watch);
+    g.daemon = p.daemon;
+    if (!p.start_method.empty()) g.default_method = p.start_method;
+    if (p.daemon && sys::die_with_parent(g.parent_pid)) sys::exit_now(1);  // the parent is already gone
+
+    std::unique_ptr<Process> self;
+    try {
+        if (p.kind == "process") {
+            ProcessFactory make = find_process_factory(p.target);
+            if (!make) bootstrap_failure("no Process class is registered as '" + p.target + "'");
+            self = make(p.target_payload);
+        } else if (p.kind == "function") {
+            SpawnInvoker invoke = find_function_target(p.target);
+            if (!invoke) bootstrap_failure("no function is registered as '" + p.target + "'");
+            self = std::make_unique<Process>();
+            ProcessAccess::set_target(*self, std::make_unique<RegisteredTarget>(invoke, std::move(p.target_payload)));
+        } else if (p.kind == "none") {
+            self = std::make_unique<Process>();
+        } else {
+            bootstrap_failure("unknown target kind '" + p.kind + "'");
+        }
+    } catch (const std::exception& e) {
+        bootstrap_failure(std::string("re-creating the process object failed: ") + e.what());
+    }
+    ProcessImpl& impl = ProcessAccess::impl(*self);
+    impl.name = p.name;
+    impl.daemon = p.daemon;
+    impl.identity = p.identity;
+    impl.is_current = true;
+    impl.state = ProcessImpl::State::started;
+    g.current = self.release();  // lives until the process ends
+    run_child_and_exit(*g.current, false);
+}
+
+}  // namespace mp

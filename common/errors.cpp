@@ -1,0 +1,51 @@
+// common/errors.cpp - OSError subclass selection and the Win32 error category.
+#include "mp/errors.hpp"
+
+#include "sys/os.hpp"
+
+namespace mp {
+
+void raise_os_error(std::error_code ec, const std::string& what) {
+    if (ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted)
+        throw PermissionError(ec, what);
+    if (ec == std::errc::no_such_process) throw ProcessLookupError(ec, what);
+    if (ec == std::errc::no_such_file_or_directory) throw FileNotFoundError(ec, what);
+    if (ec == std::errc::file_exists) throw FileExistsError(ec, what);
+    if (ec == std::errc::broken_pipe) throw BrokenPipeError(ec, what);
+    if (ec == std::errc::interrupted) throw InterruptedError(ec, what);
+    throw OSError(ec, what);
+}
+
+namespace {
+
+class Win32Category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "win32"; }
+    std::string message(int code) const override { return sys::win32_error_text(code); }
+    // Lets portable code compare a GetLastError value with std::errc, e.g.
+    // ec == std::errc::permission_denied for ERROR_ACCESS_DENIED.
+    std::error_condition default_error_condition(int code) const noexcept override {
+        switch (code) {
+            case 2: case 3: case 161: return std::errc::no_such_file_or_directory;  // FILE/PATH_NOT_FOUND, BAD_PATHNAME
+            case 5: return std::errc::permission_denied;                            // ACCESS_DENIED
+            case 6: return std::errc::bad_file_descriptor;                          // INVALID_HANDLE
+            case 8: case 14: return std::errc::not_enough_memory;                   // NOT_ENOUGH_MEMORY, OUTOFMEMORY
+            case 50: return std::errc::not_supported;                               // NOT_SUPPORTED
+            case 80: case 183: return std::errc::file_exists;                       // FILE_EXISTS, ALREADY_EXISTS
+            case 87: return std::errc::invalid_argument;                            // INVALID_PARAMETER
+            case 109: case 232: return std::errc::broken_pipe;                      // BROKEN_PIPE, NO_DATA
+            case 258: case 1460: return std::errc::timed_out;                       // WAIT_TIMEOUT, TIMEOUT
+            case 995: return std::errc::operation_canceled;                         // OPERATION_ABORTED
+            default: return {code, *this};
+        }
+    }
+};
+
+}  // namespace
+
+const std::error_category& win32_category() noexcept {
+    static const Win32Category category;
+    return category;
+}
+
+}  // namespace mp

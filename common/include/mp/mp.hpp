@@ -1,0 +1,7 @@
+// mp/mp.hpp - everything in one include.
+#pragma once
+
+#include "codec.hpp"
+#include "context.hpp"
+#include "errors.hpp"
+#include "process.hpp"

@@ -1,0 +1,347 @@
+// mp/process.hpp - Process, the C++ counterpart of multiprocessing.Process.
+//
+//     void work(int n, std::string label);      // a plain function...
+//     MP_TARGET(work);                           // ...registered, so that spawn can find it
+//
+//     int main(int argc, char** argv) {
+//         mp::bootstrap(argc, argv);             // a spawned child runs its target here
+//         mp::Process p(work, 42, "answer");
+//         p.start();
+//         p.join();                              // p.exitcode() == 0
+//     }
+//
+// A target is any callable with its arguments. Under the fork start method it runs in a copy
+// of the parent, so anything works, capturing lambdas included. Under spawn the child is a new
+// run of the same program: the target must be a function registered with MP_TARGET, and its
+// parameters must be types the codec can encode (mp/codec.hpp); a capturing lambda or an
+// unregistered function is a clear error at start(), naming the fix.
+//
+// The exit code follows Python: 0 when the target returns (a target returning int exits with
+// that value, as main() does), 1 for an uncaught exception (its type and message go to
+// stderr), the code of mp::SystemExit(code) when thrown, and -signum for a death by signal.
+//
+// Subclasses override run(). Under spawn the child re-creates the object: give the class
+// MP_FIELDS(...) naming the members the child needs and register it with
+// MP_REGISTER_PROCESS(Class) at namespace scope; the class must be default-constructible.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "codec.hpp"
+#include "errors.hpp"
+
+namespace mp {
+
+class Context;
+class Process;
+
+// Thrown in a child to end it with `code`, like Python's sys.exit(code). It deliberately does
+// not derive from std::exception, so that `catch (const std::exception&)` in user code lets it
+// through, as `except Exception` lets SystemExit through in Python.
+class SystemExit {
+public:
+    explicit SystemExit(int code = 0) noexcept : code_(code) {}
+    int code() const noexcept { return code_; }
+
+private:
+    int code_;
+};
+
+// Must be the first statement of main() in every program that starts processes with the spawn
+// method (it is harmless otherwise). In a process started by spawn it runs the target and never
+// returns; everywhere else it returns at once. Code above it runs again in every spawned child,
+// as code above `if __name__ == '__main__':` does in Python.
+void bootstrap(int argc, char** argv);
+
+namespace detail {
+
+// What a spawned child needs in order to re-create a target: which registry, which entry, and
+// the encoded arguments or fields.
+struct SpawnTarget {
+    std::string kind;  // "none", "function" or "process"
+    std::string name;
+    std::string payload;
+};
+
+class TargetBase {
+public:
+    virtual ~TargetBase() = default;
+    virtual int call() = 0;
+    // Fills `out`, or throws the error that explains why this target cannot cross to a
+    // spawned child.
+    virtual void describe_for_spawn(SpawnTarget& out) const = 0;
+};
+
+// ---- registry of spawn targets -------------------------------------------------------------
+using SpawnInvoker = int (*)(std::string_view encoded_args);
+// Registers under base_name (or base_name#2, #3 ... if taken) and returns the name given.
+std::string register_function_target(const char* base_name, SpawnInvoker invoke);
+
+using ProcessFactory = std::unique_ptr<Process> (*)(std::string_view encoded_fields);
+using ProcessEncoder = void (*)(const Process& self, std::string& out);
+void register_process_type(const std::type_info& type, const char* name, ProcessFactory make,
+                           ProcessEncoder encode);
+
+// Per function type, which function pointers are registered and under which names. Keyed by
+// the exact type, so no function pointer is ever cast to void*.
+template <class Sig>
+std::vector<std::pair<Sig*, std::string>>& registered_functions() {
+    static std::vector<std::pair<Sig*, std::string>> list;
+    return list;
+}
+
+template <class T>
+struct fn_traits {
+    static constexpr bool is_function_pointer = false;
+};
+template <class R, class... P>
+struct fn_traits<R (*)(P...)> {
+    static constexpr bool is_function_pointer = true;
+    using signature = R(P...);
+    using params = std::tuple<std::decay_t<P>...>;
+    using forward = std::tuple<P&&...>;
+};
+template <class R, class... P>
+struct fn_traits<R (*)(P...) noexcept> : fn_traits<R (*)(P...)> {
+    using signature = R(P...) noexcept;
+};
+
+// Runs f() and turns its result into an exit code: an int result is the code, anything else
+// means 0.
+template <class F>
+int exit_code_of(F&& f) {
+    if constexpr (std::is_same_v<std::invoke_result_t<F>, int>) {
+        return std::forward<F>(f)();
+    } else {
+        std::forward<F>(f)();
+        return 0;
+    }
+}
+
+// Calls fn with each stored argument cast to the parameter's own declared type, so that
+// by-value, const&, & and && parameters all accept the decoded values.
+template <class Fn, class Params, std::size_t... I>
+int call_with_decoded(Fn fn, Params& args, std::index_sequence<I...>) {
+    using Fwd = typename fn_traits<Fn>::forward;
+    return exit_code_of([&]() -> decltype(auto) {
+        return fn(static_cast<std::tuple_element_t<I, Fwd>>(std::get<I>(args))...);
+    });
+}
+
+template <auto Fn>
+int invoke_registered(std::string_view encoded_args) {
+    using Params = typename fn_traits<decltype(Fn)>::params;
+    Params args{};
+    decode_into(encoded_args, args);
+    return call_with_decoded(Fn, args, std::make_index_sequence<std::tuple_size_v<Params>>{});
+}
+
+template <auto Fn>
+struct TargetRegistrar {
+    using Traits = fn_traits<decltype(Fn)>;
+    static_assert(Traits::is_function_pointer, "MP_TARGET takes the name of a function");
+    static_assert(is_encodable_v<typename Traits::params>,
+                  "MP_TARGET: every parameter of the function must be a type the codec can "
+                  "encode (see mp/codec.hpp), because spawn sends the arguments to a new program");
+    explicit TargetRegistrar(const char* name) {
+        std::string given = register_function_target(name, &invoke_registered<Fn>);
+        registered_functions<typename Traits::signature>().emplace_back(Fn, std::move(given));
+    }
+};
+
+[[noreturn]] void throw_unregistered_function(const std::string& signature_hint);
+[[noreturn]] void throw_not_spawnable_callable(const char* type_name);
+[[noreturn]] void throw_not_encodable_arguments();
+
+template <class F, class... A>
+class BoundTarget final : public TargetBase {
+public:
+    template <class G, class... B>
+    explicit BoundTarget(G&& fn, B&&... args) : fn_(std::forward<G>(fn)), args_(std::forward<B>(args)...) {}
+
+    int call() override {
+        return exit_code_of([this]() -> decltype(auto) { return std::apply(fn_, args_); });
+    }
+
+    void describe_for_spawn(SpawnTarget& out) const override {
+        using Traits = fn_traits<F>;
+        if constexpr (Traits::is_function_pointer) {
+            using Params = typename Traits::params;
+            if constexpr (is_encodable_v<Params> && std::is_constructible_v<Params, const A&...>) {
+                for (const auto& entry : registered_functions<typename Traits::signature>()) {
+                    if (entry.first == fn_) {
+                        out.kind = "function";
+                        out.name = entry.second;
+                        out.payload = encode(std::make_from_tuple<Params>(args_));
+                        return;
+                    }
+                }
+                throw_unregistered_function(typeid(F).name());
+            } else {
+                throw_not_encodable_arguments();
+            }
+        } else {
+            throw_not_spawnable_callable(typeid(F).name());
+        }
+    }
+
+private:
+    F fn_;
+    std::tuple<A...> args_;
+};
+
+template <class T, class = void>
+struct has_mp_fields : std::false_type {};
+template <class T>
+struct has_mp_fields<T, std::void_t<decltype(std::declval<const T&>().mp_fields())>> : std::true_type {};
+
+template <class T>
+struct ProcessRegistrar {
+    static_assert(std::is_base_of_v<Process, T>, "MP_REGISTER_PROCESS takes a class derived from mp::Process");
+    static_assert(std::is_default_constructible_v<T>,
+                  "MP_REGISTER_PROCESS: the class needs a default constructor; a spawned child "
+                  "default-constructs it, then decodes the members named in MP_FIELDS into it");
+    static_assert(has_mp_fields<T>::value,
+                  "MP_REGISTER_PROCESS: give the class MP_FIELDS(...) naming the members a spawned "
+                  "child needs (MP_FIELDS() if none), so that no state is silently lost");
+    static std::unique_ptr<Process> make(std::string_view fields) {
+        auto p = std::make_unique<T>();
+        auto tied = p->mp_fields();
+        Decoder d(fields);
+        d.read(tied);
+        d.expect_end();
+        return p;
+    }
+    static void encode_fields(const Process& self, std::string& out) {
+        encode_to(out, static_cast<const T&>(self).mp_fields());
+    }
+    explicit ProcessRegistrar(const char* name) { register_process_type(typeid(T), name, &make, &encode_fields); }
+};
+
+struct ProcessImpl;
+struct ProcessAccess;
+
+}  // namespace detail
+
+#define MP_DETAIL_CONCAT2(a, b) a##b
+#define MP_DETAIL_CONCAT(a, b) MP_DETAIL_CONCAT2(a, b)
+
+// Registers a function as a spawn target, at namespace scope: MP_TARGET(work);
+#define MP_TARGET(fn)                                                                          \
+    static const ::mp::detail::TargetRegistrar<&fn> MP_DETAIL_CONCAT(mp_target_registrar_, \
+                                                                     __COUNTER__) {         \
+        #fn                                                                                \
+    }
+
+// Registers a Process subclass for spawn, at namespace scope: MP_REGISTER_PROCESS(Worker);
+#define MP_REGISTER_PROCESS(T)                                                                 \
+    static const ::mp::detail::ProcessRegistrar<T> MP_DETAIL_CONCAT(mp_process_registrar_, \
+                                                                    __COUNTER__) {         \
+        #T                                                                                 \
+    }
+
+class Process {
+public:
+    // A process with no target: run() does nothing unless a subclass overrides it.
+    Process();
+    // A process for a subclass that should use ctx's start method.
+    explicit Process(const Context& ctx);
+
+    template <class F, class... Args,
+              class = std::enable_if_t<!std::is_base_of_v<Process, std::decay_t<F>> &&
+                                       !std::is_same_v<std::decay_t<F>, Context>>>
+    explicit Process(F&& target, Args&&... args) : Process() {
+        static_assert(std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>,
+                      "mp::Process: the target cannot be called with these arguments (check "
+                      "their number and types against the target's parameters)");
+        set_target(std::make_unique<detail::BoundTarget<std::decay_t<F>, std::decay_t<Args>...>>(
+            std::forward<F>(target), std::forward<Args>(args)...));
+    }
+
+    Process(Process&& other) noexcept;
+    Process& operator=(Process&& other) noexcept;
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+    // A destroyed Process still owns its child: a daemonic child is terminated, and any other
+    // running child is joined (as Python joins non-daemonic children at exit), so no zombie
+    // and no handle outlives the object.
+    virtual ~Process();
+
+    // The code the child runs. The default calls the target given to the constructor.
+    virtual void run();
+
+    void start();
+    void join();
+    // Waits at most `timeout`; afterwards is_alive() tells whether the child ended.
+    void join(double timeout_seconds);
+    template <class Rep, class Period>
+    void join(std::chrono::duration<Rep, Period> timeout) {
+        join_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+    }
+    bool is_alive();
+    void terminate();  // SIGTERM; TerminateProcess on Windows (exitcode -SIGTERM)
+    void kill();       // SIGKILL; TerminateProcess on Windows (exitcode -SIGKILL)
+    // Releases the handles of a finished process; any later use but name() is a ValueError.
+    void close();
+
+    std::optional<int> pid() const;       // empty before start
+    std::optional<int> exitcode();        // empty until the child has ended
+    const std::string& name() const;
+    void set_name(std::string name);
+    bool daemon() const;
+    void set_daemon(bool daemonic);       // before start() only
+    // Use ctx's start method (before start() only). Without it, start() uses the default.
+    void set_context(const Context& ctx);
+    std::string start_method() const;     // the method used, or to be used by start()
+
+private:
+    void set_target(std::unique_ptr<detail::TargetBase> target);
+    void join_for(std::chrono::nanoseconds timeout);
+
+    std::unique_ptr<detail::ProcessImpl> impl_;
+    friend struct detail::ProcessAccess;
+    friend Process& current_process();
+};
+
+// The process running this code: "MainProcess" in the program's first process, the Process
+// object being run in a child.
+Process& current_process();
+
+// The parent of a child process, as Python's parent_process() gives it.
+class ParentProcess {
+public:
+    int pid() const noexcept { return pid_; }
+    const std::string& name() const noexcept { return name_; }
+    bool is_alive() const;
+    void join() const;
+    void join(double timeout_seconds) const;
+
+private:
+    ParentProcess(int pid, std::string name) : pid_(pid), name_(std::move(name)) {}
+    int pid_;
+    std::string name_;
+    friend std::optional<ParentProcess> parent_process();
+};
+
+// Empty in the main process.
+std::optional<ParentProcess> parent_process();
+
+// The children of this process that are still running; finished ones are reaped on the way.
+// The pointers stay valid while their owners keep the Process objects.
+std::vector<Process*> active_children();
+
+int cpu_count();   // online logical CPUs
+int getpid();
+int getppid();
+
+}  // namespace mp

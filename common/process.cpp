@@ -1,0 +1,622 @@
+// common/process.cpp - the portable half of mp::Process: its state machine (the same checks,
+// in the same words, as CPython's BaseProcess), the registry of children, and the two start
+// paths. Everything OS-specific goes through common/sys/process.hpp.
+#include "process_internal.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <thread>
+#include <typeindex>
+#include <unordered_map>
+
+#if defined(__GNUC__) || defined(__clang__)
+#include <cxxabi.h>
+#endif
+
+#include "mp/context.hpp"
+#include "sys/os.hpp"
+
+namespace mp {
+namespace detail {
+
+Globals& globals() {
+    // Never destroyed: children may still be finished from atexit handlers that run after
+    // static destructors would have.
+    static Globals* g = new Globals;
+    return *g;
+}
+
+std::string type_name(const char* mangled) {
+#if defined(__GNUC__) || defined(__clang__)
+    int status = 0;
+    char* d = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+    if (status == 0 && d) {
+        std::string s(d);
+        std::free(d);
+        return s;
+    }
+#endif
+    return mangled;
+}
+
+// ---- registries of spawn targets -----------------------------------------------------------
+
+namespace {
+
+std::map<std::string, SpawnInvoker>& function_registry() {
+    static std::map<std::string, SpawnInvoker> m;
+    return m;
+}
+
+struct ProcessType {
+    std::string name;
+    ProcessFactory make;
+    ProcessEncoder encode;
+};
+std::unordered_map<std::type_index, ProcessType>& process_types() {
+    static std::unordered_map<std::type_index, ProcessType> m;
+    return m;
+}
+std::map<std::string, ProcessFactory>& process_factories() {
+    static std::map<std::string, ProcessFactory> m;
+    return m;
+}
+
+// The same file name may be registered from two translation units (two static functions
+// called `work`). Registration runs in one fixed order within a given program, and a spawned
+// child is the same program, so numbering the repeats keeps the names stable between parent
+// and child.
+std::string unique_name(const char* base, bool (*taken)(const std::string&)) {
+    std::string name = base;
+    for (int n = 2; taken(name); ++n) name = std::string(base) + "#" + std::to_string(n);
+    return name;
+}
+
+}  // namespace
+
+std::string register_function_target(const char* base_name, SpawnInvoker invoke) {
+    std::string name = unique_name(base_name, [](const std::string& n) {
+        return function_registry().count(n) != 0;
+    });
+    function_registry().emplace(name, invoke);
+    return name;
+}
+
+void register_process_type(const std::type_info& type, const char* name, ProcessFactory make,
+                           ProcessEncoder encode) {
+    std::string given = unique_name(name, [](const std::string& n) {
+        return process_factories().count(n) != 0;
+    });
+    process_factories().emplace(given, make);
+    process_types()[std::type_index(type)] = ProcessType{given, make, encode};
+}
+
+SpawnInvoker find_function_target(const std::string& name) {
+    auto it = function_registry().find(name);
+    return it == function_registry().end() ? nullptr : it->second;
+}
+
+ProcessFactory find_process_factory(const std::string& name) {
+    auto it = process_factories().find(name);
+    return it == process_factories().end() ? nullptr : it->second;
+}
+
+void throw_unregistered_function(const std::string& signature_hint) {
+    throw ValueError(
+        "the spawn start method cannot find this target function (type " + type_name(signature_hint.c_str()) +
+        "): a spawned child is a new run of the program and finds its target by name. Register "
+        "the function with MP_TARGET(function_name) at namespace scope, or use the fork context");
+}
+
+void throw_not_spawnable_callable(const char* type) {
+    throw ValueError(
+        "the spawn start method cannot send a lambda or function object (" + type_name(type) +
+        ") to a child: a spawned child is a new run of the program, where captured state does not "
+        "exist. Use a plain function registered with MP_TARGET(function_name) and pass the state as "
+        "arguments, or use the fork context (mp::get_context(\"fork\"))");
+}
+
+void throw_not_encodable_arguments() {
+    throw TypeError(
+        "the spawn start method cannot encode these arguments: each argument must convert to the "
+        "target's parameter type, and every parameter type must be one the codec supports "
+        "(see mp/codec.hpp). Use the fork context to pass anything else");
+}
+
+// ---- the registry of children --------------------------------------------------------------
+
+namespace {
+
+void forget_child(ProcessImpl* impl) {
+    auto& g = globals();
+    std::lock_guard<std::mutex> lock(g.mu);
+    g.children.erase(std::remove(g.children.begin(), g.children.end(), impl), g.children.end());
+}
+
+void remember_child(ProcessImpl* impl) {
+    auto& g = globals();
+    std::lock_guard<std::mutex> lock(g.mu);
+    g.children.push_back(impl);
+}
+
+void record_exit(ProcessImpl& impl, int code) {
+    impl.exitcode = code;
+    forget_child(&impl);
+}
+
+// Non-blocking: true if the child has ended (and is now reaped).
+bool poll_child(ProcessImpl& impl) {
+    if (impl.exitcode) return true;
+    bool exited = false;
+    int code = 0;
+    if (auto ec = sys::wait_process(impl.child, std::chrono::nanoseconds::zero(), exited, code))
+        raise_os_error(ec, "waiting for process " + std::to_string(impl.child.pid));
+    if (exited) record_exit(impl, code);
+    return exited;
+}
+
+}  // namespace
+
+void finish_children() noexcept {
+    auto& g = globals();
+    std::vector<ProcessImpl*> snapshot;
+    {
+        std::lock_guard<std::mutex> lock(g.mu);
+        snapshot = g.children;
+    }
+    for (ProcessImpl* impl : snapshot)
+        if (impl->daemon && !impl->exitcode) sys::signal_process(impl->child, 15);
+    for (ProcessImpl* impl : snapshot) {
+        bool exited = false;
+        int code = 0;
+        if (!impl->exitcode && !sys::wait_process(impl->child, std::chrono::nanoseconds(-1), exited, code) && exited)
+            impl->exitcode = code;
+    }
+    std::lock_guard<std::mutex> lock(g.mu);
+    g.children.clear();
+}
+
+// ---- running in the child ------------------------------------------------------------------
+
+void run_child_and_exit(Process& self, bool forked) {
+    int code = 0;
+    try {
+        self.run();
+        code = ProcessAccess::impl(self).run_exit_code;
+    } catch (const SystemExit& e) {
+        code = e.code();
+    } catch (const std::exception& e) {
+        sys::flush_std_streams();
+        std::string msg = "Process " + self.name() + ":\n" + type_name(typeid(e).name()) + ": " + e.what() + "\n";
+        std::fputs(msg.c_str(), stderr);
+        code = 1;
+    } catch (...) {
+        sys::flush_std_streams();
+        std::string msg = "Process " + self.name() + ":\nan exception that is not a std::exception\n";
+        std::fputs(msg.c_str(), stderr);
+        code = 1;
+    }
+    finish_children();
+    sys::flush_std_streams();
+    if (forked) sys::exit_now(code);  // the parent's atexit handlers and statics are not ours
+    std::exit(code);                  // a spawned child is its own program: a normal exit
+}
+
+}  // namespace detail
+
+using detail::globals;
+using detail::ProcessImpl;
+using State = detail::ProcessImpl::State;
+
+// ---- construction --------------------------------------------------------------------------
+
+namespace {
+
+std::string name_for(const std::vector<int>& identity) {
+    std::string name = "Process-";
+    for (std::size_t i = 0; i < identity.size(); ++i) name += (i ? ":" : "") + std::to_string(identity[i]);
+    return name;
+}
+
+std::unique_ptr<ProcessImpl> new_impl(Process* owner) {
+    auto impl = std::make_unique<ProcessImpl>();
+    auto& g = globals();
+    impl->owner = owner;
+    {
+        std::lock_guard<std::mutex> lock(g.mu);
+        impl->identity = g.identity;
+        impl->identity.push_back(++g.counter);
+    }
+    impl->name = name_for(impl->identity);
+    impl->creator_pid = sys::current_pid();
+    return impl;
+}
+
+void check_usable(const std::unique_ptr<ProcessImpl>& impl) {
+    if (!impl) throw ValueError("process object was moved from");
+    if (impl->state == State::closed) throw ValueError("process object is closed");
+}
+
+void check_own_child(const ProcessImpl& impl, const char* verb) {
+    if (impl.is_current || impl.creator_pid != sys::current_pid())
+        throw ProcessError(std::string("can only ") + verb + " a child process");
+}
+
+std::chrono::nanoseconds seconds_to_ns(double seconds) {
+    if (std::isnan(seconds)) throw ValueError("timeout is NaN");
+    if (seconds <= 0) return std::chrono::nanoseconds::zero();
+    if (seconds > 1e9) return std::chrono::nanoseconds(-1);  // ~31 years: forever
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(seconds * 1e9));
+}
+
+}  // namespace
+
+Process::Process() : impl_(new_impl(this)) {}
+
+Process::Process(const Context& ctx) : Process() { impl_->method = ctx.get_start_method(); }
+
+Process::Process(Process&& other) noexcept : impl_(std::move(other.impl_)) {
+    if (impl_) impl_->owner = this;
+}
+
+Process& Process::operator=(Process&& other) noexcept {
+    if (this != &other) {
+        Process doomed(std::move(*this));  // finishes our old child, if any, as ~Process does
+        impl_ = std::move(other.impl_);
+        if (impl_) impl_->owner = this;
+    }
+    return *this;
+}
+
+Process::~Process() {
+    if (!impl_ || impl_->is_current || impl_->state != State::started) return;
+    if (impl_->creator_pid != sys::current_pid()) return;  // a fork child's copy of a parent's object
+    if (!impl_->exitcode) {
+        if (impl_->daemon) sys::signal_process(impl_->child, 15);
+        bool exited = false;
+        int code = 0;
+        if (!sys::wait_process(impl_->child, std::chrono::nanoseconds(-1), exited, code) && exited)
+            impl_->exitcode = code;
+    }
+    detail::forget_child(impl_.get());
+}
+
+void Process::set_target(std::unique_ptr<detail::TargetBase> target) { impl_->target = std::move(target); }
+
+void Process::run() {
+    if (impl_->target) impl_->run_exit_code = impl_->target->call();
+}
+
+// ---- start ---------------------------------------------------------------------------------
+
+namespace {
+
+void register_exit_handler() {
+    auto& g = globals();
+    if (g.exit_handler_registered) return;
+    g.exit_handler_registered = true;
+    std::atexit([] { detail::finish_children(); });
+}
+
+void warn_if_threaded() {
+    auto& g = globals();
+    if (g.fork_thread_warning_given) return;
+    const int threads = sys::thread_count();
+    if (threads <= 1) return;
+    g.fork_thread_warning_given = true;
+    std::fprintf(stderr,
+                 "mp: warning: this process (pid %d) has %d threads, and the fork start method copies "
+                 "only the calling one: a lock held by another thread stays locked forever in the "
+                 "child. Use the spawn context (mp::get_context(\"spawn\")) in multithreaded programs.\n",
+                 sys::current_pid(), threads);
+}
+
+const std::string& executable_path() {
+    static const std::string path = [] {
+        std::string p;
+        if (auto ec = sys::current_executable(p)) raise_os_error(ec, "finding this program's executable");
+        return p;
+    }();
+    return path;
+}
+
+}  // namespace
+
+namespace detail {
+
+// The child side of a fork: become the process described by `self`.
+[[noreturn]] static void become_forked_child(Process& self, int parent_pid, const std::string& parent_name) {
+    auto& g = globals();
+    ProcessImpl& impl = ProcessAccess::impl(self);
+    g.children.clear();  // the parent's children are not ours
+    g.identity = impl.identity;
+    g.counter = 0;
+    g.current = &self;
+    g.is_child = true;
+    g.parent_pid = parent_pid;
+    g.parent_name = parent_name;
+    g.daemon = impl.daemon;
+    g.exit_handler_registered = false;
+    g.parent_watch.release();  // the parent's own watch handle belongs to the parent's copy
+    sys::open_watch(parent_pid, g.parent_watch);
+    impl.is_current = true;
+    impl.state = State::started;
+    if (impl.daemon && sys::die_with_parent(parent_pid)) sys::exit_now(1);
+    run_child_and_exit(self, true);
+}
+
+static void start_fork(Process& self) {
+    ProcessImpl& impl = ProcessAccess::impl(self);
+    warn_if_threaded();
+    sys::flush_std_streams();  // or buffered output would be written by both processes
+    const int parent_pid = sys::current_pid();
+    const std::string parent_name = current_process().name();
+    auto& g = globals();
+    std::error_code ec;
+    int pid;
+    {
+        // Holding the registry lock across fork() means no other thread holds it at that
+        // moment, so the child's copy is unlocked once the child releases its own hold.
+        std::unique_lock<std::mutex> lock(g.mu);
+        pid = sys::fork_process(ec);
+        if (pid == 0) {
+            lock.unlock();
+            become_forked_child(self, parent_pid, parent_name);
+        }
+    }
+    if (pid < 0) raise_os_error(ec, "fork");
+    impl.child.pid = pid;
+}
+
+static void start_spawn(Process& self) {
+    ProcessImpl& impl = ProcessAccess::impl(self);
+    if (!bootstrap_was_called())
+        throw RuntimeError(
+            "the spawn start method runs this program again from main() in the child, so main() must "
+            "call mp::bootstrap(argc, argv) before anything else (the C++ form of Python's "
+            "`if __name__ == '__main__':` guard)");
+
+    SpawnPayload p;
+    p.magic = kSpawnMagic;
+    p.version = kSpawnVersion;
+    if (typeid(self) != typeid(Process)) {
+        auto it = process_types().find(std::type_index(typeid(self)));
+        if (it == process_types().end())
+            throw ValueError("the spawn start method must re-create " + type_name(typeid(self).name()) +
+                             " in a new run of the program: give the class MP_FIELDS(...) naming the "
+                             "members its run() needs, register it with MP_REGISTER_PROCESS(" +
+                             type_name(typeid(self).name()) + ") at namespace scope, or use the fork context");
+        p.kind = "process";
+        p.target = it->second.name;
+        it->second.encode(self, p.target_payload);
+    } else if (impl.target) {
+        SpawnTarget t;
+        impl.target->describe_for_spawn(t);
+        p.kind = t.kind;
+        p.target = std::move(t.name);
+        p.target_payload = std::move(t.payload);
+    } else {
+        p.kind = "none";
+    }
+    p.name = impl.name;
+    p.daemon = impl.daemon;
+    p.identity = impl.identity;
+    p.parent_pid = sys::current_pid();
+    p.parent_name = current_process().name();
+    p.start_method = get_start_method();
+
+    std::string wire(8, '\0');
+    encode_to(wire, p);
+    const std::uint64_t len = wire.size() - 8;
+    for (int i = 0; i < 8; ++i) wire[static_cast<std::size_t>(i)] = static_cast<char>((len >> (8 * i)) & 0xff);
+
+    sys::PipeEnds pipe;
+    if (auto ec = sys::make_pipe(pipe)) raise_os_error(ec, "creating the bootstrap pipe");
+    sys::Handle watch;
+    if (auto ec = sys::open_self_watch(watch)) raise_os_error(ec, "opening a handle on this process");
+
+    sys::SpawnRequest req;
+    req.program = executable_path();
+    req.args = {req.program, kSpawnArg, std::to_string(sys::inherited_value(pipe.read.get(), 0)),
+                std::to_string(sys::inherited_value(watch.get(), 1))};
+    req.env = {{kSpawnEnv, "1"}};
+    req.inherit = {pipe.read.get(), watch.get()};
+    req.kill_with_parent = impl.daemon;
+    if (auto ec = sys::spawn_process(req, impl.child)) raise_os_error(ec, "spawning " + req.program);
+    pipe.read.reset();
+    // A child that dies before reading leaves the write with a broken pipe; its exit code will
+    // say what happened, so the write's own error adds nothing.
+    sys::write_all(pipe.write.get(), wire.data(), wire.size());
+}
+
+}  // namespace detail
+
+void Process::start() {
+    check_usable(impl_);
+    if (impl_->state != State::created || impl_->is_current) throw ProcessError("cannot start a process twice");
+    if (impl_->creator_pid != sys::current_pid())
+        throw ProcessError("can only start a process object created by current process");
+    if (globals().daemon) throw ProcessError("daemonic processes are not allowed to have children");
+    detail::check_bootstrap_state();
+    if (impl_->method.empty()) impl_->method = get_start_method();
+    detail::check_start_method(impl_->method);
+    active_children();  // reaps finished children, as Python's start() does
+    register_exit_handler();
+    if (impl_->method == "fork")
+        detail::start_fork(*this);
+    else
+        detail::start_spawn(*this);
+    impl_->state = State::started;
+    detail::remember_child(impl_.get());
+}
+
+// ---- waiting and signalling ----------------------------------------------------------------
+
+void Process::join() { join_for(std::chrono::nanoseconds(-1)); }
+
+void Process::join(double timeout_seconds) { join_for(seconds_to_ns(timeout_seconds)); }
+
+void Process::join_for(std::chrono::nanoseconds timeout) {
+    check_usable(impl_);
+    check_own_child(*impl_, "join");
+    if (impl_->state != State::started) throw ProcessError("can only join a started process");
+    if (impl_->exitcode) return;
+    if (timeout < std::chrono::nanoseconds::zero()) timeout = std::chrono::nanoseconds(-1);
+    bool exited = false;
+    int code = 0;
+    if (auto ec = sys::wait_process(impl_->child, timeout, exited, code))
+        raise_os_error(ec, "waiting for process " + std::to_string(impl_->child.pid));
+    if (exited) detail::record_exit(*impl_, code);
+}
+
+bool Process::is_alive() {
+    check_usable(impl_);
+    if (impl_->is_current) return true;
+    check_own_child(*impl_, "test");
+    if (impl_->state != State::started) return false;
+    return !detail::poll_child(*impl_);
+}
+
+static void send_signal(const std::unique_ptr<ProcessImpl>& impl, int signum) {
+    check_usable(impl);
+    check_own_child(*impl, "signal");
+    if (impl->state != State::started) throw ProcessError("cannot signal a process that was never started");
+    if (impl->exitcode) return;  // reaped: the pid may belong to someone else by now
+    if (auto ec = sys::signal_process(impl->child, signum))
+        raise_os_error(ec, "signalling process " + std::to_string(impl->child.pid));
+}
+
+void Process::terminate() { send_signal(impl_, 15); }
+
+void Process::kill() { send_signal(impl_, 9); }
+
+void Process::close() {
+    if (!impl_) throw ValueError("process object was moved from");
+    if (impl_->state == State::closed) return;
+    if (impl_->state == State::started && !impl_->is_current && !detail::poll_child(*impl_))
+        throw ValueError("Cannot close a process while it is still running. You should first call join() or terminate().");
+    impl_->child.process.reset();
+    impl_->target.reset();
+    detail::forget_child(impl_.get());
+    impl_->state = State::closed;
+}
+
+// ---- attributes ----------------------------------------------------------------------------
+
+std::optional<int> Process::pid() const {
+    check_usable(impl_);
+    if (impl_->is_current) return sys::current_pid();
+    if (impl_->state != State::started) return std::nullopt;
+    return impl_->child.pid;
+}
+
+std::optional<int> Process::exitcode() {
+    check_usable(impl_);
+    if (impl_->is_current || impl_->state != State::started) return std::nullopt;
+    if (impl_->creator_pid == sys::current_pid()) detail::poll_child(*impl_);
+    return impl_->exitcode;
+}
+
+const std::string& Process::name() const {
+    if (!impl_) throw ValueError("process object was moved from");
+    return impl_->name;
+}
+
+void Process::set_name(std::string name) {
+    if (!impl_) throw ValueError("process object was moved from");
+    impl_->name = std::move(name);
+}
+
+bool Process::daemon() const {
+    if (!impl_) throw ValueError("process object was moved from");
+    return impl_->daemon;
+}
+
+void Process::set_daemon(bool daemonic) {
+    check_usable(impl_);
+    if (impl_->state != State::created || impl_->is_current) throw ProcessError("process has already started");
+    impl_->daemon = daemonic;
+}
+
+void Process::set_context(const Context& ctx) {
+    check_usable(impl_);
+    if (impl_->state != State::created || impl_->is_current) throw ProcessError("process has already started");
+    impl_->method = ctx.get_start_method();
+}
+
+std::string Process::start_method() const {
+    check_usable(impl_);
+    return impl_->method.empty() ? get_start_method() : impl_->method;
+}
+
+// ---- module functions ----------------------------------------------------------------------
+
+Process& current_process() {
+    auto& g = globals();
+    if (g.current) return *g.current;
+    static Process* main_process = [] {
+        auto* p = new Process();
+        std::lock_guard<std::mutex> lock(globals().mu);
+        --globals().counter;  // the main process does not use up a child's number
+        p->impl_->name = "MainProcess";
+        p->impl_->identity.clear();
+        p->impl_->is_current = true;
+        return p;
+    }();
+    return *main_process;
+}
+
+bool ParentProcess::is_alive() const {
+    auto& g = globals();
+    if (!g.parent_watch) return sys::pid_exists(pid_);
+    bool ended = false;
+    if (auto ec = sys::wait_watch(g.parent_watch.get(), std::chrono::nanoseconds::zero(), ended))
+        raise_os_error(ec, "checking the parent process");
+    return !ended;
+}
+
+void ParentProcess::join() const { join(1e10); }
+
+void ParentProcess::join(double timeout_seconds) const {
+    auto& g = globals();
+    const auto timeout = seconds_to_ns(timeout_seconds);
+    if (g.parent_watch) {
+        bool ended = false;
+        if (auto ec = sys::wait_watch(g.parent_watch.get(), timeout, ended))
+            raise_os_error(ec, "waiting for the parent process");
+        return;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (sys::pid_exists(pid_) && (timeout.count() < 0 || std::chrono::steady_clock::now() < deadline))
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+std::optional<ParentProcess> parent_process() {
+    auto& g = globals();
+    if (!g.is_child) return std::nullopt;
+    return ParentProcess(g.parent_pid, g.parent_name);
+}
+
+std::vector<Process*> active_children() {
+    auto& g = globals();
+    std::vector<ProcessImpl*> snapshot;
+    {
+        std::lock_guard<std::mutex> lock(g.mu);
+        snapshot = g.children;
+    }
+    std::vector<Process*> alive;
+    for (ProcessImpl* impl : snapshot)
+        if (!detail::poll_child(*impl)) alive.push_back(impl->owner);
+    return alive;
+}
+
+int cpu_count() { return sys::cpu_count(); }
+
+int getpid() { return sys::current_pid(); }
+
+int getppid() { return sys::parent_pid(); }
+
+}  // namespace mp

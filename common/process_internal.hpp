@@ -1,0 +1,98 @@
+// common/process_internal.hpp - state shared by process.cpp, context.cpp and bootstrap.cpp.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mp/process.hpp"
+#include "sys/process.hpp"
+
+namespace mp::detail {
+
+struct ProcessImpl {
+    enum class State { created, started, closed };
+
+    Process* owner = nullptr;
+    std::unique_ptr<TargetBase> target;
+    std::string name;
+    bool daemon = false;
+    State state = State::created;
+    bool is_current = false;       // the object describing the running process itself
+    std::string method;            // empty: the default at start()
+    std::vector<int> identity;     // Python's _identity: (1,), (1, 2) for a child's child ...
+    int creator_pid = 0;           // only the creating process may start/join
+    sys::Child child;
+    std::optional<int> exitcode;
+    int run_exit_code = 0;         // what the default run() got from the target
+};
+
+// The one door into Process's private state for the code in common/.
+struct ProcessAccess {
+    static ProcessImpl& impl(Process& p) { return *p.impl_; }
+    static std::unique_ptr<ProcessImpl>& slot(Process& p) { return p.impl_; }
+    static void set_target(Process& p, std::unique_ptr<TargetBase> t) { p.set_target(std::move(t)); }
+};
+
+// Per-process bookkeeping (Python keeps the same in multiprocessing.process).
+struct Globals {
+    std::mutex mu;                            // guards children
+    std::vector<ProcessImpl*> children;       // started, not yet known to have ended
+    std::vector<int> identity;                // this process's identity
+    int counter = 0;                          // children named so far
+    Process* current = nullptr;               // nullptr: the main process
+    bool is_child = false;
+    int parent_pid = 0;
+    std::string parent_name;
+    sys::Handle parent_watch;                 // pidfd / HANDLE of the parent, if known
+    bool daemon = false;                      // this process is daemonic
+    std::string default_method;               // empty until set or first asked for
+    bool exit_handler_registered = false;
+    bool fork_thread_warning_given = false;
+};
+
+Globals& globals();
+
+// The platform's default start method.
+const char* platform_default_method() noexcept;
+
+// Validates a start method name for this platform (ValueError if unknown).
+void check_start_method(const std::string& method);
+
+// Terminates running daemonic children and joins the others: Python's exit-time cleanup.
+void finish_children() noexcept;
+
+// In a process started by spawn whose main() did not call bootstrap() before using mp: prints
+// why and ends the process.
+void check_bootstrap_state();
+bool bootstrap_was_called() noexcept;
+
+// Runs a child's run(), reports an uncaught exception, cleans up and ends the process.
+[[noreturn]] void run_child_and_exit(Process& self, bool forked);
+
+// The demangled name of a type, for messages.
+std::string type_name(const char* mangled);
+
+// Wire format of the bootstrap payload that a spawned child reads.
+struct SpawnPayload {
+    std::uint32_t magic = 0;
+    std::uint32_t version = 0;
+    std::string kind;
+    std::string target;
+    std::string target_payload;
+    std::string name;
+    bool daemon = false;
+    std::vector<int> identity;
+    std::int64_t parent_pid = 0;
+    std::string parent_name;
+    std::string start_method;
+    MP_FIELDS(magic, version, kind, target, target_payload, name, daemon, identity, parent_pid,
+              parent_name, start_method)
+};
+constexpr std::uint32_t kSpawnMagic = 0x6d707370;  // "mpsp"
+constexpr std::uint32_t kSpawnVersion = 1;
+constexpr const char* kSpawnArg = "--mp-spawn";
+constexpr const char* kSpawnEnv = "MP_SPAWNED_CHILD";
+
+}  // namespace mp::detail

@@ -1,0 +1,84 @@
+// common/sys/handle.hpp - the internal contract for owned OS handles and anonymous pipes.
+//
+// posix/handle.cpp and win32/handle.cpp implement these functions, in this order. Everything
+// here is noexcept and reports std::error_code (errno, or GetLastError in mp::win32_category);
+// common/ turns failures into exceptions. These headers are internal: they may name native
+// types, public headers may not.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <system_error>
+#include <utility>
+
+namespace mp::sys {
+
+#if defined(_WIN32)
+using native_handle = void*;  // HANDLE
+inline native_handle invalid_handle() noexcept { return nullptr; }
+#else
+using native_handle = int;  // file descriptor
+constexpr native_handle invalid_handle() noexcept { return -1; }
+#endif
+
+std::error_code close_handle(native_handle h) noexcept;
+
+// Owns one fd or HANDLE and closes it on destruction.
+class Handle {
+public:
+    Handle() noexcept = default;
+    explicit Handle(native_handle h) noexcept : h_(h) {}
+    Handle(Handle&& o) noexcept : h_(o.release()) {}
+    Handle& operator=(Handle&& o) noexcept {
+        if (this != &o) reset(o.release());
+        return *this;
+    }
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+    ~Handle() { reset(); }
+
+    native_handle get() const noexcept { return h_; }
+    bool valid() const noexcept { return h_ != invalid_handle(); }
+    explicit operator bool() const noexcept { return valid(); }
+    native_handle release() noexcept { return std::exchange(h_, invalid_handle()); }
+    void reset(native_handle h = invalid_handle()) noexcept {
+        if (valid()) close_handle(h_);
+        h_ = h;
+    }
+
+private:
+    native_handle h_ = invalid_handle();
+};
+
+// A one-way anonymous pipe. Both ends are close-on-exec / non-inheritable; a child receives an
+// end only when it is named in a spawn request.
+struct PipeEnds {
+    Handle read;
+    Handle write;
+};
+std::error_code make_pipe(PipeEnds& out) noexcept;
+
+// Writes all n bytes, retrying on EINTR and short writes. A closed reader is
+// std::errc::broken_pipe (never SIGPIPE).
+std::error_code write_all(native_handle h, const void* data, std::size_t n) noexcept;
+
+// Reads up to n bytes, retrying on EINTR, until n bytes arrived or end of file; got says how
+// many arrived (got < n means end of file).
+std::error_code read_full(native_handle h, void* data, std::size_t n, std::size_t& got) noexcept;
+
+// A duplicate of a descriptor the process already holds (close-on-exec / non-inheritable).
+std::error_code duplicate_handle(native_handle h, Handle& out) noexcept;
+
+// How many fds (POSIX: entries of /proc/self/fd) or handles (Windows: GetProcessHandleCount)
+// this process holds. Tests use it to prove that nothing leaks.
+std::error_code count_open_handles(std::size_t& out) noexcept;
+
+}  // namespace mp::sys
+
+namespace mp::sys {
+// How the handle passed as SpawnRequest::inherit[index] is named inside the child: fd 3+index
+// on POSIX, the HANDLE's own value on Windows. The child turns the number back with
+// handle_from_value.
+std::uintptr_t inherited_value(native_handle h, std::size_t index) noexcept;
+native_handle handle_from_value(std::uintptr_t v) noexcept;
+}  // namespace mp::sys

@@ -1,0 +1,80 @@
+// common/sys/process.hpp - the internal contract for creating, waiting for and signalling
+// child processes. posix/process.cpp and win32/process.cpp implement it in this order.
+//
+// Two ways to make a child exist:
+//   fork_process   POSIX only: the calling process is duplicated and both copies return.
+//   spawn_process  both: a new program image starts from main() (posix_spawn / CreateProcessW).
+// Exit codes are reported the way Python's multiprocessing reports them: the code the child
+// exited with, or -signum for a signal death (POSIX) or a terminate()/kill() (Windows, where
+// TerminateProcess(0x10000 | signum) stands for the signal).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "handle.hpp"
+
+namespace mp::sys {
+
+// The parent's view of one child. On POSIX, `process` is a pidfd opened on first need (for a
+// timed wait); on Windows it is the process HANDLE, opened by CreateProcessW.
+struct Child {
+    int pid = 0;
+    Handle process;
+};
+
+// Duplicates the calling process (POSIX only). Returns 0 in the child, the child's pid in the
+// parent, and -1 with ec set on failure.
+int fork_process(std::error_code& ec) noexcept;
+
+// What spawn_process starts: a program, its arguments (argv[0] included), extra environment
+// entries, and the exact set of handles the child receives. On POSIX those handles arrive as
+// fds 3, 4, 5 ... in list order and every other fd above 2 is closed; on Windows they arrive
+// at their own values through PROC_THREAD_ATTRIBUTE_HANDLE_LIST and nothing else is inherited.
+struct SpawnRequest {
+    std::string program;                      // UTF-8 path
+    std::vector<std::string> args;            // UTF-8, args[0] included
+    std::vector<std::pair<std::string, std::string>> env;  // added to (or replacing in) ours
+    std::vector<native_handle> inherit;       // handles to pass
+    native_handle stdin_handle = invalid_handle();   // invalid: share ours
+    native_handle stdout_handle = invalid_handle();
+    native_handle stderr_handle = invalid_handle();
+    bool kill_with_parent = false;            // Windows: put the child in a kill-on-close job
+};
+std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept;
+
+// Waits for the child to end. timeout < 0 waits forever; 0 polls. On return, exited says
+// whether it ended and, if so, exitcode holds its code and the child is reaped (its pid may be
+// reused from now on, so nothing may signal it afterwards).
+std::error_code wait_process(Child& c, std::chrono::nanoseconds timeout, bool& exited,
+                             int& exitcode) noexcept;
+
+// Sends SIGTERM/SIGKILL (POSIX), or TerminateProcess with code 0x10000|signum (Windows).
+// A child that has already ended is not an error.
+std::error_code signal_process(Child& c, int signum) noexcept;
+
+// The file the running program was loaded from (/proc/self/exe, GetModuleFileNameW), UTF-8.
+std::error_code current_executable(std::string& out) noexcept;
+
+// In a child that must not outlive its parent: PR_SET_PDEATHSIG(SIGKILL) plus a re-check that
+// the parent (expected_parent_pid) is still ours, closing the race with a parent that died
+// first. Windows arranges the same thing from the parent side (kill_with_parent), so there it
+// does nothing.
+std::error_code die_with_parent(int expected_parent_pid) noexcept;
+
+// A handle through which another process can watch this one end: a pidfd of ourselves (POSIX)
+// or a duplicate of our process HANDLE (Windows). A spawned child receives one to implement
+// parent_process().is_alive() and join() without polling pids, which get reused.
+std::error_code open_self_watch(Handle& out) noexcept;
+// Opens a watch handle on another process by pid (used by a fork child for its parent).
+std::error_code open_watch(int pid, Handle& out) noexcept;
+// Waits up to timeout (< 0: forever) for the watched process to end.
+std::error_code wait_watch(native_handle h, std::chrono::nanoseconds timeout, bool& ended) noexcept;
+
+// Whether `pid` still names a live process (a best effort answer: pids get reused).
+bool pid_exists(int pid) noexcept;
+
+}  // namespace mp::sys

@@ -1,0 +1,122 @@
+// posix/handle.cpp - file descriptors and anonymous pipes on POSIX.
+//
+// A POSIX descriptor is a small integer, an index into the process's fd table. fork() copies
+// the whole table into the child; execve() keeps every entry that lacks FD_CLOEXEC. So the
+// rule that nothing leaks into children is kept at creation time: every fd mp makes is born
+// with O_CLOEXEC/SOCK_CLOEXEC (never set afterwards, which races with a fork on another
+// thread), and spawn additionally closes everything above the fds it passes.
+// Windows differs: a HANDLE is an opaque kernel reference, the "inheritable" bit is chosen at
+// creation, and CreateProcessW can be given the exact list of handles to pass.
+#include "../common/sys/handle.hpp"
+
+#include <cerrno>
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <csignal>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace mp::sys {
+
+static std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
+
+std::error_code close_handle(native_handle h) noexcept {
+    // Linux releases the fd even when close() reports EINTR, so it must not be retried.
+    if (::close(h) != 0 && errno != EINTR) return last_error();
+    return {};
+}
+
+std::error_code make_pipe(PipeEnds& out) noexcept {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return last_error();
+    out.read.reset(fds[0]);
+    out.write.reset(fds[1]);
+    return {};
+}
+
+// write() to a pipe whose reader has gone raises SIGPIPE, which kills a process that has not
+// chosen to ignore it. mp never changes that process-wide choice: on a socket it passes
+// MSG_NOSIGNAL; on a pipe it blocks SIGPIPE for this thread around the write and consumes the
+// signal if the write raised it, so EPIPE comes back as an error code instead.
+static ssize_t write_no_sigpipe(int fd, const void* p, std::size_t n) noexcept {
+    sigset_t pipe_only, old;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    ssize_t w = ::write(fd, p, n);
+    const int saved = errno;
+    if (w < 0 && saved == EPIPE && !was_pending) {
+        const timespec zero{0, 0};
+        while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    errno = saved;
+    return w;
+}
+
+std::error_code write_all(native_handle h, const void* data, std::size_t n) noexcept {
+    const char* p = static_cast<const char*>(data);
+    bool is_socket = true;
+    while (n > 0) {
+        ssize_t w = is_socket ? ::send(h, p, n, MSG_NOSIGNAL) : write_no_sigpipe(h, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == ENOTSOCK && is_socket) {
+                is_socket = false;
+                continue;
+            }
+            return last_error();
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return {};
+}
+
+std::error_code read_full(native_handle h, void* data, std::size_t n, std::size_t& got) noexcept {
+    char* p = static_cast<char*>(data);
+    got = 0;
+    while (got < n) {
+        ssize_t r = ::read(h, p + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return last_error();
+        }
+        if (r == 0) break;
+        got += static_cast<std::size_t>(r);
+    }
+    return {};
+}
+
+std::error_code duplicate_handle(native_handle h, Handle& out) noexcept {
+    int d = ::fcntl(h, F_DUPFD_CLOEXEC, 3);
+    if (d < 0) return last_error();
+    out.reset(d);
+    return {};
+}
+
+std::error_code count_open_handles(std::size_t& out) noexcept {
+    DIR* d = ::opendir("/proc/self/fd");
+    if (!d) return last_error();
+    std::size_t n = 0;
+    while (const dirent* e = ::readdir(d))
+        if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+    out = n > 0 ? n - 1 : 0;  // the directory stream's own fd
+    return {};
+}
+
+}  // namespace mp::sys
+
+namespace mp::sys {
+
+std::uintptr_t inherited_value(native_handle, std::size_t index) noexcept { return 3 + index; }
+
+native_handle handle_from_value(std::uintptr_t v) noexcept { return static_cast<native_handle>(v); }
+
+}  // namespace mp::sys

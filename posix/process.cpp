@@ -1,0 +1,274 @@
+// posix/process.cpp - child processes on POSIX: fork, posix_spawn, waitpid, kill.
+//
+// POSIX makes a process in two independent steps: fork() duplicates the caller (memory, fd
+// table, the one calling thread) and execve() replaces the duplicate's program. mp's "fork"
+// start method stops after the first step and runs the target in the copy; "spawn" does both
+// at once with posix_spawn(), which glibc implements with clone(CLONE_VM|CLONE_VFORK) so that
+// the page tables are never copied. A parent learns of a child's end through waitpid(), which
+// also frees its zombie entry; until then the pid stays reserved, so signalling an unreaped
+// child can never hit a stranger. For a wait with a timeout mp opens a pidfd, which poll()
+// reports readable when the child exits.
+// Windows has no fork: CreateProcessW always starts a fresh program, returns a process HANDLE
+// (a reference that keeps the exit code alive, the counterpart of the zombie), and there are
+// no signals: TerminateProcess sets an exit code of the caller's choosing.
+#include "../common/sys/process.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace mp::sys {
+
+static std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
+
+int fork_process(std::error_code& ec) noexcept {
+    pid_t pid = ::fork();
+    if (pid < 0) ec = last_error();
+    return pid;
+}
+
+namespace {
+
+// posix_spawn's file actions run in order in the child. The fds to pass must land on 3, 4, ...;
+// a source that already sits in that range could be overwritten by an earlier dup2, so every
+// source below the range's end is first copied above it (close-on-exec, closed again after the
+// spawn). dup2 onto a different number clears close-on-exec on the copy, which is what makes
+// exactly those fds survive execve.
+struct FileActions {
+    posix_spawn_file_actions_t fa;
+    std::vector<Handle> temporaries;
+    int err = 0;
+    FileActions() { err = posix_spawn_file_actions_init(&fa); }
+    ~FileActions() { posix_spawn_file_actions_destroy(&fa); }
+
+    int above(int fd, int floor) {
+        if (fd >= floor) return fd;
+        int d = ::fcntl(fd, F_DUPFD_CLOEXEC, floor);
+        if (d < 0) return -1;
+        temporaries.emplace_back(d);
+        return d;
+    }
+};
+
+struct SpawnAttr {
+    posix_spawnattr_t attr;
+    int err = 0;
+    SpawnAttr() { err = posix_spawnattr_init(&attr); }
+    ~SpawnAttr() { posix_spawnattr_destroy(&attr); }
+};
+
+}  // namespace
+
+std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try {
+    const int n = static_cast<int>(req.inherit.size());
+    const int first_free = 3 + n;
+
+    FileActions fa;
+    if (fa.err) return {fa.err, std::generic_category()};
+    const native_handle stdio[3] = {req.stdin_handle, req.stdout_handle, req.stderr_handle};
+    int stdio_src[3];
+    for (int i = 0; i < 3; ++i) {
+        stdio_src[i] = stdio[i] == invalid_handle() ? -1 : fa.above(stdio[i], first_free);
+        if (stdio[i] != invalid_handle() && stdio_src[i] < 0) return last_error();
+    }
+    std::vector<int> src(req.inherit.size());
+    for (int i = 0; i < n; ++i) {
+        src[static_cast<std::size_t>(i)] = fa.above(req.inherit[static_cast<std::size_t>(i)], first_free);
+        if (src[static_cast<std::size_t>(i)] < 0) return last_error();
+    }
+    int e = 0;
+    for (int i = 0; i < 3 && !e; ++i)
+        if (stdio_src[i] >= 0) e = posix_spawn_file_actions_adddup2(&fa.fa, stdio_src[i], i);
+    for (int i = 0; i < n && !e; ++i)
+        e = posix_spawn_file_actions_adddup2(&fa.fa, src[static_cast<std::size_t>(i)], 3 + i);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    // Everything above the passed fds goes, even fds a careless caller opened without
+    // O_CLOEXEC. glibc does this with close_range(), one system call, instead of the
+    // close-every-fd-up-to-RLIMIT_NOFILE loop that makes other libraries' spawns slow.
+    if (!e) e = posix_spawn_file_actions_addclosefrom_np(&fa.fa, first_free);
+#endif
+    if (e) return {e, std::generic_category()};
+
+    SpawnAttr sa;
+    if (sa.err) return {sa.err, std::generic_category()};
+    // The child starts with no signals blocked, and with SIGPIPE and SIGXFSZ back at their
+    // default action even if this process ignores them (as CPython's subprocess does).
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGXFSZ);
+    e = posix_spawnattr_setsigmask(&sa.attr, &none);
+    if (!e) e = posix_spawnattr_setsigdefault(&sa.attr, &defaults);
+    if (!e) e = posix_spawnattr_setflags(&sa.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (e) return {e, std::generic_category()};
+
+    std::vector<char*> argv;
+    argv.reserve(req.args.size() + 1);
+    for (const auto& a : req.args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+
+    std::vector<std::string> added;
+    std::vector<char*> envp;
+    for (char** p = environ; p && *p; ++p) {
+        bool replaced = false;
+        for (const auto& kv : req.env) {
+            const std::size_t k = kv.first.size();
+            if (std::strncmp(*p, kv.first.c_str(), k) == 0 && (*p)[k] == '=') replaced = true;
+        }
+        if (!replaced) envp.push_back(*p);
+    }
+    added.reserve(req.env.size());
+    for (const auto& kv : req.env) {
+        added.push_back(kv.first + "=" + kv.second);
+        envp.push_back(const_cast<char*>(added.back().c_str()));
+    }
+    envp.push_back(nullptr);
+
+    pid_t pid = 0;
+    e = ::posix_spawn(&pid, req.program.c_str(), &fa.fa, &sa.attr, argv.data(), envp.data());
+    if (e) return {e, std::generic_category()};
+    out.pid = pid;
+    out.process.reset();
+    return {};
+} catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+}
+
+static int decode_status(int status) noexcept {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return -WTERMSIG(status);
+    return 255;
+}
+
+static std::error_code reap(Child& c, bool hang, bool& exited, int& exitcode) noexcept {
+    int status = 0;
+    pid_t r;
+    do {
+        r = ::waitpid(c.pid, &status, hang ? 0 : WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return last_error();
+    if (r == 0) {
+        exited = false;
+        return {};
+    }
+    exited = true;
+    exitcode = decode_status(status);
+    c.process.reset();
+    return {};
+}
+
+// A pidfd turns "has this child exited?" into an fd that poll() understands (Linux 5.3+).
+static int open_pidfd(int pid) noexcept {
+#if defined(SYS_pidfd_open)
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+std::error_code wait_process(Child& c, std::chrono::nanoseconds timeout, bool& exited,
+                             int& exitcode) noexcept {
+    using clock = std::chrono::steady_clock;
+    if (timeout < std::chrono::nanoseconds::zero()) return reap(c, true, exited, exitcode);
+    if (auto ec = reap(c, false, exited, exitcode); ec || exited || timeout.count() == 0) return ec;
+
+    if (!c.process) {
+        int fd = open_pidfd(c.pid);
+        if (fd >= 0) c.process.reset(fd);
+    }
+    const auto deadline = clock::now() + timeout;
+    auto pause = std::chrono::microseconds(50);
+    for (;;) {
+        auto left = deadline - clock::now();
+        if (left <= clock::duration::zero()) return reap(c, false, exited, exitcode);
+        if (c.process) {
+            pollfd p{c.process.get(), POLLIN, 0};
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+            timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+            int r = ::ppoll(&p, 1, &ts, nullptr);
+            if (r < 0 && errno != EINTR) return last_error();
+        } else {
+            // No pidfd (an old kernel): poll waitpid with a pause that grows to 5 ms.
+            auto nap = std::min<clock::duration>(left, pause);
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(nap).count();
+            timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+            ::nanosleep(&ts, nullptr);
+            pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::microseconds(5000));
+        }
+        if (auto ec = reap(c, false, exited, exitcode); ec || exited) return ec;
+    }
+}
+
+std::error_code signal_process(Child& c, int signum) noexcept {
+    if (::kill(c.pid, signum) != 0 && errno != ESRCH) return last_error();
+    return {};
+}
+
+std::error_code current_executable(std::string& out) noexcept try {
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf);
+    if (n < 0) return last_error();
+    if (static_cast<std::size_t>(n) >= sizeof buf) return std::make_error_code(std::errc::filename_too_long);
+    out.assign(buf, static_cast<std::size_t>(n));
+    return {};
+} catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+}
+
+std::error_code die_with_parent(int expected_parent_pid) noexcept {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return last_error();
+    // The parent may have died before prctl ran: then we were already re-parented and no
+    // signal will come, so check by hand.
+    if (::getppid() != expected_parent_pid) return std::make_error_code(std::errc::no_such_process);
+    return {};
+}
+
+std::error_code open_self_watch(Handle& out) noexcept { return open_watch(::getpid(), out); }
+
+std::error_code open_watch(int pid, Handle& out) noexcept {
+    int fd = open_pidfd(pid);
+    if (fd < 0) return last_error();
+    out.reset(fd);
+    return {};
+}
+
+std::error_code wait_watch(native_handle h, std::chrono::nanoseconds timeout, bool& ended) noexcept {
+    using clock = std::chrono::steady_clock;
+    const bool forever = timeout < std::chrono::nanoseconds::zero();
+    const auto deadline = clock::now() + (forever ? std::chrono::nanoseconds::zero() : timeout);
+    for (;;) {
+        pollfd p{h, POLLIN, 0};
+        timespec ts{};
+        if (!forever) {
+            auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
+            if (left < std::chrono::nanoseconds::zero()) left = std::chrono::nanoseconds::zero();
+            ts = timespec{static_cast<time_t>(left.count() / 1000000000), static_cast<long>(left.count() % 1000000000)};
+        }
+        int r = ::ppoll(&p, 1, forever ? nullptr : &ts, nullptr);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return last_error();
+        ended = r > 0;
+        return {};
+    }
+}
+
+bool pid_exists(int pid) noexcept {
+    if (pid <= 0) return false;
+    return ::kill(pid, 0) == 0 || errno == EPERM;
+}
+
+}  // namespace mp::sys

@@ -1,0 +1,199 @@
+// tests/test_main.cpp - the test binary's main: the spawn bootstrap first (a spawned child of a
+// test runs its target there), then GoogleTest, with a watchdog that fails a test which runs
+// past its time limit.
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "sys/handle.hpp"
+#include "sys/os.hpp"
+#include "sys/process.hpp"
+#include "test_util.hpp"
+
+#if defined(_WIN32)
+#include <windows.h>
+#include <tlhelp32.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#else
+#include <csignal>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+namespace mp_test {
+
+namespace {
+constexpr int kDefaultLimit = 60;
+std::string g_test_name;
+
+[[noreturn]] void on_timeout() {
+    const std::string msg = "\n*** TIMEOUT: " + g_test_name + " ran past its time limit ***\n";
+    std::fputs(msg.c_str(), stderr);
+    std::fflush(stderr);
+    std::_Exit(3);
+}
+
+#if defined(_WIN32)
+// Windows has no alarm(): a watchdog thread waits for the deadline.
+std::mutex g_mu;
+std::condition_variable g_cv;
+std::chrono::steady_clock::time_point g_deadline = std::chrono::steady_clock::time_point::max();
+
+void arm(int seconds) {
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    g_cv.notify_all();
+}
+void start_watchdog() {
+    std::thread([] {
+        std::unique_lock<std::mutex> lock(g_mu);
+        for (;;) {
+            if (g_cv.wait_until(lock, g_deadline) == std::cv_status::timeout &&
+                std::chrono::steady_clock::now() >= g_deadline)
+                on_timeout();
+        }
+    }).detach();
+}
+#else
+// POSIX: alarm() keeps the test process single-threaded, so the fork start method is tested
+// as users meet it; a pending alarm is not inherited by a fork child.
+void arm(int seconds) { ::alarm(static_cast<unsigned>(seconds)); }
+void start_watchdog() { std::signal(SIGALRM, [](int) { on_timeout(); }); }
+#endif
+
+class Watchdog : public ::testing::EmptyTestEventListener {
+    void OnTestStart(const ::testing::TestInfo& info) override {
+        g_test_name = std::string(info.test_suite_name()) + "." + info.name();
+        arm(kDefaultLimit * (under_wine() ? 3 : 1));
+    }
+    void OnTestEnd(const ::testing::TestInfo&) override { arm(3600); }
+};
+}  // namespace
+
+void time_limit(int seconds) { arm(seconds * (under_wine() ? 3 : 1)); }
+
+bool under_wine() {
+#if defined(_WIN32)
+    static const bool wine = GetProcAddress(GetModuleHandleA("ntdll.dll"), "wine_get_version") != nullptr;
+    return wine;
+#else
+    return false;
+#endif
+}
+
+int count_children() {
+#if defined(_WIN32)
+    HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+    if (snap == INVALID_HANDLE_VALUE) return -1;
+    PROCESSENTRY32W e{};
+    e.dwSize = sizeof e;
+    int n = 0;
+    const DWORD self = GetCurrentProcessId();
+    for (BOOL ok = Process32FirstW(snap, &e); ok; ok = Process32NextW(snap, &e))
+        if (e.th32ParentProcessID == self) ++n;
+    CloseHandle(snap);
+    return n;
+#else
+    // waitid with WNOWAIT looks without reaping: ECHILD means no child exists at all.
+    int n = 0;
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0) return 0;
+    // Some child exists (running or zombie): count them from /proc.
+    std::ifstream f("/proc/self/task/" + std::to_string(::getpid()) + "/children");
+    int pid;
+    while (f >> pid) ++n;
+    return n > 0 ? n : 1;
+#endif
+}
+
+std::size_t count_handles() {
+    std::size_t n = 0;
+    if (auto ec = mp::sys::count_open_handles(n)) ADD_FAILURE() << "count_open_handles: " << ec.message();
+    return n;
+}
+
+std::string temp_path(const std::string& stem) {
+    static int counter = 0;
+#if defined(_WIN32)
+    char dir[MAX_PATH];
+    GetTempPathA(MAX_PATH, dir);
+    return std::string(dir) + "mp_test_" + std::to_string(mp::getpid()) + "_" + stem + std::to_string(++counter);
+#else
+    return "/tmp/mp_test_" + std::to_string(mp::getpid()) + "_" + stem + std::to_string(++counter);
+#endif
+}
+
+Captured run_beside(const std::string& program, const std::vector<std::string>& args, int timeout_s) {
+    std::string self;
+    if (auto ec = mp::sys::current_executable(self)) throw std::system_error(ec, "current_executable");
+    const auto slash = self.find_last_of("/\\");
+    std::string path = self.substr(0, slash + 1) + program;
+#if defined(_WIN32)
+    path += ".exe";
+#endif
+    mp::sys::PipeEnds out;
+    if (auto ec = mp::sys::make_pipe(out)) throw std::system_error(ec, "make_pipe");
+    mp::sys::SpawnRequest req;
+    req.program = path;
+    req.args = {path};
+    req.args.insert(req.args.end(), args.begin(), args.end());
+    req.stdout_handle = out.write.get();
+    req.stderr_handle = out.write.get();
+    mp::sys::Child child;
+    if (auto ec = mp::sys::spawn_process(req, child)) throw std::system_error(ec, "spawn " + path);
+    out.write.reset();
+    Captured c;
+    char buf[4096];
+    for (;;) {
+        std::size_t got = 0;
+        if (mp::sys::read_full(out.read.get(), buf, sizeof buf, got) || got == 0) break;
+        c.output.append(buf, got);
+        if (got < sizeof buf) continue;
+    }
+    bool exited = false;
+    if (auto ec = mp::sys::wait_process(child, std::chrono::seconds(timeout_s), exited, c.exitcode))
+        throw std::system_error(ec, "wait");
+    if (!exited) {
+        mp::sys::signal_process(child, 9);
+        mp::sys::wait_process(child, std::chrono::nanoseconds(-1), exited, c.exitcode);
+        ADD_FAILURE() << program << " did not finish within " << timeout_s << " s";
+    }
+    return c;
+}
+
+void MethodTest::SetUp() {
+    ASSERT_EQ(count_children(), 0) << "a child from an earlier test is still around";
+    handles_before_ = count_handles();
+}
+
+void MethodTest::TearDown() {
+    EXPECT_EQ(count_children(), 0) << "the test left a child process behind";
+    // Wine's handle count moves with its own internal objects; there the loop tests compare
+    // counts over many cycles instead.
+    if (!under_wine()) {
+        EXPECT_EQ(count_handles(), handles_before_) << "the test leaked descriptors";
+    }
+}
+
+std::string method_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
+}  // namespace mp_test
+
+int main(int argc, char** argv) {
+    mp::bootstrap(argc, argv);  // a spawned child runs its target here and never returns
+#if !defined(_WIN32)
+    // Orphaned grandchildren (a daemon whose parent a test killed) come back to us, so tests
+    // can reap them and prove they died.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+#endif
+    ::testing::InitGoogleTest(&argc, argv);
+    mp_test::start_watchdog();
+    ::testing::UnitTest::GetInstance()->listeners().Append(new mp_test::Watchdog);
+    return RUN_ALL_TESTS();
+}

@@ -1,0 +1,521 @@
+// tests/test_process.cpp - mp::Process, contexts and the spawn bootstrap, run once for every
+// start method this platform has.
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "sys/handle.hpp"
+#include "sys/process.hpp"
+#include "test_util.hpp"
+
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <csignal>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+using namespace std::chrono_literals;
+using mp_test::MethodTest;
+
+namespace {
+
+// ---- targets (registered, so that spawn can run them) ---------------------------------------
+
+void noop() {}
+MP_TARGET(noop);
+
+int exit_with(int code) { return code; }
+MP_TARGET(exit_with);
+
+void throw_runtime_error() { throw std::runtime_error("boom"); }
+MP_TARGET(throw_runtime_error);
+
+void system_exit(int code) { throw mp::SystemExit(code); }
+MP_TARGET(system_exit);
+
+void sleep_for_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+MP_TARGET(sleep_for_ms);
+
+struct Record {
+    int id = 0;
+    std::string label;
+    std::vector<double> values;
+    MP_FIELDS(id, label, values)
+};
+
+int check_arguments(int i, const std::string& s, std::vector<double> v, std::map<std::string, int> m,
+                    std::optional<Record> r, bool flag) {
+    if (i != -42 || s != "caf\xc3\xa9 \"quoted\"" || v != std::vector<double>{1.5, -2.25} ||
+        m != std::map<std::string, int>{{"a", 1}, {"b", 2}} || !r || r->id != 7 || r->label != "rec" ||
+        r->values.size() != 3 || !flag)
+        return 1;
+    return 0;
+}
+MP_TARGET(check_arguments);
+
+// Checks what the child sees of itself and its parent.
+int check_identity(int parent_pid, std::string expected_name, bool expected_daemon) {
+    if (mp::current_process().name() != expected_name) return 10;
+    if (mp::current_process().daemon() != expected_daemon) return 11;
+    if (mp::current_process().pid() != mp::getpid()) return 12;
+    auto parent = mp::parent_process();
+    if (!parent || parent->pid() != parent_pid || !parent->is_alive()) return 13;
+    if (parent->name() != "MainProcess") return 14;
+    if (mp::getppid() != parent_pid) return 15;
+    return 0;
+}
+MP_TARGET(check_identity);
+
+// A daemon tries to have a child of its own.
+int daemon_tries_to_start(std::string method) {
+    try {
+        mp::Process p = mp::get_context(method).Process(noop);
+        p.start();
+        p.join();
+        return 1;
+    } catch (const mp::ProcessError&) {
+        return 7;
+    }
+}
+MP_TARGET(daemon_tries_to_start);
+
+void write_file(const std::string& path, const std::string& text) {
+    std::ofstream(path + ".tmp") << text;
+    std::rename((path + ".tmp").c_str(), path.c_str());
+}
+
+std::string wait_for_file(const std::string& path, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::ifstream f(path);
+        std::string s;
+        if (f && std::getline(f, s) && !s.empty()) return s;
+        std::this_thread::sleep_for(5ms);
+    }
+    return "";
+}
+
+// A middle process: starts a daemonic child that sleeps "forever", reports its pid through a
+// file, and then either returns at once or sleeps until it is killed.
+int start_daemon_then(std::string method, std::string pid_file, bool linger) {
+    mp::Process d = mp::get_context(method).Process(sleep_for_ms, 600000);
+    d.set_daemon(true);
+    d.start();
+    write_file(pid_file, std::to_string(*d.pid()));
+    if (linger) std::this_thread::sleep_for(600s);
+    return 0;
+}
+MP_TARGET(start_daemon_then);
+
+// Whether the numbered descriptor a parent made (and did not pass) can be read in the child:
+// the parent wrote "secret" into a pipe, so only a truly inherited descriptor yields it.
+int probe_descriptor(std::int64_t value) {
+    char buf[6] = {};
+#if defined(_WIN32)
+    HANDLE h = reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(value));
+    DWORD avail = 0, got = 0;
+    if (!PeekNamedPipe(h, nullptr, 0, nullptr, &avail, nullptr) || avail < 6) return 0;
+    if (!ReadFile(h, buf, 6, &got, nullptr) || got != 6) return 0;
+#else
+    const int fd = static_cast<int>(value);
+    pollfd p{fd, POLLIN, 0};
+    if (::fcntl(fd, F_GETFD) < 0 || ::poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) return 0;
+    if (::read(fd, buf, 6) != 6) return 0;
+#endif
+    return std::string(buf, 6) == "secret" ? 1 : 0;
+}
+MP_TARGET(probe_descriptor);
+
+class Worker : public mp::Process {
+public:
+    Worker() = default;
+    Worker(const mp::Context& ctx, int n, std::string label) : mp::Process(ctx), n_(n), label_(std::move(label)) {}
+    void run() override {
+        if (label_ != "w" || mp::current_process().name() != name()) throw mp::SystemExit(99);
+        throw mp::SystemExit(n_);
+    }
+    MP_FIELDS(n_, label_)
+
+private:
+    int n_ = 0;
+    std::string label_;
+};
+MP_REGISTER_PROCESS(Worker);
+
+class UnregisteredWorker : public mp::Process {
+public:
+    using mp::Process::Process;
+    void run() override {}
+};
+
+void unregistered_function() {}
+
+int wait_reaped(int pid, std::chrono::seconds limit) {
+#if defined(_WIN32)
+    HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
+    if (!h) return 0;  // already gone
+    DWORD r = WaitForSingleObject(h, static_cast<DWORD>(limit.count() * 1000));
+    CloseHandle(h);
+    return r == WAIT_OBJECT_0 ? 0 : -1;
+#else
+    // The test binary is a child subreaper, so the orphaned daemon is now our child.
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+        int status = 0;
+        pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) return 0;
+        if (r < 0) return mp::sys::pid_exists(pid) ? -1 : 0;
+        std::this_thread::sleep_for(5ms);
+    }
+    return -1;
+#endif
+}
+
+}  // namespace
+
+// ---- lifecycle and exit codes ----------------------------------------------------------------
+
+TEST_P(MethodTest, ExitCodes) {
+    struct Case {
+        mp::Process p;
+        int expected;
+    };
+    std::vector<Case> cases;
+    cases.push_back({ctx().Process(noop), 0});
+    cases.push_back({ctx().Process(exit_with, 0), 0});
+    cases.push_back({ctx().Process(exit_with, 3), 3});
+    cases.push_back({ctx().Process(exit_with, 255), 255});
+    cases.push_back({ctx().Process(throw_runtime_error), 1});
+    cases.push_back({ctx().Process(system_exit, 5), 5});
+    for (auto& c : cases) {
+        EXPECT_FALSE(c.p.pid());
+        EXPECT_FALSE(c.p.exitcode());
+        c.p.start();
+        EXPECT_TRUE(c.p.pid());
+    }
+    for (auto& c : cases) {
+        c.p.join();
+        EXPECT_FALSE(c.p.is_alive());
+        ASSERT_TRUE(c.p.exitcode());
+        EXPECT_EQ(*c.p.exitcode(), c.expected) << c.p.name();
+    }
+}
+
+TEST_P(MethodTest, TerminateAndKill) {
+    mp::Process t = ctx().Process(sleep_for_ms, 60000);
+    mp::Process k = ctx().Process(sleep_for_ms, 60000);
+    t.start();
+    k.start();
+    EXPECT_TRUE(t.is_alive());
+    EXPECT_FALSE(t.exitcode());
+    t.terminate();
+    k.kill();
+    t.join();
+    k.join();
+    EXPECT_EQ(t.exitcode(), -15);
+    EXPECT_EQ(k.exitcode(), -9);
+    t.terminate();  // after the end: nothing happens, nothing is signalled
+}
+
+TEST_P(MethodTest, JoinTimeout) {
+    mp::Process p = ctx().Process(sleep_for_ms, 60000);
+    p.start();
+    const auto t0 = std::chrono::steady_clock::now();
+    p.join(0.2);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 190ms);  // never early
+    EXPECT_TRUE(p.is_alive());
+    p.join(0ms);  // a poll
+    EXPECT_TRUE(p.is_alive());
+    p.join(-1.0);  // a negative timeout polls, as in Python
+    EXPECT_TRUE(p.is_alive());
+    p.terminate();
+    p.join(30.0);
+    EXPECT_FALSE(p.is_alive());
+    EXPECT_EQ(p.exitcode(), -15);
+}
+
+TEST_P(MethodTest, HundredStartedAndTerminatedAtOnce) {
+    mp_test::time_limit(120);
+    std::vector<mp::Process> ps;
+    for (int i = 0; i < 100; ++i) ps.push_back(ctx().Process(sleep_for_ms, 60000));
+    for (auto& p : ps) p.start();
+    EXPECT_EQ(mp::active_children().size(), 100u);
+    for (auto& p : ps) p.terminate();
+    for (auto& p : ps) {
+        p.join();
+        EXPECT_EQ(p.exitcode(), -15);
+    }
+    EXPECT_TRUE(mp::active_children().empty());
+}
+
+TEST_P(MethodTest, ArgumentsOfManyTypes) {
+    Record r{7, "rec", {1.0, 2.0, 3.0}};
+    mp::Process p = ctx().Process(check_arguments, -42, "caf\xc3\xa9 \"quoted\"", std::vector<double>{1.5, -2.25},
+                                  std::map<std::string, int>{{"a", 1}, {"b", 2}}, std::optional<Record>(r), true);
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+}
+
+TEST_P(MethodTest, IdentityOfChildAndParent) {
+    mp::Process p = ctx().Process(check_identity, mp::getpid(), std::string("worker-x"), false);
+    p.set_name("worker-x");
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_EQ(mp::current_process().name(), "MainProcess");
+    EXPECT_FALSE(mp::parent_process());
+    EXPECT_TRUE(mp::current_process().is_alive());
+}
+
+TEST_P(MethodTest, DefaultNamesCount) {
+    mp::Process a = ctx().Process(noop);
+    mp::Process b = ctx().Process(noop);
+    ASSERT_EQ(a.name().rfind("Process-", 0), 0u);
+    EXPECT_EQ(std::stoi(b.name().substr(8)), std::stoi(a.name().substr(8)) + 1);
+}
+
+TEST_P(MethodTest, SubclassOverridingRun) {
+    Worker w(ctx(), 42, "w");
+    w.start();
+    w.join();
+    EXPECT_EQ(w.exitcode(), 42);
+}
+
+TEST_P(MethodTest, ActiveChildrenReapsFinished) {
+    mp::Process quick = ctx().Process(noop);
+    mp::Process slow = ctx().Process(sleep_for_ms, 60000);
+    quick.start();
+    slow.start();
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (mp::active_children().size() > 1 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(5ms);
+    auto alive = mp::active_children();
+    ASSERT_EQ(alive.size(), 1u);
+    EXPECT_EQ(alive[0], &slow);
+    EXPECT_EQ(quick.exitcode(), 0);  // reaped by active_children()
+    slow.kill();
+    slow.join();
+}
+
+// ---- misuse ---------------------------------------------------------------------------------
+
+TEST_P(MethodTest, MisuseRaisesAsPythonDoes) {
+    mp::Process p = ctx().Process(noop);
+    EXPECT_THROW(p.join(), mp::ProcessError);  // can only join a started process
+    EXPECT_THROW(p.terminate(), mp::ProcessError);
+    EXPECT_FALSE(p.is_alive());
+    p.start();
+    EXPECT_THROW(p.start(), mp::ProcessError);  // cannot start a process twice
+    EXPECT_THROW(p.set_daemon(true), mp::ProcessError);  // process has already started
+    p.join();
+    EXPECT_THROW(p.start(), mp::ProcessError);
+    EXPECT_THROW(mp::current_process().start(), mp::ProcessError);
+    EXPECT_THROW(mp::current_process().join(), mp::ProcessError);
+}
+
+TEST_P(MethodTest, CloseRules) {
+    mp::Process p = ctx().Process(sleep_for_ms, 60000);
+    p.start();
+    EXPECT_THROW(p.close(), mp::ValueError);  // still running
+    p.kill();
+    p.join();
+    p.close();
+    p.close();  // closing twice is harmless
+    EXPECT_THROW(p.pid(), mp::ValueError);
+    EXPECT_THROW(p.exitcode(), mp::ValueError);
+    EXPECT_THROW(p.is_alive(), mp::ValueError);
+    EXPECT_THROW(p.join(), mp::ValueError);
+    EXPECT_THROW(p.start(), mp::ValueError);
+    EXPECT_THROW(p.terminate(), mp::ValueError);
+    EXPECT_THROW(p.kill(), mp::ValueError);
+    EXPECT_EQ(p.name().rfind("Process-", 0), 0u);  // the name stays readable
+
+    mp::Process never = ctx().Process(noop);
+    never.close();  // an unstarted process can be closed
+    EXPECT_THROW(never.start(), mp::ValueError);
+}
+
+// ---- daemons --------------------------------------------------------------------------------
+
+TEST_P(MethodTest, DaemonCannotHaveChildren) {
+    mp::Process p = ctx().Process(daemon_tries_to_start, GetParam());
+    p.set_daemon(true);
+    EXPECT_TRUE(p.daemon());
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 7);
+}
+
+TEST_P(MethodTest, DaemonEndsWhenParentReturns) {
+    const std::string pid_file = mp_test::temp_path("daemon");
+    mp::Process middle = ctx().Process(start_daemon_then, GetParam(), pid_file, false);
+    middle.start();
+    middle.join(60.0);
+    ASSERT_EQ(middle.exitcode(), 0);
+    const std::string pid = wait_for_file(pid_file, 10s);
+    ASSERT_FALSE(pid.empty());
+    EXPECT_EQ(wait_reaped(std::stoi(pid), 10s), 0) << "the daemon outlived its parent";
+    std::remove(pid_file.c_str());
+}
+
+TEST_P(MethodTest, DaemonDiesWhenParentIsKilled) {
+    const std::string pid_file = mp_test::temp_path("daemon");
+    mp::Process middle = ctx().Process(start_daemon_then, GetParam(), pid_file, true);
+    middle.start();
+    const std::string pid = wait_for_file(pid_file, 30s);
+    ASSERT_FALSE(pid.empty());
+    middle.kill();  // SIGKILL / TerminateProcess: the middle process runs no cleanup at all
+    middle.join();
+    EXPECT_EQ(middle.exitcode(), -9);
+    EXPECT_EQ(wait_reaped(std::stoi(pid), 10s), 0) << "the daemon outlived its killed parent";
+    std::remove(pid_file.c_str());
+}
+
+// ---- spawn's rules --------------------------------------------------------------------------
+
+TEST_P(MethodTest, UnregisteredTargetsNameTheFix) {
+    int captured = 9;
+    mp::Process lambda = ctx().Process([captured] { return captured; });
+    mp::Process plain = ctx().Process(unregistered_function);
+    if (is_fork()) {
+        // Under fork any callable works: the child is a copy of this process.
+        lambda.start();
+        plain.start();
+        lambda.join();
+        plain.join();
+        EXPECT_EQ(lambda.exitcode(), 9);
+        EXPECT_EQ(plain.exitcode(), 0);
+        return;
+    }
+    try {
+        lambda.start();
+        FAIL() << "a capturing lambda started under spawn";
+    } catch (const mp::ValueError& e) {
+        EXPECT_NE(std::string(e.what()).find("lambda"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("MP_TARGET"), std::string::npos) << e.what();
+    }
+    try {
+        plain.start();
+        FAIL() << "an unregistered function started under spawn";
+    } catch (const mp::ValueError& e) {
+        EXPECT_NE(std::string(e.what()).find("MP_TARGET"), std::string::npos) << e.what();
+    }
+    UnregisteredWorker w(ctx());
+    try {
+        w.start();
+        FAIL() << "an unregistered subclass started under spawn";
+    } catch (const mp::ValueError& e) {
+        EXPECT_NE(std::string(e.what()).find("MP_REGISTER_PROCESS"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(lambda.pid());  // nothing was started
+}
+
+TEST_P(MethodTest, ChildGetsOnlyWhatItIsGiven) {
+    // A descriptor made without close-on-exec (as careless code might make one), holding data.
+#if defined(_WIN32)
+    SECURITY_ATTRIBUTES sa{sizeof sa, nullptr, TRUE};
+    HANDLE r = nullptr, w = nullptr;
+    ASSERT_TRUE(CreatePipe(&r, &w, &sa, 0));
+    DWORD put = 0;
+    ASSERT_TRUE(WriteFile(w, "secret", 6, &put, nullptr));
+    const auto value = static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(r));
+#else
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    ASSERT_EQ(::write(fds[1], "secret", 6), 6);
+    const std::int64_t value = fds[0];
+#endif
+    mp::Process p = ctx().Process(probe_descriptor, value);
+    p.start();
+    p.join();
+    // fork copies the whole descriptor table (that is what fork is); spawn passes nothing but
+    // what mp itself hands over.
+    EXPECT_EQ(p.exitcode(), is_fork() ? 1 : 0);
+#if defined(_WIN32)
+    CloseHandle(r);
+    CloseHandle(w);
+#else
+    ::close(fds[0]);
+    ::close(fds[1]);
+#endif
+}
+
+TEST_P(MethodTest, NoZombieNoLeakAfterManyCycles) {
+    // Wine runs every spawn through its server (10-35 ms each): fewer cycles there.
+    const int cycles = mp_test::under_wine() ? 300 : 1000;
+    mp_test::time_limit(240);
+    // Warm up once, so that lazily created state (the executable path) is not counted.
+    {
+        mp::Process p = ctx().Process(noop);
+        p.start();
+        p.join();
+    }
+    const std::size_t before = mp_test::count_handles();
+    for (int i = 0; i < cycles; ++i) {
+        mp::Process p = ctx().Process(noop);
+        p.start();
+        p.join();
+        ASSERT_EQ(p.exitcode(), 0);
+    }
+    EXPECT_EQ(mp_test::count_children(), 0);
+    const std::size_t after = mp_test::count_handles();
+    // Under Wine a handful of handles come and go inside Wine itself; growth would be ~cycles.
+    EXPECT_LE(after, before + (mp_test::under_wine() ? 8 : 0)) << "before " << before << " after " << after;
+}
+
+MP_INSTANTIATE_FOR_EACH_METHOD(MethodTest);
+
+// ---- tests that do not depend on the start method ------------------------------------------
+
+TEST(Context, StartMethods) {
+    const auto all = mp::get_all_start_methods();
+#if defined(_WIN32)
+    EXPECT_EQ(all, std::vector<std::string>{"spawn"});
+    EXPECT_THROW(mp::get_context("fork"), mp::ValueError);
+#else
+    EXPECT_EQ(all, (std::vector<std::string>{"fork", "spawn"}));
+    EXPECT_EQ(mp::get_context("fork").get_start_method(), "fork");
+#endif
+    EXPECT_EQ(mp::get_context("spawn").get_start_method(), "spawn");
+    EXPECT_THROW(mp::get_context("threads"), mp::ValueError);
+    EXPECT_THROW(mp::set_start_method("threads", true), mp::ValueError);
+    EXPECT_EQ(mp::get_start_method(), all.front());  // the platform default
+    EXPECT_THROW(mp::set_start_method("spawn"), mp::RuntimeError);  // already set
+    mp::set_start_method("spawn", true);
+    EXPECT_EQ(mp::get_start_method(), "spawn");
+    EXPECT_EQ(mp::Process(noop).start_method(), "spawn");
+    mp::set_start_method(all.front(), true);
+    EXPECT_GE(mp::cpu_count(), 1);
+    EXPECT_GT(mp::getpid(), 0);
+}
+
+TEST(Spawn, ChildWithoutBootstrapStopsAtFirstUse) {
+    auto r = mp_test::run_beside("mp_test_no_bootstrap", {"use"});
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    // main ran twice (parent, then the child re-running main, as in Python) and no more.
+    std::size_t runs = 0;
+    for (std::size_t at = 0; (at = r.output.find("main ran", at)) != std::string::npos; ++at) ++runs;
+    EXPECT_EQ(runs, 2u) << r.output;
+    EXPECT_NE(r.output.find("but main() used mp before calling mp::bootstrap(argc, argv)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("child exitcode 1"), std::string::npos) << r.output;
+}
+
+TEST(Spawn, ChildWithoutBootstrapStopsWhenMainReturns) {
+    auto r = mp_test::run_beside("mp_test_no_bootstrap", {"return"});
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_NE(r.output.find("but main() returned before calling mp::bootstrap(argc, argv)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("child exitcode 1"), std::string::npos) << r.output;
+}
+
+TEST(Process, MovedFromObjectSaysSo) {
+    mp::Process a(noop);
+    mp::Process b(std::move(a));
+    EXPECT_THROW(a.start(), mp::ValueError);  // NOLINT(bugprone-use-after-move): on purpose
+    EXPECT_FALSE(b.pid());
+}

@@ -1,0 +1,56 @@
+// tests/test_util.hpp - what every test file shares: the start methods to run each test body
+// under, a fixture that proves a test left no child process and no descriptor behind, and a
+// way to run a helper program and capture its output.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "mp/mp.hpp"
+
+namespace mp_test {
+
+// Limits the running test to `seconds`, replacing the default limit set by test_main.cpp.
+// A test that overruns is reported by name and the whole binary exits with failure: a hang is
+// a failure, never a wait.
+void time_limit(int seconds);
+
+bool under_wine();
+
+// Processes of ours that are still children (running or unreaped): 0 after a clean test.
+int count_children();
+std::size_t count_handles();
+
+struct Captured {
+    int exitcode = -1;
+    std::string output;  // stdout and stderr, interleaved
+};
+// Runs a program that lives beside the test binary, with arguments, and waits at most
+// timeout_s for it.
+Captured run_beside(const std::string& program, const std::vector<std::string>& args, int timeout_s = 60);
+
+std::string temp_path(const std::string& stem);
+
+// The fixture for tests that start processes: parameterised by start method, it checks in
+// TearDown that no child and no extra fd/handle remain.
+class MethodTest : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override;
+    void TearDown() override;
+    const mp::Context& ctx() const { return mp::get_context(GetParam()); }
+    bool is_fork() const { return GetParam() == "fork"; }
+
+private:
+    std::size_t handles_before_ = 0;
+};
+
+std::string method_name(const ::testing::TestParamInfo<std::string>& info);
+
+}  // namespace mp_test
+
+#define MP_INSTANTIATE_FOR_EACH_METHOD(Suite)                                                    \
+    INSTANTIATE_TEST_SUITE_P(, Suite, ::testing::ValuesIn(mp::get_all_start_methods()), \
+                             ::mp_test::method_name)

@@ -1,0 +1,83 @@
+// win32/handle.cpp - HANDLEs and anonymous pipes on Windows.
+//
+// A HANDLE is an opaque reference into the process's handle table; unlike a POSIX fd, its
+// value is not a small dense integer that a child can expect at a fixed position. Whether a
+// child may receive a handle is a flag chosen at creation (bInheritHandle), and CreateProcessW
+// passes either every inheritable handle or, with PROC_THREAD_ATTRIBUTE_HANDLE_LIST, exactly
+// a listed few, at the same values. mp creates every handle non-inheritable and names the
+// ones to pass in that list. Anonymous pipes are named pipes underneath; a closed peer shows
+// up as ERROR_BROKEN_PIPE instead of a signal, so there is nothing like SIGPIPE to guard.
+// POSIX differs: fds are inherited unless marked close-on-exec, and a child finds passed fds
+// by number (mp puts them at 3, 4, ...).
+#include "../common/sys/handle.hpp"
+
+#include <windows.h>
+
+#include "mp/errors.hpp"
+
+namespace mp::sys {
+
+static std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
+
+std::error_code close_handle(native_handle h) noexcept {
+    if (!CloseHandle(h)) return last_error();
+    return {};
+}
+
+std::error_code make_pipe(PipeEnds& out) noexcept {
+    HANDLE r = nullptr, w = nullptr;
+    if (!CreatePipe(&r, &w, nullptr, 0)) return last_error();  // no SECURITY_ATTRIBUTES: not inheritable
+    out.read.reset(r);
+    out.write.reset(w);
+    return {};
+}
+
+std::error_code write_all(native_handle h, const void* data, std::size_t n) noexcept {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+        const DWORD chunk = n > 0x40000000 ? 0x40000000 : static_cast<DWORD>(n);
+        DWORD put = 0;
+        if (!WriteFile(h, p, chunk, &put, nullptr)) return last_error();
+        p += put;
+        n -= put;
+    }
+    return {};
+}
+
+std::error_code read_full(native_handle h, void* data, std::size_t n, std::size_t& got) noexcept {
+    char* p = static_cast<char*>(data);
+    got = 0;
+    while (got < n) {
+        const std::size_t left = n - got;
+        const DWORD chunk = left > 0x40000000 ? 0x40000000 : static_cast<DWORD>(left);
+        DWORD r = 0;
+        if (!ReadFile(h, p + got, chunk, &r, nullptr)) {
+            if (GetLastError() == ERROR_BROKEN_PIPE) break;  // the writer closed: end of file
+            return last_error();
+        }
+        if (r == 0) break;
+        got += r;
+    }
+    return {};
+}
+
+std::error_code duplicate_handle(native_handle h, Handle& out) noexcept {
+    HANDLE d = nullptr;
+    if (!DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), &d, 0, FALSE, DUPLICATE_SAME_ACCESS))
+        return last_error();
+    out.reset(d);
+    return {};
+}
+
+std::error_code count_open_handles(std::size_t& out) noexcept {
+    DWORD n = 0;
+    if (!GetProcessHandleCount(GetCurrentProcess(), &n)) return last_error();
+    out = n;
+    return {};
+}
+
+std::uintptr_t inherited_value(native_handle h, std::size_t) noexcept { return reinterpret_cast<std::uintptr_t>(h); }
+
+native_handle handle_from_value(std::uintptr_t v) noexcept { return reinterpret_cast<native_handle>(v); }
+
+}  // namespace mp::sys
