@@ -121,8 +121,6 @@ void bootstrap(int argc, char** argv) {
         bootstrap_failure("the bootstrap payload comes from another version of mp");
 
     auto& g = globals();
-    g.identity = p.identity;
-    g.counter = 0;
     g.is_child = true;
     g.parent_pid = static_cast<int>(p.parent_pid);
     g.parent_name = p.parent_name;
@@ -157,6 +155,7 @@ void bootstrap(int argc, char** argv) {
     impl.is_current = true;
     impl.state = ProcessImpl::State::started;
     g.current = self.release();  // lives until the process ends
+    g.counter = 0;               // this process's own children count from 1
     run_child_and_exit(*g.current, false);
 }
 

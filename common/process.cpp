@@ -165,6 +165,7 @@ void finish_children() noexcept {
     std::vector<ProcessImpl*> snapshot;
     {
         std::lock_guard<std::mutex> lock(g.mu);
+        if (g.children.empty()) return;  // the common case in a child: no allocation at all
         snapshot = g.children;
     }
     for (ProcessImpl* impl : snapshot)
@@ -227,7 +228,7 @@ std::unique_ptr<ProcessImpl> new_impl(Process* owner) {
     impl->owner = owner;
     {
         std::lock_guard<std::mutex> lock(g.mu);
-        impl->identity = g.identity;
+        if (g.current) impl->identity = detail::ProcessAccess::impl(*g.current).identity;
         impl->identity.push_back(++g.counter);
     }
     impl->name = name_for(impl->identity);
@@ -327,23 +328,25 @@ const std::string& executable_path() {
 
 namespace detail {
 
-// The child side of a fork: become the process described by `self`.
+// The child side of a fork: become the process described by `self`. Every page this writes
+// is a copy-on-write fault (a malloc alone costs about seven), so it allocates nothing and
+// touches little: the registry lock, a few fields, and the standard streams on the way out.
 [[noreturn]] static void become_forked_child(Process& self, int parent_pid, const std::string& parent_name) {
     auto& g = globals();
     ProcessImpl& impl = ProcessAccess::impl(self);
     g.children.clear();  // the parent's children are not ours
-    g.identity = impl.identity;
     g.counter = 0;
     g.current = &self;
     g.is_child = true;
     g.parent_pid = parent_pid;
-    g.parent_name = parent_name;
+    g.parent_name = parent_name;  // short names stay in the string's own buffer: no allocation
     g.daemon = impl.daemon;
     g.exit_handler_registered = false;
-    g.parent_watch.release();  // the parent's own watch handle belongs to the parent's copy
-    sys::open_watch(parent_pid, g.parent_watch);
+    // The parent's watch handle (if it is itself a spawned child) is the parent's business;
+    // a fork child tells whether its parent lives from getppid(), which changes when the
+    // parent dies.
+    g.parent_watch.release();
     impl.is_current = true;
-    impl.state = State::started;
     if (impl.daemon && sys::die_with_parent(parent_pid)) sys::exit_now(1);
     run_child_and_exit(self, true);
 }
@@ -359,12 +362,20 @@ static void start_fork(Process& self) {
     int pid;
     {
         // Holding the registry lock across fork() means no other thread holds it at that
-        // moment, so the child's copy is unlocked once the child releases its own hold.
+        // moment, so the child's copy is unlocked once the child releases its own hold. The
+        // entry goes in first, so that the parent writes as little as possible while its
+        // pages are still shared with the child.
         std::unique_lock<std::mutex> lock(g.mu);
+        g.children.push_back(&impl);
+        impl.state = State::started;
         pid = sys::fork_process(ec);
         if (pid == 0) {
             lock.unlock();
             become_forked_child(self, parent_pid, parent_name);
+        }
+        if (pid < 0) {
+            g.children.pop_back();
+            impl.state = State::created;
         }
     }
     if (pid < 0) raise_os_error(ec, "fork");
@@ -445,12 +456,13 @@ void Process::start() {
     detail::check_start_method(impl_->method);
     active_children();  // reaps finished children, as Python's start() does
     register_exit_handler();
-    if (impl_->method == "fork")
-        detail::start_fork(*this);
-    else
+    if (impl_->method == "fork") {
+        detail::start_fork(*this);  // registers the child itself, before the fork
+    } else {
         detail::start_spawn(*this);
-    impl_->state = State::started;
-    detail::remember_child(impl_.get());
+        impl_->state = State::started;
+        detail::remember_child(impl_.get());
+    }
 }
 
 // ---- waiting and signalling ----------------------------------------------------------------
@@ -571,7 +583,8 @@ Process& current_process() {
 
 bool ParentProcess::is_alive() const {
     auto& g = globals();
-    if (!g.parent_watch) return sys::pid_exists(pid_);
+    // A fork child has no watch handle; POSIX re-parents an orphan, so getppid() tells.
+    if (!g.parent_watch) return sys::parent_pid() == pid_;
     bool ended = false;
     if (auto ec = sys::wait_watch(g.parent_watch.get(), std::chrono::nanoseconds::zero(), ended))
         raise_os_error(ec, "checking the parent process");
@@ -590,7 +603,7 @@ void ParentProcess::join(double timeout_seconds) const {
         return;
     }
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (sys::pid_exists(pid_) && (timeout.count() < 0 || std::chrono::steady_clock::now() < deadline))
+    while (sys::parent_pid() == pid_ && (timeout.count() < 0 || std::chrono::steady_clock::now() < deadline))
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 

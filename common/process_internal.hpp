@@ -39,13 +39,12 @@ struct ProcessAccess {
 struct Globals {
     std::mutex mu;                            // guards children
     std::vector<ProcessImpl*> children;       // started, not yet known to have ended
-    std::vector<int> identity;                // this process's identity
     int counter = 0;                          // children named so far
     Process* current = nullptr;               // nullptr: the main process
     bool is_child = false;
     int parent_pid = 0;
     std::string parent_name;
-    sys::Handle parent_watch;                 // pidfd / HANDLE of the parent, if known
+    sys::Handle parent_watch;                 // spawn: pidfd / HANDLE of the parent
     bool daemon = false;                      // this process is daemonic
     std::string default_method;               // empty until set or first asked for
     bool exit_handler_registered = false;

@@ -83,7 +83,8 @@ void flush_std_streams() noexcept {
         std::clog.flush();
     } catch (...) {
     }
-    std::fflush(nullptr);
+    std::fflush(stdout);
+    std::fflush(stderr);
 }
 
 void exit_now(int code) noexcept { std::_Exit(code); }

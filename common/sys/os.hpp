@@ -19,8 +19,10 @@ int thread_count() noexcept;
 bool get_env(const char* name, std::string& out);
 void unset_env(const char* name) noexcept;
 
-// Flushes C stdio and the C++ standard streams, so that buffered output is written once: before
-// a fork (or it would be written twice) and before _exit (or it would be lost).
+// Flushes stdout and stderr, through both C stdio and the C++ standard streams, so that
+// buffered output is written once: before a fork (or it would be written twice) and before
+// _exit (or it would be lost). Like Python, mp flushes only these two; other open files are
+// the program's own business.
 void flush_std_streams() noexcept;
 
 // Ends the process at once, with no atexit handlers or static destructors.
