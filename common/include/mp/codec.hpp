@@ -374,8 +374,9 @@ public:
             v.clear();
             if constexpr (is_instance_v<T, std::vector>) v.reserve(n < 1024 ? n : 1024);  // grows as bytes arrive
             for (std::size_t i = 0; i < n; ++i) {
-                v.emplace_back();
-                read(v.back());
+                E e{};  // a local, not v.back(): std::vector<bool> has no element references
+                read(e);
+                v.push_back(std::move(e));
             }
         } else if constexpr (is_set_v<T>) {
             using E = typename T::value_type;
