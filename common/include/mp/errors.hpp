@@ -32,6 +32,13 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// An operation this platform does not have (Python NotImplementedError), e.g. a POSIX
+// scheduling policy on Windows.
+class NotImplementedError : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
 // multiprocessing.ProcessError and its subclasses.
 class ProcessError : public std::runtime_error {
 public:
