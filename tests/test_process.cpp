@@ -1,7 +1,11 @@
 // tests/test_process.cpp - mp::Process, contexts and the spawn bootstrap, run once for every
 // start method this platform has.
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <map>
 #include <thread>
 
@@ -155,6 +159,33 @@ public:
 
 void unregistered_function() {}
 
+// Runs fn with this process's stderr (which children inherit) sent into a pipe, and returns
+// what was written there.
+std::string capture_stderr(const std::function<void()>& fn) {
+    mp::sys::PipeEnds pipe;
+    if (mp::sys::make_pipe(pipe)) throw std::runtime_error("make_pipe");
+    std::fflush(stderr);
+#if defined(_WIN32)
+    HANDLE saved = GetStdHandle(STD_ERROR_HANDLE);
+    SetStdHandle(STD_ERROR_HANDLE, pipe.write.get());
+    fn();
+    SetStdHandle(STD_ERROR_HANDLE, saved);
+#else
+    const int saved = ::dup(2);
+    ::dup2(pipe.write.get(), 2);
+    fn();
+    std::fflush(stderr);
+    ::dup2(saved, 2);
+    ::close(saved);
+#endif
+    pipe.write.reset();
+    std::string out;
+    char buf[4096];
+    for (std::size_t got = 0; !mp::sys::read_full(pipe.read.get(), buf, sizeof buf, got) && got > 0;) out.append(buf, got);
+    out.erase(std::remove(out.begin(), out.end(), '\r'), out.end());  // Windows' text-mode stderr writes \r\n
+    return out;
+}
+
 int wait_reaped(int pid, std::chrono::seconds limit) {
 #if defined(_WIN32)
     HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
@@ -204,6 +235,17 @@ TEST_P(MethodTest, ExitCodes) {
         ASSERT_TRUE(c.p.exitcode());
         EXPECT_EQ(*c.p.exitcode(), c.expected) << c.p.name();
     }
+}
+
+TEST_P(MethodTest, UncaughtExceptionIsReportedOnStderr) {
+    mp::Process p = ctx().Process(throw_runtime_error);
+    p.set_name("thrower");
+    const std::string err = capture_stderr([&] {
+        p.start();
+        p.join();
+    });
+    EXPECT_EQ(p.exitcode(), 1);
+    EXPECT_NE(err.find("Process thrower:\nstd::runtime_error: boom"), std::string::npos) << err;
 }
 
 TEST_P(MethodTest, TerminateAndKill) {
@@ -470,6 +512,34 @@ TEST_P(MethodTest, NoZombieNoLeakAfterManyCycles) {
 }
 
 MP_INSTANTIATE_FOR_EACH_METHOD(MethodTest);
+
+#if !defined(_WIN32)
+TEST(Fork, WarnsOnceInAMultithreadedParent) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stop = false;
+    std::thread other([&] {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop; });
+    });
+    const std::string err = capture_stderr([] {
+        for (int i = 0; i < 2; ++i) {
+            mp::Process p = mp::get_context("fork").Process(noop);
+            p.start();
+            p.join();
+        }
+    });
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        stop = true;
+    }
+    cv.notify_all();
+    other.join();
+    const auto first = err.find("has 2 threads, and the fork start method copies only the calling one");
+    EXPECT_NE(first, std::string::npos) << err;
+    EXPECT_EQ(err.find("threads", first + 30), std::string::npos) << "warned twice: " << err;
+}
+#endif
 
 // ---- tests that do not depend on the start method ------------------------------------------
 
