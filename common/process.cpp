@@ -424,6 +424,10 @@ static void start_spawn(Process& self) {
     const std::uint64_t len = wire.size() - 8;
     for (int i = 0; i < 8; ++i) wire[static_cast<std::size_t>(i)] = static_cast<char>((len >> (8 * i)) & 0xff);
 
+    // Not needed for correctness as it is before a fork, but it keeps the parent's earlier
+    // output ahead of the child's when both go to the same pipe or file.
+    sys::flush_std_streams();
+
     sys::PipeEnds pipe;
     if (auto ec = sys::make_pipe(pipe)) raise_os_error(ec, "creating the bootstrap pipe");
     sys::Handle watch;
