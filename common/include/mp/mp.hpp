@@ -4,4 +4,6 @@
 #include "codec.hpp"
 #include "context.hpp"
 #include "errors.hpp"
+#include "managed.hpp"
+#include "os.hpp"
 #include "process.hpp"
