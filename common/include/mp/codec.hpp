@@ -1,30 +1,35 @@
 // mp/codec.hpp - the binary encoding of everything that crosses a process boundary: process
 // arguments, queue items, pipe messages, results.
 //
-// Wire format (little-endian, no padding, no type tags - both ends know the C++ type):
-//   bool                    1 byte, 0 or 1 (anything else is rejected)
-//   1-byte integers, char,  1 raw byte
-//     std::byte
-//   unsigned integers       LEB128 varint (7 bits a byte, low first, at most 10 bytes)
-//   signed integers         zigzag, then varint (so -1 is 01, 1 is 02)
-//   float / double          4 / 8 bytes, IEEE-754 bits, little-endian
-//   enum                    its underlying type
-//   string, bytes, vector,  varint element count, then the elements (strings and vectors of
-//     deque, list, set,     1-byte elements are one block copy)
+// Wire format (no type tags and no padding: both ends know the C++ type):
+//   bool                     1 byte, 0 or 1 (anything else is rejected)
+//   char, signed char,       1 raw byte
+//     unsigned char, std::byte (so int8_t and uint8_t too)
+//   unsigned integers        LEB128 varint: 7 bits a byte, low group first, high bit = more
+//   signed integers,         zigzag (0, -1, 1, -2 ... -> 0, 1, 2, 3 ...), then varint; wchar_t
+//     wchar_t                is always zigzag because its signedness differs between platforms
+//   float / double           4 / 8 bytes, the IEEE-754 bits, little-endian
+//   enum                     its underlying type (the enum needs a fixed underlying type)
+//   string, bytes, vector,   varint element count, then the elements (1-byte elements are one
+//     deque, list, set,        block copy)
 //     unordered_set
-//   map, unordered_map      varint count, then key, value, key, value ...
-//   array<T, N>             N elements, no count
-//   pair, tuple, struct     the members in order (a struct names them with MP_FIELDS)
-//   optional                1 byte (0 empty, 1 full), then the value
-//   variant                 varint index, then the alternative
+//   map, unordered_map       varint count, then key, value, key, value ...
+//   array<T, N>              the N elements, no count
+//   pair, tuple, struct      the members in order (a struct names them with MP_FIELDS)
+//   optional                 1 byte (0 empty, 1 full), then the value if full
+//   variant                  varint index, then the alternative; monostate is nothing
 // Integers are encoded by value, never by size, so a `long` holding 5 is the same bytes on
-// Linux (64-bit long) and Windows (32-bit long).
+// Linux (64-bit long) and Windows (32-bit long); a value that does not fit the receiving type
+// is rejected. A decoder accepts varints padded with 0x80 bytes up to the 10-byte maximum (so a
+// writer can reserve a fixed-width length and patch it), but never writes them.
 //
-// Decoding treats its input as hostile: every read is bounds-checked, a count is checked
-// against the bytes left before anything is reserved (so a 10-byte input cannot ask for a
-// terabyte), nesting is limited (recursive structs could otherwise exhaust the stack), and a
-// map with a repeated key, a bool that is not 0/1, a variant index out of range or a varint
-// that overflows its type are errors. Every failure is mp::DecodeError carrying the offset.
+// Decoding treats its input as hostile. Every read is bounds-checked; a count is checked
+// against the bytes left before anything is reserved (N elements of a type whose smallest
+// encoding is m bytes need N * m bytes), so ten bytes cannot ask for a terabyte; nesting is
+// limited (a recursive struct could otherwise exhaust the stack); and a repeated map key or
+// set element, a NaN key, a bool or optional flag that is not 0/1, a variant index out of range
+// or a varint that overflows its type are errors. Every failure is mp::DecodeError with the
+// offset at which it was found.
 #pragma once
 
 #include <array>
@@ -49,9 +54,10 @@
 
 #include "errors.hpp"
 
-// Inside a struct or class: names the members that are encoded, in order.
+// Inside a struct or class, in a public section: names the members that are encoded, in order.
 //     struct Point { int x; double y; std::string label; MP_FIELDS(x, y, label) };
-// MP_FIELDS() with no names declares a type with no state to transfer.
+// MP_FIELDS() with no names declares a type with no state to transfer. The type also needs a
+// default constructor: decoding default-constructs it, then decodes into the named members.
 #define MP_FIELDS(...)                                                 \
     auto mp_fields() { return std::tie(__VA_ARGS__); }                 \
     auto mp_fields() const { return std::tie(__VA_ARGS__); }
@@ -61,6 +67,9 @@ namespace mp {
 using bytes = std::vector<std::byte>;
 
 namespace codec_detail {
+
+template <class T>
+using bare_t = std::remove_cv_t<std::remove_reference_t<T>>;
 
 template <class T, template <class...> class Tmpl>
 struct is_instance : std::false_type {};
@@ -73,136 +82,260 @@ template <class T>
 struct is_std_array : std::false_type {};
 template <class T, std::size_t N>
 struct is_std_array<std::array<T, N>> : std::true_type {};
+template <class T>
+inline constexpr bool is_std_array_v = is_std_array<T>::value;
 
+// Both overloads are needed: the const one to encode, the other to decode into the members.
 template <class T, class = void>
 struct has_fields : std::false_type {};
 template <class T>
-struct has_fields<T, std::void_t<decltype(std::declval<const T&>().mp_fields())>> : std::true_type {};
+struct has_fields<T, std::void_t<decltype(std::declval<const T&>().mp_fields()),
+                                 decltype(std::declval<T&>().mp_fields())>> : std::true_type {};
+template <class T>
+inline constexpr bool has_fields_v = has_fields<T>::value;
+template <class T>
+using fields_t = decltype(std::declval<T&>().mp_fields());
+
+// Only an enum with a fixed underlying type may hold every value of that type. Any other enum
+// may hold only the values of its enumerators' bit range, and a decoded value outside it would
+// be undefined behaviour, which a hostile peer must not be able to cause. C++17 lets exactly
+// the fixed enums be list-initialised from their underlying type, which is the test here.
+template <class E, class = void>
+struct has_fixed_underlying : std::false_type {};
+template <class E>
+struct has_fixed_underlying<E, std::void_t<decltype(E{std::declval<std::underlying_type_t<E>>()})>>
+    : std::true_type {};
 
 template <class T>
-using fields_tuple = decltype(std::declval<const T&>().mp_fields());
+inline constexpr bool is_byte_v = std::is_same_v<T, char> || std::is_same_v<T, signed char> ||
+                                  std::is_same_v<T, unsigned char> || std::is_same_v<T, std::byte>;
+
+// Integers wider than a byte; 128-bit extensions are left out because a varint here carries 64.
+// (Specialised on is_integral so that sizeof is never asked of void or a function type.)
+template <class T, bool = std::is_integral_v<T>>
+struct is_varint : std::false_type {};
+template <class T>
+struct is_varint<T, true> : std::bool_constant<!std::is_same_v<T, bool> && !is_byte_v<T> && sizeof(T) <= 8> {};
+template <class T>
+inline constexpr bool is_varint_v = is_varint<T>::value;
+
+// wchar_t is signed 32-bit on Linux and unsigned 16-bit on Windows; encoding it always as
+// signed keeps the same character the same bytes on both.
+template <class T>
+inline constexpr bool is_zigzag_v = std::is_signed_v<T> || std::is_same_v<T, wchar_t>;
+
+// float and double, if they are IEEE-754 binary32 and binary64 (they are on every target mp has).
+template <class T, bool = std::is_same_v<T, float> || std::is_same_v<T, double>>
+struct is_float : std::false_type {};
+template <class T>
+struct is_float<T, true>
+    : std::bool_constant<std::numeric_limits<T>::is_iec559 && (sizeof(T) == 4 || sizeof(T) == 8)> {};
+template <class T>
+inline constexpr bool is_float_v = is_float<T>::value;
+
+template <class E, bool = std::is_enum_v<E>>
+struct is_byte_enum : std::false_type {};
+template <class E>
+struct is_byte_enum<E, true> : std::bool_constant<is_byte_v<std::underlying_type_t<E>>> {};
+
+// Element types whose encoding is exactly their one byte of memory, so that a run of them is
+// one memcpy (bool is left out: its byte must be checked).
+template <class T>
+inline constexpr bool is_block_element_v = is_byte_v<T> || is_byte_enum<T>::value;
 
 template <class T>
-inline constexpr bool is_one_byte_v =
-    std::is_same_v<T, char> || std::is_same_v<T, signed char> || std::is_same_v<T, unsigned char> ||
-    std::is_same_v<T, std::byte>;
-
-// Vectors of 1-byte elements (std::string's siblings, mp::bytes) move as one block.
-template <class T>
-struct is_byte_vector : std::false_type {};
+struct is_block_vector : std::false_type {};
 template <class E, class A>
-struct is_byte_vector<std::vector<E, A>> : std::bool_constant<is_one_byte_v<E>> {};
+struct is_block_vector<std::vector<E, A>> : std::bool_constant<is_block_element_v<E>> {};
+template <class T>
+inline constexpr bool is_block_vector_v = is_block_vector<T>::value;
 
 template <class T>
-inline constexpr bool is_sequence_v = is_instance_v<T, std::vector> || is_instance_v<T, std::deque> ||
-                                      is_instance_v<T, std::list>;
+inline constexpr bool is_sequence_v =
+    is_instance_v<T, std::vector> || is_instance_v<T, std::deque> || is_instance_v<T, std::list>;
 template <class T>
 inline constexpr bool is_set_v = is_instance_v<T, std::set> || is_instance_v<T, std::unordered_set>;
 template <class T>
 inline constexpr bool is_map_v = is_instance_v<T, std::map> || is_instance_v<T, std::unordered_map>;
 
-template <class T, class Tuple>
-struct in_tuple;
-template <class T, class... A>
-struct in_tuple<T, std::tuple<A...>> : std::bool_constant<(std::is_same_v<T, A> || ...)> {};
-
-// encodable<T, Path>: whether T can be encoded. Path lists the structs whose fields are being
-// checked, so that a recursive struct (struct Node { std::vector<Node> kids; }) counts as
-// encodable instead of sending the check round in a circle.
-template <class T, class Path, class = void>
-struct encodable : std::false_type {};
-
-template <class Tuple, class Path>
-struct all_encodable;
-template <class... A, class Path>
-struct all_encodable<std::tuple<A...>, Path>
-    : std::bool_constant<(encodable<std::remove_cv_t<std::remove_reference_t<A>>, Path>::value && ...)> {};
-
-template <class T, class... P>
-struct encodable<T, std::tuple<P...>,
-                 std::enable_if_t<(std::is_arithmetic_v<T> && !std::is_same_v<T, long double>) || std::is_enum_v<T> ||
-                                  std::is_same_v<T, std::byte> || std::is_same_v<T, std::string> ||
-                                  std::is_same_v<T, std::monostate>>> : std::true_type {};
-
-template <class T, class... P>
-struct encodable<T, std::tuple<P...>, std::enable_if_t<is_sequence_v<T> || is_set_v<T> || is_instance_v<T, std::optional>>>
-    : encodable<typename T::value_type, std::tuple<P...>> {};
-
-template <class T, std::size_t N, class... P>
-struct encodable<std::array<T, N>, std::tuple<P...>> : encodable<T, std::tuple<P...>> {};
-
-template <class T, class... P>
-struct encodable<T, std::tuple<P...>, std::enable_if_t<is_map_v<T>>>
-    : std::bool_constant<encodable<typename T::key_type, std::tuple<P...>>::value &&
-                         encodable<typename T::mapped_type, std::tuple<P...>>::value> {};
-
-template <class A, class B, class... P>
-struct encodable<std::pair<A, B>, std::tuple<P...>>
-    : std::bool_constant<encodable<A, std::tuple<P...>>::value && encodable<B, std::tuple<P...>>::value> {};
-
-// Tuples of references (what MP_FIELDS's std::tie makes) encode as their values.
-template <class... A, class... P>
-struct encodable<std::tuple<A...>, std::tuple<P...>> : all_encodable<std::tuple<A...>, std::tuple<P...>> {};
-
-template <class... A, class... P>
-struct encodable<std::variant<A...>, std::tuple<P...>>
-    : std::bool_constant<(encodable<A, std::tuple<P...>>::value && ...)> {};
-
-template <class T, class... P>
-struct encodable<T, std::tuple<P...>, std::enable_if_t<has_fields<T>::value>>
-    : std::conditional_t<in_tuple<T, std::tuple<P...>>::value, std::true_type,
-                         all_encodable<fields_tuple<T>, std::tuple<P..., T>>> {};
-
-// The fewest bytes any value of T encodes to. A count of N elements needs N * this many
-// bytes of input, which is how decoding refuses counts the input cannot back.
+// The fewest bytes any value of T encodes to. A count of N elements needs N * this many bytes
+// of input, which is how decoding refuses counts the input cannot back. Containers, optionals
+// and variants need at least their 1-byte count, flag or index, and are not looked into: that
+// is also what ends the recursion for struct Node { std::vector<Node> kids; }.
 template <class T>
 constexpr std::size_t min_size();
 
 template <class Tuple>
-struct min_size_of_all;
+struct min_size_of_all : std::integral_constant<std::size_t, 0> {};
 template <class... A>
-struct min_size_of_all<std::tuple<A...>> {
-    static constexpr std::size_t value = (std::size_t{0} + ... + min_size<std::remove_cv_t<std::remove_reference_t<A>>>());
-};
+struct min_size_of_all<std::tuple<A...>>
+    : std::integral_constant<std::size_t, (std::size_t{0} + ... + min_size<bare_t<A>>())> {};
 
 template <class T>
 constexpr std::size_t min_size() {
-    if constexpr (std::is_same_v<T, float>) {
-        return 4;
-    } else if constexpr (std::is_same_v<T, double>) {
-        return 8;
-    } else if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T> || std::is_same_v<T, std::byte>) {
-        return 1;
+    if constexpr (is_float_v<T>) {
+        return sizeof(T);
     } else if constexpr (std::is_same_v<T, std::monostate>) {
         return 0;
-    } else if constexpr (is_std_array<T>::value) {
+    } else if constexpr (is_std_array_v<T>) {
         return std::tuple_size_v<T> * min_size<typename T::value_type>();
-    } else if constexpr (is_instance_v<T, std::pair> || is_instance_v<T, std::tuple>) {
-        return min_size_of_all<decltype(std::tuple_cat(std::declval<std::tuple<>>(), std::declval<T>()))>::value;
-    } else if constexpr (has_fields<T>::value) {
-        return min_size_of_all<fields_tuple<T>>::value;
+    } else if constexpr (is_instance_v<T, std::pair>) {
+        return min_size<bare_t<typename T::first_type>>() + min_size<bare_t<typename T::second_type>>();
+    } else if constexpr (is_instance_v<T, std::tuple>) {
+        return min_size_of_all<T>::value;
+    } else if constexpr (has_fields_v<T>) {
+        return min_size_of_all<fields_t<T>>::value;
     } else {
-        return 1;  // strings, containers (a count), optional (a flag), variant (an index)
+        return 1;
+    }
+}
+
+// A container whose elements can encode to nothing: its count could not be bounded by the
+// input, so a 10-byte count could ask for 2^64 default-constructed elements. Not supported.
+template <class T>
+constexpr bool has_empty_elements() {
+    if constexpr (is_sequence_v<T> || is_set_v<T>) {
+        return min_size<typename T::value_type>() == 0;
+    } else if constexpr (is_map_v<T>) {
+        return min_size<typename T::key_type>() + min_size<typename T::mapped_type>() == 0;
+    } else {
+        return false;
+    }
+}
+
+// encodable<T, Seen...>(): whether T can be encoded and decoded. Seen lists the structs whose
+// fields are being checked further up, so that a recursive struct counts as encodable (its
+// other fields decide) instead of sending the check round in a circle. Every branch only
+// names what exists for the types it is taken for, so the answer for an unsupported type is
+// false, never a compile error.
+template <class T, class... Seen>
+constexpr bool encodable();
+
+// Tuples (also the std::tie of MP_FIELDS, hence the references) and variants: every member.
+template <class Tuple, class... Seen>
+struct all_encodable : std::false_type {};  // e.g. a hand-written mp_fields() returning a non-tuple
+template <class... A, class... Seen>
+struct all_encodable<std::tuple<A...>, Seen...> : std::bool_constant<(encodable<bare_t<A>, Seen...>() && ...)> {};
+template <class... A, class... Seen>
+struct all_encodable<std::variant<A...>, Seen...> : std::bool_constant<(encodable<A, Seen...>() && ...)> {};
+
+// Decoding writes through the references that a non-const mp_fields() returns, so a const
+// member cannot be named there.
+template <class Tuple>
+struct all_writable : std::false_type {};
+template <class... A>
+struct all_writable<std::tuple<A...>> : std::bool_constant<(!std::is_const_v<std::remove_reference_t<A>> && ...)> {};
+
+template <class T, class... Seen>
+constexpr bool encodable() {
+    if constexpr (std::is_same_v<T, bool> || is_byte_v<T> || is_varint_v<T> || is_float_v<T> ||
+                  std::is_same_v<T, std::string> || std::is_same_v<T, std::monostate>) {
+        return true;
+    } else if constexpr (std::is_enum_v<T>) {
+        if constexpr (has_fixed_underlying<T>::value) {
+            return encodable<std::underlying_type_t<T>>();
+        } else {
+            return false;
+        }
+    } else if constexpr (is_std_array_v<T> || is_instance_v<T, std::optional>) {
+        return encodable<typename T::value_type, Seen...>();
+    } else if constexpr (is_sequence_v<T> || is_set_v<T>) {
+        return encodable<typename T::value_type, Seen...>() && !has_empty_elements<T>();
+    } else if constexpr (is_map_v<T>) {
+        return encodable<typename T::key_type, Seen...>() && encodable<typename T::mapped_type, Seen...>() &&
+               !has_empty_elements<T>();
+    } else if constexpr (is_instance_v<T, std::pair>) {
+        return encodable<bare_t<typename T::first_type>, Seen...>() &&
+               encodable<bare_t<typename T::second_type>, Seen...>();
+    } else if constexpr (is_instance_v<T, std::tuple> || is_instance_v<T, std::variant>) {
+        return all_encodable<T, Seen...>::value;
+    } else if constexpr (has_fields_v<T>) {
+        if constexpr ((std::is_same_v<T, Seen> || ...)) {
+            return true;
+        } else {
+            return std::is_default_constructible_v<T> && all_writable<fields_t<T>>::value &&
+                   all_encodable<fields_t<T>, Seen..., T>::value;
+        }
+    } else {
+        return false;  // pointers, references, long double, std::function, string_view, C arrays ...
     }
 }
 
 }  // namespace codec_detail
 
-// Whether T can cross a process boundary through the codec.
+// Whether T can cross a process boundary through the codec: every type listed at the top of
+// this file, nested in any way, and default-constructible classes with MP_FIELDS whose fields
+// are all encodable. False (never a compile error) for anything else.
 template <class T>
-struct is_encodable : codec_detail::encodable<std::remove_cv_t<T>, std::tuple<>> {};
+struct is_encodable : std::bool_constant<codec_detail::encodable<std::remove_cv_t<T>>()> {};
 template <class T>
 inline constexpr bool is_encodable_v = is_encodable<T>::value;
 
-// True for classes that declare MP_FIELDS(...).
+namespace codec_detail {
+
 template <class T>
-inline constexpr bool has_fields_v = codec_detail::has_fields<T>::value;
+inline constexpr bool dependent_false = false;
+
+// Stated at the top of Encoder::write and Decoder::read, so that using an unsupported type is
+// one error that says why.
+template <class T>
+constexpr void check_encodable() {
+    if constexpr (has_empty_elements<T>()) {
+        static_assert(dependent_false<T>,
+                      "mp codec: containers of a type that encodes to zero bytes (std::tuple<>, "
+                      "std::array<T, 0>, std::monostate, a class with an empty MP_FIELDS()) are not "
+                      "supported: a decoder could not check their element count against the input, so "
+                      "a few hostile bytes could demand billions of elements");
+    } else if constexpr (std::is_enum_v<T> && !has_fixed_underlying<T>::value) {
+        static_assert(dependent_false<T>,
+                      "mp codec: give the enum a fixed underlying type (enum E : int { ... }): only then "
+                      "is every decoded value of that type a valid value of the enum");
+    } else {
+        static_assert(is_encodable_v<T>,
+                      "mp codec: this type cannot be encoded. Supported: bool, integers up to 64 bits, "
+                      "float, double, enums with a fixed underlying type, std::string, std::vector, "
+                      "std::array, std::deque, std::list, std::map, std::unordered_map, std::set, "
+                      "std::unordered_set, std::pair, std::tuple, std::optional, std::variant, "
+                      "std::monostate, and default-constructible classes with MP_FIELDS(...) naming "
+                      "non-const members, all nested as you like. Not: pointers, references, long "
+                      "double, callables");
+    }
+}
+
+inline std::uint64_t zigzag(std::int64_t x) noexcept {
+    const auto u = static_cast<std::uint64_t>(x);
+    return x < 0 ? ~(u << 1) : u << 1;  // no right shift of a negative value: that is not portable
+}
+
+inline std::int64_t unzigzag(std::uint64_t z) noexcept {
+    return static_cast<std::int64_t>(z >> 1) ^ -static_cast<std::int64_t>(z & 1);
+}
+
+// Whether x is a value of T, compared without converting either side into a type too narrow
+// for it.
+template <class T>
+bool fits(std::int64_t x) noexcept {
+    if constexpr (std::is_signed_v<T>) {
+        return x >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+               x <= static_cast<std::int64_t>(std::numeric_limits<T>::max());
+    } else {
+        return x >= 0 && static_cast<std::uint64_t>(x) <= static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+    }
+}
+
+template <class T>
+using float_bits_t = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+
+}  // namespace codec_detail
 
 class Encoder {
 public:
+    // Appends to out, which it must outlive.
     explicit Encoder(std::string& out) : out_(out) {}
 
-    void write_raw(const void* data, std::size_t n) { out_.append(static_cast<const char*>(data), n); }
+    void write_raw(const void* data, std::size_t n) {
+        if (n) out_.append(static_cast<const char*>(data), n);  // data may be null when n is 0
+    }
 
     void write_varint(std::uint64_t v) {
         char buf[10];
@@ -218,38 +351,39 @@ public:
     template <class T>
     void write(const T& v) {
         using namespace codec_detail;
-        static_assert(is_encodable_v<T>, "mp::Encoder: this type cannot be encoded (see mp/codec.hpp for the supported types)");
+        check_encodable<T>();
         if constexpr (std::is_same_v<T, bool>) {
-            out_.push_back(v ? '\1' : '\0');
-        } else if constexpr (is_one_byte_v<T>) {
-            out_.push_back(static_cast<char>(v));
+            put(v ? 1 : 0);
+        } else if constexpr (is_byte_v<T>) {
+            put(static_cast<unsigned char>(v));
         } else if constexpr (std::is_enum_v<T>) {
             write(static_cast<std::underlying_type_t<T>>(v));
-        } else if constexpr (std::is_floating_point_v<T>) {
-            using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-            static_assert(sizeof(T) == sizeof(Bits), "only IEEE-754 float and double are supported");
-            Bits bits;
+        } else if constexpr (is_float_v<T>) {
+            // Through an integer and shifts, so the bytes are little-endian on any host.
+            float_bits_t<T> bits;
             std::memcpy(&bits, &v, sizeof bits);
             char buf[sizeof bits];
             for (std::size_t i = 0; i < sizeof bits; ++i) buf[i] = static_cast<char>((bits >> (8 * i)) & 0xff);
-            out_.append(buf, sizeof bits);
-        } else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
-            const auto x = static_cast<std::int64_t>(v);
-            write_varint((static_cast<std::uint64_t>(x) << 1) ^ static_cast<std::uint64_t>(x >> 63));
-        } else if constexpr (std::is_integral_v<T>) {
-            write_varint(static_cast<std::uint64_t>(v));
-        } else if constexpr (std::is_same_v<T, std::string>) {
+            out_.append(buf, sizeof buf);
+        } else if constexpr (is_varint_v<T>) {
+            if constexpr (is_zigzag_v<T>) {
+                write_varint(zigzag(static_cast<std::int64_t>(v)));
+            } else {
+                write_varint(static_cast<std::uint64_t>(v));
+            }
+        } else if constexpr (std::is_same_v<T, std::string> || is_block_vector_v<T>) {
             write_varint(v.size());
             write_raw(v.data(), v.size());
         } else if constexpr (std::is_same_v<T, std::monostate>) {
-        } else if constexpr (is_std_array<T>::value) {
-            for (const auto& e : v) write(e);
-        } else if constexpr (is_byte_vector<T>::value) {
-            write_varint(v.size());
-            write_raw(v.data(), v.size());
+        } else if constexpr (is_std_array_v<T>) {
+            if constexpr (is_block_element_v<typename T::value_type>) {
+                write_raw(v.data(), v.size());
+            } else {
+                for (const auto& e : v) write(e);
+            }
         } else if constexpr (is_sequence_v<T> || is_set_v<T>) {
             write_varint(v.size());
-            for (const auto& e : v) write(e);
+            for (const auto& e : v) write(e);  // vector<bool> yields bool here, which is fine
         } else if constexpr (is_map_v<T>) {
             write_varint(v.size());
             for (const auto& kv : v) {
@@ -260,30 +394,29 @@ public:
             write(v.first);
             write(v.second);
         } else if constexpr (is_instance_v<T, std::tuple>) {
-            std::apply([this](const auto&... e) { (write(e), ...); }, v);
+            std::apply([this](const auto&... e) { (this->write(e), ...); }, v);
         } else if constexpr (is_instance_v<T, std::optional>) {
-            out_.push_back(v ? '\1' : '\0');
+            put(v ? 1 : 0);
             if (v) write(*v);
         } else if constexpr (is_instance_v<T, std::variant>) {
             if (v.valueless_by_exception()) throw ValueError("mp::Encoder: cannot encode a valueless variant");
             write_varint(v.index());
-            std::visit([this](const auto& alt) { write(alt); }, v);
-        } else {
-            write_fields(v.mp_fields());
+            std::visit([this](const auto& alt) { this->write(alt); }, v);
+        } else if constexpr (has_fields_v<T>) {
+            write(v.mp_fields());
         }
     }
 
 private:
-    template <class... A>
-    void write_fields(const std::tuple<A...>& fields) {
-        std::apply([this](const auto&... e) { (write(e), ...); }, fields);
-    }
+    void put(unsigned char b) { out_.push_back(static_cast<char>(b)); }
 
     std::string& out_;
 };
 
 class Decoder {
 public:
+    // Reads from [data, data + size), which must outlive the decoder. Composite values may nest
+    // max_depth deep.
     Decoder(const void* data, std::size_t size, std::size_t max_depth = 64)
         : begin_(static_cast<const char*>(data)), pos_(begin_), end_(begin_ + size), max_depth_(max_depth) {}
     explicit Decoder(std::string_view in, std::size_t max_depth = 64) : Decoder(in.data(), in.size(), max_depth) {}
@@ -305,13 +438,15 @@ public:
     std::uint64_t read_varint() {
         const std::size_t start = offset();
         std::uint64_t v = 0;
-        for (int shift = 0;; shift += 7) {
+        for (unsigned shift = 0;; shift += 7) {
             if (pos_ == end_) fail("input ends inside a varint");
             const auto b = static_cast<unsigned char>(*pos_++);
-            if (shift == 63 && b > 1) fail_at("varint overflows 64 bits", start);
-            v |= std::uint64_t(b & 0x7f) << shift;
+            if (shift == 63) {  // the 10th byte has room for one bit and no continuation
+                if (b & 0x80) fail_at("varint longer than 10 bytes", start);
+                if (b > 1) fail_at("varint overflows 64 bits", start);
+            }
+            v |= std::uint64_t{b & 0x7fu} << shift;
             if (!(b & 0x80)) return v;
-            if (shift == 63) fail_at("varint longer than 10 bytes", start);
         }
     }
 
@@ -322,86 +457,96 @@ public:
         return v;
     }
 
+    // Decodes into v, overwriting it. On a DecodeError v is left valid but unspecified.
     template <class T>
     void read(T& v) {
         using namespace codec_detail;
-        static_assert(is_encodable_v<T>, "mp::Decoder: this type cannot be decoded (see mp/codec.hpp for the supported types)");
-        const std::size_t start = offset();
+        check_encodable<T>();
+        [[maybe_unused]] const std::size_t start = offset();
         if constexpr (std::is_same_v<T, bool>) {
-            const auto b = static_cast<unsigned char>(*read_raw(1));
-            if (b > 1) fail_at("bool byte is " + std::to_string(b) + ", not 0 or 1", start);
-            v = b == 1;
-        } else if constexpr (is_one_byte_v<T>) {
-            v = static_cast<T>(*read_raw(1));
+            v = read_flag("bool");
+        } else if constexpr (is_byte_v<T>) {
+            v = static_cast<T>(static_cast<unsigned char>(*read_raw(1)));
         } else if constexpr (std::is_enum_v<T>) {
             std::underlying_type_t<T> u{};
             read(u);
-            v = static_cast<T>(u);
-        } else if constexpr (std::is_floating_point_v<T>) {
-            using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-            const char* p = read_raw(sizeof(Bits));
-            Bits bits = 0;
-            for (std::size_t i = 0; i < sizeof bits; ++i) bits |= Bits(static_cast<unsigned char>(p[i])) << (8 * i);
+            v = static_cast<T>(u);  // every underlying value is valid: the enum's type is fixed
+        } else if constexpr (is_float_v<T>) {
+            const char* p = read_raw(sizeof(T));
+            float_bits_t<T> bits = 0;
+            for (std::size_t i = 0; i < sizeof bits; ++i)
+                bits |= static_cast<float_bits_t<T>>(static_cast<unsigned char>(p[i])) << (8 * i);
             std::memcpy(&v, &bits, sizeof v);
-        } else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
-            const std::uint64_t z = read_varint();
-            const auto x = static_cast<std::int64_t>(z >> 1) ^ -static_cast<std::int64_t>(z & 1);
-            if (x < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
-                x > static_cast<std::int64_t>(std::numeric_limits<T>::max()))
-                fail_at("integer " + std::to_string(x) + " does not fit the target type", start);
-            v = static_cast<T>(x);
-        } else if constexpr (std::is_integral_v<T>) {
-            const std::uint64_t x = read_varint();
-            if (x > static_cast<std::uint64_t>(std::numeric_limits<T>::max()))
-                fail_at("integer " + std::to_string(x) + " does not fit the target type", start);
-            v = static_cast<T>(x);
+        } else if constexpr (is_varint_v<T>) {
+            const std::uint64_t u = read_varint();
+            if constexpr (is_zigzag_v<T>) {
+                const std::int64_t x = unzigzag(u);
+                if (!fits<T>(x)) fail_at("integer " + std::to_string(x) + " does not fit the target type", start);
+                v = static_cast<T>(x);
+            } else {
+                if (u > std::uint64_t{std::numeric_limits<T>::max()})
+                    fail_at("integer " + std::to_string(u) + " does not fit the target type", start);
+                v = static_cast<T>(u);
+            }
         } else if constexpr (std::is_same_v<T, std::string>) {
             const std::size_t n = read_count(1);
             v.assign(read_raw(n), n);
+        } else if constexpr (is_block_vector_v<T>) {
+            read_block(v, read_count(1));
         } else if constexpr (std::is_same_v<T, std::monostate>) {
-        } else if constexpr (is_std_array<T>::value) {
+        } else if constexpr (is_std_array_v<T>) {
             Nest nest(*this);
-            for (auto& e : v) read(e);
-        } else if constexpr (is_byte_vector<T>::value) {
-            const std::size_t n = read_count(1);
-            const char* p = read_raw(n);
-            v.resize(n);
-            if (n) std::memcpy(v.data(), p, n);
+            if constexpr (is_block_element_v<typename T::value_type>) {
+                if (v.size()) std::memcpy(v.data(), read_raw(v.size()), v.size());
+            } else {
+                for (auto& e : v) read(e);
+            }
         } else if constexpr (is_sequence_v<T>) {
             using E = typename T::value_type;
             Nest nest(*this);
-            const std::size_t n = read_count(element_min<E>());
+            const std::size_t n = read_count(min_size<E>());
             v.clear();
-            if constexpr (is_instance_v<T, std::vector>) v.reserve(n < 1024 ? n : 1024);  // grows as bytes arrive
+            if constexpr (is_instance_v<T, std::vector>) {
+                // n is backed by input bytes, but an element can take more memory than input
+                // (an int64 from 1 byte). Reserving no more memory than there is input left
+                // keeps a truncated hostile message from costing more than its size; past
+                // that the vector grows as elements actually arrive.
+                const std::size_t backed = remaining() / sizeof(E);
+                v.reserve(n < backed ? n : backed);
+            }
             for (std::size_t i = 0; i < n; ++i) {
-                E e{};  // a local, not v.back(): std::vector<bool> has no element references
-                read(e);
-                v.push_back(std::move(e));
+                if constexpr (std::is_same_v<E, bool>) {  // vector<bool> has no element references
+                    v.push_back(read_flag("bool"));
+                } else {
+                    read(v.emplace_back());
+                }
             }
         } else if constexpr (is_set_v<T>) {
             using E = typename T::value_type;
             Nest nest(*this);
-            const std::size_t n = read_count(element_min<E>());
+            const std::size_t n = read_count(min_size<E>());
             v.clear();
             for (std::size_t i = 0; i < n; ++i) {
                 const std::size_t at = offset();
                 E e{};
                 read(e);
-                if (!v.insert(std::move(e)).second) fail_at("repeated set element", at);
+                check_key(e, at);
+                insert_unique(v, at, "repeated set element", std::move(e));
             }
         } else if constexpr (is_map_v<T>) {
             using K = typename T::key_type;
             using M = typename T::mapped_type;
             Nest nest(*this);
-            const std::size_t n = read_count(element_min<K>() + element_min<M>());
+            const std::size_t n = read_count(min_size<K>() + min_size<M>());
             v.clear();
             for (std::size_t i = 0; i < n; ++i) {
                 const std::size_t at = offset();
                 K k{};
                 read(k);
+                check_key(k, at);
                 M m{};
                 read(m);
-                if (!v.emplace(std::move(k), std::move(m)).second) fail_at("repeated map key", at);
+                insert_unique(v, at, "repeated map key", std::move(k), std::move(m));
             }
         } else if constexpr (is_instance_v<T, std::pair>) {
             Nest nest(*this);
@@ -409,14 +554,11 @@ public:
             read(v.second);
         } else if constexpr (is_instance_v<T, std::tuple>) {
             Nest nest(*this);
-            std::apply([this](auto&... e) { (read(e), ...); }, v);
+            std::apply([this](auto&... e) { (this->read(e), ...); }, v);
         } else if constexpr (is_instance_v<T, std::optional>) {
             Nest nest(*this);
-            const auto flag = static_cast<unsigned char>(*read_raw(1));
-            if (flag > 1) fail_at("optional flag is " + std::to_string(flag) + ", not 0 or 1", start);
-            if (flag) {
-                v.emplace();
-                read(*v);
+            if (read_flag("optional flag")) {
+                read(v.emplace());
             } else {
                 v.reset();
             }
@@ -424,45 +566,83 @@ public:
             Nest nest(*this);
             const std::uint64_t index = read_varint();
             if (index >= std::variant_size_v<T>)
-                fail_at("variant index " + std::to_string(index) + " is out of range", start);
+                fail_at("variant index " + std::to_string(index) + " is out of range (the variant has " +
+                            std::to_string(std::variant_size_v<T>) + " alternatives)",
+                        start);
             read_alternative<0>(v, static_cast<std::size_t>(index));
-        } else {
+        } else if constexpr (has_fields_v<T>) {
             Nest nest(*this);
             auto fields = v.mp_fields();
-            std::apply([this](auto&... e) { (read(e), ...); }, fields);
+            std::apply([this](auto&... e) { (this->read(e), ...); }, fields);
         }
     }
 
 private:
-    // Counts the nesting of composite values; too deep is an error, not a stack overflow.
-    struct Nest {
+    // Counts the nesting of composite values, so that too deep is an error, not a stack overflow.
+    class Nest {
+    public:
         explicit Nest(Decoder& d) : d_(d) {
-            if (++d_.depth_ > d_.max_depth_) d_.fail("nesting deeper than " + std::to_string(d_.max_depth_));
+            if (d_.depth_ >= d_.max_depth_) d_.fail("nesting deeper than " + std::to_string(d_.max_depth_));
+            ++d_.depth_;
         }
         ~Nest() { --d_.depth_; }
         Nest(const Nest&) = delete;
         Nest& operator=(const Nest&) = delete;
+
+    private:
         Decoder& d_;
     };
 
-    template <class E>
-    static constexpr std::size_t element_min() {
-        constexpr std::size_t m = codec_detail::min_size<E>();
-        static_assert(m > 0,
-                      "mp codec: containers of types that encode to zero bytes (std::tuple<>, "
-                      "std::monostate, empty MP_FIELDS()) are not supported: their element count "
-                      "could not be checked against the input");
-        return m;
+    bool read_flag(const char* what) {
+        const auto b = static_cast<unsigned char>(*read_raw(1));
+        if (b > 1) fail_at(std::string(what) + " byte is " + std::to_string(b) + ", not 0 or 1", offset() - 1);
+        return b == 1;
     }
 
     // A count of elements that each need at least `each` bytes must fit in what is left.
+    // (each is never 0: containers of zero-byte elements do not compile.)
     std::size_t read_count(std::size_t each) {
         const std::size_t start = offset();
         const std::uint64_t n = read_varint();
         if (n > remaining() / each)
-            fail_at("count " + std::to_string(n) + " needs more bytes than the " + std::to_string(remaining()) + " left",
+            fail_at("count " + std::to_string(n) + " needs more bytes than the " + std::to_string(remaining()) +
+                        " left",
                     start);
         return static_cast<std::size_t>(n);
+    }
+
+    // One copy from the input. char, unsigned char and std::byte may view any object's bytes,
+    // so the input can be handed to assign() as a range of them; other 1-byte types go through
+    // memcpy instead.
+    template <class V>
+    void read_block(V& v, std::size_t n) {
+        using E = typename V::value_type;
+        const char* p = read_raw(n);
+        if constexpr (std::is_same_v<E, char> || std::is_same_v<E, unsigned char> || std::is_same_v<E, std::byte>) {
+            const E* first = reinterpret_cast<const E*>(p);
+            v.assign(first, first + n);
+        } else {
+            v.resize(n);
+            if (n) std::memcpy(v.data(), p, n);
+        }
+    }
+
+    // A NaN key breaks the ordering (or equality) that std::set and std::map rely on, and
+    // cannot have come from a well-formed container anyway.
+    template <class K>
+    void check_key([[maybe_unused]] const K& k, [[maybe_unused]] std::size_t at) const {
+        if constexpr (codec_detail::is_float_v<K>) {
+            if (k != k) fail_at("NaN as a map key or set element", at);
+        }
+    }
+
+    // Inserting at the end makes a std::map or std::set built from sorted input (which is what
+    // encoding one produces) linear rather than n log n.
+    template <class C, class... A>
+    void insert_unique(C& c, std::size_t at, const char* what, A&&... a) {
+        const std::size_t before = c.size();
+        c.emplace_hint(c.end(), std::forward<A>(a)...);
+        if (c.size() == before) fail_at(what, at);
     }
 
     template <std::size_t I, class V>
@@ -476,7 +656,7 @@ private:
         }
     }
 
-    [[noreturn]] void fail(const std::string& what) const { throw DecodeError("mp::Decoder: " + what, offset()); }
+    [[noreturn]] void fail(const std::string& what) const { fail_at(what, offset()); }
     [[noreturn]] void fail_at(const std::string& what, std::size_t at) const {
         throw DecodeError("mp::Decoder: " + what, at);
     }
@@ -501,7 +681,7 @@ std::string encode(const T& value) {
     return out;
 }
 
-// Decodes the whole of `in` into out; trailing bytes are an error.
+// Decodes the whole of `in` into out; bytes left after the value are an error.
 template <class T>
 void decode_into(std::string_view in, T& out) {
     Decoder d(in);
