@@ -57,10 +57,16 @@ const bool g_spawn_marker = [] {
     sys::exit_now(1);
 }
 
+// A registered function and its still-encoded arguments: they are decoded when the target
+// runs, so that a DecodeError is reported like any exception of the target.
 class RegisteredTarget final : public TargetBase {
 public:
-    RegisteredTarget(SpawnInvoker invoke, std::string args) : invoke_(invoke), args_(std::move(args)) {}
-    int call() override { return invoke_(args_); }
+    RegisteredTarget(SpawnInvoker invoke, std::string args, std::shared_ptr<HandleList> handles)
+        : invoke_(invoke), args_(std::move(args)), handles_(std::move(handles)) {}
+    int call() override {
+        Decoder d(args_, handles_.get());
+        return invoke_(d);
+    }
     void describe_for_spawn(SpawnTarget&) const override {
         throw ProcessError("a spawned child's own target cannot be re-sent");
     }
@@ -68,7 +74,15 @@ public:
 private:
     SpawnInvoker invoke_;
     std::string args_;
+    std::shared_ptr<HandleList> handles_;
 };
+
+// For an object sent twice: each decoded copy owns its own duplicate.
+std::uintptr_t duplicate_inherited(std::uintptr_t h) {
+    sys::Handle d;
+    if (auto ec = sys::duplicate_handle(sys::handle_from_value(h), d)) raise_os_error(ec, "duplicating an inherited handle");
+    return sys::handle_to_value(d.release());
+}
 
 bool parse_handle(const char* s, sys::native_handle& out) {
     char* end = nullptr;
@@ -98,6 +112,7 @@ void bootstrap(int argc, char** argv) {
         bootstrap_failure("malformed --mp-spawn arguments");
     sys::Handle payload_pipe(payload_h);
     sys::Handle watch(watch_h);
+    sys::make_private(watch.get());
 
     unsigned char len_bytes[8];
     std::size_t got = 0;
@@ -129,17 +144,28 @@ void bootstrap(int argc, char** argv) {
     if (!p.start_method.empty()) g.default_method = p.start_method;
     if (p.daemon && sys::die_with_parent(g.parent_pid)) sys::exit_now(1);  // the parent is already gone
 
+    // The handles the arguments carry arrived inheritable (that is how they got here); make
+    // them private before anything can start a grandchild.
+    std::vector<std::uintptr_t> received;
+    for (std::uint64_t v : p.handles) {
+        const auto h = sys::handle_from_value(static_cast<std::uintptr_t>(v));
+        if (auto ec = sys::make_private(h)) bootstrap_failure("an inherited handle is not usable: " + ec.message());
+        received.push_back(static_cast<std::uintptr_t>(v));
+    }
+    auto handles = std::make_shared<HandleList>(std::move(received), &duplicate_inherited);
+
     std::unique_ptr<Process> self;
     try {
         if (p.kind == "process") {
             ProcessFactory make = find_process_factory(p.target);
             if (!make) bootstrap_failure("no Process class is registered as '" + p.target + "'");
-            self = make(p.target_payload);
+            Decoder fields(p.target_payload, handles.get());
+            self = make(fields);
         } else if (p.kind == "function") {
             SpawnInvoker invoke = find_function_target(p.target);
             if (!invoke) bootstrap_failure("no function is registered as '" + p.target + "'");
             self = std::make_unique<Process>();
-            ProcessAccess::set_target(*self, std::make_unique<RegisteredTarget>(invoke, std::move(p.target_payload)));
+            ProcessAccess::set_target(*self, std::make_unique<RegisteredTarget>(invoke, std::move(p.target_payload), handles));
         } else if (p.kind == "none") {
             self = std::make_unique<Process>();
         } else {

@@ -390,9 +390,15 @@ static void start_spawn(Process& self) {
             "call mp::bootstrap(argc, argv) before anything else (the C++ form of Python's "
             "`if __name__ == '__main__':` guard)");
 
+    sys::PipeEnds pipe;
+    if (auto ec = sys::make_pipe(pipe)) raise_os_error(ec, "creating the bootstrap pipe");
+    sys::Handle watch;
+    if (auto ec = sys::open_self_watch(watch)) raise_os_error(ec, "opening a handle on this process");
+
     SpawnPayload p;
     p.magic = kSpawnMagic;
     p.version = kSpawnVersion;
+    HandleList handles;
     if (typeid(self) != typeid(Process)) {
         auto it = process_types().find(std::type_index(typeid(self)));
         if (it == process_types().end())
@@ -402,13 +408,15 @@ static void start_spawn(Process& self) {
                              type_name(typeid(self).name()) + ") at namespace scope, or use the fork context");
         p.kind = "process";
         p.target = it->second.name;
-        it->second.encode(self, p.target_payload);
+        Encoder enc(p.target_payload, &handles);
+        it->second.encode(self, enc);
     } else if (impl.target) {
         SpawnTarget t;
         impl.target->describe_for_spawn(t);
         p.kind = t.kind;
         p.target = std::move(t.name);
         p.target_payload = std::move(t.payload);
+        handles = std::move(t.handles);
     } else {
         p.kind = "none";
     }
@@ -419,6 +427,12 @@ static void start_spawn(Process& self) {
     p.parent_name = current_process().name();
     p.start_method = get_start_method();
 
+    std::vector<sys::native_handle> inherit = {pipe.read.get(), watch.get()};
+    for (std::uintptr_t h : handles.values()) {
+        inherit.push_back(sys::handle_from_value(h));
+        p.handles.push_back(sys::inherited_value(inherit.back(), inherit.size() - 1));
+    }
+
     std::string wire(8, '\0');
     encode_to(wire, p);
     const std::uint64_t len = wire.size() - 8;
@@ -428,17 +442,12 @@ static void start_spawn(Process& self) {
     // output ahead of the child's when both go to the same pipe or file.
     sys::flush_std_streams();
 
-    sys::PipeEnds pipe;
-    if (auto ec = sys::make_pipe(pipe)) raise_os_error(ec, "creating the bootstrap pipe");
-    sys::Handle watch;
-    if (auto ec = sys::open_self_watch(watch)) raise_os_error(ec, "opening a handle on this process");
-
     sys::SpawnRequest req;
     req.program = executable_path();
     req.args = {req.program, kSpawnArg, std::to_string(sys::inherited_value(pipe.read.get(), 0)),
                 std::to_string(sys::inherited_value(watch.get(), 1))};
     req.env = {{kSpawnEnv, "1"}};
-    req.inherit = {pipe.read.get(), watch.get()};
+    req.inherit = std::move(inherit);
     req.kill_with_parent = impl.daemon;
     if (auto ec = sys::spawn_process(req, impl.child)) raise_os_error(ec, "spawning " + req.program);
     pipe.read.reset();

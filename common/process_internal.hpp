@@ -73,6 +73,10 @@ bool bootstrap_was_called() noexcept;
 // The demangled name of a type, for messages.
 std::string type_name(const char* mangled);
 
+// The spawn payload pipe and the parent watch come first in a child's inherited handles; the
+// handles that arguments carry follow.
+constexpr std::size_t kFirstArgumentHandle = 2;
+
 // Wire format of the bootstrap payload that a spawned child reads.
 struct SpawnPayload {
     std::uint32_t magic = 0;
@@ -86,11 +90,12 @@ struct SpawnPayload {
     std::int64_t parent_pid = 0;
     std::string parent_name;
     std::string start_method;
+    std::vector<std::uint64_t> handles;  // how the passed handles are numbered in the child
     MP_FIELDS(magic, version, kind, target, target_payload, name, daemon, identity, parent_pid,
-              parent_name, start_method)
+              parent_name, start_method, handles)
 };
 constexpr std::uint32_t kSpawnMagic = 0x6d707370;  // "mpsp"
-constexpr std::uint32_t kSpawnVersion = 1;
+constexpr std::uint32_t kSpawnVersion = 2;
 constexpr const char* kSpawnArg = "--mp-spawn";
 constexpr const char* kSpawnEnv = "MP_SPAWNED_CHILD";
 

@@ -100,6 +100,12 @@ std::error_code duplicate_handle(native_handle h, Handle& out) noexcept {
     return {};
 }
 
+std::error_code make_private(native_handle h) noexcept {
+    const int flags = ::fcntl(h, F_GETFD);
+    if (flags < 0 || ::fcntl(h, F_SETFD, flags | FD_CLOEXEC) < 0) return last_error();
+    return {};
+}
+
 std::error_code count_open_handles(std::size_t& out) noexcept {
     DIR* d = ::opendir("/proc/self/fd");
     if (!d) return last_error();
@@ -118,5 +124,7 @@ namespace mp::sys {
 std::uintptr_t inherited_value(native_handle, std::size_t index) noexcept { return 3 + index; }
 
 native_handle handle_from_value(std::uintptr_t v) noexcept { return static_cast<native_handle>(v); }
+
+std::uintptr_t handle_to_value(native_handle h) noexcept { return static_cast<std::uintptr_t>(h); }
 
 }  // namespace mp::sys

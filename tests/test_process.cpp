@@ -7,6 +7,7 @@
 #include <functional>
 #include <mutex>
 #include <map>
+#include <memory>
 #include <thread>
 
 #include "sys/handle.hpp"
@@ -134,6 +135,39 @@ int probe_descriptor(std::int64_t value) {
     return std::string(buf, 6) == "secret" ? 1 : 0;
 }
 MP_TARGET(probe_descriptor);
+
+// A pipe's read end that can be a Process argument: the smallest object of the kind that
+// mp's Connection, Lock or SharedMemory are, shared by copies (fork) or re-created from an
+// inherited handle (spawn).
+class PipeReader {
+public:
+    PipeReader() = default;
+    explicit PipeReader(mp::sys::Handle h) : h_(std::make_shared<mp::sys::Handle>(std::move(h))) {}
+    std::string read(std::size_t n) const {
+        std::string s(n, '\0');
+        std::size_t got = 0;
+        if (!h_ || mp::sys::read_full(h_->get(), s.data(), n, got)) return "";
+        s.resize(got);
+        return s;
+    }
+    void mp_encode(mp::Encoder& e) const { e.write_handle(mp::sys::handle_to_value(h_->get())); }
+    void mp_decode(mp::Decoder& d) {
+        h_ = std::make_shared<mp::sys::Handle>(mp::sys::handle_from_value(d.read_handle()));
+    }
+
+private:
+    std::shared_ptr<mp::sys::Handle> h_;
+};
+
+int read_from(PipeReader r, std::string expected) { return r.read(expected.size()) == expected ? 0 : 1; }
+MP_TARGET(read_from);
+
+// The same object twice: each decoded copy must own its own handle (no double close).
+int read_from_both(std::vector<PipeReader> readers) {
+    if (readers.size() != 2) return 2;
+    return readers[0].read(3) == "abc" && readers[1].read(3) == "def" ? 0 : 1;
+}
+MP_TARGET(read_from_both);
 
 class Worker : public mp::Process {
 public:
@@ -486,6 +520,27 @@ TEST_P(MethodTest, ChildGetsOnlyWhatItIsGiven) {
     ::close(fds[0]);
     ::close(fds[1]);
 #endif
+}
+
+TEST_P(MethodTest, ArgumentsCarryHandles) {
+    mp::sys::PipeEnds pipe;
+    ASSERT_FALSE(mp::sys::make_pipe(pipe));
+    ASSERT_FALSE(mp::sys::write_all(pipe.write.get(), "helloabcdef", 11));
+    PipeReader reader(std::move(pipe.read));
+    {
+        mp::Process p = ctx().Process(read_from, reader, std::string("hello"));
+        p.start();
+        p.join();
+        EXPECT_EQ(p.exitcode(), 0);
+    }
+    {
+        mp::Process p = ctx().Process(read_from_both, std::vector<PipeReader>{reader, reader});
+        p.start();
+        p.join();
+        EXPECT_EQ(p.exitcode(), 0);
+    }
+    // Outside a Process there is no road for a handle: a clear error, not a dangling number.
+    EXPECT_THROW(mp::encode(reader), mp::TypeError);
 }
 
 TEST_P(MethodTest, NoZombieNoLeakAfterManyCycles) {

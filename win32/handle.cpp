@@ -69,6 +69,12 @@ std::error_code duplicate_handle(native_handle h, Handle& out) noexcept {
     return {};
 }
 
+std::error_code make_private(native_handle h) noexcept {
+    // A handle inherited through the handle list arrives inheritable, as it was sent.
+    if (!SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0)) return last_error();
+    return {};
+}
+
 std::error_code count_open_handles(std::size_t& out) noexcept {
     DWORD n = 0;
     if (!GetProcessHandleCount(GetCurrentProcess(), &n)) return last_error();
@@ -79,5 +85,7 @@ std::error_code count_open_handles(std::size_t& out) noexcept {
 std::uintptr_t inherited_value(native_handle h, std::size_t) noexcept { return reinterpret_cast<std::uintptr_t>(h); }
 
 native_handle handle_from_value(std::uintptr_t v) noexcept { return reinterpret_cast<native_handle>(v); }
+
+std::uintptr_t handle_to_value(native_handle h) noexcept { return reinterpret_cast<std::uintptr_t>(h); }
 
 }  // namespace mp::sys

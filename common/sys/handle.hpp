@@ -69,6 +69,10 @@ std::error_code read_full(native_handle h, void* data, std::size_t n, std::size_
 // A duplicate of a descriptor the process already holds (close-on-exec / non-inheritable).
 std::error_code duplicate_handle(native_handle h, Handle& out) noexcept;
 
+// Makes a handle this process received from its parent private again: close-on-exec (POSIX)
+// or non-inheritable (Windows), so that it goes no further than this process unless passed on.
+std::error_code make_private(native_handle h) noexcept;
+
 // How many fds (POSIX: entries of /proc/self/fd) or handles (Windows: GetProcessHandleCount)
 // this process holds. Tests use it to prove that nothing leaks.
 std::error_code count_open_handles(std::size_t& out) noexcept;
@@ -81,4 +85,6 @@ namespace mp::sys {
 // handle_from_value.
 std::uintptr_t inherited_value(native_handle h, std::size_t index) noexcept;
 native_handle handle_from_value(std::uintptr_t v) noexcept;
+// The number a handle is (its fd, or its HANDLE's value), as the codec's HandleList holds it.
+std::uintptr_t handle_to_value(native_handle h) noexcept;
 }  // namespace mp::sys

@@ -66,6 +66,9 @@ namespace mp {
 
 using bytes = std::vector<std::byte>;
 
+class Encoder;
+class Decoder;
+
 namespace codec_detail {
 
 template <class T>
@@ -158,6 +161,21 @@ inline constexpr bool is_set_v = is_instance_v<T, std::set> || is_instance_v<T, 
 template <class T>
 inline constexpr bool is_map_v = is_instance_v<T, std::map> || is_instance_v<T, std::unordered_map>;
 
+// A class that carries OS resources (a pipe end, a shared-memory segment, a lock) encodes
+// itself: it declares
+//     void mp_encode(mp::Encoder& e) const;   // e.write_handle(...), e.write(...)
+//     void mp_decode(mp::Decoder& d);         // into a default-constructed object
+// It must write at least one byte (a handle index does), so that a count of them is bounded
+// by the input like any other element.
+template <class T, class = void>
+struct has_custom_codec : std::false_type {};
+template <class T>
+struct has_custom_codec<T, std::void_t<decltype(std::declval<const T&>().mp_encode(std::declval<Encoder&>())),
+                                       decltype(std::declval<T&>().mp_decode(std::declval<Decoder&>()))>>
+    : std::true_type {};
+template <class T>
+inline constexpr bool has_custom_codec_v = has_custom_codec<T>::value;
+
 // The fewest bytes any value of T encodes to. A count of N elements needs N * this many bytes
 // of input, which is how decoding refuses counts the input cannot back. Containers, optionals
 // and variants need at least their 1-byte count, flag or index, and are not looked into: that
@@ -183,6 +201,8 @@ constexpr std::size_t min_size() {
         return min_size<bare_t<typename T::first_type>>() + min_size<bare_t<typename T::second_type>>();
     } else if constexpr (is_instance_v<T, std::tuple>) {
         return min_size_of_all<T>::value;
+    } else if constexpr (has_custom_codec_v<T>) {
+        return 1;
     } else if constexpr (has_fields_v<T>) {
         return min_size_of_all<fields_t<T>>::value;
     } else {
@@ -249,6 +269,8 @@ constexpr bool encodable() {
                encodable<bare_t<typename T::second_type>, Seen...>();
     } else if constexpr (is_instance_v<T, std::tuple> || is_instance_v<T, std::variant>) {
         return all_encodable<T, Seen...>::value;
+    } else if constexpr (has_custom_codec_v<T>) {
+        return std::is_default_constructible_v<T>;
     } else if constexpr (has_fields_v<T>) {
         if constexpr ((std::is_same_v<T, Seen> || ...)) {
             return true;
@@ -328,10 +350,63 @@ using float_bits_t = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint
 
 }  // namespace codec_detail
 
+// The OS handles (POSIX fds, Windows HANDLEs, as numbers) that travel beside a message's
+// bytes. Bytes can be copied anywhere; a handle means something only inside one process, so it
+// crosses by a separate road: a spawned child inherits exactly the handles in the list (POSIX
+// places them at fixed fd numbers, Windows names them in PROC_THREAD_ATTRIBUTE_HANDLE_LIST),
+// and the encoded bytes hold only their indices in it.
+class HandleList {
+public:
+    // Adds h (once: a repeat gets its first index) and returns its index.
+    std::size_t add(std::uintptr_t h) {
+        for (std::size_t i = 0; i < values_.size(); ++i)
+            if (values_[i] == h) return i;
+        values_.push_back(h);
+        return values_.size() - 1;
+    }
+    std::size_t size() const noexcept { return values_.size(); }
+    const std::vector<std::uintptr_t>& values() const noexcept { return values_; }
+
+    // The receiving side: the handles as they are numbered in this process, and a function that
+    // duplicates one, used when one index is read twice (the same object sent twice) so that
+    // every decoded object owns its own handle.
+    HandleList() = default;
+    HandleList(std::vector<std::uintptr_t> received, std::uintptr_t (*duplicate)(std::uintptr_t))
+        : values_(std::move(received)), taken_(values_.size(), false), duplicate_(duplicate) {}
+
+    // Hands out handle i for an object to own.
+    std::uintptr_t take(std::size_t i) {
+        if (i >= values_.size()) throw DecodeError("mp::Decoder: handle index " + std::to_string(i) + " out of range", 0);
+        if (!taken_[i]) {
+            taken_[i] = true;
+            return values_[i];
+        }
+        if (!duplicate_) throw DecodeError("mp::Decoder: handle index " + std::to_string(i) + " used twice", 0);
+        return duplicate_(values_[i]);
+    }
+    bool taken(std::size_t i) const noexcept { return i < taken_.size() && taken_[i]; }
+
+private:
+    std::vector<std::uintptr_t> values_;
+    std::vector<bool> taken_;
+    std::uintptr_t (*duplicate_)(std::uintptr_t) = nullptr;
+};
+
 class Encoder {
 public:
-    // Appends to out, which it must outlive.
-    explicit Encoder(std::string& out) : out_(out) {}
+    // Appends to out, which it must outlive. Objects that carry OS handles can be encoded only
+    // with a HandleList to put them in (mp provides one when it starts a child).
+    explicit Encoder(std::string& out, HandleList* handles = nullptr) : out_(out), handles_(handles) {}
+
+    // Records an OS handle to send alongside the bytes; see HandleList.
+    void write_handle(std::uintptr_t native) {
+        if (!handles_)
+            throw TypeError(
+                "this object holds an operating-system handle (a pipe, a lock, shared memory), which "
+                "can only cross to another process where mp passes handles: as an argument of a "
+                "Process (spawn passes it, fork inherits it)");
+        write_varint(handles_->add(native));
+    }
 
     void write_raw(const void* data, std::size_t n) {
         if (n) out_.append(static_cast<const char*>(data), n);  // data may be null when n is 0
@@ -402,6 +477,8 @@ public:
             if (v.valueless_by_exception()) throw ValueError("mp::Encoder: cannot encode a valueless variant");
             write_varint(v.index());
             std::visit([this](const auto& alt) { this->write(alt); }, v);
+        } else if constexpr (has_custom_codec_v<T>) {
+            v.mp_encode(*this);
         } else if constexpr (has_fields_v<T>) {
             write(v.mp_fields());
         }
@@ -411,6 +488,7 @@ private:
     void put(unsigned char b) { out_.push_back(static_cast<char>(b)); }
 
     std::string& out_;
+    HandleList* handles_;
 };
 
 class Decoder {
@@ -420,6 +498,20 @@ public:
     Decoder(const void* data, std::size_t size, std::size_t max_depth = 64)
         : begin_(static_cast<const char*>(data)), pos_(begin_), end_(begin_ + size), max_depth_(max_depth) {}
     explicit Decoder(std::string_view in, std::size_t max_depth = 64) : Decoder(in.data(), in.size(), max_depth) {}
+    // A decoder for bytes that arrived with handles (see HandleList).
+    Decoder(std::string_view in, HandleList* handles, std::size_t max_depth = 64)
+        : Decoder(in.data(), in.size(), max_depth) {
+        handles_ = handles;
+    }
+
+    // The handle written by Encoder::write_handle, now owned by the caller.
+    std::uintptr_t read_handle() {
+        const std::size_t start = offset();
+        const std::uint64_t index = read_varint();
+        if (!handles_) fail_at("a handle arrived where no handles can travel", start);
+        if (index >= handles_->size()) fail_at("handle index " + std::to_string(index) + " out of range", start);
+        return handles_->take(static_cast<std::size_t>(index));
+    }
 
     std::size_t offset() const noexcept { return static_cast<std::size_t>(pos_ - begin_); }
     std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - pos_); }
@@ -570,6 +662,9 @@ public:
                             std::to_string(std::variant_size_v<T>) + " alternatives)",
                         start);
             read_alternative<0>(v, static_cast<std::size_t>(index));
+        } else if constexpr (has_custom_codec_v<T>) {
+            Nest nest(*this);
+            v.mp_decode(*this);
         } else if constexpr (has_fields_v<T>) {
             Nest nest(*this);
             auto fields = v.mp_fields();
@@ -666,6 +761,7 @@ private:
     const char* end_;
     std::size_t max_depth_;
     std::size_t depth_ = 0;
+    HandleList* handles_ = nullptr;
 };
 
 // Appends the encoding of value to out.

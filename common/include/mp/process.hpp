@@ -71,6 +71,7 @@ struct SpawnTarget {
     std::string kind;  // "none", "function" or "process"
     std::string name;
     std::string payload;
+    HandleList handles;  // OS handles the arguments carry (pipe ends, locks ...)
 };
 
 class TargetBase {
@@ -83,12 +84,12 @@ public:
 };
 
 // ---- registry of spawn targets -------------------------------------------------------------
-using SpawnInvoker = int (*)(std::string_view encoded_args);
+using SpawnInvoker = int (*)(Decoder& encoded_args);
 // Registers under base_name (or base_name#2, #3 ... if taken) and returns the name given.
 std::string register_function_target(const char* base_name, SpawnInvoker invoke);
 
-using ProcessFactory = std::unique_ptr<Process> (*)(std::string_view encoded_fields);
-using ProcessEncoder = void (*)(const Process& self, std::string& out);
+using ProcessFactory = std::unique_ptr<Process> (*)(Decoder& encoded_fields);
+using ProcessEncoder = void (*)(const Process& self, Encoder& out);
 void register_process_type(const std::type_info& type, const char* name, ProcessFactory make,
                            ProcessEncoder encode);
 
@@ -139,10 +140,11 @@ int call_with_decoded(Fn fn, Params& args, std::index_sequence<I...>) {
 }
 
 template <auto Fn>
-int invoke_registered(std::string_view encoded_args) {
+int invoke_registered(Decoder& encoded_args) {
     using Params = typename fn_traits<decltype(Fn)>::params;
     Params args{};
-    decode_into(encoded_args, args);
+    encoded_args.read(args);
+    encoded_args.expect_end();
     return call_with_decoded(Fn, args, std::make_index_sequence<std::tuple_size_v<Params>>{});
 }
 
@@ -182,7 +184,7 @@ public:
                     if (entry.first == fn_) {
                         out.kind = "function";
                         out.name = entry.second;
-                        out.payload = encode(std::make_from_tuple<Params>(args_));
+                        Encoder(out.payload, &out.handles).write(std::make_from_tuple<Params>(args_));
                         return;
                     }
                 }
@@ -214,17 +216,14 @@ struct ProcessRegistrar {
     static_assert(has_mp_fields<T>::value,
                   "MP_REGISTER_PROCESS: give the class MP_FIELDS(...) naming the members a spawned "
                   "child needs (MP_FIELDS() if none), so that no state is silently lost");
-    static std::unique_ptr<Process> make(std::string_view fields) {
+    static std::unique_ptr<Process> make(Decoder& fields) {
         auto p = std::make_unique<T>();
         auto tied = p->mp_fields();
-        Decoder d(fields);
-        d.read(tied);
-        d.expect_end();
+        fields.read(tied);
+        fields.expect_end();
         return p;
     }
-    static void encode_fields(const Process& self, std::string& out) {
-        encode_to(out, static_cast<const T&>(self).mp_fields());
-    }
+    static void encode_fields(const Process& self, Encoder& out) { out.write(static_cast<const T&>(self).mp_fields()); }
     explicit ProcessRegistrar(const char* name) { register_process_type(typeid(T), name, &make, &encode_fields); }
 };
 
