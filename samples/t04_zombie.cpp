@@ -67,8 +67,8 @@ int main(int argc, char** argv) {
     try {
         std::printf("state now %s\n", mp::os::to_string(mp::os::process_state(pid)));
 #if defined(_WIN32)
-        std::printf("  (Windows: the Process object still holds the process HANDLE until close(), so the\n"
-                    "  ended process's object, pid included, is still there)\n");
+        std::printf("  (Windows: join() closed mp's process HANDLE, but an ended process's object lives\n"
+                    "  while any handle to it is open anywhere, and Wine keeps one for about 0.5 s)\n");
 #endif
     } catch (const mp::ProcessLookupError&) {
         std::printf("pid %d names no process any more (ProcessLookupError): it was reaped\n", pid);

@@ -1,0 +1,209 @@
+// tests/test_samples.cpp - every sample program runs to exit code 0 and prints the lines that
+// prove its point. Each sample loops over the start methods itself, so these tests are not
+// parameterised; they run the executables built in <builddir>/samples/.
+#include <chrono>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "test_util.hpp"
+
+#if !defined(_WIN32)
+#include <sys/wait.h>
+#endif
+
+namespace {
+
+// The test binary is a child subreaper (test_main.cpp), so a grandchild orphaned inside a
+// sample (t05 kills the parent of a daemon) is re-parented to us: reap it, or every later test
+// would find a child left behind. It must already be dead; a live one is a failure.
+void reap_adopted_orphans() {
+#if !defined(_WIN32)
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+        int status = 0;
+        const pid_t r = ::waitpid(-1, &status, WNOHANG);
+        if (r < 0) return;  // ECHILD: no child at all
+        if (r == 0) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                ADD_FAILURE() << "a process started by a sample is still alive 10 s after the sample ended";
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+#endif
+}
+
+mp_test::Captured run_sample(const std::string& name) {
+    mp_test::time_limit(90);
+    auto r = mp_test::run_beside("../samples/" + name, {}, 60);
+    reap_adopted_orphans();
+    return r;
+}
+
+int count_of(const std::string& text, const std::string& needle) {
+    int n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+}
+
+int method_count() { return static_cast<int>(mp::get_all_start_methods().size()); }
+
+#define EXPECT_HAS(out, text) EXPECT_NE((out).find(text), std::string::npos) << "missing: " << (text) << "\n" << (out)
+
+}  // namespace
+
+TEST(Samples, T01Identity) {
+    auto r = run_sample("t01_identity");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "name=MainProcess"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "name=Child"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "name=Grandchild"), method_count()) << r.output;
+    EXPECT_HAS(r.output, "the tree is main -> child -> grandchild");
+}
+
+TEST(Samples, T02States) {
+    auto r = run_sample("t02_states");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+#if defined(_WIN32)
+    EXPECT_HAS(r.output, "stopped child: not on Windows");
+#else
+    EXPECT_HAS(r.output, ": sleeping");
+    EXPECT_HAS(r.output, ": stopped");
+#endif
+    EXPECT_HAS(r.output, ": running");
+    EXPECT_HAS(r.output, "niceness 19");
+    EXPECT_HAS(r.output, "ValueError");
+}
+
+TEST(Samples, T03Orphan) {
+    auto r = run_sample("t03_orphan");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_HAS(r.output, "it has ended; my parent is now");
+#if defined(_WIN32)
+    EXPECT_HAS(r.output, "(unchanged: no re-parenting)");
+#else
+    EXPECT_HAS(r.output, "(the main process: it is a subreaper)");
+    EXPECT_HAS(r.output, "main reaped the orphan");
+#endif
+}
+
+TEST(Samples, T04Zombie) {
+    auto r = run_sample("t04_zombie");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+#if defined(_WIN32)
+    EXPECT_HAS(r.output, "its state is: dead");
+#else
+    EXPECT_HAS(r.output, "its state is: zombie");
+    EXPECT_HAS(r.output, "it was reaped");
+#endif
+    EXPECT_HAS(r.output, "exitcode 7");
+    EXPECT_HAS(r.output, "no child is left: active_children() has 0 entries");
+}
+
+TEST(Samples, T05Daemon) {
+    auto r = run_sample("t05_daemon");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "gone: yes"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "ProcessError: daemonic processes are not allowed to have children"), method_count())
+        << r.output;
+    EXPECT_EQ(count_of(r.output, "still alive after 20 s"), 0) << r.output;
+}
+
+TEST(Samples, T06RawFork) {
+    auto r = run_sample("t06_raw_fork");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+#if defined(_WIN32)
+    EXPECT_HAS(r.output, "Windows has no fork()");
+    EXPECT_HAS(r.output, "g_value here is 100 (the parent had 42)");
+    EXPECT_HAS(r.output, "g_value here is still 42");
+#else
+    EXPECT_HAS(r.output, "fork() returned 0");
+    EXPECT_HAS(r.output, "exited with 7");
+    EXPECT_HAS(r.output, "g_value is still 100");
+#endif
+}
+
+TEST(Samples, T07Process) {
+    auto r = run_sample("t07_process");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "exitcode=3"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "exitcode=-15"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "exitcode=-9"), method_count()) << r.output;
+}
+
+TEST(Samples, T08Arguments) {
+    auto r = run_sample("t08_arguments");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "ages={ann: 31, bob: 27}"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "point=(1.5, -2, \"origin-ish\")"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "options: retries=3 timeout_s=5 verbose=true mode=fast"), method_count())
+        << r.output;
+}
+
+TEST(Samples, T09Subclass) {
+    auto r = run_sample("t09_subclass");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "[Counter-b pid"), 3 * method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "apples still has count 2, pears count 3; exitcodes 0 0"), method_count())
+        << r.output;
+}
+
+TEST(Samples, T10SpawnGuard) {
+    auto r = run_sample("t10_spawn_guard");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    // The parent and each of its three spawned children print the line above the guard.
+    EXPECT_EQ(count_of(r.output, "] main() begins"), 4) << r.output;
+    EXPECT_EQ(count_of(r.output, "past mp::bootstrap"), 1) << r.output;
+    EXPECT_HAS(r.output, "before calling mp::bootstrap(argc, argv)");
+    EXPECT_HAS(r.output, "the unguarded child exited with 1");
+}
+
+TEST(Samples, T11CpuCount) {
+    auto r = run_sample("t11_cpu_count");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_HAS(r.output, "cpu_count: " + std::to_string(mp::cpu_count()));
+    EXPECT_TRUE(std::regex_search(r.output, std::regex("\\d+ workers finished in"))) << r.output;
+}
+
+TEST(Samples, T12StartMethods) {
+    auto r = run_sample("t12_start_methods");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_HAS(r.output, "g_setting=1; code above mp::bootstrap ran in pid");  // spawn: initial value
+    EXPECT_HAS(r.output, "(me: main() ran again)");
+    EXPECT_HAS(r.output, "ValueError at start(): the spawn start method cannot send a lambda");
+#if !defined(_WIN32)
+    EXPECT_HAS(r.output, "g_setting=2");  // fork: the value at start()
+    EXPECT_HAS(r.output, "the lambda sees local=7");
+    EXPECT_HAS(r.output, "inherited from the parent: open, usable");
+    EXPECT_HAS(r.output, "inherited from the parent: closed (EBADF)");
+#endif
+}
+
+TEST(Samples, T13Isolation) {
+    auto r = run_sample("t13_isolation");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "decremented g_counter to 99"), 10 * method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "g_counter is still 100 after 10 children"), method_count()) << r.output;
+}
+
+TEST(Samples, T28GracefulShutdown) {
+    auto r = run_sample("t28_graceful_shutdown");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "gone, no zombie left"), 2 * method_count()) << r.output;
+#if defined(_WIN32)
+    // TerminateProcess cannot be refused: both children end at terminate().
+    EXPECT_EQ(count_of(r.output, "exitcode=-15"), 2 * 2 * method_count()) << r.output;
+#else
+    // The stubborn child ignores SIGTERM and survives the grace period; kill() ends it.
+    EXPECT_EQ(count_of(r.output, "after kill() + join():     alive=no  exitcode=-9"), method_count()) << r.output;
+#endif
+}
+
+TEST(Samples, T29ThreadsVsProcesses) {
+    auto r = run_sample("t29_threads_vs_processes");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_HAS(r.output, "g_total = 4000 (shared memory)");
+    EXPECT_EQ(count_of(r.output, "parent's g_total is still 4000 (isolated)"), method_count()) << r.output;
+}
