@@ -7,3 +7,4 @@
 #include "managed.hpp"
 #include "os.hpp"
 #include "process.hpp"
+#include "shared_memory.hpp"
