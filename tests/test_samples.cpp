@@ -188,6 +188,14 @@ TEST(Samples, T13Isolation) {
     EXPECT_EQ(count_of(r.output, "g_counter is still 100 after 10 children"), method_count()) << r.output;
 }
 
+TEST(Samples, T14Pipe) {
+    auto r = run_sample("t14_pipe");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "got back square=144"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "after the writer exited: EOFError"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "connection is read-only"), method_count()) << r.output;
+}
+
 TEST(Samples, T17SharedMemory) {
     auto r = run_sample("t17_shared_memory");
     EXPECT_EQ(r.exitcode, 0) << r.output;

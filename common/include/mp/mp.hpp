@@ -2,6 +2,7 @@
 #pragma once
 
 #include "codec.hpp"
+#include "connection.hpp"
 #include "context.hpp"
 #include "errors.hpp"
 #include "managed.hpp"

@@ -1,0 +1,191 @@
+// win32/pipe.cpp - the ends of mp::Pipe on Windows: a named-pipe pair.
+//
+// Windows has no socketpair() and its anonymous pipes are one-way and cannot do overlapped
+// I/O, so a pair is made as CPython does: a named pipe with a unique name
+// (\\.\pipe\mp-<pid>-<counter>-<random>) is created with FILE_FLAG_FIRST_PIPE_INSTANCE (so no
+// one can have squatted the name) and one instance, and its client end is opened at once with
+// CreateFileW. Duplex: PIPE_ACCESS_DUPLEX, both ends read and write. One-way: the server end is
+// PIPE_ACCESS_INBOUND (the reader), the client opens it write-only. Byte mode: Connection adds
+// its own framing, the same bytes as on POSIX. Both handles are overlapped and non-inheritable.
+// A closed peer is an error code, never a signal: ERROR_BROKEN_PIPE on a read (end of file),
+// ERROR_BROKEN_PIPE / ERROR_NO_DATA / ERROR_PIPE_NOT_CONNECTED on a write (broken_pipe). There
+// is no EINTR. Reads and writes are overlapped ReadFile/WriteFile completed with
+// GetOverlappedResult on an event of the end's own, one per direction. There is no poll() for
+// pipes: PeekNamedPipe says how many bytes wait, so a wait with timeout peeks in a loop of short
+// sleeps (1 ms and up to 10 ms, checking the clock so it never ends early).
+// POSIX differs: a socketpair (duplex) or pipe (one-way), SIGPIPE to guard against on write,
+// and poll(2) to wait.
+#include "../common/sys/pipe.hpp"
+
+#include <windows.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include "mp/errors.hpp"
+
+namespace mp::sys {
+
+static std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
+
+static bool is_peer_gone(DWORD e) noexcept {
+    return e == ERROR_BROKEN_PIPE || e == ERROR_NO_DATA || e == ERROR_PIPE_NOT_CONNECTED;
+}
+
+std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& second) noexcept {
+    static std::atomic<unsigned> counter{0};
+    unsigned random = 0;
+    try {
+        random = std::random_device{}();
+    } catch (...) {
+        random = static_cast<unsigned>(GetTickCount()) ^ static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(&random));
+    }
+    wchar_t name[96];
+    std::swprintf(name, sizeof name / sizeof name[0], L"\\\\.\\pipe\\mp-%lu-%u-%08x",
+                  static_cast<unsigned long>(GetCurrentProcessId()), counter.fetch_add(1), random);
+    const DWORD buffer = 64 * 1024;
+    const DWORD open_mode =
+        (duplex ? PIPE_ACCESS_DUPLEX : PIPE_ACCESS_INBOUND) | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE;
+    // No SECURITY_ATTRIBUTES: not inheritable, default (creator and system) DACL.
+    HANDLE server = CreateNamedPipeW(name, open_mode, PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+                                     1, buffer, buffer, 0, nullptr);
+    if (server == INVALID_HANDLE_VALUE) return last_error();
+    Handle s(server);
+    const DWORD access = duplex ? GENERIC_READ | GENERIC_WRITE : GENERIC_WRITE | FILE_READ_ATTRIBUTES;
+    HANDLE client = CreateFileW(name, access, 0, nullptr, OPEN_EXISTING, FILE_FLAG_OVERLAPPED, nullptr);
+    if (client == INVALID_HANDLE_VALUE) return last_error();
+    Handle c(client);
+    // The client is already there, so this reports ERROR_PIPE_CONNECTED at once.
+    OVERLAPPED ov{};
+    Handle ev(CreateEventW(nullptr, TRUE, FALSE, nullptr));
+    if (!ev) return last_error();
+    ov.hEvent = ev.get();
+    if (!ConnectNamedPipe(server, &ov)) {
+        const DWORD e = GetLastError();
+        if (e == ERROR_IO_PENDING) {
+            DWORD ignored = 0;
+            if (!GetOverlappedResult(server, &ov, &ignored, TRUE)) return last_error();
+        } else if (e != ERROR_PIPE_CONNECTED) {
+            return {static_cast<int>(e), win32_category()};
+        }
+    }
+    first.h = std::move(s);
+    second.h = std::move(c);
+    return {};
+}
+
+static std::error_code ensure_event(Handle& ev) noexcept {
+    if (!ev) {
+        ev.reset(CreateEventW(nullptr, TRUE, FALSE, nullptr));
+        if (!ev) return last_error();
+    }
+    return {};
+}
+
+// One overlapped ReadFile or WriteFile, waited for. done is the bytes moved.
+static BOOL overlapped_io(bool write, HANDLE h, HANDLE ev, void* p, DWORD n, DWORD& done) noexcept {
+    OVERLAPPED ov{};
+    ov.hEvent = ev;
+    done = 0;
+    const BOOL ok = write ? WriteFile(h, p, n, nullptr, &ov) : ReadFile(h, p, n, nullptr, &ov);
+    if (!ok && GetLastError() != ERROR_IO_PENDING) return FALSE;
+    return GetOverlappedResult(h, &ov, &done, TRUE);
+}
+
+static std::error_code write_block(PipeEnd& end, const char* p, std::size_t n) noexcept {
+    while (n > 0) {
+        const DWORD chunk = n > 0x40000000 ? 0x40000000 : static_cast<DWORD>(n);
+        DWORD put = 0;
+        if (!overlapped_io(true, end.h.get(), end.write_event.get(), const_cast<char*>(p), chunk, put)) {
+            const DWORD e = GetLastError();
+            if (is_peer_gone(e)) return std::make_error_code(std::errc::broken_pipe);
+            return {static_cast<int>(e), win32_category()};
+        }
+        p += put;
+        n -= put;
+    }
+    return {};
+}
+
+std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, const void* body,
+                           std::size_t body_n) noexcept {
+    if (auto ec = ensure_event(end.write_event)) return ec;
+    // No gather write for pipes: a small message is copied behind its header and written once
+    // (under Wine every call costs a wineserver round trip).
+    if (head_n + body_n <= 4096) {
+        char buf[4096];
+        if (head_n) std::memcpy(buf, head, head_n);
+        if (body_n) std::memcpy(buf + head_n, body, body_n);
+        return write_block(end, buf, head_n + body_n);
+    }
+    if (auto ec = write_block(end, static_cast<const char*>(head), head_n)) return ec;
+    return write_block(end, static_cast<const char*>(body), body_n);
+}
+
+std::error_code pipe_read(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept {
+    if (auto ec = ensure_event(end.read_event)) return ec;
+    char* p = static_cast<char*>(data);
+    got = 0;
+    while (got < n) {
+        const std::size_t left = n - got;
+        const DWORD chunk = left > 0x40000000 ? 0x40000000 : static_cast<DWORD>(left);
+        DWORD r = 0;
+        if (!overlapped_io(false, end.h.get(), end.read_event.get(), p + got, chunk, r)) {
+            const DWORD e = GetLastError();
+            if (is_peer_gone(e)) break;  // the peer closed: end of file
+            if (e != ERROR_MORE_DATA) return {static_cast<int>(e), win32_category()};
+        }
+        if (r == 0) break;
+        got += r;
+    }
+    return {};
+}
+
+std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept {
+    if (auto ec = ensure_event(end.read_event)) return ec;
+    got = 0;
+    const DWORD chunk = n > 0x40000000 ? 0x40000000 : static_cast<DWORD>(n);
+    DWORD r = 0;
+    if (!overlapped_io(false, end.h.get(), end.read_event.get(), data, chunk, r)) {
+        const DWORD e = GetLastError();
+        if (is_peer_gone(e)) return {};  // end of file
+        if (e != ERROR_MORE_DATA) return {static_cast<int>(e), win32_category()};
+    }
+    got = r;
+    return {};
+}
+
+std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept {
+    using clock = std::chrono::steady_clock;
+    ready = false;
+    const bool forever = timeout_ms < 0;
+    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    DWORD nap = 1;
+    for (;;) {
+        DWORD avail = 0;
+        if (!PeekNamedPipe(end.h.get(), nullptr, 0, nullptr, &avail, nullptr)) {
+            const DWORD e = GetLastError();
+            if (!is_peer_gone(e)) return {static_cast<int>(e), win32_category()};
+            ready = true;  // the peer closed: a read will not block (it sees end of file)
+            return {};
+        }
+        if (avail > 0) {
+            ready = true;
+            return {};
+        }
+        DWORD sleep_ms = nap;
+        if (!forever) {
+            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
+            if (left <= 0) return {};
+            if (left < sleep_ms) sleep_ms = static_cast<DWORD>(left) + 1;
+        }
+        Sleep(sleep_ms);
+        if (nap < 10) ++nap;
+    }
+}
+
+}  // namespace mp::sys
