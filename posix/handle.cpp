@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <csignal>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace mp::sys {
@@ -39,15 +40,14 @@ std::error_code make_pipe(PipeEnds& out) noexcept {
 // chosen to ignore it. mp never changes that process-wide choice: on a socket it passes
 // MSG_NOSIGNAL; on a pipe it blocks SIGPIPE for this thread around the write and consumes the
 // signal if the write raised it, so EPIPE comes back as an error code instead.
-static ssize_t write_no_sigpipe(int fd, const void* p, std::size_t n) noexcept {
-    sigset_t pipe_only, old;
+long writev_without_sigpipe(int fd, const iovec* iov, int count) noexcept {
+    sigset_t pipe_only, old, pending;
     sigemptyset(&pipe_only);
     sigaddset(&pipe_only, SIGPIPE);
-    sigset_t pending;
     sigpending(&pending);
     const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
     pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
-    ssize_t w = ::write(fd, p, n);
+    const ssize_t w = ::writev(fd, iov, count);
     const int saved = errno;
     if (w < 0 && saved == EPIPE && !was_pending) {
         const timespec zero{0, 0};
@@ -57,6 +57,11 @@ static ssize_t write_no_sigpipe(int fd, const void* p, std::size_t n) noexcept {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     errno = saved;
     return w;
+}
+
+static ssize_t write_no_sigpipe(int fd, const void* p, std::size_t n) noexcept {
+    const iovec one{const_cast<void*>(p), n};
+    return writev_without_sigpipe(fd, &one, 1);
 }
 
 std::error_code write_all(native_handle h, const void* data, std::size_t n) noexcept {

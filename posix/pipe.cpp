@@ -41,26 +41,6 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
     return {};
 }
 
-// writev() with SIGPIPE blocked for this thread (see the top of this file).
-static ssize_t writev_no_sigpipe(int fd, const iovec* iov, int cnt) noexcept {
-    sigset_t pipe_only, old, pending;
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
-    sigpending(&pending);
-    const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
-    const ssize_t w = ::writev(fd, iov, cnt);
-    const int saved = errno;
-    if (w < 0 && saved == EPIPE && !was_pending) {
-        const timespec zero{0, 0};
-        while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    errno = saved;
-    return w;
-}
-
 std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, const void* body,
                            std::size_t body_n) noexcept {
     iovec iov[2] = {{const_cast<void*>(head), head_n}, {const_cast<void*>(body), body_n}};
@@ -76,7 +56,7 @@ std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, c
             msg.msg_iovlen = static_cast<decltype(msg.msg_iovlen)>(cnt);
             w = ::sendmsg(end.h.get(), &msg, MSG_NOSIGNAL);
         } else {
-            w = writev_no_sigpipe(end.h.get(), cur, cnt);
+            w = writev_without_sigpipe(end.h.get(), cur, cnt);
         }
         if (w < 0) {
             if (errno == EINTR) continue;

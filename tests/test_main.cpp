@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "sys/handle.hpp"
 #include "sys/os.hpp"
@@ -126,6 +127,42 @@ std::string temp_path(const std::string& stem) {
     return std::string(dir) + "mp_test_" + std::to_string(mp::getpid()) + "_" + stem + std::to_string(++counter);
 #else
     return "/tmp/mp_test_" + std::to_string(mp::getpid()) + "_" + stem + std::to_string(++counter);
+#endif
+}
+
+void write_file(const std::string& path, const std::string& text) {
+    std::ofstream(path + ".tmp") << text;
+    std::rename((path + ".tmp").c_str(), path.c_str());
+}
+
+std::string wait_for_file(const std::string& path, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::ifstream f(path);
+        std::string s;
+        if (f && std::getline(f, s) && !s.empty()) return s;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return "";
+}
+
+int wait_reaped(int pid, std::chrono::seconds limit) {
+#if defined(_WIN32)
+    HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
+    if (!h) return 0;  // already gone
+    DWORD r = WaitForSingleObject(h, static_cast<DWORD>(limit.count() * 1000));
+    CloseHandle(h);
+    return r == WAIT_OBJECT_0 ? 0 : -1;
+#else
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+        int status = 0;
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) return 0;
+        if (r < 0) return mp::sys::pid_exists(pid) ? -1 : 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return -1;
 #endif
 }
 

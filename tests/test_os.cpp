@@ -19,6 +19,9 @@
 
 using namespace std::chrono_literals;
 using mp_test::MethodTest;
+using mp_test::wait_for_file;
+using mp_test::wait_reaped;
+using mp_test::write_file;
 
 // Their own suites of the shared MethodTest fixture (same per-method instantiation and the same
 // no-child/no-descriptor checks), so that --gtest_filter='*Os*:*Managed*' selects them.
@@ -33,43 +36,8 @@ constexpr int kNoSuchPid = 2000000000;
 
 // ---- helpers (copied from test_process.cpp) -------------------------------------------------
 
-void write_file(const std::string& path, const std::string& text) {
-    std::ofstream(path + ".tmp") << text;
-    std::rename((path + ".tmp").c_str(), path.c_str());
-}
 
-std::string wait_for_file(const std::string& path, std::chrono::seconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        std::ifstream f(path);
-        std::string s;
-        if (f && std::getline(f, s) && !s.empty()) return s;
-        std::this_thread::sleep_for(5ms);
-    }
-    return "";
-}
 
-// Waits for a process that is not our mp::Process to end (and, on POSIX, reaps it: the test
-// binary is a child subreaper, so orphans come back to it). 0 once it is gone.
-int wait_reaped(int pid, std::chrono::seconds limit) {
-#if defined(_WIN32)
-    HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
-    if (!h) return 0;  // already gone
-    DWORD r = WaitForSingleObject(h, static_cast<DWORD>(limit.count() * 1000));
-    CloseHandle(h);
-    return r == WAIT_OBJECT_0 ? 0 : -1;
-#else
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        int status = 0;
-        pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) return 0;
-        if (r < 0) return mp::sys::pid_exists(pid) ? -1 : 0;
-        std::this_thread::sleep_for(5ms);
-    }
-    return -1;
-#endif
-}
 
 // Polls pid's state until it is `want` or `limit` passes; returns the last state seen.
 ProcessState wait_state(int pid, ProcessState want, std::chrono::milliseconds limit = 10s) {

@@ -26,6 +26,9 @@
 
 using namespace std::chrono_literals;
 using mp_test::MethodTest;
+using mp_test::wait_for_file;
+using mp_test::wait_reaped;
+using mp_test::write_file;
 
 namespace {
 
@@ -89,21 +92,7 @@ int daemon_tries_to_start(std::string method) {
 }
 MP_TARGET(daemon_tries_to_start);
 
-void write_file(const std::string& path, const std::string& text) {
-    std::ofstream(path + ".tmp") << text;
-    std::rename((path + ".tmp").c_str(), path.c_str());
-}
 
-std::string wait_for_file(const std::string& path, std::chrono::seconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        std::ifstream f(path);
-        std::string s;
-        if (f && std::getline(f, s) && !s.empty()) return s;
-        std::this_thread::sleep_for(5ms);
-    }
-    return "";
-}
 
 // A middle process: starts a daemonic child that sleeps "forever", reports its pid through a
 // file, and then either returns at once or sleeps until it is killed.
@@ -220,26 +209,6 @@ std::string capture_stderr(const std::function<void()>& fn) {
     return out;
 }
 
-int wait_reaped(int pid, std::chrono::seconds limit) {
-#if defined(_WIN32)
-    HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
-    if (!h) return 0;  // already gone
-    DWORD r = WaitForSingleObject(h, static_cast<DWORD>(limit.count() * 1000));
-    CloseHandle(h);
-    return r == WAIT_OBJECT_0 ? 0 : -1;
-#else
-    // The test binary is a child subreaper, so the orphaned daemon is now our child.
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        int status = 0;
-        pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) return 0;
-        if (r < 0) return mp::sys::pid_exists(pid) ? -1 : 0;
-        std::this_thread::sleep_for(5ms);
-    }
-    return -1;
-#endif
-}
 
 }  // namespace
 

@@ -34,6 +34,15 @@ Captured run_beside(const std::string& program, const std::vector<std::string>& 
 
 std::string temp_path(const std::string& stem);
 
+// Tests pass small facts between processes through files: written whole (write then rename),
+// and waited for with a limit.
+void write_file(const std::string& path, const std::string& text);
+std::string wait_for_file(const std::string& path, std::chrono::seconds limit);
+
+// Waits for a process that is not one of our mp::Process objects to end, and on POSIX reaps
+// it (the test binary is a child subreaper, so orphans come back to it). 0 once it is gone.
+int wait_reaped(int pid, std::chrono::seconds limit);
+
 // The fixture for tests that start processes: parameterised by start method, it checks in
 // TearDown that no child and no extra fd/handle remain.
 class MethodTest : public ::testing::TestWithParam<std::string> {

@@ -44,6 +44,8 @@ std::error_code write_all(native_handle h, const void* data, std::size_t n) noex
     return {};
 }
 
+// writev_without_sigpipe() is POSIX-only: Windows has no SIGPIPE (a closed reader is ERROR_NO_DATA).
+
 std::error_code read_full(native_handle h, void* data, std::size_t n, std::size_t& got) noexcept {
     char* p = static_cast<char*>(data);
     got = 0;

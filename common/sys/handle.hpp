@@ -11,6 +11,10 @@
 #include <system_error>
 #include <utility>
 
+#if !defined(_WIN32)
+struct iovec;  // <sys/uio.h>
+#endif
+
 namespace mp::sys {
 
 #if defined(_WIN32)
@@ -61,6 +65,12 @@ std::error_code make_pipe(PipeEnds& out) noexcept;
 // Writes all n bytes, retrying on EINTR and short writes. A closed reader is
 // std::errc::broken_pipe (never SIGPIPE).
 std::error_code write_all(native_handle h, const void* data, std::size_t n) noexcept;
+
+#if !defined(_WIN32)
+// writev() with SIGPIPE held off for the calling thread: a reader that has gone away gives
+// EPIPE (in errno, with -1 returned), never a signal. POSIX-only: Windows has no SIGPIPE.
+long writev_without_sigpipe(int fd, const ::iovec* iov, int count) noexcept;
+#endif
 
 // Reads up to n bytes, retrying on EINTR, until n bytes arrived or end of file; got says how
 // many arrived (got < n means end of file).
