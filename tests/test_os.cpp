@@ -354,7 +354,6 @@ TEST_P(ManagedTest, LeavesNoChildBehind) {
     const std::string ready = mp_test::temp_path("stubborn");
     mp::Process quick = ctx().Process(sleep_for_ms, 200);  // ends by itself within join_timeout
     mp::ManagedProcesses::Outcome outcome;
-    const auto t0 = std::chrono::steady_clock::now();
     {
         mp::ManagedProcesses guard(1.5, mp::ManagedProcesses::Policy::join_first, 1.0);
         guard.add(quick);
@@ -374,7 +373,6 @@ TEST_P(ManagedTest, LeavesNoChildBehind) {
         EXPECT_EQ(stubborn.exitcode(), -9) << "SIGTERM was ignored, so it took SIGKILL";
 #endif
     }
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 25s);
     EXPECT_EQ(quick.exitcode(), 0);
     EXPECT_EQ(outcome.joined, 1u);
 #if defined(_WIN32)
