@@ -518,12 +518,25 @@ void Process::terminate() { send_signal(impl_, 15); }
 
 void Process::kill() { send_signal(impl_, 9); }
 
+std::uintptr_t Process::sentinel() {
+    check_usable(impl_);
+    if (impl_->is_current) throw ProcessError("the current process has no sentinel");
+    check_own_child(*impl_, "watch");
+    if (impl_->state != State::started) throw ProcessError("process not started");
+    if (!impl_->sentinel) {
+        if (auto ec = sys::open_sentinel(impl_->child, impl_->exitcode.has_value(), impl_->sentinel))
+            raise_os_error(ec, "opening the sentinel of process " + std::to_string(impl_->child.pid));
+    }
+    return sys::handle_to_value(impl_->sentinel.get());
+}
+
 void Process::close() {
     if (!impl_) throw ValueError("process object was moved from");
     if (impl_->state == State::closed) return;
     if (impl_->state == State::started && !impl_->is_current && !detail::poll_child(*impl_))
         throw ValueError("Cannot close a process while it is still running. You should first call join() or terminate().");
     impl_->child.process.reset();
+    impl_->sentinel.reset();
     impl_->target.reset();
     detail::forget_child(impl_.get());
     impl_->state = State::closed;

@@ -24,6 +24,7 @@ struct ProcessImpl {
     std::vector<int> identity;     // Python's _identity: (1,), (1, 2) for a child's child ...
     int creator_pid = 0;           // only the creating process may start/join
     sys::Child child;
+    sys::Handle sentinel;          // opened by the first sentinel() call
     std::optional<int> exitcode;
     int run_exit_code = 0;         // what the default run() got from the target
 };

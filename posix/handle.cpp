@@ -10,12 +10,15 @@
 #include "../common/sys/handle.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <csignal>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace mp::sys {
@@ -120,6 +123,35 @@ std::error_code count_open_handles(std::size_t& out) noexcept {
     ::closedir(d);
     out = n > 0 ? n - 1 : 0;  // the directory stream's own fd
     return {};
+}
+
+
+std::error_code wait_handles(const native_handle* hs, std::size_t n, double timeout_ms,
+                             unsigned char* ready) noexcept {
+    using clock = std::chrono::steady_clock;
+    constexpr std::size_t kMax = 256;  // mp::wait gives a handful; more is a caller's mistake
+    if (n > kMax) return std::make_error_code(std::errc::invalid_argument);
+    pollfd fds[kMax];
+    for (std::size_t i = 0; i < n; ++i) fds[i] = pollfd{hs[i], POLLIN, 0};
+    const bool forever = timeout_ms < 0;
+    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    for (;;) {
+        timespec ts{};
+        if (!forever) {
+            auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
+            if (left < std::chrono::nanoseconds::zero()) left = std::chrono::nanoseconds::zero();
+            ts = timespec{static_cast<time_t>(left.count() / 1000000000), static_cast<long>(left.count() % 1000000000)};
+        }
+        const int r = ::ppoll(fds, static_cast<nfds_t>(n), forever ? nullptr : &ts, nullptr);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return last_error();
+        for (std::size_t i = 0; i < n; ++i) {
+            if (fds[i].revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
+            ready[i] = (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) ? 1 : 0;
+        }
+        return {};
+    }
 }
 
 }  // namespace mp::sys

@@ -266,6 +266,20 @@ std::error_code wait_watch(native_handle h, std::chrono::nanoseconds timeout, bo
     }
 }
 
+std::error_code open_sentinel(Child& c, bool reaped, Handle& out) noexcept {
+    if (reaped) {
+        PipeEnds p;
+        if (auto ec = make_pipe(p)) return ec;
+        out = std::move(p.read);
+        return {};
+    }
+    // Not reaped: the pid cannot have been reused (a zombie keeps it), so this is our child.
+    int fd = open_pidfd(c.pid);
+    if (fd < 0) return last_error();
+    out.reset(fd);
+    return {};
+}
+
 bool pid_exists(int pid) noexcept {
     if (pid <= 0) return false;
     return ::kill(pid, 0) == 0 || errno == EPERM;

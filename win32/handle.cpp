@@ -13,6 +13,8 @@
 
 #include <windows.h>
 
+#include <chrono>
+
 #include "mp/errors.hpp"
 
 namespace mp::sys {
@@ -89,5 +91,42 @@ std::uintptr_t inherited_value(native_handle h, std::size_t) noexcept { return r
 native_handle handle_from_value(std::uintptr_t v) noexcept { return reinterpret_cast<native_handle>(v); }
 
 std::uintptr_t handle_to_value(native_handle h) noexcept { return reinterpret_cast<std::uintptr_t>(h); }
+
+
+std::error_code wait_handles(const native_handle* hs, std::size_t n, double timeout_ms,
+                             unsigned char* ready) noexcept {
+    using clock = std::chrono::steady_clock;
+    const bool forever = timeout_ms < 0;
+    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    for (;;) {
+        // Look at every handle without waiting: WaitForMultipleObjects reports only the first
+        // signalled one, and the caller wants them all.
+        bool any = false;
+        for (std::size_t i = 0; i < n; ++i) {
+            const DWORD r = WaitForSingleObject(hs[i], 0);
+            if (r == WAIT_FAILED) return last_error();
+            ready[i] = (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED) ? 1 : 0;
+            any = any || ready[i];
+        }
+        if (any) return {};
+        DWORD wait_ms = INFINITE;
+        if (!forever) {
+            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
+            if (left <= 0) return {};
+            wait_ms = static_cast<DWORD>(left) + 1;  // round up: never end before the deadline
+        }
+        if (n == 0) {
+            Sleep(wait_ms);
+            continue;
+        }
+        if (n <= MAXIMUM_WAIT_OBJECTS) {
+            const DWORD r = WaitForMultipleObjects(static_cast<DWORD>(n), hs, FALSE, wait_ms);
+            if (r == WAIT_FAILED) return last_error();
+        } else {
+            Sleep(wait_ms < 10 ? wait_ms : 10);  // too many to wait on at once: look again soon
+        }
+    }
+}
 
 }  // namespace mp::sys

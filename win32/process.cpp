@@ -312,6 +312,19 @@ std::error_code wait_watch(native_handle h, std::chrono::nanoseconds timeout, bo
     return {};
 }
 
+std::error_code open_sentinel(Child& c, bool, Handle& out) noexcept {
+    HANDLE h = nullptr;
+    if (!c.process) {
+        h = CreateEventW(nullptr, TRUE, TRUE, nullptr);  // ended and closed: ready for good
+        if (!h) return last_error();
+    } else if (!DuplicateHandle(GetCurrentProcess(), c.process.get(), GetCurrentProcess(), &h, SYNCHRONIZE,
+                                FALSE, 0)) {
+        return last_error();
+    }
+    out.reset(h);
+    return {};
+}
+
 bool pid_exists(int pid) noexcept {
     if (pid <= 0) return false;
     HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, static_cast<DWORD>(pid));

@@ -87,6 +87,19 @@ std::error_code make_private(native_handle h) noexcept;
 // this process holds. Tests use it to prove that nothing leaks.
 std::error_code count_open_handles(std::size_t& out) noexcept;
 
+// Waits up to timeout_ms (< 0: without limit, 0: just looks) until at least one of hs[0..n) is
+// ready, and sets ready[i] to 1 for each that is (0 for the others). What "ready" means is the
+// OS's own notion, and the two differ:
+//   POSIX    poll(2) readability: a pipe or socket with bytes or end of file, a pidfd whose
+//            process has ended. EINTR restarts the wait with the time that is left.
+//   Windows  WaitForMultipleObjects: a signalled waitable object (a process that has ended, an
+//            event). Pipes and sockets are not waitable objects, so mp::wait looks at
+//            connections itself and gives only process sentinels here. More than 64 handles
+//            (MAXIMUM_WAIT_OBJECTS) are looked at in groups, with short sleeps between rounds.
+// Returning with no handle ready means the time ran out.
+std::error_code wait_handles(const native_handle* hs, std::size_t n, double timeout_ms,
+                             unsigned char* ready) noexcept;
+
 }  // namespace mp::sys
 
 namespace mp::sys {

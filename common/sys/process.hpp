@@ -74,6 +74,13 @@ std::error_code open_watch(int pid, Handle& out) noexcept;
 // Waits up to timeout (< 0: forever) for the watched process to end.
 std::error_code wait_watch(native_handle h, std::chrono::nanoseconds timeout, bool& ended) noexcept;
 
+// Python's Process.sentinel: a handle that becomes ready when the child ends and stays ready,
+// valid while the caller keeps it (also after the child was reaped). POSIX: a pidfd, readable
+// once the process has exited; a child already reaped gets a pipe whose writer is closed
+// (readable at once: end of file). Windows: a duplicate of the process HANDLE, signalled when it
+// ends; a child whose HANDLE was already closed gets an event created signalled.
+std::error_code open_sentinel(Child& c, bool reaped, Handle& out) noexcept;
+
 // Whether `pid` still names a live process (a best effort answer: pids get reused).
 bool pid_exists(int pid) noexcept;
 

@@ -290,6 +290,10 @@ public:
     bool is_alive();
     void terminate();  // SIGTERM; TerminateProcess on Windows (exitcode -SIGTERM)
     void kill();       // SIGKILL; TerminateProcess on Windows (exitcode -SIGKILL)
+    // Python's sentinel: a native handle (POSIX: a pidfd; Windows: a process HANDLE) that becomes
+    // ready when the child ends, and stays ready. For mp::wait (mp/wait.hpp) or the OS's own
+    // waits. The Process owns it: close() closes it. ProcessError before start().
+    std::uintptr_t sentinel();
     // Releases the handles of a finished process; any later use but name() is a ValueError.
     void close();
 
