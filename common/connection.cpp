@@ -152,6 +152,23 @@ void Connection::send_bytes(const void* data, std::size_t size) {
     if (auto ec = sys::pipe_write(s.end, h, hn, data, size)) raise_os_error(ec, "mp::Connection::send");
 }
 
+void Connection::send_bytes_ms(const void* data, std::size_t size, double timeout_ms) {
+    State& s = checked(s_, false, true);
+    unsigned char h[12];
+    const std::size_t hn = put_header(h, size);
+    std::size_t written = 0;
+    const auto ec = sys::pipe_write(s.end, h, hn, data, size, timeout_ms < 0 ? -1 : timeout_ms, &written);
+    if (ec == std::errc::timed_out) {
+        if (written == 0) throw TimeoutError("mp::Connection::send: timed out; nothing was sent");
+        // Part of the frame is in the stream and cannot be taken back: the peer will see a
+        // truncated message, and nothing sent after it could be framed correctly.
+        close_state(s);
+        throw TimeoutError("mp::Connection::send: timed out after " + std::to_string(written) + " of " +
+                           std::to_string(hn + size) + " bytes; the connection is now closed");
+    }
+    if (ec) raise_os_error(ec, "mp::Connection::send");
+}
+
 void Connection::send_bytes(const bytes& buf, std::size_t offset, std::size_t size) {
     if (offset > buf.size()) throw ValueError("mp::Connection::send_bytes: offset is past the end of the buffer");
     if (size == npos) size = buf.size() - offset;

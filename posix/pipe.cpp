@@ -35,26 +35,67 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return last_error();
     } else {
         if (::pipe2(fds, O_CLOEXEC) != 0) return last_error();
+        // The writer is non-blocking so that a send with a timeout can stop waiting for room
+        // (a socket gets MSG_DONTWAIT per call instead; a pipe has no such flag). Untimed sends
+        // wait in poll() instead of inside write(). Only the write side's open file
+        // description carries the flag: the reader stays blocking.
+        if (::fcntl(fds[1], F_SETFL, ::fcntl(fds[1], F_GETFL) | O_NONBLOCK) != 0) {
+            const auto ec = last_error();
+            ::close(fds[0]);
+            ::close(fds[1]);
+            return ec;
+        }
     }
     first.h.reset(fds[0]);
     second.h.reset(fds[1]);
     return {};
 }
 
+// Waits for room to write; false when the deadline passed first.
+static std::error_code wait_writable(int fd, bool forever, std::chrono::steady_clock::time_point deadline,
+                                     bool& ok) noexcept {
+    using clock = std::chrono::steady_clock;
+    for (;;) {
+        int wait_ms = -1;
+        if (!forever) {
+            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
+            if (left <= 0) {
+                ok = false;
+                return {};
+            }
+            wait_ms = static_cast<int>(std::min(std::ceil(left), 2.0e9));
+        }
+        pollfd p{fd, POLLOUT, 0};
+        const int r = ::poll(&p, 1, wait_ms);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return last_error();
+        if (r > 0) {
+            ok = true;  // room, or POLLERR/POLLHUP: the write that follows reports it
+            return {};
+        }
+    }
+}
+
 std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, const void* body,
-                           std::size_t body_n) noexcept {
+                           std::size_t body_n, double timeout_ms, std::size_t* written) noexcept {
+    using clock = std::chrono::steady_clock;
+    const bool forever = timeout_ms < 0;
+    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     iovec iov[2] = {{const_cast<void*>(head), head_n}, {const_cast<void*>(body), body_n}};
     iovec* cur = iov;
     int cnt = 2;
     if (body_n == 0) cnt = 1;
     bool is_socket = true;
+    std::size_t total = 0;
+    if (written) *written = 0;
     while (cnt > 0) {
         ssize_t w;
         if (is_socket) {
             msghdr msg{};
             msg.msg_iov = cur;
             msg.msg_iovlen = static_cast<decltype(msg.msg_iovlen)>(cnt);
-            w = ::sendmsg(end.h.get(), &msg, MSG_NOSIGNAL);
+            w = ::sendmsg(end.h.get(), &msg, MSG_NOSIGNAL | (forever ? 0 : MSG_DONTWAIT));
         } else {
             w = writev_without_sigpipe(end.h.get(), cur, cnt);
         }
@@ -64,9 +105,17 @@ std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, c
                 is_socket = false;
                 continue;
             }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                bool room = false;
+                if (auto ec = wait_writable(end.h.get(), forever, deadline, room)) return ec;
+                if (!room) return std::make_error_code(std::errc::timed_out);
+                continue;
+            }
             return last_error();
         }
         auto left = static_cast<std::size_t>(w);
+        total += left;
+        if (written) *written = total;
         while (cnt > 0 && left >= cur[0].iov_len) {  // drop the parts fully written
             left -= cur[0].iov_len;
             ++cur;

@@ -257,6 +257,73 @@ TEST(Connection, ClosedIsAClearError) {
     EXPECT_THROW(mp::encode(b), mp::TypeError);
 }
 
+TEST(Connection, SendWithTimeoutOnAFullBuffer) {
+    const std::string msg(1000, 'm');
+    for (bool duplex : {true, false}) {
+        SCOPED_TRACE(duplex ? "duplex" : "one-way");
+        auto [r, w] = mp::Pipe(duplex);
+        // Nobody reads: fill the OS buffer until a send runs out of time.
+        int sent = 0;
+        double took = 0;
+        bool timed_out = false;
+        for (int i = 0; i < 100000 && !timed_out; ++i) {
+            const auto t0 = Clock::now();
+            try {
+                w.send_bytes(msg.data(), msg.size(), 0.05);
+                ++sent;
+            } catch (const mp::TimeoutError&) {
+                timed_out = true;
+                took = std::chrono::duration<double>(Clock::now() - t0).count();
+            }
+        }
+        ASSERT_TRUE(timed_out);
+        EXPECT_GE(took, 0.05);
+        const bool cut = w.closed();  // part of the last message went out
+        if (!cut) {
+            EXPECT_THROW(w.send(msg, std::chrono::milliseconds(20)), mp::TimeoutError);
+        }
+        const bool cut_later = w.closed();
+        w.close();
+        int got = 0;
+        bool decode_error = false;
+        for (;;) {
+            try {
+                EXPECT_EQ(r.recv_bytes().size(), msg.size());
+                ++got;
+            } catch (const mp::EOFError&) {
+                break;
+            } catch (const mp::DecodeError&) {
+                decode_error = true;
+                break;
+            }
+        }
+        // Every message reported sent arrived whole; a cut one shows as a DecodeError, and an
+        // uncut stream ends cleanly.
+        EXPECT_EQ(got, sent);
+        EXPECT_EQ(decode_error, cut || cut_later);
+    }
+}
+
+TEST(Connection, BigSendWithTimeoutClosesWhenCut) {
+    auto [r, w] = mp::Pipe(false);
+    const mp::bytes big = make_bytes(8u << 20, 3);
+    const auto t0 = Clock::now();
+    EXPECT_THROW(w.send_bytes(big.data(), big.size(), 0.2), mp::TimeoutError);
+    EXPECT_GE(std::chrono::duration<double>(Clock::now() - t0).count(), 0.2);
+    EXPECT_TRUE(w.closed());  // some of it went out: the stream cannot carry more frames
+    EXPECT_THROW(r.recv_bytes(), mp::DecodeError);
+}
+
+TEST(Connection, SendWithTimeoutSucceedsWhileAReaderDrains) {
+    auto [r, w] = mp::Pipe();
+    const mp::bytes big = make_bytes(16u << 20, 5);
+    std::thread reader([&r, &big] { EXPECT_EQ(checksum(r.recv_bytes()), checksum(big)); });
+    w.send_bytes(big.data(), big.size(), 60.0);
+    w.send(std::string("after"), std::chrono::seconds(60));
+    reader.join();
+    EXPECT_EQ(r.recv<std::string>(), "after");
+}
+
 // ---- with children ---------------------------------------------------------------------
 
 namespace {

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -95,34 +96,69 @@ static BOOL overlapped_io(bool write, HANDLE h, HANDLE ev, void* p, DWORD n, DWO
     return GetOverlappedResult(h, &ov, &done, TRUE);
 }
 
-static std::error_code write_block(PipeEnd& end, const char* p, std::size_t n) noexcept {
+// Writes p[0..n), waiting for each overlapped write until the deadline (forever: no limit).
+// When time runs out the write is cancelled; `total` counts what went out either way.
+static std::error_code write_block(PipeEnd& end, const char* p, std::size_t n, bool forever,
+                                   std::chrono::steady_clock::time_point deadline, std::size_t& total) noexcept {
+    using clock = std::chrono::steady_clock;
     while (n > 0) {
         const DWORD chunk = n > 0x40000000 ? 0x40000000 : static_cast<DWORD>(n);
         DWORD put = 0;
-        if (!overlapped_io(true, end.h.get(), end.write_event.get(), const_cast<char*>(p), chunk, put)) {
+        OVERLAPPED ov{};
+        ov.hEvent = end.write_event.get();
+        BOOL ok = WriteFile(end.h.get(), const_cast<char*>(p), chunk, nullptr, &ov);
+        if (!ok && GetLastError() == ERROR_IO_PENDING) {
+            DWORD wait_ms = INFINITE;
+            if (!forever) {
+                const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
+                wait_ms = left <= 0 ? 0 : static_cast<DWORD>(std::ceil(left));
+            }
+            if (WaitForSingleObject(ov.hEvent, wait_ms) == WAIT_TIMEOUT) {
+                // Out of time: cancel, then learn how much the cancelled write moved.
+                CancelIoEx(end.h.get(), &ov);
+                GetOverlappedResult(end.h.get(), &ov, &put, TRUE);
+                total += put;
+                if (put == chunk && n == chunk) return {};  // it finished as it was cancelled
+                return std::make_error_code(std::errc::timed_out);
+            }
+            ok = GetOverlappedResult(end.h.get(), &ov, &put, TRUE);
+        } else if (ok) {
+            GetOverlappedResult(end.h.get(), &ov, &put, TRUE);
+        }
+        if (!ok) {
             const DWORD e = GetLastError();
             if (is_peer_gone(e)) return std::make_error_code(std::errc::broken_pipe);
             return {static_cast<int>(e), win32_category()};
         }
         p += put;
         n -= put;
+        total += put;
     }
     return {};
 }
 
 std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, const void* body,
-                           std::size_t body_n) noexcept {
+                           std::size_t body_n, double timeout_ms, std::size_t* written) noexcept {
+    using clock = std::chrono::steady_clock;
     if (auto ec = ensure_event(end.write_event)) return ec;
+    const bool forever = timeout_ms < 0;
+    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    std::size_t total = 0;
+    std::error_code ec;
     // No gather write for pipes: a small message is copied behind its header and written once
     // (under Wine every call costs a wineserver round trip).
     if (head_n + body_n <= 4096) {
         char buf[4096];
         if (head_n) std::memcpy(buf, head, head_n);
         if (body_n) std::memcpy(buf + head_n, body, body_n);
-        return write_block(end, buf, head_n + body_n);
+        ec = write_block(end, buf, head_n + body_n, forever, deadline, total);
+    } else {
+        ec = write_block(end, static_cast<const char*>(head), head_n, forever, deadline, total);
+        if (!ec) ec = write_block(end, static_cast<const char*>(body), body_n, forever, deadline, total);
     }
-    if (auto ec = write_block(end, static_cast<const char*>(head), head_n)) return ec;
-    return write_block(end, static_cast<const char*>(body), body_n);
+    if (written) *written = total;
+    return ec;
 }
 
 std::error_code pipe_read(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept {

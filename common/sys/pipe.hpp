@@ -32,8 +32,11 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
 
 // Writes head[0..head_n) then body[0..body_n) completely, as one gather write where the OS has
 // one, retrying on EINTR and short writes. A closed peer is std::errc::broken_pipe.
+// timeout_ms >= 0 bounds the time spent waiting for room in the OS buffer: when it runs out,
+// the result is std::errc::timed_out and *written (if given) says how many bytes went out
+// (0: none, the stream is as it was; more: a partial message is in the stream).
 std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, const void* body,
-                           std::size_t body_n) noexcept;
+                           std::size_t body_n, double timeout_ms = -1, std::size_t* written = nullptr) noexcept;
 
 // Reads exactly n bytes unless the peer closes first: got < n then means end of file.
 // Retries on EINTR.

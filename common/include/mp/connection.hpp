@@ -39,8 +39,12 @@
 //
 // Timeouts: poll(timeout) waits until a message (or end of file) is there; a receive with a
 // timeout is `if (c.poll(t)) v = c.recv<T>();`. poll only sees that bytes have arrived: if the
-// peer wrote half a frame and stalls, the recv that follows waits for the rest. Sends block
-// while the OS buffer is full and have no timeout form.
+// peer wrote half a frame and stalls, the recv that follows waits for the rest. A send blocks
+// while the OS buffer is full; send(obj, timeout) / send_bytes(data, size, timeout) bound
+// that wait with TimeoutError. If the time ran out before any byte of the message went out,
+// the connection stays usable; if part of it went out, the connection is closed, because the
+// peer would otherwise read the rest of the stream out of frame (it sees the cut message as
+// a DecodeError once every copy of this end is closed).
 //
 // Copies share: a Connection is a handle to shared state (shared_ptr), as a Python object
 // reference is. close() on one copy closes it for all; the OS handle closes when the last copy
@@ -107,6 +111,30 @@ public:
         encode_to(out, obj);
         send_bytes(out.data(), out.size());
     }
+
+    // Sends with a bound on the time spent waiting for room in the OS buffer (a reader that
+    // does not read). TimeoutError when it runs out: if nothing of the message had gone out,
+    // the connection stays usable; if part had, it is closed (see the top of this file).
+    // A negative timeout waits without limit.
+    void send_bytes(const void* data, std::size_t size, double timeout_seconds) {
+        send_bytes_ms(data, size, timeout_seconds < 0 ? -1 : timeout_seconds * 1000.0);
+    }
+    template <class Rep, class Period>
+    void send_bytes(const void* data, std::size_t size, std::chrono::duration<Rep, Period> timeout) {
+        send_bytes_ms(data, size, std::chrono::duration<double, std::milli>(timeout).count());
+    }
+    template <class T>
+    void send(const T& obj, double timeout_seconds) {
+        std::string out;
+        encode_to(out, obj);
+        send_bytes(out.data(), out.size(), timeout_seconds);
+    }
+    template <class T, class Rep, class Period>
+    void send(const T& obj, std::chrono::duration<Rep, Period> timeout) {
+        std::string out;
+        encode_to(out, obj);
+        send_bytes(out.data(), out.size(), timeout);
+    }
     template <class T>
     T recv() {
         std::string in;
@@ -144,6 +172,7 @@ private:
     explicit Connection(std::shared_ptr<State> s) : s_(std::move(s)) {}
     void recv_frame(std::string& out);
     bool poll_ms(double timeout_ms);
+    void send_bytes_ms(const void* data, std::size_t size, double timeout_ms);
 
     std::shared_ptr<State> s_;
 };
