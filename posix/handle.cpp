@@ -86,6 +86,8 @@ std::error_code write_all(native_handle h, const void* data, std::size_t n) noex
     return {};
 }
 
+// owner_only_security_descriptor() is Windows-only: POSIX objects get file modes (0600).
+
 std::error_code read_full(native_handle h, void* data, std::size_t n, std::size_t& got) noexcept {
     char* p = static_cast<char*>(data);
     got = 0;

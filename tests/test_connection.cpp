@@ -13,7 +13,10 @@
 #include "sys/pipe.hpp"
 #include "test_util.hpp"
 
-#if !defined(_WIN32)
+#if defined(_WIN32)
+#include <windows.h>
+#include <aclapi.h>
+#else
 #include <csignal>
 #include <ctime>
 #endif
@@ -323,6 +326,33 @@ TEST(Connection, SendWithTimeoutSucceedsWhileAReaderDrains) {
     reader.join();
     EXPECT_EQ(r.recv<std::string>(), "after");
 }
+
+#if defined(_WIN32)
+// The named pipe behind a Pipe() lets nobody but this user open it. (Wine stores the DACL but
+// does not check it when a client opens a pipe: WINE-NOTES. Reading it back works on both.)
+TEST(Connection, WindowsPipeHasAnOwnerOnlyDacl) {
+    auto [a, b] = mp::Pipe();
+    PACL dacl = nullptr;
+    PSECURITY_DESCRIPTOR sd = nullptr;
+    ASSERT_EQ(GetSecurityInfo(reinterpret_cast<HANDLE>(a.native_handle()), SE_KERNEL_OBJECT,
+                              DACL_SECURITY_INFORMATION, nullptr, nullptr, &dacl, nullptr, &sd),
+              static_cast<DWORD>(ERROR_SUCCESS));
+    ASSERT_NE(dacl, nullptr);
+    EXPECT_EQ(dacl->AceCount, 1);
+    void* ace = nullptr;
+    ASSERT_TRUE(GetAce(dacl, 0, &ace));
+    auto* allowed = static_cast<ACCESS_ALLOWED_ACE*>(ace);
+    EXPECT_EQ(allowed->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
+    HANDLE token = nullptr;
+    ASSERT_TRUE(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
+    alignas(DWORD) unsigned char buf[256];
+    DWORD n = 0;
+    ASSERT_TRUE(GetTokenInformation(token, TokenUser, buf, sizeof buf, &n));
+    CloseHandle(token);
+    EXPECT_TRUE(EqualSid(&allowed->SidStart, reinterpret_cast<TOKEN_USER*>(buf)->User.Sid));
+    LocalFree(sd);
+}
+#endif
 
 // ---- with children ---------------------------------------------------------------------
 

@@ -48,6 +48,45 @@ std::error_code write_all(native_handle h, const void* data, std::size_t n) noex
 
 // writev_without_sigpipe() is POSIX-only: Windows has no SIGPIPE (a closed reader is ERROR_NO_DATA).
 
+// The DACL holds one ACE: GENERIC_ALL for the SID of the user this process runs as. The
+// descriptor is absolute (it points at the ACL), so both live in one static block.
+void* owner_only_security_descriptor(std::error_code& ec) noexcept {
+    struct Block {
+        SECURITY_DESCRIPTOR sd;
+        alignas(DWORD) unsigned char acl[256];
+        alignas(DWORD) unsigned char user[256];  // TOKEN_USER and its SID
+        DWORD error = 0;
+    };
+    static Block* const block = [] {
+        static Block b{};
+        HANDLE token = nullptr;
+        DWORD n = 0;
+        auto* tu = reinterpret_cast<TOKEN_USER*>(b.user);
+        if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token)) {
+            b.error = GetLastError();
+            return &b;
+        }
+        const BOOL got = GetTokenInformation(token, TokenUser, tu, sizeof b.user, &n);
+        if (!got) b.error = GetLastError();
+        CloseHandle(token);
+        if (!got) return &b;
+        auto* acl = reinterpret_cast<ACL*>(b.acl);
+        if (!InitializeAcl(acl, sizeof b.acl, ACL_REVISION) ||
+            !AddAccessAllowedAce(acl, ACL_REVISION, GENERIC_ALL, tu->User.Sid) ||
+            !InitializeSecurityDescriptor(&b.sd, SECURITY_DESCRIPTOR_REVISION) ||
+            !SetSecurityDescriptorDacl(&b.sd, TRUE, acl, FALSE)) {
+            b.error = GetLastError();
+        }
+        return &b;
+    }();
+    if (block->error) {
+        ec = {static_cast<int>(block->error), win32_category()};
+        return nullptr;
+    }
+    ec.clear();
+    return &block->sd;
+}
+
 std::error_code read_full(native_handle h, void* data, std::size_t n, std::size_t& got) noexcept {
     char* p = static_cast<char*>(data);
     got = 0;

@@ -3,7 +3,7 @@
 // Windows has no socketpair() and its anonymous pipes are one-way and cannot do overlapped
 // I/O, so a pair is made as CPython does: a named pipe with a unique name
 // (\\.\pipe\mp-<pid>-<counter>-<random>) is created with FILE_FLAG_FIRST_PIPE_INSTANCE (so no
-// one can have squatted the name) and one instance, and its client end is opened at once with
+// one can have squatted the name), a DACL that lets only the current user open it, and one instance, and its client end is opened at once with
 // CreateFileW. Duplex: PIPE_ACCESS_DUPLEX, both ends read and write. One-way: the server end is
 // PIPE_ACCESS_INBOUND (the reader), the client opens it write-only. Byte mode: Connection adds
 // its own framing, the same bytes as on POSIX. Both handles are overlapped and non-inheritable.
@@ -50,9 +50,13 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
     const DWORD buffer = 64 * 1024;
     const DWORD open_mode =
         (duplex ? PIPE_ACCESS_DUPLEX : PIPE_ACCESS_INBOUND) | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE;
-    // No SECURITY_ATTRIBUTES: not inheritable, default (creator and system) DACL.
+    // Not inheritable, and only this user may open the name in the moment before our own
+    // client end does (FIRST_PIPE_INSTANCE already keeps anyone from having created it first).
+    std::error_code sec_ec;
+    SECURITY_ATTRIBUTES sa{sizeof sa, owner_only_security_descriptor(sec_ec), FALSE};
+    if (sec_ec) return sec_ec;
     HANDLE server = CreateNamedPipeW(name, open_mode, PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-                                     1, buffer, buffer, 0, nullptr);
+                                     1, buffer, buffer, 0, &sa);
     if (server == INVALID_HANDLE_VALUE) return last_error();
     Handle s(server);
     const DWORD access = duplex ? GENERIC_READ | GENERIC_WRITE : GENERIC_WRITE | FILE_READ_ATTRIBUTES;

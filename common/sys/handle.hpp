@@ -72,6 +72,14 @@ std::error_code write_all(native_handle h, const void* data, std::size_t n) noex
 long writev_without_sigpipe(int fd, const ::iovec* iov, int count) noexcept;
 #endif
 
+#if defined(_WIN32)
+// A security descriptor whose DACL grants access to the current user alone (and nobody else,
+// not even administrators' groups), for named objects that another user must not open: named
+// pipes, named events. Built once per process and never freed; nullptr with ec set on failure.
+// Windows-only: POSIX gives such objects file modes (0600) instead.
+void* owner_only_security_descriptor(std::error_code& ec) noexcept;
+#endif
+
 // Reads up to n bytes, retrying on EINTR, until n bytes arrived or end of file; got says how
 // many arrived (got < n means end of file).
 std::error_code read_full(native_handle h, void* data, std::size_t n, std::size_t& got) noexcept;
