@@ -10,7 +10,7 @@
 // Every call is retried on EINTR.
 // Windows differs: there a pair is a uniquely named pipe opened from both sides, a closed peer
 // is ERROR_BROKEN_PIPE / ERROR_NO_DATA with no signal at all, I/O is overlapped, and there is
-// no poll() on pipes, so waiting is PeekNamedPipe in a short sleep loop.
+// no poll() on pipes, so waiting is a zero-byte overlapped read (completes when bytes arrive).
 #include "../common/sys/pipe.hpp"
 
 #include <algorithm>

@@ -11,8 +11,9 @@
 // ERROR_BROKEN_PIPE / ERROR_NO_DATA / ERROR_PIPE_NOT_CONNECTED on a write (broken_pipe). There
 // is no EINTR. Reads and writes are overlapped ReadFile/WriteFile completed with
 // GetOverlappedResult on an event of the end's own, one per direction. There is no poll() for
-// pipes: PeekNamedPipe says how many bytes wait, so a wait with timeout peeks in a loop of short
-// sleeps (1 ms and up to 10 ms, checking the clock so it never ends early).
+// pipes: PeekNamedPipe says how many bytes wait, and a wait with timeout is a zero-byte
+// overlapped ReadFile, which completes when bytes arrive (consuming none) or the peer closes,
+// and is cancelled (CancelIoEx) when the time runs out.
 // POSIX differs: a socketpair (duplex) or pipe (one-way), SIGPIPE to guard against on write,
 // and poll(2) to wait.
 #include "../common/sys/pipe.hpp"
@@ -201,31 +202,69 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
 std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept {
     using clock = std::chrono::steady_clock;
     ready = false;
+    DWORD avail = 0;
+    if (!PeekNamedPipe(end.h.get(), nullptr, 0, nullptr, &avail, nullptr)) {
+        const DWORD e = GetLastError();
+        if (!is_peer_gone(e)) return {static_cast<int>(e), win32_category()};
+        ready = true;  // the peer closed: a read will not block (it sees end of file)
+        return {};
+    }
+    if (avail > 0 || timeout_ms == 0) {
+        ready = avail > 0;
+        return {};
+    }
+    // A zero-byte overlapped read completes when bytes arrive (consuming none) or the peer
+    // closes: a real wait, where PeekNamedPipe alone would have to be asked again and again.
+    if (auto ec = ensure_event(end.read_event)) return ec;
     const bool forever = timeout_ms < 0;
     const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
                                              std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
-    DWORD nap = 1;
+    OVERLAPPED ov{};
+    ov.hEvent = end.read_event.get();
+    char none = 0;
+    if (ReadFile(end.h.get(), &none, 0, nullptr, &ov)) {
+        ready = true;
+        return {};
+    }
+    DWORD e = GetLastError();
+    if (is_peer_gone(e)) {
+        ready = true;
+        return {};
+    }
+    if (e != ERROR_IO_PENDING) return {static_cast<int>(e), win32_category()};
+    DWORD moved = 0;
     for (;;) {
-        DWORD avail = 0;
-        if (!PeekNamedPipe(end.h.get(), nullptr, 0, nullptr, &avail, nullptr)) {
-            const DWORD e = GetLastError();
-            if (!is_peer_gone(e)) return {static_cast<int>(e), win32_category()};
-            ready = true;  // the peer closed: a read will not block (it sees end of file)
-            return {};
-        }
-        if (avail > 0) {
-            ready = true;
-            return {};
-        }
-        DWORD sleep_ms = nap;
+        DWORD wait_ms = INFINITE;
         if (!forever) {
             const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-            if (left <= 0) return {};
-            if (left < sleep_ms) sleep_ms = static_cast<DWORD>(left) + 1;
+            // A wait may end a little before the time asked (the timer tick): go round again
+            // until the deadline has really passed.
+            wait_ms = left <= 0 ? 0 : static_cast<DWORD>(std::ceil(left));
         }
-        Sleep(sleep_ms);
-        if (nap < 10) ++nap;
+        const DWORD r = WaitForSingleObject(ov.hEvent, wait_ms);
+        if (r == WAIT_FAILED) {
+            e = GetLastError();
+            CancelIoEx(end.h.get(), &ov);
+            GetOverlappedResult(end.h.get(), &ov, &moved, TRUE);
+            return {static_cast<int>(e), win32_category()};
+        }
+        if (r == WAIT_OBJECT_0) break;
+        if (wait_ms == 0) {  // out of time: take the read back
+            CancelIoEx(end.h.get(), &ov);
+            break;
+        }
     }
+    if (GetOverlappedResult(end.h.get(), &ov, &moved, TRUE)) {
+        ready = true;  // completed (perhaps just as it was cancelled): bytes are there
+        return {};
+    }
+    e = GetLastError();
+    if (is_peer_gone(e)) {
+        ready = true;
+        return {};
+    }
+    if (e == ERROR_OPERATION_ABORTED) return {};  // the time ran out
+    return {static_cast<int>(e), win32_category()};
 }
 
 }  // namespace mp::sys
