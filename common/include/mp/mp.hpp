@@ -6,6 +6,8 @@
 #include "context.hpp"
 #include "errors.hpp"
 #include "managed.hpp"
+#include "named_pipe.hpp"
 #include "os.hpp"
 #include "process.hpp"
 #include "shared_memory.hpp"
+#include "signals.hpp"
