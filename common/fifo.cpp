@@ -60,7 +60,13 @@ std::string seconds_text(double s) {
                                    double timeout_s) {
     if (ec == std::errc::timed_out)
         throw TimeoutError(what + "(" + path + "): no " + (reader ? "writer" : "reader") + " within " +
-                           seconds_text(timeout_s) + " s");
+                           seconds_text(timeout_s) + " s" +
+#if defined(_WIN32)
+                           (what == "mp::NamedPipe::open" ? " (the creator serves another peer)" : "")
+#else
+                           ""
+#endif
+        );
     if (ec == std::errc::invalid_argument) throw ValueError(what + ": " + path + " exists but is not a FIFO");
     raise_os_error(ec, what + "(" + path + ")");
 }

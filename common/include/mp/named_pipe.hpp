@@ -85,7 +85,9 @@ public:
     void write(const void* data, std::size_t n);
     void write(std::string_view s) { write(s.data(), s.size()); }
 
-    void close();  // the connection; a creator's name stays until remove() or destruction
+    // Closes this end. A creator's name stays until remove() or destruction on POSIX; on
+    // Windows the name is the creator's handle, so a creator's close() ends the name too.
+    void close();
     bool closed() const noexcept;
     // Removes the name (POSIX: unlink; open ends go on working). Windows: the name ends when
     // the creator closes, so this only stops the destructor from trying again.
