@@ -29,6 +29,14 @@ void check_catchable(int s, const char* what) {
 #endif
 }
 
+// A fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) is raised again by the very instruction that caused
+// it as soon as a handler returns: one that only records it would loop for ever.
+void check_not_fault(int s, const char* what) {
+    if (s == 4 || s == 7 || s == 8 || s == 11)
+        throw ValueError(std::string(what) + ": signal " + std::to_string(s) +
+                         " reports a fault in the running code; it cannot wait for dispatch()");
+}
+
 void raise_for(std::error_code ec, const char* what, int s) {
     if (ec == std::errc::invalid_argument)
         throw ValueError(std::string(what) + ": signal " + std::to_string(s) + " cannot be changed");
@@ -49,6 +57,7 @@ namespace signals {
 
 void handle(int s, Handler handler) {
     check_catchable(s, "mp::signals::handle");
+    check_not_fault(s, "mp::signals::handle");
     if (!handler) throw ValueError("mp::signals::handle: the handler is empty");
     {
         std::lock_guard<std::mutex> lock(g_mu);

@@ -167,6 +167,7 @@ TEST(Signals, IgnoreAndRestore) {
 TEST(Signals, BadInputAndMissingProcess) {
     EXPECT_THROW(mp::signals::handle(mp::sig::KILL, [](int) {}), mp::ValueError);
     EXPECT_THROW(mp::signals::ignore(mp::sig::KILL), mp::ValueError);
+    EXPECT_THROW(mp::signals::handle(11, [](int) {}), mp::ValueError);  // SIGSEGV: a fault cannot wait
     EXPECT_THROW(mp::signals::handle(0, [](int) {}), mp::ValueError);
     EXPECT_THROW(mp::signals::handle(65, [](int) {}), mp::ValueError);
     EXPECT_THROW(mp::signals::handle(mp::sig::USR1, nullptr), mp::ValueError);

@@ -27,8 +27,9 @@
 // After fork the child keeps the handlers but not the recorded signals (as POSIX does not pass
 // pending signals to a child); a spawned child starts with none.
 //
-// Errors: a signal that cannot be caught (KILL; on POSIX also STOP) or a number outside 1..64
-// -> ValueError; kill of a pid that names no process -> ProcessLookupError; pid <= 0 (process
+// Errors: a signal that cannot be caught (KILL; on POSIX also STOP), a fault signal given to
+// handle() (SEGV, BUS, FPE, ILL: the faulting instruction would raise it again at once, before
+// any dispatch), or a number outside 1..64 -> ValueError; kill of a pid that names no process -> ProcessLookupError; pid <= 0 (process
 // groups, "everyone") -> ValueError; not allowed -> PermissionError.
 #pragma once
 
