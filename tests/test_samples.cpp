@@ -196,11 +196,28 @@ TEST(Samples, T14Pipe) {
     EXPECT_EQ(count_of(r.output, "connection is read-only"), method_count()) << r.output;
 }
 
+TEST(Samples, T15NamedPipe) {
+    auto r = run_sample("t15_named_pipe");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "accept(0.2) with no writer: TimeoutError"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "reader got: message 3 from pid"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "reader got: bye"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "opening the name is FileNotFoundError"), method_count()) << r.output;
+}
+
 TEST(Samples, T17SharedMemory) {
     auto r = run_sample("t17_shared_memory");
     EXPECT_EQ(r.exitcode, 0) << r.output;
     EXPECT_EQ(count_of(r.output, "reads \"hello from a child + another\""), method_count()) << r.output;
     EXPECT_EQ(count_of(r.output, "raises FileNotFoundError"), method_count()) << r.output;
+}
+
+TEST(Samples, T19Signals) {
+    auto r = run_sample("t19_signals");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "handler: got signal 10 (USR1) on the main thread"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "dispatch ran 1 handler(s)"), method_count()) << r.output;
+    EXPECT_HAS(r.output, "ProcessLookupError");
 }
 
 TEST(Samples, T28GracefulShutdown) {

@@ -1,0 +1,246 @@
+// common/fifo.cpp - mp::NamedPipe: names, roles, buffering for readline, and Python's
+// exceptions, over the sys/fifo.hpp and sys/pipe.hpp contracts.
+#include "mp/named_pipe.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "sys/fifo.hpp"
+#include "sys/pipe.hpp"
+
+namespace mp {
+
+struct NamedPipe::State {
+    std::string name;
+    std::string path;
+    bool reader = true;
+    bool creator = false;
+    bool connected = false;
+    bool owns_name = false;  // the creator removes the name once
+    sys::PipeEnd end;        // Windows creator: the server instance from creation on
+    std::string ahead;       // bytes read past a line's end, handed out first
+    std::size_t ahead_pos = 0;
+};
+
+namespace {
+
+constexpr std::size_t kChunk = 64 * 1024;
+
+double to_ms(double seconds) { return seconds < 0 ? -1 : seconds * 1000.0; }
+
+bool parse_mode(const std::string& mode) {
+    if (mode == "r") return true;
+    if (mode == "w") return false;
+    throw ValueError("mp::NamedPipe: mode must be \"r\" or \"w\", not \"" + mode + "\"");
+}
+
+std::string os_path(const std::string& name) {
+    std::string path;
+    if (auto ec = sys::fifo_path(name, path)) {
+        if (ec == std::errc::invalid_argument)
+            throw ValueError("mp::NamedPipe: bad name \"" + name +
+#if defined(_WIN32)
+                             "\": it must be non-empty and hold no backslash after \\\\.\\pipe\\");
+#else
+                             "\": give a bare name (no '/') or an absolute path");
+#endif
+        raise_os_error(ec, "mp::NamedPipe(" + name + ")");
+    }
+    return path;
+}
+
+std::string seconds_text(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", s);
+    return buf;
+}
+
+[[noreturn]] void throw_open_error(std::error_code ec, const std::string& what, const std::string& path, bool reader,
+                                   double timeout_s) {
+    if (ec == std::errc::timed_out)
+        throw TimeoutError(what + "(" + path + "): no " + (reader ? "writer" : "reader") + " within " +
+                           seconds_text(timeout_s) + " s" +
+#if defined(_WIN32)
+                           (what == "mp::NamedPipe::open" ? " (the creator serves another peer)" : "")
+#else
+                           ""
+#endif
+        );
+    if (ec == std::errc::invalid_argument) throw ValueError(what + ": " + path + " exists but is not a FIFO");
+    raise_os_error(ec, what + "(" + path + ")");
+}
+
+[[noreturn]] void throw_closed(const char* what) {
+    throw OSError(std::make_error_code(std::errc::bad_file_descriptor), std::string(what) + ": the named pipe is closed");
+}
+
+}  // namespace
+
+NamedPipe::NamedPipe() noexcept = default;
+NamedPipe::NamedPipe(std::unique_ptr<State> s) noexcept : s_(std::move(s)) {}
+NamedPipe::NamedPipe(NamedPipe&&) noexcept = default;
+NamedPipe& NamedPipe::operator=(NamedPipe&& o) noexcept {
+    if (this != &o) {
+        if (s_ && s_->owns_name) sys::fifo_remove(s_->path);
+        s_ = std::move(o.s_);
+    }
+    return *this;
+}
+
+NamedPipe::~NamedPipe() {
+    if (s_ && s_->owns_name) {
+        s_->end.h.reset();
+        sys::fifo_remove(s_->path);  // a failure here (someone removed it already) is no one's business
+    }
+}
+
+NamedPipe NamedPipe::create(const std::string& name, const std::string& mode) {
+    auto s = std::make_unique<State>();
+    s->reader = parse_mode(mode);
+    s->name = name;
+    s->path = os_path(name);
+    s->creator = true;
+    if (auto ec = sys::fifo_create(s->path, s->reader, s->end)) {
+        if (ec == std::errc::file_exists)
+            throw FileExistsError(ec, "mp::NamedPipe::create: " + s->path + " already exists");
+        raise_os_error(ec, "mp::NamedPipe::create(" + s->path + ")");
+    }
+    s->owns_name = true;
+    return NamedPipe(std::move(s));
+}
+
+NamedPipe NamedPipe::open(const std::string& name, const std::string& mode, double timeout_seconds) {
+    auto s = std::make_unique<State>();
+    s->reader = parse_mode(mode);
+    s->name = name;
+    s->path = os_path(name);
+    if (auto ec = sys::fifo_open(s->path, s->reader, s->end, to_ms(timeout_seconds))) {
+        if (ec == std::errc::no_such_file_or_directory)
+            throw FileNotFoundError(ec, "mp::NamedPipe::open: no named pipe " + s->path + " (its creator makes it)");
+        throw_open_error(ec, "mp::NamedPipe::open", s->path, s->reader, timeout_seconds);
+    }
+    s->connected = true;
+    return NamedPipe(std::move(s));
+}
+
+void NamedPipe::accept(double timeout_seconds) {
+    if (!s_) throw_closed("mp::NamedPipe::accept");
+    if (s_->connected) return;
+    if (!s_->creator) throw ValueError("mp::NamedPipe::accept: only the creator accepts; this end was opened");
+    if (auto ec = sys::fifo_accept(s_->path, s_->reader, s_->end, to_ms(timeout_seconds)))
+        throw_open_error(ec, "mp::NamedPipe::accept", s_->path, s_->reader, timeout_seconds);
+    s_->connected = true;
+}
+
+static NamedPipe::State& ready(const std::unique_ptr<NamedPipe::State>& s, NamedPipe& self, bool want_read,
+                               const char* what) {
+    if (!s || (s->connected && !s->end.h)) throw_closed(what);
+    if (want_read != s->reader)
+        throw OSError(std::make_error_code(std::errc::bad_file_descriptor),
+                      std::string(what) + ": this end is " + (s->reader ? "read-only" : "write-only"));
+    if (!s->connected) self.accept(-1);
+    return *s;
+}
+
+std::string NamedPipe::read(std::size_t n) {
+    State& s = ready(s_, *this, true, "mp::NamedPipe::read");
+    if (n == 0) return {};
+    if (s.ahead_pos < s.ahead.size()) {
+        const std::size_t take = std::min(n, s.ahead.size() - s.ahead_pos);
+        std::string out = s.ahead.substr(s.ahead_pos, take);
+        s.ahead_pos += take;
+        return out;
+    }
+    std::string out(std::min(n, kChunk), '\0');
+    std::size_t got = 0;
+    if (auto ec = sys::pipe_read_some(s.end, out.data(), out.size(), got)) raise_os_error(ec, "mp::NamedPipe::read");
+    out.resize(got);
+    return out;
+}
+
+std::string NamedPipe::read_exact(std::size_t n) {
+    State& s = ready(s_, *this, true, "mp::NamedPipe::read_exact");
+    std::string out;
+    const std::size_t from_ahead = std::min(n, s.ahead.size() - s.ahead_pos);
+    out.append(s.ahead, s.ahead_pos, from_ahead);
+    s.ahead_pos += from_ahead;
+    // Grows with what arrives, so that a huge n does not reserve memory up front.
+    while (out.size() < n) {
+        const std::size_t have = out.size();
+        const std::size_t step = std::min(n - have, std::size_t{16} << 20);
+        out.resize(have + step);
+        std::size_t got = 0;
+        if (auto ec = sys::pipe_read(s.end, &out[have], step, got)) raise_os_error(ec, "mp::NamedPipe::read_exact");
+        if (got < step)
+            throw EOFError("mp::NamedPipe::read_exact: the writer closed after " + std::to_string(have + got) + " of " +
+                           std::to_string(n) + " bytes");
+    }
+    return out;
+}
+
+std::string NamedPipe::readline() {
+    State& s = ready(s_, *this, true, "mp::NamedPipe::readline");
+    std::string line;
+    for (;;) {
+        if (s.ahead_pos < s.ahead.size()) {
+            const std::size_t nl = s.ahead.find('\n', s.ahead_pos);
+            const std::size_t stop = nl == std::string::npos ? s.ahead.size() : nl + 1;
+            line.append(s.ahead, s.ahead_pos, stop - s.ahead_pos);
+            s.ahead_pos = stop;
+            if (nl != std::string::npos) return line;
+        }
+        s.ahead.resize(kChunk);
+        s.ahead_pos = 0;
+        std::size_t got = 0;
+        if (auto ec = sys::pipe_read_some(s.end, s.ahead.data(), s.ahead.size(), got)) {
+            s.ahead.clear();
+            raise_os_error(ec, "mp::NamedPipe::readline");
+        }
+        s.ahead.resize(got);
+        if (got == 0) return line;  // end of file: the rest, or ""
+    }
+}
+
+bool NamedPipe::poll(double timeout_seconds) {
+    State& s = ready(s_, *this, true, "mp::NamedPipe::poll");
+    if (s.ahead_pos < s.ahead.size()) return true;
+    bool ok = false;
+    if (auto ec = sys::pipe_poll(s.end, to_ms(timeout_seconds), ok)) raise_os_error(ec, "mp::NamedPipe::poll");
+    return ok;
+}
+
+void NamedPipe::write(const void* data, std::size_t n) {
+    State& s = ready(s_, *this, false, "mp::NamedPipe::write");
+    if (n == 0) return;
+    if (auto ec = sys::pipe_write(s.end, data, n, nullptr, 0)) raise_os_error(ec, "mp::NamedPipe::write(" + s.path + ")");
+}
+
+void NamedPipe::close() {
+    if (!s_) return;
+    s_->end.h.reset();
+#if defined(_WIN32)
+    s_->end.read_event.reset();
+    s_->end.write_event.reset();
+#endif
+    s_->connected = true;  // so that later calls report "closed" instead of accepting again
+    s_->ahead.clear();
+    s_->ahead_pos = 0;
+}
+
+bool NamedPipe::closed() const noexcept { return !s_ || (s_->connected && !s_->end.h); }
+
+void NamedPipe::remove() {
+    if (!s_) throw_closed("mp::NamedPipe::remove");
+    if (auto ec = sys::fifo_remove(s_->path)) raise_os_error(ec, "mp::NamedPipe::remove(" + s_->path + ")");
+    s_->owns_name = false;
+}
+
+const std::string& NamedPipe::path() const {
+    if (!s_) throw_closed("mp::NamedPipe::path");
+    return s_->path;
+}
+bool NamedPipe::readable() const noexcept { return s_ && s_->reader; }
+bool NamedPipe::is_creator() const noexcept { return s_ && s_->creator; }
+
+}  // namespace mp

@@ -1,0 +1,154 @@
+// posix/signals.cpp - catching signals on POSIX: sigaction(2) with a handler that only
+// records, and a self-pipe to wake whoever waits.
+//
+// A signal handler interrupts whatever the thread was doing, between any two instructions, so
+// it may call only async-signal-safe functions: no malloc, no locks, no std::function. So
+// mp's handler does two safe things: it sets the signal's bit in a lock-free atomic mask and
+// writes one byte to a non-blocking pipe (the "self-pipe"); errno is saved and restored
+// around it. The user's handler runs later, on a normal thread, when that thread calls
+// mp::signals::dispatch(), which polls the pipe's read end. SA_RESTART is not set (and not
+// relied upon): a blocking call interrupted by the signal fails with EINTR, and every call in
+// mp retries it. kill(2) sends; standard signals do not queue, so two sends before a dispatch
+// may run the handler once (the same holds for the Windows events).
+// After fork() the child has a copy of the mask and the same pipe as its parent: a
+// pthread_atfork child hook gives the child a pipe of its own and clears its mask, since
+// POSIX does not pass pending signals to a child either. The handlers stay installed, as
+// sigaction handlers do across fork; exec resets them, so a spawned child starts clean.
+// Windows differs: there are no signals to deliver between processes (only console control
+// events, which need a shared console, and Wine lacks CTRL_BREAK). mp gives each caught signal
+// a named event Local\mp-signal-<pid>-<sig>; mp::kill sets it, and dispatch waits on the
+// events. Nothing interrupts a thread there, so there is no EINTR, and no handler context.
+#include "../common/sys/signals.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "mp/signals.hpp"
+
+namespace mp::sys {
+
+static_assert(mp::sig::HUP == SIGHUP && mp::sig::INT == SIGINT && mp::sig::QUIT == SIGQUIT &&
+                  mp::sig::KILL == SIGKILL && mp::sig::USR1 == SIGUSR1 && mp::sig::USR2 == SIGUSR2 &&
+                  mp::sig::PIPE == SIGPIPE && mp::sig::ALRM == SIGALRM && mp::sig::TERM == SIGTERM &&
+                  mp::sig::CHLD == SIGCHLD,
+              "mp::sig numbers are Linux's; this system numbers its signals differently");
+
+namespace {
+
+std::atomic<std::uint64_t> g_recorded{0};
+std::atomic<int> g_wake_read{-1};
+std::atomic<int> g_wake_write{-1};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
+              "the signal handler needs lock-free atomics");
+
+std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
+
+void record(int sig) {
+    const int saved = errno;
+    g_recorded.fetch_or(signal_bit(sig));
+    const int fd = g_wake_write.load();
+    if (fd >= 0) {
+        const char byte = static_cast<char>(sig);
+        // A full pipe already holds a wakeup: losing this byte loses nothing.
+        [[maybe_unused]] const ssize_t w = ::write(fd, &byte, 1);
+    }
+    errno = saved;
+}
+
+std::error_code make_wake_pipe() noexcept {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return last_error();
+    const int old_r = g_wake_read.exchange(fds[0]);
+    const int old_w = g_wake_write.exchange(fds[1]);
+    if (old_r >= 0) ::close(old_r);
+    if (old_w >= 0) ::close(old_w);
+    return {};
+}
+
+void after_fork_in_child() {
+    g_recorded.store(0);
+    if (g_wake_read.load() >= 0) make_wake_pipe();  // on failure the child's waits see no signals
+}
+
+std::error_code ensure_wake_pipe() noexcept {
+    static std::error_code made = [] {
+        if (auto ec = make_wake_pipe()) return ec;
+        if (int e = ::pthread_atfork(nullptr, nullptr, after_fork_in_child)) return std::error_code(e, std::generic_category());
+        return std::error_code{};
+    }();
+    return made;
+}
+
+std::error_code set_action(int sig, void (*fn)(int)) noexcept {
+    struct sigaction sa{};
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: interrupted calls say EINTR, and mp retries them
+    if (::sigaction(sig, &sa, nullptr) != 0) return last_error();
+    return {};
+}
+
+}  // namespace
+
+std::error_code signal_catch(int sig) noexcept {
+    if (auto ec = ensure_wake_pipe()) return ec;
+    return set_action(sig, record);
+}
+
+std::error_code signal_ignore(int sig) noexcept {
+    if (auto ec = set_action(sig, SIG_IGN)) return ec;
+    g_recorded.fetch_and(~signal_bit(sig));
+    return {};
+}
+
+std::error_code signal_default(int sig) noexcept {
+    if (auto ec = set_action(sig, SIG_DFL)) return ec;
+    g_recorded.fetch_and(~signal_bit(sig));
+    return {};
+}
+
+std::error_code signal_wait(double timeout_ms, std::uint64_t& fired) noexcept {
+    using clock = std::chrono::steady_clock;
+    fired = 0;
+    if (auto ec = ensure_wake_pipe()) return ec;
+    const bool forever = timeout_ms < 0;
+    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    for (;;) {
+        // Drain the wakeups first, then take the mask: a signal that lands between the two
+        // leaves its byte for the next wait, which then finds an empty mask and waits again.
+        char buf[64];
+        const int rfd = g_wake_read.load();
+        while (::read(rfd, buf, sizeof buf) > 0) {
+        }
+        fired = g_recorded.exchange(0);
+        if (fired) return {};
+        int wait_ms = -1;
+        if (!forever) {
+            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
+            if (left <= 0) return {};
+            wait_ms = static_cast<int>(std::min(std::ceil(left), 2.0e9));
+        }
+        pollfd p{rfd, POLLIN, 0};
+        const int r = ::poll(&p, 1, wait_ms);
+        if (r < 0 && errno != EINTR) return last_error();
+        // EINTR (likely our own handler ran on this thread) or a wakeup: look at the mask again.
+    }
+}
+
+std::uint64_t signal_pending() noexcept { return g_recorded.load(); }
+
+std::error_code signal_send(int pid, int sig) noexcept {
+    if (::kill(pid, sig) != 0) return last_error();
+    return {};
+}
+
+}  // namespace mp::sys
