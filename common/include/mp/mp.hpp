@@ -9,3 +9,4 @@
 #include "os.hpp"
 #include "process.hpp"
 #include "shared_memory.hpp"
+#include "synchronize.hpp"
