@@ -209,7 +209,8 @@ bool LockBase::acquire(bool block, double timeout) {
     const double ms = to_ms(block, timeout);
     if (d.owner.load(std::memory_order_relaxed) == me) {
         if (recursive_) {
-            d.count.fetch_add(1, std::memory_order_relaxed);
+            // Only the owner changes count while it holds the lock: no atomic read-modify-write.
+            d.count.store(d.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
             return true;
         }
         // Python would wait on itself; mp keeps the observable outcome without the hang.
@@ -220,14 +221,14 @@ bool LockBase::acquire(bool block, double timeout) {
         if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
         return false;
     }
-    if (d.flags.load() & kUnrecoverable) throw_unrecoverable(name());
+    if (d.flags.load(std::memory_order_relaxed) & kUnrecoverable) throw_unrecoverable(name());
     sys::LockStatus st;
     if (auto ec = sys::mutex_lock(s.mutexes[0], ms, st)) {
         if (ec == std::errc::state_not_recoverable) throw_unrecoverable(name());
         raise_os_error(ec, std::string(name()) + "::acquire");
     }
     if (st == sys::LockStatus::timed_out) return false;
-    if (d.flags.load() & kUnrecoverable) {
+    if (d.flags.load(std::memory_order_relaxed) & kUnrecoverable) {
         // Windows: the mutex itself has no broken state; mp's flag stands for it.
         sys::mutex_unlock(s.mutexes[0]);
         throw_unrecoverable(name());
@@ -254,10 +255,16 @@ void LockBase::release() {
         throw RuntimeError(std::string(name()) + "::release: cannot release un-acquired lock" +
                            (owner ? " (another thread or process holds it)" : ""));
     }
-    if (recursive_ && d.count.fetch_sub(1, std::memory_order_relaxed) > 1) return;
+    if (recursive_) {
+        const std::uint32_t depth = d.count.load(std::memory_order_relaxed);
+        if (depth > 1) {
+            d.count.store(depth - 1, std::memory_order_relaxed);
+            return;
+        }
+    }
     d.count.store(0, std::memory_order_relaxed);
     d.owner.store(0, std::memory_order_relaxed);
-    if (d.flags.load() & kPendingConsistent) d.flags.store(kUnrecoverable);
+    if (d.flags.load(std::memory_order_relaxed) & kPendingConsistent) d.flags.store(kUnrecoverable);
     if (auto ec = sys::mutex_unlock(s.mutexes[0])) raise_os_error(ec, std::string(name()) + "::release");
 }
 
