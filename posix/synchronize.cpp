@@ -16,9 +16,11 @@
 // processes on shared memory). A waiter killed while waiting stays counted, so a notify may
 // grant it a release it never takes; a later waiter then takes it (a spurious wake-up), never
 // a hang.
-// Windows differs: a kernel mutex (WAIT_ABANDONED reports the dead owner, and no "consistent"
-// step exists) and a kernel semaphore in place of the futex; both are handles that spawn must
-// pass beside the region, and every operation is a system call.
+// Windows differs: it has no robust process-shared mutex in user memory, so mp builds one: an
+// owner word (pid, thread id) taken by compare-and-swap, an event for contended waiters, and
+// owner death found by waiting on the owner's thread handle; there is no "consistent" step.
+// Its condition variable sleeps on a kernel semaphore. Those handles must cross to a spawned
+// child beside the region's.
 #include "../common/sys/synchronize.hpp"
 
 #include <atomic>

@@ -1,17 +1,21 @@
 // win32/synchronize.cpp - process-shared synchronisation on Windows: an unnamed file mapping, a
-// kernel mutex, and a kernel semaphore under a counted condition variable.
+// mutex that is an owner word with an event behind it, and a kernel semaphore under a counted
+// condition variable.
 //
 // The region is a pagefile-backed mapping without a name (nothing to squat, gone with its
-// last handle), its handle non-inheritable; spawn passes it in the child's handle list. The
-// mutex is a kernel mutex (CreateMutexW): the kernel records its owning thread and, when that
-// thread ends while holding it, hands it to the next waiter with WAIT_ABANDONED. That is the
-// owner-death report, and it needs no "consistent" step: the new owner simply owns it.
-// Choice made here: every lock and unlock is a kernel call (about 1 us on Windows, 30-45 us
-// under Wine). A user-space fast path (an owner word set by compare-and-swap in the region,
-// falling back to an event only under contention, with owner death found by waiting on the
-// owner's process handle) would avoid that, but it must get right pid reuse, a thread (not
-// process) that exits holding the lock, and the hand-over between the word and the event;
-// that design is not done yet, so the kernel mutex, whose owner tracking is exact, is used.
+// last handle), its handle non-inheritable; spawn passes it in the child's handle list.
+// The mutex keeps its uncontended path in user space: an owner word in the region, taken by
+// compare-and-swap from 0 to (pid << 32 | thread id), with no kernel call (a kernel mutex
+// costs about 1 us per lock on Windows and 30-45 us under Wine). Only under contention does a
+// waiter set the word's waiters bit and sleep on an auto-reset event, which a release that
+// finds the bit set signals. Owner death, which a kernel mutex would report as WAIT_ABANDONED,
+// is found by the waiter itself: it opens the owner's thread (OpenThread(SYNCHRONIZE)) and
+// waits on {event, thread}. If that thread ends, or no longer exists, or its id now belongs to
+// a thread of another process (ids are reused quickly), the owner died holding the lock: the
+// waiter swaps the exact word it saw for its own and reports owner_dead. A thread, not only a
+// process, dying with the lock counts, as it does for robust mutexes on POSIX. Not seen: an
+// owner thread that died and whose id its own process gave to a new thread before anyone
+// looked (ids are not reused that fast in practice). Nothing needs marking "consistent".
 // The condition variable keeps its counters in the region (waiters, granted releases, a
 // generation; the same scheme as on POSIX) and its waiters sleep on a kernel semaphore, in
 // slices of 50 ms because a semaphore cannot check the generation atomically as a futex does.
@@ -37,20 +41,6 @@ namespace mp::sys {
 static std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
 
 using Clock = std::chrono::steady_clock;
-
-// WaitForSingleObject with a timeout that never ends early: Windows rounds waits to its timer
-// tick, so a wait that returns WAIT_TIMEOUT before the deadline waits again for the rest.
-static DWORD wait_until(HANDLE h, double timeout_ms) noexcept {
-    if (timeout_ms < 0) return WaitForSingleObject(h, INFINITE);
-    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double, std::milli>(timeout_ms));
-    for (;;) {
-        const double left = std::chrono::duration<double, std::milli>(deadline - Clock::now()).count();
-        const double capped = std::ceil(left > 0 ? left : 0);
-        const DWORD r = WaitForSingleObject(h, capped > 0x7ffffffe ? 0x7ffffffe : static_cast<DWORD>(capped));
-        if (r != WAIT_TIMEOUT || Clock::now() >= deadline) return r;
-    }
-}
 
 // ---- shared region ----------------------------------------------------------------------
 
@@ -78,30 +68,116 @@ void region_unmap(SharedRegion& r) noexcept {
 
 // ---- mutex ------------------------------------------------------------------------------
 
+namespace {
+// The owner word: 0 when free, else the holder's (pid << 32 | thread id), with bit 0 set when
+// a waiter may be asleep on the event (thread ids are multiples of 4, so bit 0 is free).
+struct MutexMem {
+    std::atomic<std::uint64_t> word;
+};
+static_assert(sizeof(MutexMem) <= mutex_bytes, "mutex slot too small");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the owner word must be one interlocked word");
+constexpr std::uint64_t kWaiters = 1;
+
+std::uint64_t me() noexcept {
+    return (static_cast<std::uint64_t>(GetCurrentProcessId()) << 32) | GetCurrentThreadId();
+}
+
+// Whether the thread named by an owner value has ended, opening it as `th` (left open for the
+// caller to wait on when it is alive). A thread id that now belongs to another process's
+// thread means the owner is gone. The rare case this cannot see: the owner thread died and
+// its process gave its id to a new thread of its own before anyone looked.
+bool owner_gone(std::uint64_t owner, HANDLE& th) noexcept {
+    th = OpenThread(SYNCHRONIZE | THREAD_QUERY_LIMITED_INFORMATION, FALSE, static_cast<DWORD>(owner & 0xfffffffcu));
+    if (!th) return GetLastError() == ERROR_INVALID_PARAMETER;  // no such thread
+    if (GetProcessIdOfThread(th) != static_cast<DWORD>(owner >> 32)) {
+        CloseHandle(th);
+        th = nullptr;
+        return true;
+    }
+    return false;
+}
+}  // namespace
+
 std::error_code mutex_init(Mutex& m) noexcept {
-    HANDLE h = CreateMutexW(nullptr, FALSE, nullptr);
+    new (m.mem) MutexMem{};
+    HANDLE h = CreateEventW(nullptr, FALSE, FALSE, nullptr);  // auto-reset: one wake per SetEvent
     if (!h) return last_error();
     m.kernel.reset(h);
     return {};
 }
 
 std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept {
-    const DWORD r = timeout_ms == 0 ? WaitForSingleObject(m.kernel.get(), 0) : wait_until(m.kernel.get(), timeout_ms);
-    switch (r) {
-    case WAIT_OBJECT_0: st = LockStatus::acquired; return {};
-    case WAIT_ABANDONED: st = LockStatus::owner_dead; return {};
-    case WAIT_TIMEOUT: st = LockStatus::timed_out; return {};
-    default: st = LockStatus::timed_out; return last_error();
+    auto& w = static_cast<MutexMem*>(m.mem)->word;
+    const std::uint64_t self = me();
+    std::uint64_t s = 0;
+    if (w.compare_exchange_strong(s, self)) {  // the uncontended path: no kernel call
+        st = LockStatus::acquired;
+        return {};
+    }
+    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double, std::milli>(timeout_ms < 0 ? 0 : timeout_ms));
+    for (;;) {
+        s = w.load();
+        if ((s & ~kWaiters) == 0) {
+            // Taken from the slow path, the word keeps the waiters bit: others may still sleep.
+            if (w.compare_exchange_strong(s, self | kWaiters)) {
+                st = LockStatus::acquired;
+                return {};
+            }
+            continue;
+        }
+        if (!(s & kWaiters) && !w.compare_exchange_strong(s, s | kWaiters)) continue;
+        s |= kWaiters;
+        HANDLE th = nullptr;
+        bool dead = owner_gone(s & ~kWaiters, th);
+        if (!dead) {
+            double left = 100;  // without the owner's handle (access denied), look again
+            if (timeout_ms >= 0) {
+                const double l = std::chrono::duration<double, std::milli>(deadline - Clock::now()).count();
+                left = l > 0 ? l : 0;
+            } else if (th) {
+                left = -1;
+            }
+            HANDLE hs[2] = {m.kernel.get(), th};
+            const DWORD r = WaitForMultipleObjects(th ? 2 : 1, hs, FALSE,
+                                                   left < 0 ? INFINITE : static_cast<DWORD>(std::ceil(left)));
+            const DWORD err = r == WAIT_FAILED ? GetLastError() : 0;
+            if (th) CloseHandle(th);
+            if (err) {
+                st = LockStatus::timed_out;
+                return {static_cast<int>(err), win32_category()};
+            }
+            if (r == WAIT_OBJECT_0 + 1) {
+                dead = true;
+            } else if (r == WAIT_TIMEOUT && timeout_ms >= 0 && Clock::now() >= deadline) {
+                // The word still carries the waiters bit on whoever holds it: nothing is lost.
+                st = LockStatus::timed_out;
+                return {};
+            }
+        }
+        // Only the exact word seen can be taken over: a dead thread never changes it again.
+        if (dead && w.compare_exchange_strong(s, self | kWaiters)) {
+            st = LockStatus::owner_dead;
+            return {};
+        }
+        // A wake-up taken from the event always leads back to the top, never out: leaving
+        // with it would strand a sleeper (the word's waiters bit makes the next release wake).
     }
 }
 
 std::error_code mutex_unlock(Mutex& m) noexcept {
-    if (!ReleaseMutex(m.kernel.get())) return last_error();
+    auto& w = static_cast<MutexMem*>(m.mem)->word;
+    const std::uint64_t self = me();
+    std::uint64_t s = w.load();
+    if ((s & ~kWaiters) != self) return {ERROR_NOT_OWNER, win32_category()};
+    if (!(s & kWaiters) && w.compare_exchange_strong(s, 0)) return {};
+    w.store(0);
+    if (!SetEvent(m.kernel.get())) return last_error();
     return {};
 }
 
-// mutex_consistent: nothing to do on Windows; an abandoned mutex is owned by whoever got
-// WAIT_ABANDONED and works normally from then on.
+// mutex_consistent: nothing to do on Windows; the owner word is simply the new owner's, and
+// the lock works normally from then on.
 std::error_code mutex_consistent(Mutex&) noexcept { return {}; }
 
 // ---- condition variable -----------------------------------------------------------------

@@ -8,7 +8,8 @@
 // CPython's threading module builds them on a lock) and turns failures into exceptions.
 //
 // The memory of a primitive lives in a SharedRegion; a Mutex or Cond is a slot of
-// mutex_bytes / cond_bytes in it, plus (Windows only) a kernel object handle. Whatever a
+// mutex_bytes / cond_bytes in it, plus (Windows only) a kernel object handle (an event or a
+// semaphore that waiters sleep on under contention). Whatever a
 // process needs to rebuild the object is: the region's handle, and on Windows those kernel
 // handles. Nothing in a region may be a pointer: a view's address differs per process.
 #pragma once
@@ -45,7 +46,7 @@ constexpr std::size_t mutex_bytes = 64;
 struct Mutex {
     void* mem = nullptr;  // mutex_bytes inside a region
 #if defined(_WIN32)
-    Handle kernel;  // the kernel mutex (the slot in the region is unused on Windows)
+    Handle kernel;  // the event contended waiters sleep on (the owner word is in the region)
 #endif
 };
 
@@ -55,7 +56,7 @@ enum class LockStatus {
     timed_out,   // the caller does not hold it
 };
 
-// Sets up a new mutex in m.mem (and on Windows the kernel object in m.kernel).
+// Sets up a new mutex in m.mem (and on Windows its event in m.kernel).
 std::error_code mutex_init(Mutex& m) noexcept;
 
 // timeout_ms < 0: without limit; 0: just tries. A timed attempt never ends early.
@@ -67,7 +68,7 @@ std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept
 std::error_code mutex_unlock(Mutex& m) noexcept;
 
 // After owner_dead: marks the mutex usable again (POSIX pthread_mutex_consistent; nothing to
-// do on Windows, where an abandoned mutex is simply owned by the next waiter).
+// do on Windows, where the waiter that found the owner dead simply owns the word).
 std::error_code mutex_consistent(Mutex& m) noexcept;
 
 // ---- condition variable -----------------------------------------------------------------
