@@ -285,14 +285,16 @@ void LockBase::mp_decode(Decoder& d) { s_ = decode_state(d, recursive_ ? kRLock 
 
 // ---- SharedBlock -------------------------------------------------------------------------
 
-SharedBlock::SharedBlock(std::size_t bytes) : s_(create(kBlock, 0, 0, bytes)) {}
-void* SharedBlock::data() const noexcept { return s_ ? s_->payload : nullptr; }
-std::size_t SharedBlock::size() const noexcept { return s_ ? static_cast<std::size_t>(s_->header().payload_size) : 0; }
+SharedBlock::SharedBlock(std::size_t bytes) : s_(create(kBlock, 0, 0, bytes)), data_(s_->payload), size_(bytes) {}
 void SharedBlock::mp_encode(Encoder& e) const {
     if (!s_) throw ValueError("mp::Value/Array: empty");
     encode_state(s_, e);
 }
-void SharedBlock::mp_decode(Decoder& d) { s_ = decode_state(d, kBlock); }
+void SharedBlock::mp_decode(Decoder& d) {
+    s_ = decode_state(d, kBlock);
+    data_ = s_->payload;
+    size_ = static_cast<std::size_t>(s_->header().payload_size);
+}
 
 void throw_no_lock(const char* what) {
     throw RuntimeError(std::string(what) + "::get_lock: this object was made without a lock (lock = false, "

@@ -42,13 +42,17 @@ class SharedBlock {
 public:
     SharedBlock() = default;
     explicit SharedBlock(std::size_t bytes);
-    void* data() const noexcept;
-    std::size_t size() const noexcept;
+    // Inline: a locked increment reads it twice, and a call into the library costs more than
+    // the copy of an int.
+    void* data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }
     void mp_encode(Encoder& e) const;
     void mp_decode(Decoder& d);
 
 private:
     std::shared_ptr<SyncState> s_;
+    void* data_ = nullptr;  // into the mapping s_ keeps alive
+    std::size_t size_ = 0;
 };
 
 [[noreturn]] void throw_no_lock(const char* what);
