@@ -220,6 +220,14 @@ TEST(Samples, T19Signals) {
     EXPECT_HAS(r.output, "ProcessLookupError");
 }
 
+TEST(Samples, T21KilledHolder) {
+    auto r = run_sample("t21_killed_holder");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "state is half-done: from=90 to=0"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "the lock works normally again"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "next acquire: OSError (state_not_recoverable)"), method_count()) << r.output;
+}
+
 TEST(Samples, T28GracefulShutdown) {
     auto r = run_sample("t28_graceful_shutdown");
     EXPECT_EQ(r.exitcode, 0) << r.output;

@@ -12,3 +12,4 @@
 #include "shared_memory.hpp"
 #include "wait.hpp"
 #include "signals.hpp"
+#include "synchronize.hpp"

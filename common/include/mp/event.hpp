@@ -1,0 +1,47 @@
+// mp/event.hpp - mp::Event (Python's multiprocessing.Event): a flag shared between processes
+// that processes can wait for.
+//
+//     mp::Event go;
+//     ctx.Process(worker, go).start();     // worker: go.wait(); ...
+//     go.set();                            // wakes every waiter; is_set() is now true
+//     bool got = go.wait(0.5);             // false: the timeout passed with the flag clear
+//     go.clear();
+//
+// wait never returns false before its timeout has passed. Crashes: a process killed while
+// waiting leaves nothing behind that could block the others; one killed inside set() or
+// clear() leaves the flag either set or clear (the internal lock is robust).
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include "codec.hpp"
+
+namespace mp {
+namespace detail {
+struct SyncState;
+}
+
+class Event {
+public:
+    Event();
+    bool is_set() const;
+    void set();
+    void clear();
+    // Waits until the flag is set or timeout seconds passed (< 0: without limit); returns the
+    // flag.
+    bool wait(double timeout = -1);
+    template <class Rep, class Period>
+    bool wait(std::chrono::duration<Rep, Period> timeout) {
+        const double t = std::chrono::duration<double>(timeout).count();
+        return wait(t < 0 ? 0.0 : t);
+    }
+
+    void mp_encode(Encoder& e) const;
+    void mp_decode(Decoder& d);
+
+private:
+    std::shared_ptr<detail::SyncState> s_;
+};
+
+}  // namespace mp

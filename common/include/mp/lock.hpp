@@ -1,0 +1,119 @@
+// mp/lock.hpp - mp::Lock and mp::RLock (Python's multiprocessing.Lock and RLock), locks shared
+// between processes that survive the death of their owner.
+//
+//     mp::Lock lock;                              // or mp::RLock (re-entrant)
+//     {
+//         std::lock_guard<mp::Lock> g(lock);      // lock() / unlock() / try_lock()
+//         ...
+//     }
+//     if (lock.acquire(true, 0.5)) { ...; lock.release(); }  // Python's acquire(block, timeout)
+//     lock.acquire(std::chrono::milliseconds(500));          // the same with a duration
+//     ctx.Process(worker, lock).start();          // fork inherits it, spawn passes its handles
+//
+// A dead owner: when the process (or thread) holding the lock dies, the next acquire throws
+// mp::OwnerDeadError, and the thread that caught it HOLDS the lock. The data the lock guards
+// may be half-updated: repair it, call make_consistent(), and the lock works normally again:
+//
+//     try { lock.lock(); } catch (const mp::OwnerDeadError&) { repair(); lock.make_consistent(); }
+//     ...; lock.unlock();
+//
+// If instead it releases the lock without make_consistent(), the lock is broken for good:
+// every later acquire throws mp::OSError with code std::errc::state_not_recoverable (POSIX's
+// ENOTRECOVERABLE; Windows behaves the same way, tracked by mp). CPython's lock, a bare
+// semaphore, cannot tell that its owner died and deadlocks there.
+//
+// Differences from Python, because a lock must know its owner to notice its death:
+//  - Only the thread that acquired a Lock may release it (RuntimeError otherwise); Python's
+//    multiprocessing.Lock may be released by anyone.
+//  - A thread acquiring a Lock it already holds: Python waits (forever, or until the timeout).
+//    mp returns false at once for a non-blocking call, false after the timeout for a timed
+//    one, and throws RuntimeError for an unbounded one (a certain deadlock, never a hang).
+// Errors: release of a Lock held by no one: ValueError ("semaphore or lock released too many
+// times", as CPython); release of an RLock (or a Lock) this thread does not hold: RuntimeError
+// ("cannot release un-acquired lock"). Copies share one lock, as Python references do; the
+// OS resources go with the last copy in the last process. Threads of one process may share it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "codec.hpp"
+#include "errors.hpp"
+
+namespace mp {
+
+// The previous owner died holding the lock; the catching thread now holds it (see above).
+// An OSError with code std::errc::owner_dead (EOWNERDEAD).
+class OwnerDeadError : public OSError {
+public:
+    explicit OwnerDeadError(const std::string& what) : OSError(std::make_error_code(std::errc::owner_dead), what) {}
+};
+
+class Condition;
+namespace detail {
+struct SyncState;
+
+// What Lock and RLock share; use them, not this.
+class LockBase {
+public:
+    // Python's acquire(block=True, timeout=None): timeout < 0 waits without limit; with
+    // block == false the timeout is ignored and the call only tries. true: acquired.
+    bool acquire(bool block = true, double timeout = -1);
+    template <class Rep, class Period>
+    bool acquire(std::chrono::duration<Rep, Period> timeout) {
+        return acquire(true, std::chrono::duration<double>(timeout).count() < 0 ? 0.0
+                                                                                : std::chrono::duration<double>(timeout).count());
+    }
+    void release();
+
+    // The std Lockable / TimedLockable names, so std::lock_guard and std::unique_lock work.
+    void lock() { acquire(true, -1); }
+    bool try_lock() { return acquire(false); }
+    void unlock() { release(); }
+    template <class Rep, class Period>
+    bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+        return acquire(timeout);
+    }
+    template <class Clock, class Duration>
+    bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
+        return acquire(t - Clock::now());
+    }
+
+    // After OwnerDeadError, by the thread that holds the lock: the guarded data is repaired,
+    // the lock is to work normally again. Does nothing when no owner died.
+    void make_consistent();
+
+    // Whether the calling thread holds the lock (CPython's RLock._is_owned()).
+    bool is_owned() const;
+
+    // The codec hook: a lock can be a Process argument.
+    void mp_encode(Encoder& e) const;
+    void mp_decode(Decoder& d);
+
+    std::shared_ptr<SyncState> state_() const { return s_; }
+
+protected:
+    explicit LockBase(bool recursive);
+    const char* name() const noexcept { return recursive_ ? "mp::RLock" : "mp::Lock"; }
+    std::shared_ptr<SyncState> s_;
+    bool recursive_;
+    friend class mp::Condition;
+};
+}  // namespace detail
+
+// multiprocessing.Lock: not re-entrant.
+class Lock : public detail::LockBase {
+public:
+    Lock() : LockBase(false) {}
+};
+
+// multiprocessing.RLock: the owning thread may acquire it again; it is free once released as
+// many times as acquired.
+class RLock : public detail::LockBase {
+public:
+    RLock() : LockBase(true) {}
+};
+
+}  // namespace mp

@@ -1,0 +1,75 @@
+// mp/semaphore.hpp - mp::Semaphore and mp::BoundedSemaphore (Python's multiprocessing
+// Semaphore and BoundedSemaphore), counters shared between processes.
+//
+//     mp::Semaphore slots(3);                 // at most 3 holders at a time
+//     {
+//         std::lock_guard<mp::Semaphore> g(slots);   // acquire() ... release()
+//         ...
+//     }
+//     if (slots.acquire(true, 0.5)) ...       // Python's acquire(block, timeout) -> bool
+//     slots.get_value();                      // the count now (a snapshot)
+//     mp::BoundedSemaphore b(2);  b.release(); // ValueError: released too many times
+//
+// A negative initial value is ValueError. Any thread of any process may release (a semaphore
+// has no owner). Copies share one semaphore; fork inherits it, spawn passes its handles.
+//
+// After a crash: a semaphore has no owner, so nothing can tell that a killed process held a
+// permit. Its permit is NOT returned: the count stays one lower for good (a BoundedSemaphore
+// too), and waiters are not woken for it. What mp does promise: the semaphore's own state
+// (count, waiters) stays usable when a process dies in the middle of acquire or release (its
+// internal lock is robust), and a waiter killed while waiting costs nothing but, at most, a
+// spurious wake-up of another waiter, which then waits again. Use a Lock where a dead holder
+// must be detected.
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include "codec.hpp"
+#include "errors.hpp"
+
+namespace mp {
+namespace detail {
+struct SyncState;
+}
+
+class Semaphore {
+public:
+    explicit Semaphore(int value = 1) : Semaphore(value, -1) {}
+
+    // true: a permit was taken. timeout < 0 waits without limit; block == false only tries.
+    bool acquire(bool block = true, double timeout = -1);
+    template <class Rep, class Period>
+    bool acquire(std::chrono::duration<Rep, Period> timeout) {
+        const double t = std::chrono::duration<double>(timeout).count();
+        return acquire(true, t < 0 ? 0.0 : t);
+    }
+    // Returns n permits (Python 3.9's release(n)); BoundedSemaphore: ValueError past its
+    // initial value.
+    void release(int n = 1);
+    int get_value() const;
+
+    void lock() { acquire(); }
+    bool try_lock() { return acquire(false); }
+    void unlock() { release(); }
+    template <class Rep, class Period>
+    bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+        return acquire(timeout);
+    }
+
+    void mp_encode(Encoder& e) const;
+    void mp_decode(Decoder& d);
+
+protected:
+    Semaphore(int value, int max);
+
+private:
+    std::shared_ptr<detail::SyncState> s_;
+};
+
+class BoundedSemaphore : public Semaphore {
+public:
+    explicit BoundedSemaphore(int value = 1) : Semaphore(value, value) {}
+};
+
+}  // namespace mp

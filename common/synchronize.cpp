@@ -1,0 +1,549 @@
+// common/synchronize.cpp - Lock, RLock, Semaphore, Event, Condition, Barrier and the shared
+// block of Value/Array, written against the sys/synchronize.hpp contract (a shared region, a
+// robust mutex, a condition variable), the way CPython's threading module builds its
+// primitives on one lock.
+//
+// Each object is one SharedRegion laid out as
+//   [header 64 B: magic, kind, mutex count, cond count][mutex slots][cond slots][payload]
+// and passes to a spawned child as the region's handle, its size, and on Windows the kernel
+// handles of its mutexes and conds. Nothing in the region is a pointer.
+//
+// The internal mutex of Semaphore, Event, Condition and Barrier is held only for a few
+// loads and stores. If a process dies holding it, the next one gets owner_dead, marks it
+// consistent and goes on: each update there is a single store, so the state is whole.
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "mp/synchronize.hpp"
+#include "sys/synchronize.hpp"
+
+namespace mp {
+namespace detail {
+
+namespace {
+
+constexpr std::uint32_t kMagic = 0x6d707379;  // "mpsy"
+constexpr std::size_t kHeader = 64;
+
+enum Kind : std::uint8_t { kLock = 1, kRLock, kSemaphore, kEvent, kCondition, kBarrier, kBlock };
+
+const char* kind_name(std::uint8_t k) {
+    switch (k) {
+    case kLock: return "mp::Lock";
+    case kRLock: return "mp::RLock";
+    case kSemaphore: return "mp::Semaphore";
+    case kEvent: return "mp::Event";
+    case kCondition: return "mp::Condition";
+    case kBarrier: return "mp::Barrier";
+    default: return "mp::Value/Array";
+    }
+}
+
+struct Header {
+    std::uint32_t magic;
+    std::uint8_t kind, n_mutex, n_cond, pad;
+    std::uint64_t payload_size;
+};
+
+double to_ms(bool block, double timeout_s) {
+    if (!block) return 0;
+    return timeout_s < 0 ? -1 : timeout_s * 1000.0;
+}
+
+using Clock = std::chrono::steady_clock;
+
+// Time left in ms until `end` for a wait of `total_ms` (< 0: no limit, returns -1).
+double left_ms(double total_ms, Clock::time_point end) {
+    if (total_ms < 0) return -1;
+    const double l = std::chrono::duration<double, std::milli>(end - Clock::now()).count();
+    return l > 0 ? l : 0;
+}
+Clock::time_point end_of(double total_ms) {
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double, std::milli>(total_ms < 0 ? 0 : total_ms));
+}
+
+}  // namespace
+
+struct SyncState {
+    sys::SharedRegion region;
+    std::vector<sys::Mutex> mutexes;
+    std::vector<sys::Cond> conds;
+    void* payload = nullptr;
+    std::uint8_t kind = 0;
+    SyncState() = default;
+    SyncState(const SyncState&) = delete;
+    SyncState& operator=(const SyncState&) = delete;
+    ~SyncState() { sys::region_unmap(region); }
+
+    Header& header() const { return *static_cast<Header*>(region.addr); }
+    template <class P>
+    P& data() const {
+        return *static_cast<P*>(payload);
+    }
+    void place() {
+        auto* base = static_cast<unsigned char*>(region.addr);
+        std::size_t off = kHeader;
+        for (auto& m : mutexes) {
+            m.mem = base + off;
+            off += sys::mutex_bytes;
+        }
+        for (auto& c : conds) {
+            c.mem = base + off;
+            off += sys::cond_bytes;
+        }
+        payload = base + off;
+    }
+};
+
+namespace {
+
+std::shared_ptr<SyncState> create(std::uint8_t kind, std::size_t n_mutex, std::size_t n_cond, std::size_t payload) {
+    auto s = std::make_shared<SyncState>();
+    s->kind = kind;
+    s->mutexes.resize(n_mutex);
+    s->conds.resize(n_cond);
+    const std::size_t size = kHeader + n_mutex * sys::mutex_bytes + n_cond * sys::cond_bytes + payload;
+    if (auto ec = sys::region_create(size, s->region)) raise_os_error(ec, std::string(kind_name(kind)) + ": shared memory");
+    s->place();
+    for (auto& m : s->mutexes)
+        if (auto ec = sys::mutex_init(m)) raise_os_error(ec, std::string(kind_name(kind)) + ": mutex");
+    for (auto& c : s->conds)
+        if (auto ec = sys::cond_init(c)) raise_os_error(ec, std::string(kind_name(kind)) + ": condition variable");
+    s->header() = Header{kMagic, kind, static_cast<std::uint8_t>(n_mutex), static_cast<std::uint8_t>(n_cond), 0, payload};
+    return s;
+}
+
+void encode_state(const std::shared_ptr<SyncState>& s, Encoder& e) {
+    e.write_handle(sys::handle_to_value(s->region.h.get()));
+    e.write(static_cast<std::uint64_t>(s->region.size));
+#if defined(_WIN32)
+    for (auto& m : s->mutexes) e.write_handle(sys::handle_to_value(m.kernel.get()));
+    for (auto& c : s->conds) e.write_handle(sys::handle_to_value(c.sem.get()));
+#endif
+}
+
+std::shared_ptr<SyncState> decode_state(Decoder& d, std::uint8_t kind) {
+    auto s = std::make_shared<SyncState>();
+    s->kind = kind;
+    s->region.h.reset(sys::handle_from_value(d.read_handle()));
+    const auto size = d.read<std::uint64_t>();
+    if (size < kHeader || size > (std::uint64_t{1} << 40))
+        throw DecodeError(std::string(kind_name(kind)) + ": bad shared memory size", d.offset());
+    if (auto ec = sys::region_map(s->region, static_cast<std::size_t>(size)))
+        raise_os_error(ec, std::string(kind_name(kind)) + ": mapping the shared memory received");
+    const Header& h = s->header();
+    if (h.magic != kMagic || h.kind != kind)
+        throw DecodeError(std::string("expected an ") + kind_name(kind) + ", received " +
+                              (h.magic == kMagic ? kind_name(h.kind) : "something else"),
+                          d.offset());
+    if (kHeader + h.n_mutex * sys::mutex_bytes + h.n_cond * sys::cond_bytes + h.payload_size != size)
+        throw DecodeError(std::string(kind_name(kind)) + ": inconsistent shared memory layout", d.offset());
+    s->mutexes.resize(h.n_mutex);
+    s->conds.resize(h.n_cond);
+#if defined(_WIN32)
+    for (auto& m : s->mutexes) m.kernel.reset(sys::handle_from_value(d.read_handle()));
+    for (auto& c : s->conds) c.sem.reset(sys::handle_from_value(d.read_handle()));
+#endif
+    s->place();
+    return s;
+}
+
+// The internal mutex (slot 0) of Semaphore, Event, Condition, Barrier: held briefly, so it is
+// taken without limit, and a dead holder is simply forgiven (see the top of this file).
+class Internal {
+public:
+    Internal(SyncState& s, const char* what) : s_(s) {
+        sys::LockStatus st;
+        if (auto ec = sys::mutex_lock(s.mutexes[0], -1, st)) raise_os_error(ec, what);
+        if (st == sys::LockStatus::owner_dead) sys::mutex_consistent(s.mutexes[0]);
+    }
+    ~Internal() { sys::mutex_unlock(s_.mutexes[0]); }
+    Internal(const Internal&) = delete;
+    Internal& operator=(const Internal&) = delete;
+
+    // Waits on cond `i`; false on timeout. total_ms < 0: no limit.
+    bool wait(std::size_t i, double ms, const char* what) {
+        sys::LockStatus st;
+        if (auto ec = sys::cond_wait(s_.conds[i], s_.mutexes[0], ms, st)) raise_os_error(ec, what);
+        if (st == sys::LockStatus::owner_dead) sys::mutex_consistent(s_.mutexes[0]);
+        return st != sys::LockStatus::timed_out;
+    }
+    void notify(std::size_t i, unsigned n, const char* what) {
+        if (auto ec = sys::cond_notify(s_.conds[i], n)) raise_os_error(ec, what);
+    }
+
+private:
+    SyncState& s_;
+};
+
+// ---- Lock / RLock ----------------------------------------------------------------------
+
+enum : std::uint32_t { kPendingConsistent = 1, kUnrecoverable = 2 };
+
+struct LockData {
+    std::atomic<std::uint64_t> owner;  // thread_token() of the holder, 0 when free
+    std::atomic<std::uint32_t> count;  // RLock depth
+    std::atomic<std::uint32_t> flags;
+};
+
+[[noreturn]] void throw_unrecoverable(const char* name) {
+    throw OSError(std::make_error_code(std::errc::state_not_recoverable),
+                  std::string(name) +
+                      ": the lock is broken for good: its owner died holding it, and the next owner released it "
+                      "without make_consistent()");
+}
+
+}  // namespace
+
+LockBase::LockBase(bool recursive)
+    : s_(create(recursive ? kRLock : kLock, 1, 0, sizeof(LockData))), recursive_(recursive) {}
+
+bool LockBase::acquire(bool block, double timeout) {
+    SyncState& s = *s_;
+    auto& d = s.data<LockData>();
+    const std::uint64_t me = sys::thread_token();
+    const double ms = to_ms(block, timeout);
+    if (d.owner.load(std::memory_order_relaxed) == me) {
+        if (recursive_) {
+            // Only the owner changes count while it holds the lock: no atomic read-modify-write.
+            d.count.store(d.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            return true;
+        }
+        // Python would wait on itself; mp keeps the observable outcome without the hang.
+        if (ms < 0)
+            throw RuntimeError(std::string(name()) +
+                               "::acquire: this thread already holds the lock; waiting for it without a timeout "
+                               "would deadlock (use an RLock to re-enter)");
+        if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
+        return false;
+    }
+    if (d.flags.load(std::memory_order_relaxed) & kUnrecoverable) throw_unrecoverable(name());
+    sys::LockStatus st;
+    if (auto ec = sys::mutex_lock(s.mutexes[0], ms, st)) {
+        if (ec == std::errc::state_not_recoverable) throw_unrecoverable(name());
+        raise_os_error(ec, std::string(name()) + "::acquire");
+    }
+    if (st == sys::LockStatus::timed_out) return false;
+    if (d.flags.load(std::memory_order_relaxed) & kUnrecoverable) {
+        // Windows: the mutex itself has no broken state; mp's flag stands for it.
+        sys::mutex_unlock(s.mutexes[0]);
+        throw_unrecoverable(name());
+    }
+    d.owner.store(me, std::memory_order_relaxed);
+    d.count.store(1, std::memory_order_relaxed);
+    if (st == sys::LockStatus::owner_dead) {
+        d.flags.fetch_or(kPendingConsistent);
+        throw OwnerDeadError(std::string(name()) +
+                             ": the previous owner died holding the lock; this thread now holds it. Repair the "
+                             "data it guards, then call make_consistent() (releasing it without that breaks the "
+                             "lock for good)");
+    }
+    return true;
+}
+
+void LockBase::release() {
+    SyncState& s = *s_;
+    auto& d = s.data<LockData>();
+    const std::uint64_t me = sys::thread_token();
+    const std::uint64_t owner = d.owner.load(std::memory_order_relaxed);
+    if (owner != me) {
+        if (!recursive_ && owner == 0) throw ValueError("mp::Lock::release: semaphore or lock released too many times");
+        throw RuntimeError(std::string(name()) + "::release: cannot release un-acquired lock" +
+                           (owner ? " (another thread or process holds it)" : ""));
+    }
+    if (recursive_) {
+        const std::uint32_t depth = d.count.load(std::memory_order_relaxed);
+        if (depth > 1) {
+            d.count.store(depth - 1, std::memory_order_relaxed);
+            return;
+        }
+    }
+    d.count.store(0, std::memory_order_relaxed);
+    d.owner.store(0, std::memory_order_relaxed);
+    if (d.flags.load(std::memory_order_relaxed) & kPendingConsistent) d.flags.store(kUnrecoverable);
+    if (auto ec = sys::mutex_unlock(s.mutexes[0])) raise_os_error(ec, std::string(name()) + "::release");
+}
+
+void LockBase::make_consistent() {
+    SyncState& s = *s_;
+    auto& d = s.data<LockData>();
+    if (d.owner.load(std::memory_order_relaxed) != sys::thread_token())
+        throw RuntimeError(std::string(name()) + "::make_consistent: this thread does not hold the lock");
+    if (!(d.flags.load() & kPendingConsistent)) return;
+    if (auto ec = sys::mutex_consistent(s.mutexes[0])) raise_os_error(ec, std::string(name()) + "::make_consistent");
+    d.flags.fetch_and(~std::uint32_t{kPendingConsistent});
+}
+
+bool LockBase::is_owned() const { return s_->data<LockData>().owner.load(std::memory_order_relaxed) == sys::thread_token(); }
+
+void LockBase::mp_encode(Encoder& e) const { encode_state(s_, e); }
+void LockBase::mp_decode(Decoder& d) { s_ = decode_state(d, recursive_ ? kRLock : kLock); }
+
+// ---- SharedBlock -------------------------------------------------------------------------
+
+SharedBlock::SharedBlock(std::size_t bytes) : s_(create(kBlock, 0, 0, bytes)), data_(s_->payload), size_(bytes) {}
+void SharedBlock::mp_encode(Encoder& e) const {
+    if (!s_) throw ValueError("mp::Value/Array: empty");
+    encode_state(s_, e);
+}
+void SharedBlock::mp_decode(Decoder& d) {
+    s_ = decode_state(d, kBlock);
+    data_ = s_->payload;
+    size_ = static_cast<std::size_t>(s_->header().payload_size);
+}
+
+void throw_no_lock(const char* what) {
+    throw RuntimeError(std::string(what) + "::get_lock: this object was made without a lock (lock = false, "
+                                           "Python's RawValue/RawArray)");
+}
+
+}  // namespace detail
+
+using detail::Internal;
+using detail::SyncState;
+
+// ---- Semaphore -------------------------------------------------------------------------
+
+namespace {
+struct SemData {
+    std::int64_t value;
+    std::int64_t max;  // -1: unbounded
+};
+}  // namespace
+
+Semaphore::Semaphore(int value, int max) {
+    if (value < 0) throw ValueError("mp::Semaphore: initial value must be >= 0, not " + std::to_string(value));
+    s_ = detail::create(detail::kSemaphore, 1, 1, sizeof(SemData));
+    s_->data<SemData>() = SemData{value, max};
+}
+
+bool Semaphore::acquire(bool block, double timeout) {
+    const double ms = detail::to_ms(block, timeout);
+    const auto end = detail::end_of(ms);
+    Internal g(*s_, "mp::Semaphore::acquire");
+    auto& d = s_->data<SemData>();
+    while (d.value == 0) {
+        const double left = detail::left_ms(ms, end);
+        if (left == 0) return false;
+        g.wait(0, left, "mp::Semaphore::acquire");
+    }
+    --d.value;
+    return true;
+}
+
+void Semaphore::release(int n) {
+    if (n < 1) throw ValueError("mp::Semaphore::release: n must be one or more");
+    Internal g(*s_, "mp::Semaphore::release");
+    auto& d = s_->data<SemData>();
+    if (d.max >= 0 && d.value + n > d.max) throw ValueError("mp::BoundedSemaphore::release: semaphore or lock released too many times");
+    d.value += n;
+    g.notify(0, static_cast<unsigned>(n), "mp::Semaphore::release");
+}
+
+int Semaphore::get_value() const {
+    Internal g(*s_, "mp::Semaphore::get_value");
+    return static_cast<int>(s_->data<SemData>().value);
+}
+
+void Semaphore::mp_encode(Encoder& e) const { detail::encode_state(s_, e); }
+void Semaphore::mp_decode(Decoder& d) { s_ = detail::decode_state(d, detail::kSemaphore); }
+
+// ---- Event -------------------------------------------------------------------------------
+
+namespace {
+struct EventData {
+    std::uint32_t flag;
+};
+}  // namespace
+
+Event::Event() : s_(detail::create(detail::kEvent, 1, 1, sizeof(EventData))) {}
+
+bool Event::is_set() const {
+    Internal g(*s_, "mp::Event::is_set");
+    return s_->data<EventData>().flag != 0;
+}
+
+void Event::set() {
+    Internal g(*s_, "mp::Event::set");
+    s_->data<EventData>().flag = 1;
+    g.notify(0, ~0u, "mp::Event::set");
+}
+
+void Event::clear() {
+    Internal g(*s_, "mp::Event::clear");
+    s_->data<EventData>().flag = 0;
+}
+
+bool Event::wait(double timeout) {
+    const double ms = detail::to_ms(true, timeout);
+    const auto end = detail::end_of(ms);
+    Internal g(*s_, "mp::Event::wait");
+    auto& d = s_->data<EventData>();
+    while (!d.flag) {
+        const double left = detail::left_ms(ms, end);
+        if (left == 0) break;
+        g.wait(0, left, "mp::Event::wait");
+    }
+    return d.flag != 0;
+}
+
+void Event::mp_encode(Encoder& e) const { detail::encode_state(s_, e); }
+void Event::mp_decode(Decoder& d) { s_ = detail::decode_state(d, detail::kEvent); }
+
+// ---- Condition ---------------------------------------------------------------------------
+
+Condition::Condition(const detail::LockBase& lock) : lock_(lock), s_(detail::create(detail::kCondition, 0, 1, 0)) {}
+Condition::Condition(const Lock& lock) : Condition(static_cast<const detail::LockBase&>(lock)) {}
+Condition::Condition(const RLock& lock) : Condition(static_cast<const detail::LockBase&>(lock)) {}
+
+bool Condition::wait(double timeout) {
+    SyncState& ls = *lock_.s_;
+    auto& d = ls.data<detail::LockData>();
+    const std::uint64_t me = sys::thread_token();
+    if (d.owner.load(std::memory_order_relaxed) != me) throw RuntimeError("mp::Condition::wait: cannot wait on un-acquired lock");
+    // The whole RLock is released for the wait and its depth restored afterwards.
+    const std::uint32_t depth = d.count.load(std::memory_order_relaxed);
+    d.owner.store(0, std::memory_order_relaxed);
+    d.count.store(0, std::memory_order_relaxed);
+    sys::LockStatus st;
+    const auto ec = sys::cond_wait(s_->conds[0], ls.mutexes[0], detail::to_ms(true, timeout), st);
+    d.owner.store(me, std::memory_order_relaxed);
+    d.count.store(depth, std::memory_order_relaxed);
+    if (ec) raise_os_error(ec, "mp::Condition::wait");
+    if (st == sys::LockStatus::owner_dead) {
+        d.flags.fetch_or(detail::kPendingConsistent);
+        throw OwnerDeadError(
+            "mp::Condition::wait: the lock's owner died holding it; this thread now holds it. Repair the "
+            "data it guards, then call make_consistent() on the lock");
+    }
+    return st != sys::LockStatus::timed_out;
+}
+
+void Condition::notify(unsigned n) {
+    if (!lock_.is_owned()) throw RuntimeError("mp::Condition::notify: cannot notify on un-acquired lock");
+    if (auto ec = sys::cond_notify(s_->conds[0], n)) raise_os_error(ec, "mp::Condition::notify");
+}
+
+void Condition::notify_all() { notify(~0u); }
+
+void Condition::mp_encode(Encoder& e) const {
+    detail::encode_state(s_, e);
+    e.write(lock_.recursive_);
+    lock_.mp_encode(e);
+}
+
+void Condition::mp_decode(Decoder& d) {
+    s_ = detail::decode_state(d, detail::kCondition);
+    lock_.recursive_ = d.read<bool>();
+    lock_.mp_decode(d);
+}
+
+// ---- Barrier -----------------------------------------------------------------------------
+
+namespace {
+struct BarrierData {
+    std::int64_t parties;
+    std::int64_t count;       // arrivals in the current generation
+    std::uint64_t generation;
+    std::uint64_t broken_bits;  // bit g % 64: generation g ended broken (reset) rather than released
+    std::uint32_t broken;
+};
+void set_outcome(BarrierData& d, std::uint64_t gen, bool broken) {
+    const std::uint64_t bit = std::uint64_t{1} << (gen % 64);
+    d.broken_bits = broken ? (d.broken_bits | bit) : (d.broken_bits & ~bit);
+}
+}  // namespace
+
+Barrier::Barrier(int parties, std::function<void()> action, double timeout) : action_(std::move(action)) {
+    if (parties < 1) throw ValueError("mp::Barrier: parties must be > 0, not " + std::to_string(parties));
+    s_ = detail::create(detail::kBarrier, 1, 1, sizeof(BarrierData) + sizeof(double));
+    s_->data<BarrierData>() = BarrierData{parties, 0, 0, 0, 0};
+    std::memcpy(static_cast<char*>(s_->payload) + sizeof(BarrierData), &timeout, sizeof timeout);
+}
+
+std::size_t Barrier::wait(double timeout) {
+    if (timeout < 0) std::memcpy(&timeout, static_cast<char*>(s_->payload) + sizeof(BarrierData), sizeof timeout);
+    const double ms = detail::to_ms(true, timeout);
+    const auto end = detail::end_of(ms);
+    Internal g(*s_, "mp::Barrier::wait");
+    auto& d = s_->data<BarrierData>();
+    if (d.broken) throw BrokenBarrierError("mp::Barrier::wait: the barrier is broken");
+    const std::uint64_t gen = d.generation;
+    const auto index = static_cast<std::size_t>(d.count++);
+    if (d.count == d.parties) {
+        if (action_) {
+            try {
+                action_();
+            } catch (...) {
+                d.broken = 1;
+                d.count = 0;
+                g.notify(0, ~0u, "mp::Barrier::wait");
+                throw;
+            }
+        }
+        d.count = 0;
+        set_outcome(d, gen, false);
+        ++d.generation;
+        g.notify(0, ~0u, "mp::Barrier::wait");
+        return index;
+    }
+    for (;;) {
+        const double left = detail::left_ms(ms, end);
+        const bool timed_out = left == 0 || !g.wait(0, left, "mp::Barrier::wait");
+        if (d.generation != gen) {
+            if (d.broken_bits & (std::uint64_t{1} << (gen % 64)))
+                throw BrokenBarrierError("mp::Barrier::wait: the barrier was reset while waiting");
+            return index;
+        }
+        if (d.broken) {
+            --d.count;
+            throw BrokenBarrierError("mp::Barrier::wait: the barrier was broken (aborted, timed out or its action failed)");
+        }
+        if (timed_out && detail::left_ms(ms, end) == 0) {
+            d.broken = 1;
+            --d.count;
+            g.notify(0, ~0u, "mp::Barrier::wait");
+            throw BrokenBarrierError("mp::Barrier::wait: timed out waiting for the other parties; the barrier is now broken");
+        }
+    }
+}
+
+void Barrier::reset() {
+    Internal g(*s_, "mp::Barrier::reset");
+    auto& d = s_->data<BarrierData>();
+    if (d.count > 0 || d.broken) {
+        set_outcome(d, d.generation, true);
+        ++d.generation;
+    }
+    d.count = 0;
+    d.broken = 0;
+    g.notify(0, ~0u, "mp::Barrier::reset");
+}
+
+void Barrier::abort() {
+    Internal g(*s_, "mp::Barrier::abort");
+    s_->data<BarrierData>().broken = 1;
+    g.notify(0, ~0u, "mp::Barrier::abort");
+}
+
+int Barrier::parties() const { return static_cast<int>(s_->data<BarrierData>().parties); }
+
+int Barrier::n_waiting() const {
+    Internal g(*s_, "mp::Barrier::n_waiting");
+    const auto& d = s_->data<BarrierData>();
+    return d.broken ? 0 : static_cast<int>(d.count);
+}
+
+bool Barrier::broken() const {
+    Internal g(*s_, "mp::Barrier::broken");
+    return s_->data<BarrierData>().broken != 0;
+}
+
+void Barrier::mp_encode(Encoder& e) const { detail::encode_state(s_, e); }
+void Barrier::mp_decode(Decoder& d) { s_ = detail::decode_state(d, detail::kBarrier); }
+
+}  // namespace mp

@@ -1,0 +1,101 @@
+// common/sys/synchronize.hpp - the internal contract for process-shared synchronisation: a
+// shared memory region, a mutex that reports a dead owner, and a condition variable that a
+// dead waiter cannot jam.
+//
+// posix/synchronize.cpp and win32/synchronize.cpp implement these functions, in this order.
+// Everything is noexcept and reports std::error_code; common/synchronize.cpp builds Lock,
+// RLock, Semaphore, Event, Condition, Barrier, Value and Array on these three pieces (as
+// CPython's threading module builds them on a lock) and turns failures into exceptions.
+//
+// The memory of a primitive lives in a SharedRegion; a Mutex or Cond is a slot of
+// mutex_bytes / cond_bytes in it, plus (Windows only) a kernel object handle (an event or a
+// semaphore that waiters sleep on under contention). Whatever a
+// process needs to rebuild the object is: the region's handle, and on Windows those kernel
+// handles. Nothing in a region may be a pointer: a view's address differs per process.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <system_error>
+
+#include "handle.hpp"
+
+namespace mp::sys {
+
+// ---- shared region ----------------------------------------------------------------------
+
+// Zero-filled memory shared by every process that maps it (POSIX: a memfd; Windows: a
+// pagefile-backed mapping without a name). The handle is close-on-exec / non-inheritable.
+struct SharedRegion {
+    Handle h;
+    void* addr = nullptr;
+    std::size_t size = 0;
+};
+
+std::error_code region_create(std::size_t size, SharedRegion& out) noexcept;
+
+// Maps r.h (received from a parent) read-write; size is what the creator asked for.
+std::error_code region_map(SharedRegion& r, std::size_t size) noexcept;
+
+void region_unmap(SharedRegion& r) noexcept;
+
+// ---- mutex ------------------------------------------------------------------------------
+
+constexpr std::size_t mutex_bytes = 64;
+
+struct Mutex {
+    void* mem = nullptr;  // mutex_bytes inside a region
+#if defined(_WIN32)
+    Handle kernel;  // the event contended waiters sleep on (the owner word is in the region)
+#endif
+};
+
+enum class LockStatus {
+    acquired,    // the caller holds the mutex
+    owner_dead,  // the caller holds it; its previous owner died holding it
+    timed_out,   // the caller does not hold it
+};
+
+// Sets up a new mutex in m.mem (and on Windows its event in m.kernel).
+std::error_code mutex_init(Mutex& m) noexcept;
+
+// timeout_ms < 0: without limit; 0: just tries. A timed attempt never ends early.
+// A mutex made unrecoverable (released without mutex_consistent after owner_dead) is
+// std::errc::state_not_recoverable on POSIX; Windows has no such state (common/ tracks it).
+// The mutex does not detect that the caller already holds it: common/ checks that first.
+std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept;
+
+std::error_code mutex_unlock(Mutex& m) noexcept;
+
+// After owner_dead: marks the mutex usable again (POSIX pthread_mutex_consistent; nothing to
+// do on Windows, where the waiter that found the owner dead simply owns the word).
+std::error_code mutex_consistent(Mutex& m) noexcept;
+
+// ---- condition variable -----------------------------------------------------------------
+
+constexpr std::size_t cond_bytes = 16;
+
+struct Cond {
+    void* mem = nullptr;  // cond_bytes inside a region: waiter count and pending wake-ups
+#if defined(_WIN32)
+    Handle sem;  // the kernel semaphore the waiters sleep on
+#endif
+};
+
+std::error_code cond_init(Cond& c) noexcept;
+
+// Called holding m: releases m, sleeps until notified or timeout_ms (< 0: no limit) passed,
+// then takes m back (without limit). st: acquired (notified, or a spurious wake-up),
+// timed_out (m is held again), owner_dead (m is held again; its last owner died holding it).
+std::error_code cond_wait(Cond& c, Mutex& m, double timeout_ms, LockStatus& st) noexcept;
+
+// Called holding the mutex the waiters use: wakes at most n of them (n = ~0u: all).
+std::error_code cond_notify(Cond& c, unsigned n) noexcept;
+
+// ---- identity -------------------------------------------------------------------------
+
+// A number naming the calling thread of the calling process, never 0, distinct from every
+// other live thread on the machine (and from this thread's own number before a fork).
+std::uint64_t thread_token() noexcept;
+
+}  // namespace mp::sys
