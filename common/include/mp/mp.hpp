@@ -8,4 +8,5 @@
 #include "managed.hpp"
 #include "os.hpp"
 #include "process.hpp"
+#include "queues.hpp"
 #include "shared_memory.hpp"

@@ -1,0 +1,196 @@
+// posix/ring.cpp - a queue's shared ring on POSIX: one memfd mapping holding everything, the
+// locks and condition variables included.
+//
+// POSIX lets synchronisation objects live in shared memory: a pthread mutex with
+// PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST, and condition variables with
+// PTHREAD_PROCESS_SHARED and CLOCK_MONOTONIC, placed in the mapping itself. An uncontended lock
+// and unlock is an atomic instruction in user space (futex: the kernel is entered only to
+// sleep or wake), so a put or get that finds room or data makes no system call at all, and a
+// notify is skipped when the waiter count says nobody sleeps. The whole ring is then one fd
+// (memfd_create, close-on-exec, no name in any file system): under fork the child inherits
+// the mapping, under spawn the fd travels. A process killed while holding a robust mutex makes
+// the next locker get EOWNERDEAD; it marks the mutex consistent and repairs the state.
+// Notifies are always broadcasts: a process killed while sleeping in pthread_cond_wait stays
+// counted in glibc's waiter group for ever, and a plain signal can then be spent on it;
+// broadcast wakes every group, so a dead sleeper costs nothing but a spurious wakeup.
+// Windows differs: a mutex or event is a kernel object reached by HANDLE, not memory, so the
+// mapping carries only the data and the counters, and the locks (mutexes, WAIT_ABANDONED for a
+// dead owner) and waits (semaphores) travel as extra handles; every lock costs a kernel call.
+#include "../common/sys/ring.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace mp::sys {
+
+namespace {
+
+std::error_code errno_code(int e) noexcept { return {e, std::generic_category()}; }
+
+struct Control {
+    pthread_mutex_t locks[3];
+    pthread_cond_t conds[3];
+};
+
+constexpr std::size_t round64(std::size_t n) noexcept { return (n + 63) & ~std::size_t{63}; }
+constexpr std::size_t kStateOffset = round64(sizeof(Control));
+constexpr std::size_t kDataOffset = kStateOffset + round64(sizeof(RingState));
+
+Control* control(Ring& r) noexcept { return static_cast<Control*>(r.view); }
+
+timespec to_timespec(std::chrono::steady_clock::time_point t) noexcept {
+    // libstdc++'s steady_clock is CLOCK_MONOTONIC, the clock the waits below are told to use.
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    timespec ts{};
+    if (ns > 0) {
+        ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+        ts.tv_nsec = static_cast<long>(ns % 1000000000);
+    }
+    return ts;
+}
+
+std::error_code map_fd(int fd, std::size_t size, Ring& out) noexcept {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) return errno_code(errno);
+    out.view = p;
+    out.view_size = size;
+    out.state = reinterpret_cast<RingState*>(static_cast<unsigned char*>(p) + kStateOffset);
+    out.data = static_cast<unsigned char*>(p) + kDataOffset;
+    return {};
+}
+
+int make_fd() noexcept {
+#if defined(__linux__)
+    return ::memfd_create("mp-queue", MFD_CLOEXEC);
+#else
+    // Elsewhere: a shm_open name removed at once, so only the fd holds the memory.
+    char name[64];
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        std::snprintf(name, sizeof name, "/mp-queue-%d-%ld-%d", static_cast<int>(::getpid()),
+                      static_cast<long>(std::clock()), attempt);
+        const int fd = ::shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            ::shm_unlink(name);
+            return fd;
+        }
+        if (errno != EEXIST) return -1;
+    }
+    return -1;
+#endif
+}
+
+}  // namespace
+
+Ring::~Ring() {
+    if (view) ::munmap(view, view_size);
+}
+
+std::error_code ring_create(std::size_t capacity, Ring& out) noexcept {
+    const int fd = make_fd();
+    if (fd < 0) return errno_code(errno);
+    out.mapping.reset(fd);
+    const std::size_t size = kDataOffset + capacity;
+    int rc;
+    do rc = ::ftruncate(fd, static_cast<off_t>(size));
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0) return errno_code(errno);
+    if (auto ec = map_fd(fd, size, out)) return ec;
+    // A fresh memfd is zero-filled: only the pthread objects need initialising.
+    Control* c = control(out);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int err = 0;
+    for (int i = 0; i < 3 && !err; ++i) {
+        err = pthread_mutex_init(&c->locks[i], &ma);
+        if (!err) err = pthread_cond_init(&c->conds[i], &ca);
+    }
+    pthread_mutexattr_destroy(&ma);
+    pthread_condattr_destroy(&ca);
+    if (err) return errno_code(err);
+    out.state->capacity = capacity;
+    return {};
+}
+
+void ring_handles(const Ring& r, std::vector<native_handle>& out) noexcept { out.push_back(r.mapping.get()); }
+
+std::error_code ring_open(std::vector<Handle>& handles, Ring& out) noexcept {
+    if (handles.size() != 1) return errno_code(EINVAL);
+    out.mapping = std::move(handles[0]);
+    struct stat st {};
+    if (::fstat(out.mapping.get(), &st) != 0) return errno_code(errno);
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (size <= kDataOffset) return errno_code(EINVAL);
+    if (auto ec = map_fd(out.mapping.get(), size, out)) return ec;
+    if (out.state->capacity != size - kDataOffset) return errno_code(EINVAL);
+    return {};
+}
+
+std::error_code ring_lock(Ring& r, RingLock which, const RingDeadline& deadline, bool& acquired,
+                          bool& owner_died) noexcept {
+    pthread_mutex_t* m = &control(r)->locks[static_cast<int>(which)];
+    acquired = owner_died = false;
+    int rc;
+    if (!deadline) {
+        rc = pthread_mutex_lock(m);
+    } else {
+        const timespec ts = to_timespec(*deadline);
+        rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+    }
+    if (rc == ETIMEDOUT) return {};
+    if (rc == EOWNERDEAD) {
+        pthread_mutex_consistent(m);
+        owner_died = true;
+        rc = 0;
+    }
+    if (rc != 0) return errno_code(rc);
+    acquired = true;
+    return {};
+}
+
+std::error_code ring_unlock(Ring& r, RingLock which) noexcept {
+    const int rc = pthread_mutex_unlock(&control(r)->locks[static_cast<int>(which)]);
+    return rc ? errno_code(rc) : std::error_code{};
+}
+
+std::error_code ring_wait(Ring& r, RingCond cond, const RingDeadline& deadline, bool& owner_died) noexcept {
+    const int i = static_cast<int>(cond);
+    Control* c = control(r);
+    owner_died = false;
+    ++r.state->waiters[i];
+    int rc;
+    if (!deadline) {
+        rc = pthread_cond_wait(&c->conds[i], &c->locks[0]);
+    } else {
+        const timespec ts = to_timespec(*deadline);
+        rc = pthread_cond_timedwait(&c->conds[i], &c->locks[0], &ts);
+    }
+    if (rc == EOWNERDEAD) {
+        pthread_mutex_consistent(&c->locks[0]);
+        owner_died = true;
+        rc = 0;
+    }
+    --r.state->waiters[i];
+    return rc == 0 || rc == ETIMEDOUT ? std::error_code{} : errno_code(rc);
+}
+
+std::error_code ring_notify_all(Ring& r, RingCond cond) noexcept {
+    const int i = static_cast<int>(cond);
+    if (r.state->waiters[i] == 0) return {};
+    const int rc = pthread_cond_broadcast(&control(r)->conds[i]);
+    return rc ? errno_code(rc) : std::error_code{};
+}
+
+}  // namespace mp::sys
