@@ -1,21 +1,25 @@
 // posix/ring.cpp - a queue's shared ring on POSIX: one memfd mapping holding everything, the
-// locks and condition variables included.
+// lock and wait objects included.
 //
-// POSIX lets synchronisation objects live in shared memory: a pthread mutex with
-// PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST, and condition variables with
-// PTHREAD_PROCESS_SHARED and CLOCK_MONOTONIC, placed in the mapping itself. An uncontended lock
-// and unlock is an atomic instruction in user space (futex: the kernel is entered only to
-// sleep or wake), so a put or get that finds room or data makes no system call at all, and a
-// notify is skipped when the waiter count says nobody sleeps. The whole ring is then one fd
-// (memfd_create, close-on-exec, no name in any file system): under fork the child inherits
-// the mapping, under spawn the fd travels. A process killed while holding a robust mutex makes
-// the next locker get EOWNERDEAD; it marks the mutex consistent and repairs the state.
-// Notifies are always broadcasts: a process killed while sleeping in pthread_cond_wait stays
-// counted in glibc's waiter group for ever, and a plain signal can then be spent on it;
-// broadcast wakes every group, so a dead sleeper costs nothing but a spurious wakeup.
-// Windows differs: a mutex or event is a kernel object reached by HANDLE, not memory, so the
-// mapping carries only the data and the counters, and the locks (mutexes, WAIT_ABANDONED for a
-// dead owner) and waits (semaphores) travel as extra handles; every lock costs a kernel call.
+// POSIX lets synchronisation objects live in shared memory. The locks are pthread mutexes with
+// PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST placed in the mapping: an uncontended lock
+// and unlock is an atomic instruction in user space (the kernel is entered only to sleep or
+// wake), and a process killed while holding one makes the next locker get EOWNERDEAD (the
+// kernel walks the dead thread's robust list); it marks the mutex consistent and repairs the
+// state. The waits are NOT pthread condition variables: glibc's pshared condvar is not safe
+// against a waiter that dies - its wait reference stays counted and the next broadcast waits
+// for it for ever (seen here: a consumer killed in get froze the next put). On Linux a wait is
+// a futex on a sequence number in the mapping instead: the waiter reads the number under the
+// lock, releases the lock and sleeps while it is unchanged; notify_all increments it and wakes
+// the sleepers. A dead sleeper holds nothing, so it costs nothing. The waiter counts let a put
+// or get skip the wake system call when nobody sleeps, so a put or get that finds room or data
+// makes no system call at all. (Elsewhere a pshared condvar is used, without that guarantee.)
+// The whole ring is one fd (memfd_create, close-on-exec, no name in any file system): under
+// fork the child inherits the mapping, under spawn the fd travels.
+// Windows differs: a mutex or a semaphore is a kernel object reached by HANDLE, not memory, so
+// the mapping carries only the data and the counters, and the locks (mutexes, WAIT_ABANDONED
+// for a dead owner) and waits (semaphores) travel as six extra handles; every lock is a kernel
+// call.
 #include "../common/sys/ring.hpp"
 
 #include <cerrno>
@@ -28,15 +32,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__linux__)
+#include <climits>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+
 namespace mp::sys {
 
 namespace {
 
 std::error_code errno_code(int e) noexcept { return {e, std::generic_category()}; }
 
+#if defined(__linux__)
+using Cond = std::uint32_t;  // a futex word: the wakeup sequence number
+#else
+using Cond = pthread_cond_t;
+#endif
+
 struct Control {
     pthread_mutex_t locks[3];
-    pthread_cond_t conds[3];
+    Cond conds[3];
 };
 
 constexpr std::size_t round64(std::size_t n) noexcept { return (n + 63) & ~std::size_t{63}; }
@@ -108,17 +124,17 @@ std::error_code ring_create(std::size_t capacity, Ring& out) noexcept {
     pthread_mutexattr_init(&ma);
     pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    int err = 0;
+    for (int i = 0; i < 3 && !err; ++i) err = pthread_mutex_init(&c->locks[i], &ma);
+    pthread_mutexattr_destroy(&ma);
+#if !defined(__linux__)
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int err = 0;
-    for (int i = 0; i < 3 && !err; ++i) {
-        err = pthread_mutex_init(&c->locks[i], &ma);
-        if (!err) err = pthread_cond_init(&c->conds[i], &ca);
-    }
-    pthread_mutexattr_destroy(&ma);
+    for (int i = 0; i < 3 && !err; ++i) err = pthread_cond_init(&c->conds[i], &ca);
     pthread_condattr_destroy(&ca);
+#endif
     if (err) return errno_code(err);
     out.state->capacity = capacity;
     return {};
@@ -170,6 +186,21 @@ std::error_code ring_wait(Ring& r, RingCond cond, const RingDeadline& deadline, 
     Control* c = control(r);
     owner_died = false;
     ++r.state->waiters[i];
+#if defined(__linux__)
+    std::uint32_t* seq = &c->conds[i];
+    const std::uint32_t seen = __atomic_load_n(seq, __ATOMIC_RELAXED);
+    if (const int rc = pthread_mutex_unlock(&c->locks[0])) {
+        --r.state->waiters[i];
+        return errno_code(rc);
+    }
+    // Sleeps while the number is still `seen` (a notify after the unlock changed it, so no
+    // wakeup is lost). FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline; EINTR
+    // and EAGAIN are spurious wakeups, which the caller's loop absorbs.
+    timespec ts{};
+    if (deadline) ts = to_timespec(*deadline);
+    ::syscall(SYS_futex, seq, FUTEX_WAIT_BITSET, seen, deadline ? &ts : nullptr, nullptr, FUTEX_BITSET_MATCH_ANY);
+    int rc = pthread_mutex_lock(&c->locks[0]);
+#else
     int rc;
     if (!deadline) {
         rc = pthread_cond_wait(&c->conds[i], &c->locks[0]);
@@ -177,20 +208,29 @@ std::error_code ring_wait(Ring& r, RingCond cond, const RingDeadline& deadline, 
         const timespec ts = to_timespec(*deadline);
         rc = pthread_cond_timedwait(&c->conds[i], &c->locks[0], &ts);
     }
+#endif
     if (rc == EOWNERDEAD) {
         pthread_mutex_consistent(&c->locks[0]);
         owner_died = true;
         rc = 0;
     }
+    if (rc != 0 && rc != ETIMEDOUT) return errno_code(rc);  // the lock is not held
     --r.state->waiters[i];
-    return rc == 0 || rc == ETIMEDOUT ? std::error_code{} : errno_code(rc);
+    return {};
 }
 
 std::error_code ring_notify_all(Ring& r, RingCond cond) noexcept {
     const int i = static_cast<int>(cond);
     if (r.state->waiters[i] == 0) return {};
+#if defined(__linux__)
+    std::uint32_t* seq = &control(r)->conds[i];
+    __atomic_fetch_add(seq, 1, __ATOMIC_RELAXED);
+    if (::syscall(SYS_futex, seq, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0) < 0) return errno_code(errno);
+    return {};
+#else
     const int rc = pthread_cond_broadcast(&control(r)->conds[i]);
     return rc ? errno_code(rc) : std::error_code{};
+#endif
 }
 
 }  // namespace mp::sys
