@@ -13,8 +13,8 @@
 // one spurious wakeup, never a lost one, and at most one token per counted waiter is ever
 // outstanding. Every lock, unlock and wakeup is a kernel call (30-45 us each under Wine, well
 // under 1 us on Windows).
-// POSIX differs: robust pshared mutexes and condition variables live inside the mapping, so a
-// ring is one fd and an uncontended put/get makes no system call at all.
+// POSIX differs: robust pshared mutexes live inside the mapping and a wait is a futex on a
+// counter there, so a ring is one fd and an uncontended put/get makes no system call at all.
 #include "../common/sys/ring.hpp"
 
 #include <windows.h>
