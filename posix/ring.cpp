@@ -11,8 +11,9 @@
 // for it for ever (seen here: a consumer killed in get froze the next put). On Linux a wait is
 // a futex on a sequence number in the mapping instead: the waiter reads the number under the
 // lock, releases the lock and sleeps while it is unchanged; notify_all increments it and wakes
-// the sleepers. A dead sleeper holds nothing, so it costs nothing. The waiter counts let a put
-// or get skip the wake system call when nobody sleeps, so a put or get that finds room or data
+// the sleepers, and clears the count of sleepers (a woken one that has not run yet is not
+// woken twice). A dead sleeper holds nothing, so it costs nothing. The counts let a put or get
+// skip the wake system call when nobody sleeps, so a put or get that finds room or data
 // makes no system call at all. (Elsewhere a pshared condvar is used, without that guarantee.)
 // The whole ring is one fd (memfd_create, close-on-exec, no name in any file system): under
 // fork the child inherits the mapping, under spawn the fd travels.
@@ -200,7 +201,10 @@ std::error_code ring_wait(Ring& r, RingCond cond, const RingDeadline& deadline, 
     if (deadline) ts = to_timespec(*deadline);
     ::syscall(SYS_futex, seq, FUTEX_WAIT_BITSET, seen, deadline ? &ts : nullptr, nullptr, FUTEX_BITSET_MATCH_ANY);
     int rc = pthread_mutex_lock(&c->locks[0]);
+    // A notify since `seen` has already taken this waiter off the count (see ring_notify_all).
+    const bool notified = __atomic_load_n(seq, __ATOMIC_RELAXED) != seen;
 #else
+    const bool notified = false;
     int rc;
     if (!deadline) {
         rc = pthread_cond_wait(&c->conds[i], &c->locks[0]);
@@ -215,7 +219,7 @@ std::error_code ring_wait(Ring& r, RingCond cond, const RingDeadline& deadline, 
         rc = 0;
     }
     if (rc != 0 && rc != ETIMEDOUT) return errno_code(rc);  // the lock is not held
-    --r.state->waiters[i];
+    if (!notified && r.state->waiters[i]) --r.state->waiters[i];
     return {};
 }
 
@@ -225,6 +229,10 @@ std::error_code ring_notify_all(Ring& r, RingCond cond) noexcept {
 #if defined(__linux__)
     std::uint32_t* seq = &control(r)->conds[i];
     __atomic_fetch_add(seq, 1, __ATOMIC_RELAXED);
+    // Every sleeper is woken now: none is counted any more, so the puts that follow (before the
+    // woken ones get the CPU back) make no more wake calls. A sleeper that died is forgotten
+    // here too.
+    r.state->waiters[i] = 0;
     if (::syscall(SYS_futex, seq, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0) < 0) return errno_code(errno);
     return {};
 #else
