@@ -91,7 +91,11 @@ public:
     SideGuard& operator=(const SideGuard&) = delete;
     // false at the deadline; owner_died as sys::ring_lock.
     bool lock(const sys::RingDeadline& d, bool& owner_died, const char* what) {
-        if (auto ec = sys::ring_lock(r_, which_, d, held_, owner_died)) raise(ec, what);
+        // A kernel wait may end a little before the deadline by this clock: try again until
+        // it has really passed, so that a timeout is never early.
+        do {
+            if (auto ec = sys::ring_lock(r_, which_, d, held_, owner_died)) raise(ec, what);
+        } while (!held_ && !expired(d));
         return held_;
     }
 
