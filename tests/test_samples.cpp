@@ -205,6 +205,28 @@ TEST(Samples, T15NamedPipe) {
     EXPECT_EQ(count_of(r.output, "opening the name is FileNotFoundError"), method_count()) << r.output;
 }
 
+TEST(Samples, T16Queue) {
+    auto r = run_sample("t16_queue");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "producer exit 0, consumer exit 0"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "sum of squares = 385"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "put_nowait of a third item -> queue::Full"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "queue empty now: yes"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "join() returned after 4 task_done() calls"), method_count()) << r.output;
+}
+
+TEST(Samples, T16GlobalQueue) {
+    auto r = run_sample("t16_global_queue");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "the parent's qsize() = 0 (spawn"), 1) << r.output;
+#if !defined(_WIN32)
+    EXPECT_EQ(count_of(r.output, "the parent's qsize() = 1 (fork"), 1) << r.output;
+#else
+    EXPECT_EQ(count_of(r.output, "fork does not exist on Windows"), 1) << r.output;
+#endif
+    EXPECT_EQ(count_of(r.output, "passed as an argument: qsize() = 1"), method_count()) << r.output;
+}
+
 TEST(Samples, T17SharedMemory) {
     auto r = run_sample("t17_shared_memory");
     EXPECT_EQ(r.exitcode, 0) << r.output;

@@ -9,6 +9,7 @@
 #include "named_pipe.hpp"
 #include "os.hpp"
 #include "process.hpp"
+#include "queues.hpp"
 #include "shared_memory.hpp"
 #include "wait.hpp"
 #include "signals.hpp"
