@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
+
 namespace bench {
 
 struct Result {
@@ -58,5 +62,19 @@ inline Result interleaved(int samples, int warmup, const std::function<void()>& 
     }
     return {median(a), median(b)};
 }
+
+#if !defined(_WIN32)
+// The raw floors' own reads: exactly n bytes from a pipe or socket, false at end of file.
+inline bool read_n(int fd, void* p, std::size_t n) {
+    char* c = static_cast<char*>(p);
+    while (n > 0) {
+        const ssize_t r = ::read(fd, c, n);
+        if (r <= 0) return false;
+        c += r;
+        n -= static_cast<std::size_t>(r);
+    }
+    return true;
+}
+#endif
 
 }  // namespace bench

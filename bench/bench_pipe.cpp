@@ -55,16 +55,7 @@ int mp_sink(mp::Connection c, std::uint64_t size) {
 }
 MP_TARGET(mp_sink);
 
-bool read_n(int fd, void* p, std::size_t n) {
-    char* c = static_cast<char*>(p);
-    while (n > 0) {
-        const ssize_t r = ::read(fd, c, n);
-        if (r <= 0) return false;
-        c += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return true;
-}
+using bench::read_n;
 bool write_n(int fd, const void* p, std::size_t n) {
     const char* c = static_cast<const char*>(p);
     while (n > 0) {

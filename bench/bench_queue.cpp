@@ -51,16 +51,7 @@ int q_consume(mp::Queue q) {
 }
 MP_TARGET(q_consume);
 
-bool read_n(int fd, void* p, std::size_t n) {
-    char* c = static_cast<char*>(p);
-    while (n > 0) {
-        const ssize_t r = ::read(fd, c, n);
-        if (r <= 0) return false;
-        c += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return true;
-}
+using bench::read_n;
 
 void write_record(int fd, int v) {
     char rec[kRecord];
