@@ -203,6 +203,15 @@ TEST(Samples, T17SharedMemory) {
     EXPECT_EQ(count_of(r.output, "raises FileNotFoundError"), method_count()) << r.output;
 }
 
+TEST(Samples, T20Sockets) {
+    auto r = run_sample("t20_sockets");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "[client] received \"OK:hello\""), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "[client] reply: welcome"), 2 * method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "AuthenticationError"), 2 * method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "exit codes: right key 0, wrong key 1"), method_count()) << r.output;
+}
+
 TEST(Samples, T28GracefulShutdown) {
     auto r = run_sample("t28_graceful_shutdown");
     EXPECT_EQ(r.exitcode, 0) << r.output;
