@@ -284,7 +284,8 @@ std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept
 }
 
 void close_socket_end(PipeEnd& end) noexcept {
-    if (end.is_socket && end.h) ::closesocket(sock_of(end));
+    if (!end.is_socket) return;  // a pipe end closes through its Handle
+    if (end.h) ::closesocket(sock_of(end));
     end.h.release();
     end.is_socket = false;
 }
