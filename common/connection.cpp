@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "connection_internal.hpp"
 #include "sys/pipe.hpp"
 
 namespace mp {
@@ -59,6 +60,9 @@ static Connection::State& checked(const std::shared_ptr<Connection::State>& s, b
 }
 
 static void close_state(Connection::State& s) {
+#if defined(_WIN32)
+    sys::close_socket_end(s.end);  // a SOCKET must go through closesocket()
+#endif
     s.end.h.reset();
     s.ahead_pos = s.ahead_len = 0;
 #if defined(_WIN32)
@@ -245,6 +249,13 @@ void Connection::mp_encode(Encoder& e) const {
     if (s_->buffered())
         throw ValueError("mp::Connection: cannot pass a connection to a child while it holds " +
                          std::to_string(s_->buffered()) + " bytes read ahead of the next message; receive them first");
+#if defined(_WIN32)
+    if (s_->end.is_socket)
+        throw NotImplementedError(
+            "mp::Connection: a connection over a TCP socket cannot be passed to a spawned child on Windows: an "
+            "inherited SOCKET is not usable there (only WSADuplicateSocketW aimed at the child's pid passes one); "
+            "accept or connect in the child instead, or use the default named-pipe family");
+#endif
     e.write_handle(sys::handle_to_value(s_->end.h.get()));
     e.write(static_cast<unsigned char>((s_->readable ? 1 : 0) | (s_->writable ? 2 : 0)));
 }
@@ -257,6 +268,12 @@ void Connection::mp_decode(Decoder& d) {
     s->readable = flags & 1;
     s->writable = (flags & 2) != 0;
     s_ = std::move(s);
+}
+
+Connection ConnectionAccess::from_end(sys::PipeEnd&& end) {
+    auto s = std::make_shared<Connection::State>();
+    s->end = std::move(end);
+    return Connection(std::move(s));
 }
 
 std::pair<Connection, Connection> Pipe(bool duplex) {

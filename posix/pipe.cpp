@@ -187,4 +187,6 @@ std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept
     }
 }
 
+// close_socket_end() is Windows-only: a POSIX socket is an fd and closes like a pipe.
+
 }  // namespace mp::sys

@@ -242,6 +242,15 @@ TEST(Samples, T19Signals) {
     EXPECT_HAS(r.output, "ProcessLookupError");
 }
 
+TEST(Samples, T20Sockets) {
+    auto r = run_sample("t20_sockets");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "[client] received \"OK:hello\""), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "[client] reply: welcome"), 2 * method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "AuthenticationError"), 2 * method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "exit codes: right key 0, wrong key 1"), method_count()) << r.output;
+}
+
 TEST(Samples, T21KilledHolder) {
     auto r = run_sample("t21_killed_holder");
     EXPECT_EQ(r.exitcode, 0) << r.output;

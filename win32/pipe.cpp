@@ -14,10 +14,14 @@
 // pipes: PeekNamedPipe says how many bytes wait, and a wait with timeout is a zero-byte
 // overlapped ReadFile, which completes when bytes arrive (consuming none) or the peer closes,
 // and is cancelled (CancelIoEx) when the time runs out.
+// An end can also be a connected SOCKET (a Listener/Client connection over TCP, flagged
+// is_socket): a SOCKET is not a pipe, so those ends use send/recv and select() to wait, and
+// closesocket() to close; the framing above them is the same.
 // POSIX differs: a socketpair (duplex) or pipe (one-way), SIGPIPE to guard against on write,
-// and poll(2) to wait.
+// and poll(2) to wait; a TCP or Unix socket fd needs no branch there.
 #include "../common/sys/pipe.hpp"
 
+#include <winsock2.h>
 #include <windows.h>
 
 #include <atomic>
@@ -83,6 +87,111 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
     return {};
 }
 
+// ---- socket ends (is_socket) ---------------------------------------------------------------
+
+static SOCKET sock_of(const PipeEnd& end) noexcept {
+    return static_cast<SOCKET>(reinterpret_cast<std::uintptr_t>(end.h.get()));
+}
+
+static bool is_socket_peer_gone(int e) noexcept {
+    return e == WSAECONNRESET || e == WSAECONNABORTED || e == WSAESHUTDOWN || e == WSAENOTCONN;
+}
+
+// Sends p[0..n). With a deadline the socket is switched to non-blocking for the call (a
+// Windows socket end never leaves this process, so no one else sees the mode change), and
+// select() waits for room until the deadline.
+static std::error_code socket_write_block(PipeEnd& end, const char* p, std::size_t n, bool forever,
+                                          std::chrono::steady_clock::time_point deadline,
+                                          std::size_t& total) noexcept {
+    using clock = std::chrono::steady_clock;
+    const SOCKET s = sock_of(end);
+    u_long mode = forever ? 0 : 1;
+    if (!forever && ::ioctlsocket(s, FIONBIO, &mode) == SOCKET_ERROR) return {WSAGetLastError(), win32_category()};
+    std::error_code ec;
+    while (n > 0) {
+        const int chunk = n > 0x40000000 ? 0x40000000 : static_cast<int>(n);
+        const int w = ::send(s, p, chunk, 0);
+        if (w == SOCKET_ERROR) {
+            const int e = WSAGetLastError();
+            if (e == WSAEWOULDBLOCK) {
+                const double left_us = std::chrono::duration<double, std::micro>(deadline - clock::now()).count();
+                if (left_us <= 0) {
+                    ec = std::make_error_code(std::errc::timed_out);
+                    break;
+                }
+                fd_set wr;
+                FD_ZERO(&wr);
+                FD_SET(s, &wr);
+                const long long us = static_cast<long long>(left_us) + 1;
+                timeval tv{static_cast<long>(us / 1000000), static_cast<long>(us % 1000000)};
+                if (::select(0, nullptr, &wr, nullptr, &tv) == SOCKET_ERROR) {
+                    ec = {WSAGetLastError(), win32_category()};
+                    break;
+                }
+                continue;
+            }
+            ec = is_socket_peer_gone(e) ? std::make_error_code(std::errc::broken_pipe)
+                                        : std::error_code{e, win32_category()};
+            break;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+        total += static_cast<std::size_t>(w);
+    }
+    if (!forever) {
+        mode = 0;
+        ::ioctlsocket(s, FIONBIO, &mode);
+    }
+    return ec;
+}
+
+// One blocking recv; a peer that reset or shut down reads as end of file, as on POSIX.
+static std::error_code socket_read_some(PipeEnd& end, char* p, std::size_t n, std::size_t& got) noexcept {
+    got = 0;
+    const int chunk = n > 0x40000000 ? 0x40000000 : static_cast<int>(n);
+    const int r = ::recv(sock_of(end), p, chunk, 0);
+    if (r == SOCKET_ERROR) {
+        const int e = WSAGetLastError();
+        if (is_socket_peer_gone(e)) return {};
+        return {e, win32_category()};
+    }
+    got = static_cast<std::size_t>(r);
+    return {};
+}
+
+static std::error_code socket_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept {
+    using clock = std::chrono::steady_clock;
+    ready = false;
+    const bool forever = timeout_ms < 0;
+    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    for (;;) {
+        fd_set rd, ex;
+        FD_ZERO(&rd);
+        FD_ZERO(&ex);
+        FD_SET(sock_of(end), &rd);
+        FD_SET(sock_of(end), &ex);
+        timeval tv{};
+        timeval* ptv = nullptr;
+        if (!forever) {
+            const double left_us = std::chrono::duration<double, std::micro>(deadline - clock::now()).count();
+            const long long us = left_us <= 0 ? 0 : static_cast<long long>(left_us) + 1;
+            tv.tv_sec = static_cast<long>(us / 1000000);
+            tv.tv_usec = static_cast<long>(us % 1000000);
+            ptv = &tv;
+        }
+        const int r = ::select(0, &rd, nullptr, &ex, ptv);
+        if (r == SOCKET_ERROR) return {WSAGetLastError(), win32_category()};
+        if (r > 0) {
+            ready = true;  // data, end of file or an error: a read will not block
+            return {};
+        }
+        if (!forever && clock::now() >= deadline) return {};
+    }
+}
+
+// ---- pipe ends -------------------------------------------------------------------------------
+
 static std::error_code ensure_event(Handle& ev) noexcept {
     if (!ev) {
         ev.reset(CreateEventW(nullptr, TRUE, FALSE, nullptr));
@@ -145,28 +254,41 @@ static std::error_code write_block(PipeEnd& end, const char* p, std::size_t n, b
 std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, const void* body,
                            std::size_t body_n, double timeout_ms, std::size_t* written) noexcept {
     using clock = std::chrono::steady_clock;
-    if (auto ec = ensure_event(end.write_event)) return ec;
+    if (!end.is_socket) {
+        if (auto ec = ensure_event(end.write_event)) return ec;
+    }
     const bool forever = timeout_ms < 0;
     const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
                                              std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    const auto block = end.is_socket ? socket_write_block : write_block;
     std::size_t total = 0;
     std::error_code ec;
-    // No gather write for pipes: a small message is copied behind its header and written once
-    // (under Wine every call costs a wineserver round trip).
+    // No gather write: a small message is copied behind its header and written once (under
+    // Wine every call costs a wineserver round trip).
     if (head_n + body_n <= 4096) {
         char buf[4096];
         if (head_n) std::memcpy(buf, head, head_n);
         if (body_n) std::memcpy(buf + head_n, body, body_n);
-        ec = write_block(end, buf, head_n + body_n, forever, deadline, total);
+        ec = block(end, buf, head_n + body_n, forever, deadline, total);
     } else {
-        ec = write_block(end, static_cast<const char*>(head), head_n, forever, deadline, total);
-        if (!ec) ec = write_block(end, static_cast<const char*>(body), body_n, forever, deadline, total);
+        ec = block(end, static_cast<const char*>(head), head_n, forever, deadline, total);
+        if (!ec) ec = block(end, static_cast<const char*>(body), body_n, forever, deadline, total);
     }
     if (written) *written = total;
     return ec;
 }
 
 std::error_code pipe_read(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept {
+    if (end.is_socket) {
+        got = 0;
+        while (got < n) {
+            std::size_t r = 0;
+            if (auto ec = socket_read_some(end, static_cast<char*>(data) + got, n - got, r)) return ec;
+            if (r == 0) break;  // end of file
+            got += r;
+        }
+        return {};
+    }
     if (auto ec = ensure_event(end.read_event)) return ec;
     char* p = static_cast<char*>(data);
     got = 0;
@@ -186,6 +308,7 @@ std::error_code pipe_read(PipeEnd& end, void* data, std::size_t n, std::size_t& 
 }
 
 std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept {
+    if (end.is_socket) return socket_read_some(end, static_cast<char*>(data), n, got);
     if (auto ec = ensure_event(end.read_event)) return ec;
     got = 0;
     const DWORD chunk = n > 0x40000000 ? 0x40000000 : static_cast<DWORD>(n);
@@ -200,6 +323,7 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
 }
 
 std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept {
+    if (end.is_socket) return socket_poll(end, timeout_ms, ready);
     using clock = std::chrono::steady_clock;
     ready = false;
     DWORD avail = 0;
@@ -265,6 +389,17 @@ std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept
     }
     if (e == ERROR_OPERATION_ABORTED) return {};  // the time ran out
     return {static_cast<int>(e), win32_category()};
+}
+
+void close_socket_end(PipeEnd& end) noexcept {
+    if (!end.is_socket) return;  // a pipe end closes through its Handle
+    if (end.h) ::closesocket(sock_of(end));
+    end.h.release();
+    end.is_socket = false;
+}
+
+PipeEnd::~PipeEnd() {
+    if (is_socket) close_socket_end(*this);
 }
 
 }  // namespace mp::sys

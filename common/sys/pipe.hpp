@@ -23,6 +23,13 @@ struct PipeEnd {
 #if defined(_WIN32)
     Handle read_event;
     Handle write_event;
+    // A connected SOCKET (a Listener/Client connection over TCP), not a pipe: reads and writes
+    // go through recv/send/select instead, and it is closed with closesocket().
+    bool is_socket = false;
+    PipeEnd() = default;
+    PipeEnd(PipeEnd&&) = default;
+    PipeEnd& operator=(PipeEnd&&) = default;
+    ~PipeEnd();
 #endif
 };
 
@@ -51,5 +58,11 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
 // data is there, or the peer has closed. ready says which. Never returns before the timeout
 // has passed unless ready; EINTR restarts the wait with the time that is left.
 std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept;
+
+#if defined(_WIN32)
+// Closes a socket end with closesocket() (a no-op for a pipe end). Windows-only: on POSIX a
+// socket is an fd and closes like one.
+void close_socket_end(PipeEnd& end) noexcept;
+#endif
 
 }  // namespace mp::sys

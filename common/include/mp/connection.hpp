@@ -169,6 +169,7 @@ public:
 
 private:
     friend std::pair<Connection, Connection> Pipe(bool duplex);
+    friend struct ConnectionAccess;  // common/connection_internal.hpp: Listener/Client ends
     explicit Connection(std::shared_ptr<State> s) : s_(std::move(s)) {}
     void recv_frame(std::string& out);
     bool poll_ms(double timeout_ms);

@@ -92,7 +92,29 @@ class FileExistsError : public OSError {
 public:
     using OSError::OSError;
 };
-class BrokenPipeError : public OSError {
+// Python's ConnectionError family: a peer that went away, refused or reset a connection.
+class ConnectionError : public OSError {
+public:
+    using OSError::OSError;
+};
+class BrokenPipeError : public ConnectionError {
+public:
+    using ConnectionError::ConnectionError;
+};
+class ConnectionRefusedError : public ConnectionError {
+public:
+    using ConnectionError::ConnectionError;
+};
+class ConnectionResetError : public ConnectionError {
+public:
+    using ConnectionError::ConnectionError;
+};
+class ConnectionAbortedError : public ConnectionError {
+public:
+    using ConnectionError::ConnectionError;
+};
+// A non-blocking operation (a socket with timeout 0) that would have had to wait.
+class BlockingIOError : public OSError {
 public:
     using OSError::OSError;
 };

@@ -5,6 +5,7 @@
 #include "connection.hpp"
 #include "context.hpp"
 #include "errors.hpp"
+#include "listener.hpp"
 #include "managed.hpp"
 #include "named_pipe.hpp"
 #include "os.hpp"
@@ -14,3 +15,4 @@
 #include "wait.hpp"
 #include "signals.hpp"
 #include "synchronize.hpp"
+#include "socket.hpp"

@@ -1,0 +1,42 @@
+// common/hmac_sha256.hpp - SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104), internal.
+//
+// The Listener/Client handshake (common/listener.cpp) needs a keyed digest and nothing more, so
+// mp carries its own small implementation instead of a crypto dependency. Verified in
+// tests/test_hmac.cpp against the FIPS 180-4 examples and every RFC 4231 test case.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace mp::detail {
+
+class Sha256 {
+public:
+    static constexpr std::size_t kDigest = 32;
+    static constexpr std::size_t kBlock = 64;
+    using Digest = std::array<unsigned char, kDigest>;
+
+    Sha256() noexcept { reset(); }
+    void reset() noexcept;
+    void update(const void* data, std::size_t n) noexcept;
+    void update(std::string_view s) noexcept { update(s.data(), s.size()); }
+    Digest finish() noexcept;  // the object must be reset() before reuse
+
+private:
+    void block(const unsigned char* p) noexcept;
+    std::uint32_t h_[8];
+    unsigned char buf_[kBlock];
+    std::size_t used_ = 0;
+    std::uint64_t total_ = 0;  // bytes
+};
+
+Sha256::Digest sha256(const void* data, std::size_t n) noexcept;
+Sha256::Digest hmac_sha256(const void* key, std::size_t key_n, const void* msg, std::size_t msg_n) noexcept;
+
+// Compares in time that depends only on n, never on where the first difference is, so that a
+// peer guessing a digest learns nothing from how long a rejection takes.
+bool constant_time_equal(const void* a, const void* b, std::size_t n) noexcept;
+
+}  // namespace mp::detail
