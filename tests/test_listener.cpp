@@ -330,3 +330,47 @@ TEST(Listener, NamedPipeFirstInstanceAndDacl) {
     EXPECT_THROW(mp::Listener{l.address()}, mp::OSError);  // a squatter on the name is an error
 }
 #endif
+
+// A TCP connection is a Connection like a pipe's: mp::wait sees its messages, and a send with a
+// timeout to a peer that does not read ends in TimeoutError with every whole message intact.
+TEST(Listener, TcpConnectionWaitsAndTimedSends) {
+    mp::Listener l(mp::Address::tcp("127.0.0.1", 0));
+    mp::Connection c = mp::Client(l.address());
+    mp::Connection s = l.accept(10.0);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(mp::wait({s}, 0.05).empty());
+    EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0.05);
+    c.send(41);
+    EXPECT_EQ(mp::wait({s}, 10.0), std::vector<std::size_t>{0});
+    EXPECT_EQ(s.recv<int>(), 41);
+
+    const std::string msg(1000, 't');
+    int sent = 0;
+    bool timed_out = false;
+    for (int i = 0; i < 1000000 && !timed_out; ++i) {
+        try {
+            c.send_bytes(msg.data(), msg.size(), 0.05);
+            ++sent;
+        } catch (const mp::TimeoutError&) {
+            timed_out = true;
+        }
+    }
+    ASSERT_TRUE(timed_out);
+    const bool cut = c.closed();
+    c.close();
+    int got = 0;
+    bool decode_error = false;
+    for (;;) {
+        try {
+            EXPECT_EQ(s.recv_bytes().size(), msg.size());
+            ++got;
+        } catch (const mp::EOFError&) {
+            break;
+        } catch (const mp::DecodeError&) {
+            decode_error = true;
+            break;
+        }
+    }
+    EXPECT_EQ(got, sent);
+    EXPECT_EQ(decode_error, cut);
+}
