@@ -69,7 +69,10 @@ int main(int argc, char** argv) {
         for (int i = 0; i < kWorkers; ++i) ps.push_back(ctx.Process(worker, i, b, done));
         for (auto& p : ps) p.start();
         for (int i = 0; i < kPhases; ++i) {
-            while (b.n_waiting() < kWorkers) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            // Arrive only once all workers wait (a poll for the demonstration's sake, bounded in
+            // case a worker died: then the barrier's own 30 s timeout breaks it).
+            for (int ms = 0; b.n_waiting() < kWorkers && ms < 30000; ++ms)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
             b.wait();  // the last arrival: runs the action here
         }
         for (auto& p : ps) p.join();

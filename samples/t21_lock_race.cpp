@@ -25,10 +25,10 @@ constexpr int kRounds = 50;
 
 // The pause between read and write stands for real work; it is what lets another process
 // read the same old value in the meantime, so that the loss shows on every run.
-static void pretend_to_work() { std::this_thread::sleep_for(std::chrono::microseconds(200)); }
+static void pretend_to_work() { std::this_thread::sleep_for(std::chrono::milliseconds(1)); }
 
-static void add_unlocked(mp::Value<int> counter, mp::Event go) {
-    go.wait(30.0);
+static void add_unlocked(mp::Value<int> counter, mp::Barrier start) {
+    start.wait(30.0);
     for (int i = 0; i < kRounds; ++i) {
         const int seen = counter.value();  // read
         pretend_to_work();
@@ -37,8 +37,8 @@ static void add_unlocked(mp::Value<int> counter, mp::Event go) {
 }
 MP_TARGET(add_unlocked);
 
-static void add_locked(mp::Value<int, mp::Lock> counter, mp::Event go) {
-    go.wait(30.0);
+static void add_locked(mp::Value<int, mp::Lock> counter, mp::Barrier start) {
+    start.wait(30.0);
     for (int i = 0; i < kRounds; ++i) {
         std::lock_guard<mp::Lock> g(counter.get_lock());  // read, pause, write: one step now
         const int seen = counter.get_obj();                // get_obj(): value() would lock again
@@ -48,15 +48,15 @@ static void add_locked(mp::Value<int, mp::Lock> counter, mp::Event go) {
 }
 MP_TARGET(add_locked);
 
-// Starts kWorkers processes, then fires the start signal so that they really overlap (a
-// spawned process takes a while to start; without it the first might finish alone).
+// Starts kWorkers processes that begin counting together, at a barrier, so that they really
+// overlap (spawned processes start one after the other, slowly under Wine: without the
+// barrier the first could be done before the last begins, and nothing would be lost).
 template <class F, class V>
 static void run_workers(const mp::Context& ctx, F target, V counter) {
-    mp::Event go;
+    mp::Barrier start(kWorkers);
     std::vector<mp::Process> ps;
-    for (int i = 0; i < kWorkers; ++i) ps.push_back(ctx.Process(target, counter, go));
+    for (int i = 0; i < kWorkers; ++i) ps.push_back(ctx.Process(target, counter, start));
     for (auto& p : ps) p.start();
-    go.set();
     for (auto& p : ps) p.join();
 }
 
