@@ -234,6 +234,23 @@ TEST(Samples, T17SharedMemory) {
     EXPECT_EQ(count_of(r.output, "raises FileNotFoundError"), method_count()) << r.output;
 }
 
+TEST(Samples, T17ValueArray) {
+    auto r = run_sample("t17_value_array");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "counter: 4 workers x 250 increments = 1000"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "squared elements"), 4 * method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "after:  [1, 4, 9, 16, 25, 36, 49, 64]"), method_count()) << r.output;
+}
+
+TEST(Samples, T18Semaphore) {
+    auto r = run_sample("t18_semaphore");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, " in  (inside now: "), 8 * method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "(inside now: 4)"), 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "(the limit is 3); permits now: 3"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "over-release -> ValueError"), method_count()) << r.output;
+}
+
 TEST(Samples, T19Signals) {
     auto r = run_sample("t19_signals");
     EXPECT_EQ(r.exitcode, 0) << r.output;
@@ -249,6 +266,51 @@ TEST(Samples, T20Sockets) {
     EXPECT_EQ(count_of(r.output, "[client] reply: welcome"), 2 * method_count()) << r.output;
     EXPECT_EQ(count_of(r.output, "AuthenticationError"), 2 * method_count()) << r.output;
     EXPECT_EQ(count_of(r.output, "exit codes: right key 0, wrong key 1"), method_count()) << r.output;
+}
+
+TEST(Samples, T21LockRace) {
+    auto r = run_sample("t21_lock_race");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    // The unlocked part may by chance lose nothing: only its line is required.
+    EXPECT_EQ(count_of(r.output, "without a lock: total "), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "with get_lock() held: total 200, expected 200: exact"), method_count()) << r.output;
+}
+
+TEST(Samples, T21RLock) {
+    auto r = run_sample("t21_rlock");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "nested-lock transfers each: a=0 b=300"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "released once: another process cannot take it (still held)"), method_count())
+        << r.output;
+    EXPECT_EQ(count_of(r.output, "released twice: another process takes it"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "acquire(false) again: false"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "lock() again: RuntimeError"), method_count()) << r.output;
+}
+
+TEST(Samples, T21Event) {
+    auto r = run_sample("t21_event");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "got the signal and starts"), 3 * method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "all 3 wait; is_set() = false; set()"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "3 of 3 workers started after one set()"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "after clear(), wait(0.2): false after"), method_count()) << r.output;
+}
+
+TEST(Samples, T21Condition) {
+    auto r = run_sample("t21_condition");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "then the stop mark"), 2 * method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "exit codes 0 0 0; sum of squares of 1..10 = 385"), method_count()) << r.output;
+}
+
+TEST(Samples, T21Barrier) {
+    auto r = run_sample("t21_barrier");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_EQ(count_of(r.output, "-- action: all 3 workers finished phase 3"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "the action ran 3 times, lockstep kept: yes"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "[child] BrokenBarrierError after its 0.3 s timeout"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "[parent] BrokenBarrierError too: broken() = true"), method_count()) << r.output;
+    EXPECT_EQ(count_of(r.output, "after reset(): broken() = false"), method_count()) << r.output;
 }
 
 TEST(Samples, T21KilledHolder) {
