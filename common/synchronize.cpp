@@ -184,104 +184,100 @@ private:
 
 enum : std::uint32_t { kPendingConsistent = 1, kUnrecoverable = 2 };
 
-struct LockData {
-    std::atomic<std::uint64_t> owner;  // thread_token() of the holder, 0 when free
-    std::atomic<std::uint32_t> count;  // RLock depth
-    std::atomic<std::uint32_t> flags;
-};
-
-[[noreturn]] void throw_unrecoverable(const char* name) {
+[[noreturn, gnu::cold, gnu::noinline]] void throw_unrecoverable(const char* name) {
     throw OSError(std::make_error_code(std::errc::state_not_recoverable),
                   std::string(name) +
                       ": the lock is broken for good: its owner died holding it, and the next owner released it "
                       "without make_consistent()");
 }
 
+[[noreturn, gnu::cold, gnu::noinline]] void throw_owner_dead(const char* name) {
+    throw OwnerDeadError(std::string(name) +
+                         ": the previous owner died holding the lock; this thread now holds it. Repair the "
+                         "data it guards, then call make_consistent() (releasing it without that breaks the "
+                         "lock for good)");
+}
+
+[[noreturn, gnu::cold, gnu::noinline]] void throw_release_error(const char* name, bool recursive, std::uint64_t owner) {
+    if (!recursive && owner == 0) throw ValueError("mp::Lock::release: semaphore or lock released too many times");
+    throw RuntimeError(std::string(name) + "::release: cannot release un-acquired lock" +
+                       (owner ? " (another thread or process holds it)" : ""));
+}
+
 }  // namespace
 
-LockBase::LockBase(bool recursive)
-    : s_(create(recursive ? kRLock : kLock, 1, 0, sizeof(LockData))), recursive_(recursive) {}
+std::uint64_t thread_token_slow() noexcept { return sys::thread_token(); }
 
-bool LockBase::acquire(bool block, double timeout) {
-    SyncState& s = *s_;
-    auto& d = s.data<LockData>();
-    const std::uint64_t me = sys::thread_token();
+LockBase::LockBase(bool recursive)
+    : s_(create(recursive ? kRLock : kLock, 1, 0, sizeof(LockShared))), recursive_(recursive) {
+    bind();
+}
+
+void LockBase::bind() {
+    w_ = &s_->data<LockShared>();
+    m_ = &s_->mutexes[0];
+}
+
+bool LockBase::acquire_held(bool block, double timeout) {
     const double ms = to_ms(block, timeout);
-    if (d.owner.load(std::memory_order_relaxed) == me) {
-        if (recursive_) {
-            // Only the owner changes count while it holds the lock: no atomic read-modify-write.
-            d.count.store(d.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-            return true;
-        }
-        // Python would wait on itself; mp keeps the observable outcome without the hang.
-        if (ms < 0)
-            throw RuntimeError(std::string(name()) +
-                               "::acquire: this thread already holds the lock; waiting for it without a timeout "
-                               "would deadlock (use an RLock to re-enter)");
-        if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
-        return false;
-    }
-    if (d.flags.load(std::memory_order_relaxed) & kUnrecoverable) throw_unrecoverable(name());
+    // Python would wait on itself; mp keeps the observable outcome without the hang.
+    if (ms < 0)
+        throw RuntimeError(std::string(name()) +
+                           "::acquire: this thread already holds the lock; waiting for it without a timeout "
+                           "would deadlock (use an RLock to re-enter)");
+    if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
+    return false;
+}
+
+bool LockBase::acquire_free(std::uint64_t me, double ms) {
+    LockShared& d = *w_;
     sys::LockStatus st;
-    if (auto ec = sys::mutex_lock(s.mutexes[0], ms, st)) {
+    if (auto ec = sys::mutex_lock(*m_, ms, st)) {
         if (ec == std::errc::state_not_recoverable) throw_unrecoverable(name());
         raise_os_error(ec, std::string(name()) + "::acquire");
     }
     if (st == sys::LockStatus::timed_out) return false;
-    if (d.flags.load(std::memory_order_relaxed) & kUnrecoverable) {
-        // Windows: the mutex itself has no broken state; mp's flag stands for it.
-        sys::mutex_unlock(s.mutexes[0]);
-        throw_unrecoverable(name());
+    // POSIX reports a broken mutex itself (above); Windows' owner word has no broken state,
+    // so mp's flag stands for it. One load of a line the mutex just brought into the cache.
+    if (__builtin_expect(d.flags.load(std::memory_order_relaxed) != 0, 0)) {
+        if (d.flags.load(std::memory_order_relaxed) & kUnrecoverable) {
+            sys::mutex_unlock(*m_);
+            throw_unrecoverable(name());
+        }
     }
     d.owner.store(me, std::memory_order_relaxed);
     d.count.store(1, std::memory_order_relaxed);
     if (st == sys::LockStatus::owner_dead) {
         d.flags.fetch_or(kPendingConsistent);
-        throw OwnerDeadError(std::string(name()) +
-                             ": the previous owner died holding the lock; this thread now holds it. Repair the "
-                             "data it guards, then call make_consistent() (releasing it without that breaks the "
-                             "lock for good)");
+        throw_owner_dead(name());
     }
     return true;
 }
 
-void LockBase::release() {
-    SyncState& s = *s_;
-    auto& d = s.data<LockData>();
-    const std::uint64_t me = sys::thread_token();
+void LockBase::release_last(std::uint64_t me) {
+    LockShared& d = *w_;
     const std::uint64_t owner = d.owner.load(std::memory_order_relaxed);
-    if (owner != me) {
-        if (!recursive_ && owner == 0) throw ValueError("mp::Lock::release: semaphore or lock released too many times");
-        throw RuntimeError(std::string(name()) + "::release: cannot release un-acquired lock" +
-                           (owner ? " (another thread or process holds it)" : ""));
-    }
-    if (recursive_) {
-        const std::uint32_t depth = d.count.load(std::memory_order_relaxed);
-        if (depth > 1) {
-            d.count.store(depth - 1, std::memory_order_relaxed);
-            return;
-        }
-    }
+    if (owner != me) throw_release_error(name(), recursive_, owner);
     d.count.store(0, std::memory_order_relaxed);
     d.owner.store(0, std::memory_order_relaxed);
-    if (d.flags.load(std::memory_order_relaxed) & kPendingConsistent) d.flags.store(kUnrecoverable);
-    if (auto ec = sys::mutex_unlock(s.mutexes[0])) raise_os_error(ec, std::string(name()) + "::release");
+    if (__builtin_expect(d.flags.load(std::memory_order_relaxed) & kPendingConsistent, 0)) d.flags.store(kUnrecoverable);
+    if (auto ec = sys::mutex_unlock(*m_)) raise_os_error(ec, std::string(name()) + "::release");
 }
 
 void LockBase::make_consistent() {
-    SyncState& s = *s_;
-    auto& d = s.data<LockData>();
-    if (d.owner.load(std::memory_order_relaxed) != sys::thread_token())
+    LockShared& d = *w_;
+    if (d.owner.load(std::memory_order_relaxed) != thread_token())
         throw RuntimeError(std::string(name()) + "::make_consistent: this thread does not hold the lock");
     if (!(d.flags.load() & kPendingConsistent)) return;
-    if (auto ec = sys::mutex_consistent(s.mutexes[0])) raise_os_error(ec, std::string(name()) + "::make_consistent");
+    if (auto ec = sys::mutex_consistent(*m_)) raise_os_error(ec, std::string(name()) + "::make_consistent");
     d.flags.fetch_and(~std::uint32_t{kPendingConsistent});
 }
 
-bool LockBase::is_owned() const { return s_->data<LockData>().owner.load(std::memory_order_relaxed) == sys::thread_token(); }
-
 void LockBase::mp_encode(Encoder& e) const { encode_state(s_, e); }
-void LockBase::mp_decode(Decoder& d) { s_ = decode_state(d, recursive_ ? kRLock : kLock); }
+void LockBase::mp_decode(Decoder& d) {
+    s_ = decode_state(d, recursive_ ? kRLock : kLock);
+    bind();
+}
 
 // ---- SharedBlock -------------------------------------------------------------------------
 
@@ -401,16 +397,15 @@ Condition::Condition(const Lock& lock) : Condition(static_cast<const detail::Loc
 Condition::Condition(const RLock& lock) : Condition(static_cast<const detail::LockBase&>(lock)) {}
 
 bool Condition::wait(double timeout) {
-    SyncState& ls = *lock_.s_;
-    auto& d = ls.data<detail::LockData>();
-    const std::uint64_t me = sys::thread_token();
+    auto& d = *lock_.w_;
+    const std::uint64_t me = detail::thread_token();
     if (d.owner.load(std::memory_order_relaxed) != me) throw RuntimeError("mp::Condition::wait: cannot wait on un-acquired lock");
     // The whole RLock is released for the wait and its depth restored afterwards.
     const std::uint32_t depth = d.count.load(std::memory_order_relaxed);
     d.owner.store(0, std::memory_order_relaxed);
     d.count.store(0, std::memory_order_relaxed);
     sys::LockStatus st;
-    const auto ec = sys::cond_wait(s_->conds[0], ls.mutexes[0], detail::to_ms(true, timeout), st);
+    const auto ec = sys::cond_wait(s_->conds[0], *lock_.m_, detail::to_ms(true, timeout), st);
     d.owner.store(me, std::memory_order_relaxed);
     d.count.store(depth, std::memory_order_relaxed);
     if (ec) raise_os_error(ec, "mp::Condition::wait");

@@ -23,6 +23,8 @@
 // child beside the region's.
 #include "../common/sys/synchronize.hpp"
 
+#include "mp/lock.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -35,6 +37,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+// The per-thread cache mp/lock.hpp reads inline; this file fills it and clears it after fork.
+__thread std::uint64_t mp::detail::thread_token_cache __attribute__((tls_model("initial-exec"))) = 0;
 
 namespace mp::sys {
 
@@ -215,8 +220,9 @@ std::error_code cond_notify(Cond& c, unsigned n) noexcept {
 // ---- identity -------------------------------------------------------------------------
 
 namespace {
-std::atomic<std::uint32_t> fork_generation{1};
-void after_fork_in_child() noexcept { fork_generation.fetch_add(1); }
+// The child of a fork is a new process: the forking thread's cached token (the only thread
+// there) must not name it. The handler runs in that thread before fork() returns.
+void after_fork_in_child() noexcept { mp::detail::thread_token_cache = 0; }
 struct ForkWatch {
     ForkWatch() noexcept { ::pthread_atfork(nullptr, nullptr, after_fork_in_child); }
 } fork_watch;
@@ -225,22 +231,13 @@ std::atomic<std::uint32_t> thread_counter{0};
 
 std::uint64_t thread_token() noexcept {
     // A tid is unique among live threads; the counter tells apart a dead thread's reused tid.
-    // After fork the child's thread keeps this thread_local: the fork generation renews it.
-    // initial-exec: a plain %fs-relative load, where the default model for a shared library
-    // calls __tls_get_addr on every use (a third of a Value increment's time, measured).
-    struct Cached {
-        std::uint32_t gen;
-        std::uint64_t token;
-    };
-    static thread_local Cached c __attribute__((tls_model("initial-exec"))) = {0, 0};
-    const std::uint32_t g = fork_generation.load(std::memory_order_relaxed);
-    if (c.gen != g) {
-        c.gen = g;
-        c.token = (static_cast<std::uint64_t>(::syscall(SYS_gettid)) << 32) |
-                  (thread_counter.fetch_add(1) ^ (static_cast<std::uint32_t>(::getpid()) * 2654435761u));
-        if (c.token == 0) c.token = 1;
+    std::uint64_t& c = mp::detail::thread_token_cache;
+    if (c == 0) {
+        std::uint64_t t = (static_cast<std::uint64_t>(::syscall(SYS_gettid)) << 32) |
+                          (thread_counter.fetch_add(1) ^ (static_cast<std::uint32_t>(::getpid()) * 2654435761u));
+        c = t == 0 ? 1 : t;
     }
-    return c.token;
+    return c;
 }
 
 }  // namespace mp::sys

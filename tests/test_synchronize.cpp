@@ -88,6 +88,49 @@ TEST(RLock, ReentryAndOwnership) {
     EXPECT_TRUE(other);
 }
 
+TEST(Lock, MovedFromLockStillWorks) {
+    mp::RLock a;
+    mp::RLock b = std::move(a);  // a move shares, as a copy does: `a` is not left empty
+    EXPECT_TRUE(a.acquire());
+    EXPECT_TRUE(b.is_owned());
+    EXPECT_TRUE(b.acquire());  // re-entry through the other reference
+    a.release();
+    bool other = true;
+    std::thread([&] { other = b.acquire(false); }).join();
+    EXPECT_FALSE(other);  // still held once
+    b.release();
+    EXPECT_FALSE(a.is_owned());
+    mp::Lock c;
+    mp::Lock d;
+    d = std::move(c);
+    EXPECT_TRUE(c.acquire(false));
+    EXPECT_FALSE(d.acquire(false));  // the same lock, held by this thread
+    c.release();
+}
+
+// An RLock re-entered many times, and a thread that comes and goes between: the per-thread
+// identity stays distinct and the depth exact.
+TEST(RLock, DeepReentryAndManyThreads) {
+    mp::RLock r;
+    const int depth = 1000;
+    for (int i = 0; i < depth; ++i) ASSERT_TRUE(r.acquire(false));
+    for (int t = 0; t < 20; ++t) {
+        bool other = true, owned = true;
+        std::thread([&] {
+            owned = r.is_owned();
+            other = r.acquire(false);
+            if (other) r.release();
+        }).join();
+        EXPECT_FALSE(owned);
+        EXPECT_FALSE(other);
+    }
+    for (int i = 0; i < depth - 1; ++i) r.release();
+    EXPECT_TRUE(r.is_owned());
+    r.release();
+    EXPECT_FALSE(r.is_owned());
+    EXPECT_THROW(r.release(), mp::RuntimeError);
+}
+
 TEST(Semaphore, CountsAndBounds) {
     EXPECT_THROW(mp::Semaphore(-1), mp::ValueError);
     mp::Semaphore s(2);
@@ -355,6 +398,19 @@ int hold_rlock_until_killed(mp::RLock l, mp::Event held) {
 }
 MP_TARGET(hold_rlock_until_killed);
 
+// A lock its parent holds: the child is another process and so not its owner, even when it
+// is a fork of the very thread that holds it. 0: right; bit 1: thought it owned it; bit 2:
+// took it.
+int probe_parents_lock(mp::RLock r, mp::Lock l) {
+    int bad = 0;
+    if (r.is_owned() || l.is_owned()) bad |= 1;
+    if (r.acquire(false)) bad |= 2;
+    if (l.acquire(false)) bad |= 2;
+    if (r.acquire(true, 0.01)) bad |= 2;
+    return bad;
+}
+MP_TARGET(probe_parents_lock);
+
 // Works under the semaphore, recording how many are inside at once.
 int limited_work(mp::Semaphore s, mp::Lock l, mp::Array<int> inside, int rounds) {
     for (int i = 0; i < rounds; ++i) {
@@ -469,6 +525,22 @@ TEST_P(SyncMethodTest, ValueGetLockMutualExclusion) {
         EXPECT_EQ(p.exitcode(), 0);
     }
     EXPECT_EQ(counter.value(), 4LL * n);
+}
+
+TEST_P(SyncMethodTest, ChildIsNotTheOwnerOfItsParentsLock) {
+    mp::RLock r;
+    mp::Lock l;
+    ASSERT_TRUE(r.acquire());
+    ASSERT_TRUE(r.acquire());
+    ASSERT_TRUE(l.acquire());
+    mp::Process p = ctx().Process(probe_parents_lock, r, l);
+    p.start();
+    p.join(60);
+    EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_TRUE(r.is_owned());
+    r.release();
+    r.release();
+    l.release();
 }
 
 TEST_P(SyncMethodTest, KilledHolderGivesOwnerDeadThenLockWorks) {

@@ -35,6 +35,10 @@
 #include <new>
 
 #include "mp/errors.hpp"
+#include "mp/lock.hpp"
+
+// The per-thread cache mp/lock.hpp reads inline; this file fills it.
+__thread std::uint64_t mp::detail::thread_token_cache = 0;
 
 namespace mp::sys {
 
@@ -265,12 +269,13 @@ std::error_code cond_notify(Cond& c, unsigned n) noexcept {
 
 std::uint64_t thread_token() noexcept {
     // A thread id is unique among live threads; the counter tells apart a dead thread's reused
-    // id. Windows has no fork, so a thread_local never crosses into another process.
+    // id. Windows has no fork, so the cache never crosses into another process.
     static std::atomic<std::uint32_t> counter{0};
-    thread_local std::uint64_t token =
-        (static_cast<std::uint64_t>(GetCurrentThreadId()) << 32) |
-        (counter.fetch_add(1) ^ (static_cast<std::uint32_t>(GetCurrentProcessId()) * 2654435761u)) | 1u;
-    return token;
+    std::uint64_t& c = mp::detail::thread_token_cache;
+    if (c == 0)
+        c = (static_cast<std::uint64_t>(GetCurrentThreadId()) << 32) |
+            (counter.fetch_add(1) ^ (static_cast<std::uint32_t>(GetCurrentProcessId()) * 2654435761u)) | 1u;
+    return c;
 }
 
 }  // namespace mp::sys

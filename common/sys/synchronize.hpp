@@ -20,6 +20,14 @@
 
 #include "handle.hpp"
 
+// The functions are hidden on ELF: common/synchronize.cpp then calls them directly, not
+// through the PLT (they are on every lock's path, and nothing outside libmp uses them).
+#if defined(_WIN32)
+#define MP_SYS_SYNC_API
+#else
+#define MP_SYS_SYNC_API __attribute__((visibility("hidden")))
+#endif
+
 namespace mp::sys {
 
 // ---- shared region ----------------------------------------------------------------------
@@ -32,12 +40,12 @@ struct SharedRegion {
     std::size_t size = 0;
 };
 
-std::error_code region_create(std::size_t size, SharedRegion& out) noexcept;
+MP_SYS_SYNC_API std::error_code region_create(std::size_t size, SharedRegion& out) noexcept;
 
 // Maps r.h (received from a parent) read-write; size is what the creator asked for.
-std::error_code region_map(SharedRegion& r, std::size_t size) noexcept;
+MP_SYS_SYNC_API std::error_code region_map(SharedRegion& r, std::size_t size) noexcept;
 
-void region_unmap(SharedRegion& r) noexcept;
+MP_SYS_SYNC_API void region_unmap(SharedRegion& r) noexcept;
 
 // ---- mutex ------------------------------------------------------------------------------
 
@@ -57,19 +65,19 @@ enum class LockStatus {
 };
 
 // Sets up a new mutex in m.mem (and on Windows its event in m.kernel).
-std::error_code mutex_init(Mutex& m) noexcept;
+MP_SYS_SYNC_API std::error_code mutex_init(Mutex& m) noexcept;
 
 // timeout_ms < 0: without limit; 0: just tries. A timed attempt never ends early.
 // A mutex made unrecoverable (released without mutex_consistent after owner_dead) is
 // std::errc::state_not_recoverable on POSIX; Windows has no such state (common/ tracks it).
 // The mutex does not detect that the caller already holds it: common/ checks that first.
-std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept;
+MP_SYS_SYNC_API std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept;
 
-std::error_code mutex_unlock(Mutex& m) noexcept;
+MP_SYS_SYNC_API std::error_code mutex_unlock(Mutex& m) noexcept;
 
 // After owner_dead: marks the mutex usable again (POSIX pthread_mutex_consistent; nothing to
 // do on Windows, where the waiter that found the owner dead simply owns the word).
-std::error_code mutex_consistent(Mutex& m) noexcept;
+MP_SYS_SYNC_API std::error_code mutex_consistent(Mutex& m) noexcept;
 
 // ---- condition variable -----------------------------------------------------------------
 
@@ -82,20 +90,22 @@ struct Cond {
 #endif
 };
 
-std::error_code cond_init(Cond& c) noexcept;
+MP_SYS_SYNC_API std::error_code cond_init(Cond& c) noexcept;
 
 // Called holding m: releases m, sleeps until notified or timeout_ms (< 0: no limit) passed,
 // then takes m back (without limit). st: acquired (notified, or a spurious wake-up),
 // timed_out (m is held again), owner_dead (m is held again; its last owner died holding it).
-std::error_code cond_wait(Cond& c, Mutex& m, double timeout_ms, LockStatus& st) noexcept;
+MP_SYS_SYNC_API std::error_code cond_wait(Cond& c, Mutex& m, double timeout_ms, LockStatus& st) noexcept;
 
 // Called holding the mutex the waiters use: wakes at most n of them (n = ~0u: all).
-std::error_code cond_notify(Cond& c, unsigned n) noexcept;
+MP_SYS_SYNC_API std::error_code cond_notify(Cond& c, unsigned n) noexcept;
 
 // ---- identity -------------------------------------------------------------------------
 
 // A number naming the calling thread of the calling process, never 0, distinct from every
 // other live thread on the machine (and from this thread's own number before a fork).
-std::uint64_t thread_token() noexcept;
+// Computed once per thread and cached in mp::detail::thread_token_cache (mp/lock.hpp reads
+// it inline); on POSIX a fork child's cache is cleared so that it computes its own.
+MP_SYS_SYNC_API std::uint64_t thread_token() noexcept;
 
 }  // namespace mp::sys

@@ -34,6 +34,7 @@
 // OS resources go with the last copy in the last process. Threads of one process may share it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -52,21 +53,74 @@ public:
 };
 
 class Condition;
+namespace sys {
+struct Mutex;
+}
 namespace detail {
 struct SyncState;
 
+// The calling thread's identity (the owner word's value), cached per thread so the hot path of
+// a lock is one thread-local load. 0 until the first use, and again in the child after a fork
+// (the platform layer clears it there): then thread_token_slow() computes and caches it.
+// initial-exec: a plain %fs-relative load; the default model in a shared library calls
+// __tls_get_addr on every use.
+#if defined(_WIN32)
+extern __thread std::uint64_t thread_token_cache;
+#else
+extern __thread std::uint64_t thread_token_cache __attribute__((tls_model("initial-exec")));
+#endif
+std::uint64_t thread_token_slow() noexcept;
+inline std::uint64_t thread_token() noexcept {
+    const std::uint64_t t = thread_token_cache;
+    return __builtin_expect(t != 0, 1) ? t : thread_token_slow();
+}
+
+// The words of a Lock/RLock beside its mutex in the shared memory (plain integers, valid in
+// every process that maps it). Only the owning thread writes owner and count while it holds
+// the lock, and owner == my token can only be true when this thread wrote it: relaxed loads
+// and plain stores are enough, no read-modify-write.
+struct LockShared {
+    std::atomic<std::uint64_t> owner;  // thread_token() of the holder, 0 when free
+    std::atomic<std::uint32_t> count;  // RLock depth
+    std::atomic<std::uint32_t> flags;  // pending make_consistent / unrecoverable (synchronize.cpp)
+};
+
 // What Lock and RLock share; use them, not this.
+//
+// The fast paths are inline (an RLock re-entry and its matching release, the owner checks):
+// they touch only the shared words, through pointers kept in the object. Taking and
+// releasing the mutex itself, and every error, is out of line in synchronize.cpp.
 class LockBase {
 public:
     // Python's acquire(block=True, timeout=None): timeout < 0 waits without limit; with
     // block == false the timeout is ignored and the call only tries. true: acquired.
-    bool acquire(bool block = true, double timeout = -1);
+    bool acquire(bool block = true, double timeout = -1) {
+        const std::uint64_t me = thread_token();
+        LockShared& w = *w_;
+        if (w.owner.load(std::memory_order_relaxed) == me) {
+            if (!recursive_) return acquire_held(block, timeout);
+            w.count.store(w.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            return true;
+        }
+        return acquire_free(me, !block ? 0.0 : timeout < 0 ? -1.0 : timeout * 1000.0);
+    }
     template <class Rep, class Period>
     bool acquire(std::chrono::duration<Rep, Period> timeout) {
         return acquire(true, std::chrono::duration<double>(timeout).count() < 0 ? 0.0
                                                                                 : std::chrono::duration<double>(timeout).count());
     }
-    void release();
+    void release() {
+        const std::uint64_t me = thread_token();
+        LockShared& w = *w_;
+        if (recursive_ && w.owner.load(std::memory_order_relaxed) == me) {
+            const std::uint32_t depth = w.count.load(std::memory_order_relaxed);
+            if (depth > 1) {
+                w.count.store(depth - 1, std::memory_order_relaxed);
+                return;
+            }
+        }
+        release_last(me);
+    }
 
     // The std Lockable / TimedLockable names, so std::lock_guard and std::unique_lock work.
     void lock() { acquire(true, -1); }
@@ -86,7 +140,7 @@ public:
     void make_consistent();
 
     // Whether the calling thread holds the lock (CPython's RLock._is_owned()).
-    bool is_owned() const;
+    bool is_owned() const { return w_->owner.load(std::memory_order_relaxed) == thread_token(); }
 
     // The codec hook: a lock can be a Process argument.
     void mp_encode(Encoder& e) const;
@@ -94,12 +148,28 @@ public:
 
     std::shared_ptr<SyncState> state_() const { return s_; }
 
+    // Copies share the lock. A move copies too, so a moved-from lock still works (it never
+    // holds dangling pointers into a mapping it no longer keeps alive).
+    LockBase(const LockBase&) = default;
+    LockBase& operator=(const LockBase&) = default;
+
 protected:
     explicit LockBase(bool recursive);
     const char* name() const noexcept { return recursive_ ? "mp::RLock" : "mp::Lock"; }
-    std::shared_ptr<SyncState> s_;
+    std::shared_ptr<SyncState> s_;  // keeps the mapping (and the kernel objects) alive
+    LockShared* w_ = nullptr;       // into s_'s mapping
+    sys::Mutex* m_ = nullptr;       // s_'s mutex
     bool recursive_;
     friend class mp::Condition;
+
+private:
+    void bind();  // sets w_ and m_ from s_
+    // The calling thread is the owner of a Lock (not re-entrant): false or RuntimeError.
+    [[gnu::cold]] [[gnu::noinline]] bool acquire_held(bool block, double timeout);
+    // Takes the mutex (ms < 0: without limit; 0: only tries).
+    bool acquire_free(std::uint64_t me, double ms);
+    // The release that frees the mutex, or the error of a thread that does not hold it.
+    void release_last(std::uint64_t me);
 };
 }  // namespace detail
 
