@@ -21,6 +21,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "mp/mp.hpp"
@@ -243,7 +244,9 @@ static Row run(const char* name, const char* good_for, Setup setup) {
 }
 
 static Row run_pipe() {
-    auto [mine, theirs] = mp::Pipe();
+    // Named variables, not `auto [mine, theirs]`: C++17 lambdas cannot capture structured bindings.
+    mp::Connection mine, theirs;
+    std::tie(mine, theirs) = mp::Pipe();
     return run("Pipe", "point to point, both ways; the lightest channel for two processes", [&](mp::Process& p) {
         p = mp::Process(pipe_child, theirs);
         p.start();
