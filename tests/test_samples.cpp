@@ -321,6 +321,16 @@ TEST(Samples, T21KilledHolder) {
     EXPECT_EQ(count_of(r.output, "next acquire: OSError (state_not_recoverable)"), method_count()) << r.output;
 }
 
+TEST(Samples, T23IpcComparison) {
+    auto r = run_sample("t23_ipc_comparison");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    // One table row per channel, with numbers (a failed channel prints FAILED instead).
+    for (const char* row : {"\nPipe ", "\nQueue ", "\nSharedMemory+Semaphores ", "\nSocket (TCP loopback) "})
+        EXPECT_EQ(count_of(r.output, row), 1) << "row: " << row << "\n" << r.output;
+    EXPECT_EQ(count_of(r.output, "FAILED"), 0) << r.output;
+    EXPECT_HAS(r.output, "every channel delivered every message intact");
+}
+
 TEST(Samples, T28GracefulShutdown) {
     auto r = run_sample("t28_graceful_shutdown");
     EXPECT_EQ(r.exitcode, 0) << r.output;
