@@ -1,7 +1,7 @@
 // bench/bench_sync.cpp - lock.* and value.*: mp's shared lock and Value against a raw
 // process-shared pthread mutex (the floor any such lock has) in a MAP_SHARED page.
 //   lock.uncontended  acquire + release of one lock, one process; us per pair (lower is better)
-//     cpp: mp::Lock::acquire() + release() (robust mutex + owner word)
+//     cpp: mp::Lock::acquire() + release() (owner word, futex under contention)
 //     raw: pthread_mutex_lock + unlock of a PTHREAD_PROCESS_SHARED mutex
 //   value.locked_incr  2 forked processes x 1M increments of a shared integer, each under the
 //     lock; us per increment, start and join included (lower is better)

@@ -1,7 +1,7 @@
 // common/synchronize.cpp - Lock, RLock, Semaphore, Event, Condition, Barrier and the shared
 // block of Value/Array, written against the sys/synchronize.hpp contract (a shared region, a
-// robust mutex, a condition variable), the way CPython's threading module builds its
-// primitives on one lock.
+// mutex that reports a dead owner, a condition variable), the way CPython's threading module
+// builds its primitives on one lock.
 //
 // Each object is one SharedRegion laid out as
 //   [header 64 B: magic, kind, mutex count, cond count][mutex slots][cond slots][payload]
@@ -230,20 +230,29 @@ bool LockBase::acquire_held(bool block, double timeout) {
 }
 
 bool LockBase::acquire_free(std::uint64_t me, double ms) {
+    // The uncontended path: one compare-and-swap, then one load of a line it just brought
+    // into the cache (the flags stand for an unrecoverable lock or a pending repair).
+    const bool taken = sys::mutex_try_uncontended(*m_);
     LockShared& d = *w_;
-    sys::LockStatus st;
-    if (auto ec = sys::mutex_lock(*m_, ms, st)) {
-        if (ec == std::errc::state_not_recoverable) throw_unrecoverable(name());
-        raise_os_error(ec, std::string(name()) + "::acquire");
+    if (__builtin_expect(taken && d.flags.load(std::memory_order_relaxed) == 0, 1)) {
+        d.owner.store(me, std::memory_order_relaxed);
+        d.count.store(1, std::memory_order_relaxed);
+        return true;
     }
-    if (st == sys::LockStatus::timed_out) return false;
-    // POSIX reports a broken mutex itself (above); Windows' owner word has no broken state,
-    // so mp's flag stands for it. One load of a line the mutex just brought into the cache.
-    if (__builtin_expect(d.flags.load(std::memory_order_relaxed) != 0, 0)) {
-        if (d.flags.load(std::memory_order_relaxed) & kUnrecoverable) {
-            sys::mutex_unlock(*m_);
-            throw_unrecoverable(name());
-        }
+    return acquire_slow(me, ms, taken);
+}
+
+bool LockBase::acquire_slow(std::uint64_t me, double ms, bool taken) {
+    LockShared& d = *w_;
+    sys::LockStatus st = sys::LockStatus::acquired;
+    if (!taken) {
+        if (auto ec = sys::mutex_lock(*m_, ms, st)) raise_os_error(ec, std::string(name()) + "::acquire");
+        if (st == sys::LockStatus::timed_out) return false;
+    }
+    // The mutex has no broken state of its own: mp's flag stands for it.
+    if (d.flags.load(std::memory_order_relaxed) & kUnrecoverable) {
+        sys::mutex_unlock(*m_);
+        throw_unrecoverable(name());
     }
     d.owner.store(me, std::memory_order_relaxed);
     d.count.store(1, std::memory_order_relaxed);
@@ -261,6 +270,10 @@ void LockBase::release_last(std::uint64_t me) {
     d.count.store(0, std::memory_order_relaxed);
     d.owner.store(0, std::memory_order_relaxed);
     if (__builtin_expect(d.flags.load(std::memory_order_relaxed) & kPendingConsistent, 0)) d.flags.store(kUnrecoverable);
+    if (__builtin_expect(!sys::mutex_unlock_uncontended(*m_), 0)) release_slow();
+}
+
+void LockBase::release_slow() {
     if (auto ec = sys::mutex_unlock(*m_)) raise_os_error(ec, std::string(name()) + "::release");
 }
 

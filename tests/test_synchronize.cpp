@@ -589,6 +589,41 @@ TEST_P(SyncMethodTest, KilledHolderGivesOwnerDeadThenLockWorks) {
     std::printf("[ info     ] %d killed holders, worst kill-to-OwnerDeadError %.3f ms\n", trials, worst * 1000);
 }
 
+TEST_P(SyncMethodTest, TriesAndShortWaitsTellALiveOwnerFromADeadOne) {
+    mp_test::time_limit(60);
+    mp::Lock l;
+    mp::Event held;
+    // A live holder that keeps the lock through many of the waiters' looks at it (Linux looks
+    // after 1 ms, then every 10 ms) is never mistaken for a dead one.
+    mp::Process p = ctx().Process(hold_until_killed, l, held);
+    p.start();
+    ASSERT_TRUE(held.wait(60.0));
+    EXPECT_FALSE(l.acquire(false));
+    const auto t0 = Clock::now();
+    EXPECT_FALSE(l.acquire(true, 0.3));
+    EXPECT_GE(seconds_since(t0), 0.3);
+    // Once it is dead, a try finds out at once, and so does a wait shorter than the first
+    // look: here reaped (no such process any more), then ended but not reaped (a zombie on
+    // POSIX, whose /proc entry is still there).
+    p.kill();
+    p.join();
+    EXPECT_THROW(l.acquire(false), mp::OwnerDeadError);
+    l.make_consistent();
+    l.release();
+    held.clear();
+    mp::Process q = ctx().Process(hold_until_killed, l, held);
+    q.start();
+    ASSERT_TRUE(held.wait(60.0));
+    q.kill();
+    ASSERT_EQ(mp::wait({q}, 30.0).size(), 1u);  // ended; wait does not reap
+    EXPECT_THROW(l.acquire(true, 0.0005), mp::OwnerDeadError);
+    l.make_consistent();
+    l.release();
+    EXPECT_TRUE(l.acquire(false));
+    l.release();
+    q.join();
+}
+
 TEST_P(SyncMethodTest, KilledRLockHolderAndUnrecoverableAcrossProcesses) {
     mp_test::time_limit(60);
     mp::RLock r;

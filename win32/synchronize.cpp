@@ -21,10 +21,11 @@
 // slices of 50 ms because a semaphore cannot check the generation atomically as a futex does.
 // A waiter killed while waiting stays counted, so a notify may grant it a release it never
 // takes; a later waiter then takes it (a spurious wake-up), never a hang.
-// POSIX differs: a memfd region holds everything (robust pthread mutex, futex words), so only
-// the region's fd crosses to a child; a dead owner is EOWNERDEAD, and the new owner must call
-// pthread_mutex_consistent or the mutex is lost for good (ENOTRECOVERABLE). The uncontended
-// lock there never enters the kernel.
+// POSIX builds the same owner-word mutex, but its waiters sleep on the word itself (futex) and
+// cannot wait for a thread's death: they look at the owner under /proc when it has held the
+// word through a slice (1 ms, then 10 ms). Everything lives in a memfd region (owner words,
+// futex words), so only the region's fd crosses to a child. Both sides leave the "repair,
+// then make_consistent" protocol of a robust mutex to common/synchronize.cpp.
 #include "../common/sys/synchronize.hpp"
 
 #include <windows.h>
@@ -178,6 +179,16 @@ std::error_code mutex_unlock(Mutex& m) noexcept {
     w.store(0);
     if (!SetEvent(m.kernel.get())) return last_error();
     return {};
+}
+
+bool mutex_try_uncontended(Mutex& m) noexcept {
+    std::uint64_t s = 0;
+    return static_cast<MutexMem*>(m.mem)->word.compare_exchange_strong(s, me());
+}
+
+bool mutex_unlock_uncontended(Mutex& m) noexcept {
+    std::uint64_t s = me();
+    return static_cast<MutexMem*>(m.mem)->word.compare_exchange_strong(s, 0);  // fails when the waiters bit is set
 }
 
 // mutex_consistent: nothing to do on Windows; the owner word is simply the new owner's, and

@@ -68,15 +68,25 @@ enum class LockStatus {
 MP_SYS_SYNC_API std::error_code mutex_init(Mutex& m) noexcept;
 
 // timeout_ms < 0: without limit; 0: just tries. A timed attempt never ends early.
-// A mutex made unrecoverable (released without mutex_consistent after owner_dead) is
-// std::errc::state_not_recoverable on POSIX; Windows has no such state (common/ tracks it).
+// Neither side has an "unrecoverable" state of its own (released without mutex_consistent
+// after owner_dead): common/ tracks it.
 // The mutex does not detect that the caller already holds it: common/ checks that first.
 MP_SYS_SYNC_API std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept;
 
 MP_SYS_SYNC_API std::error_code mutex_unlock(Mutex& m) noexcept;
 
-// After owner_dead: marks the mutex usable again (POSIX pthread_mutex_consistent; nothing to
-// do on Windows, where the waiter that found the owner dead simply owns the word).
+// The uncontended paths of mutex_lock and mutex_unlock alone, which cannot fail: one atomic
+// instruction each, no system call and no error_code to build (Lock and RLock try these
+// first, and they are most of what lock.uncontended measures). mutex_try_uncontended takes a
+// free mutex (true) or does nothing (false: it is held; call mutex_lock). The caller holding
+// m, mutex_unlock_uncontended releases it when no waiter may be asleep (true), or does
+// nothing (false: call mutex_unlock, which wakes a waiter or reports the error).
+MP_SYS_SYNC_API bool mutex_try_uncontended(Mutex& m) noexcept;
+MP_SYS_SYNC_API bool mutex_unlock_uncontended(Mutex& m) noexcept;
+
+// After owner_dead: marks the mutex usable again. Nothing to do on either side today (the
+// waiter that found the owner dead simply owns the word); a robust pthread mutex would call
+// pthread_mutex_consistent here.
 MP_SYS_SYNC_API std::error_code mutex_consistent(Mutex& m) noexcept;
 
 // ---- condition variable -----------------------------------------------------------------

@@ -18,9 +18,14 @@
 //     ...; lock.unlock();
 //
 // If instead it releases the lock without make_consistent(), the lock is broken for good:
-// every later acquire throws mp::OSError with code std::errc::state_not_recoverable (POSIX's
-// ENOTRECOVERABLE; Windows behaves the same way, tracked by mp). CPython's lock, a bare
-// semaphore, cannot tell that its owner died and deadlocks there.
+// every later acquire throws mp::OSError with code std::errc::state_not_recoverable (the
+// protocol of POSIX's robust mutexes, ENOTRECOVERABLE; mp keeps it on both platforms).
+// CPython's lock, a bare semaphore, cannot tell that its owner died and deadlocks there.
+//
+// How a death is noticed: the lock is an owner word in shared memory (no system call when
+// uncontended). A waiter on Windows also waits on the owner's thread handle, so it learns of
+// the death at once; on Linux it looks at the owner under /proc after 1 ms and then every
+// 10 ms, and a non-blocking or timed attempt looks before it gives up.
 //
 // Differences from Python, because a lock must know its owner to notice its death:
 //  - Only the thread that acquired a Lock may release it (RuntimeError otherwise); Python's
@@ -168,8 +173,13 @@ private:
     [[gnu::cold]] [[gnu::noinline]] bool acquire_held(bool block, double timeout);
     // Takes the mutex (ms < 0: without limit; 0: only tries).
     bool acquire_free(std::uint64_t me, double ms);
+    // The rest of acquire_free: waiting, a dead owner, a broken lock (taken: the uncontended
+    // attempt got the mutex).
+    [[gnu::noinline]] bool acquire_slow(std::uint64_t me, double ms, bool taken);
     // The release that frees the mutex, or the error of a thread that does not hold it.
     void release_last(std::uint64_t me);
+    // The release that wakes a waiter.
+    [[gnu::noinline]] void release_slow();
 };
 }  // namespace detail
 
