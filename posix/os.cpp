@@ -13,6 +13,21 @@
 #include <fcntl.h>
 #include <iostream>
 #include <unistd.h>
+#if __has_include(<stdio_ext.h>)
+#include <stdio_ext.h>
+#define MP_HAVE_FPENDING 1
+#else
+#define MP_HAVE_FPENDING 0
+#endif
+#if defined(__GLIBCXX__)
+#include <ext/stdio_sync_filebuf.h>
+#endif
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+#include <sys/single_threaded.h>
+#define MP_HAVE_SINGLE_THREADED 1
+#else
+#define MP_HAVE_SINGLE_THREADED 0
+#endif
 
 namespace mp::sys {
 
@@ -26,6 +41,12 @@ int cpu_count() noexcept {
 }
 
 int thread_count() noexcept {
+#if MP_HAVE_SINGLE_THREADED
+    // glibc's own flag: true until the process first starts a thread. It saves the /proc
+    // read below (about a tenth of a fork start+join) for every fork of a program that never
+    // had threads.
+    if (__libc_single_threaded) return 1;
+#endif
     // Field 20 of /proc/self/stat is num_threads. Field 2 (the command name) may contain
     // spaces and parentheses, so counting starts after its last ')'.
     int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
@@ -52,15 +73,35 @@ bool get_env(const char* name, std::string& out) {
 
 void unset_env(const char* name) noexcept { ::unsetenv(name); }
 
+namespace {
+// Flushing takes the stream's lock, a write to a page that a fork child shares with its
+// parent (a copy-on-write fault, a few percent of process.start_join.fork each), so the
+// streams are flushed only when they hold something.
+void flush_if_buffered(std::ostream& os) {
+#if defined(__GLIBCXX__)
+    // In the default sync_with_stdio(true) mode the standard C++ streams write straight into
+    // the FILE buffers of stdout and stderr: the C++ object holds nothing to flush.
+    if (dynamic_cast<__gnu_cxx::stdio_sync_filebuf<char>*>(os.rdbuf())) return;
+#endif
+    os.flush();
+}
+void flush_if_buffered(std::FILE* f) {
+#if MP_HAVE_FPENDING
+    if (__fpending(f) == 0) return;
+#endif
+    std::fflush(f);
+}
+}  // namespace
+
 void flush_std_streams() noexcept {
     try {
-        std::cout.flush();
-        std::cerr.flush();
-        std::clog.flush();
+        flush_if_buffered(std::cout);
+        flush_if_buffered(std::cerr);
+        flush_if_buffered(std::clog);
     } catch (...) {
     }
-    std::fflush(stdout);
-    std::fflush(stderr);
+    flush_if_buffered(stdout);
+    flush_if_buffered(stderr);
 }
 
 void exit_now(int code) noexcept { ::_exit(code); }

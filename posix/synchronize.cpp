@@ -358,7 +358,10 @@ std::error_code cond_notify(Cond& c, unsigned n) noexcept {
 namespace {
 // The child of a fork is a new process: the forking thread's cached token (the only thread
 // there) must not name it. The handler runs in that thread before fork() returns.
-void after_fork_in_child() noexcept { mp::detail::thread_token_cache = 0; }
+// (A thread that never locked has nothing to clear: a read costs no copy-on-write fault.)
+void after_fork_in_child() noexcept {
+    if (mp::detail::thread_token_cache != 0) mp::detail::thread_token_cache = 0;
+}
 struct ForkWatch {
     ForkWatch() noexcept { ::pthread_atfork(nullptr, nullptr, after_fork_in_child); }
 } fork_watch;
