@@ -3,6 +3,7 @@
 #include "mp/named_pipe.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -203,6 +204,20 @@ std::string NamedPipe::readline() {
 }
 
 bool NamedPipe::poll(double timeout_seconds) {
+    if (s_ && s_->reader && s_->creator && !s_->connected) {
+        // No writer has come yet: waiting for one is part of waiting for data, within the
+        // same time.
+        const auto t0 = std::chrono::steady_clock::now();
+        try {
+            accept(timeout_seconds);
+        } catch (const TimeoutError&) {
+            return false;
+        }
+        if (timeout_seconds >= 0)
+            timeout_seconds = std::max(0.0, timeout_seconds - std::chrono::duration<double>(
+                                                                  std::chrono::steady_clock::now() - t0)
+                                                                  .count());
+    }
     State& s = ready(s_, *this, true, "mp::NamedPipe::poll");
     if (s.ahead_pos < s.ahead.size()) return true;
     bool ok = false;

@@ -323,7 +323,10 @@ Connection Client(const Address& address, const std::string& authkey, std::optio
         sys::SocketHandle s;
         if (auto ec = sys::socket_create(sa.family, s)) detail::raise_socket_error(ec, what);
         bool in_progress = false;
-        if (auto ec = sys::socket_connect_start(s.get(), sa, in_progress)) detail::raise_socket_error(ec, what);
+        if (auto ec = sys::socket_connect_start(s.get(), sa, timeout_ms, in_progress)) {
+            if (ec == std::errc::timed_out) throw TimeoutError(what + ": timed out");
+            detail::raise_socket_error(ec, what);
+        }
         if (in_progress) {
             bool ready = false;
             if (auto ec = sys::socket_wait(s.get(), true, timeout_ms, ready)) detail::raise_socket_error(ec, what);

@@ -11,6 +11,7 @@
 #include "mp/queues.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -19,8 +20,11 @@
 
 namespace mp {
 
+// close() only raises the flag: another thread of this process may be inside put or get on
+// the mapping, which goes with the last copy of the Queue here.
 struct Queue::State {
     std::unique_ptr<sys::Ring> ring;
+    std::atomic<bool> closed{false};
 };
 
 namespace {
@@ -47,14 +51,51 @@ sys::RingDeadline deadline_for(bool block, const std::optional<double>& timeout,
 
 bool expired(const sys::RingDeadline& d) { return d && Clock::now() >= *d; }
 
+// ---- updates that survive a death half way (sys::RingState::redo) -------------------------
+
+sys::RingUpdate snapshot(const sys::RingState& s) {
+    return {s.head, s.tail, s.items, s.unfinished, s.w_start, s.w_partial, s.r_partial};
+}
+
+void apply(sys::RingState& s, const sys::RingUpdate& u) {
+    s.head = u.head;
+    s.tail = u.tail;
+    s.items = u.items;
+    s.unfinished = u.unfinished;
+    s.w_start = u.w_start;
+    s.w_partial = u.w_partial;
+    s.r_partial = u.r_partial;
+}
+
+// The fences order the stores as written, for the compiler and the CPU: a process killed at
+// any point has made exactly a prefix of them.
+void commit(sys::RingState& s, const sys::RingUpdate& u) {
+    s.redo = u;
+    std::atomic_thread_fence(std::memory_order_release);
+    s.redo_valid = 1;
+    std::atomic_thread_fence(std::memory_order_release);
+    apply(s, u);
+    std::atomic_thread_fence(std::memory_order_release);
+    s.redo_valid = 0;
+}
+
+// By the next holder of the ring lock after its owner died: finishes the update it left.
+void recover(sys::RingState& s) {
+    if (!s.redo_valid) return;
+    apply(s, s.redo);
+    std::atomic_thread_fence(std::memory_order_release);
+    s.redo_valid = 0;
+}
+
 // Holds the ring lock; the ring lock is held only for copies, so it is always waited for
-// without a limit. Its previous owner dying mid-copy leaves nothing to repair (records are
-// published by one last store), so owner_died needs no action here.
+// without a limit. An owner that died holding it leaves at most one update half applied,
+// which is finished here (the record bytes it was copying are not yet published).
 class RingGuard {
 public:
     RingGuard(sys::Ring& r, const char* what) : r_(r), what_(what) {
         bool acquired = false, died = false;
         if (auto ec = sys::ring_lock(r_, RingLock::ring, std::nullopt, acquired, died)) raise(ec, what_);
+        if (died) recover(*r_.state);
     }
     ~RingGuard() {
         if (held_) sys::ring_unlock(r_, RingLock::ring);
@@ -65,9 +106,10 @@ public:
     bool wait(RingCond c, const sys::RingDeadline& d) {
         bool died = false;
         if (auto ec = sys::ring_wait(r_, c, d, died)) {
-            held_ = false;  // the platform layer could not take it back
+            held_ = false;  // on an error the platform layer does not hold it
             raise(ec, what_);
         }
+        if (died) recover(*r_.state);
         return !expired(d);
     }
     void notify(RingCond c) {
@@ -123,19 +165,21 @@ void copy_out(sys::Ring& r, std::uint64_t pos, void* dst, std::size_t n) {
     if (n > first) std::memcpy(static_cast<char*>(dst) + first, r.data, n - first);
 }
 
-// Writes one record at the tail and publishes it (the tail store comes last).
+// Writes one record at the tail, then publishes it with its counts in one update.
 void write_record(sys::Ring& r, std::uint32_t flags, const char* payload, std::uint32_t n) {
     sys::RingState& s = *r.state;
     std::uint32_t h[2] = {n, flags};
     copy_in(r, s.tail, h, sizeof h);
     if (n) copy_in(r, s.tail + kHeader, payload, n);
+    sys::RingUpdate u = snapshot(s);
     if (flags & kFirst) {
-        ++s.items;
-        s.w_start = s.tail;
+        ++u.items;
+        u.w_start = s.tail;
     }
-    if (flags & kLast) ++s.unfinished;
-    s.w_partial = (flags & kFirst) && !(flags & kLast) ? 1 : (flags & (kLast | kAbort)) ? 0 : s.w_partial;
-    s.tail += kHeader + n;
+    if (flags & kLast) ++u.unfinished;
+    u.w_partial = (flags & kFirst) && !(flags & kLast) ? 1 : (flags & (kLast | kAbort)) ? 0 : s.w_partial;
+    u.tail += kHeader + n;
+    commit(s, u);
 }
 
 struct RecordHeader {
@@ -150,17 +194,23 @@ RecordHeader peek(sys::Ring& r) {
 }
 
 // Between items: drops records that do not begin an item (the rest of an item whose consumer
-// died, abort marks). Returns true when the head record now begins an item.
+// died, abort marks). Returns true when the head record now begins an item. The last chunk of
+// an item whose consumer died was counted as unfinished when it was put; nobody received the
+// item, so nobody will call task_done for it: it is taken off the count here.
 bool skip_orphans(sys::Ring& r, RingGuard& g) {
     sys::RingState& s = *r.state;
-    bool dropped = false;
+    bool dropped = false, all_done = false;
     while (s.head != s.tail) {
         const RecordHeader h = peek(r);
         if (h.flags & kFirst) break;
-        s.head += kHeader + h.length;
+        sys::RingUpdate u = snapshot(s);
+        u.head += kHeader + h.length;
+        if ((h.flags & kLast) && u.unfinished > 0) all_done = --u.unfinished == 0;
+        commit(s, u);
         dropped = true;
     }
     if (dropped) g.notify(RingCond::not_full);
+    if (all_done) g.notify(RingCond::all_done);
     return s.head != s.tail;
 }
 
@@ -171,9 +221,11 @@ RecordHeader take_record(sys::Ring& r, std::string& out) {
     const std::size_t at = out.size();
     out.resize(at + h.length);
     if (h.length) copy_out(r, s.head + kHeader, &out[at], h.length);
-    if (h.flags & kFirst) --s.items;
-    s.r_partial = (h.flags & kFirst) && !(h.flags & kLast) ? 1 : (h.flags & kLast) ? 0 : s.r_partial;
-    s.head += kHeader + h.length;
+    sys::RingUpdate u = snapshot(s);
+    if (h.flags & kFirst) --u.items;
+    u.r_partial = (h.flags & kFirst) && !(h.flags & kLast) ? 1 : (h.flags & kLast) ? 0 : s.r_partial;
+    u.head += kHeader + h.length;
+    commit(s, u);
     return h;
 }
 
@@ -185,9 +237,11 @@ void abort_partial_item(sys::Ring& r, RingGuard& g) {
     sys::RingState& s = *r.state;
     if (!s.w_partial) return;
     if (s.head <= s.w_start) {
-        s.tail = s.w_start;
-        --s.items;
-        s.w_partial = 0;
+        sys::RingUpdate u = snapshot(s);
+        u.tail = s.w_start;
+        --u.items;
+        u.w_partial = 0;
+        commit(s, u);
         g.notify(RingCond::not_full);
         return;
     }
@@ -212,7 +266,7 @@ Queue::Queue(long maxsize, std::size_t ring_bytes) : s_(std::make_shared<State>(
 }
 
 static sys::Ring& checked(const std::shared_ptr<Queue::State>& s) {
-    if (!s || !s->ring) throw ValueError("mp::Queue: Queue is closed");
+    if (!s || !s->ring || s->closed.load(std::memory_order_relaxed)) throw ValueError("mp::Queue: Queue is closed");
     return *s->ring;
 }
 
@@ -301,8 +355,10 @@ void Queue::get_encoded(std::string& out, bool block, std::optional<double> time
             const RecordHeader h = peek(r);
             if (started && (h.flags & (kAbort | kFirst))) {
                 // The producer gave up on (or died in) the item begun: drop what arrived.
-                if (h.flags & kAbort) s.head += kHeader + h.length;
-                s.r_partial = 0;
+                sys::RingUpdate u = snapshot(s);
+                if (h.flags & kAbort) u.head += kHeader + h.length;
+                u.r_partial = 0;
+                commit(s, u);
                 out.clear();
                 started = false;
                 g.notify(RingCond::not_full);
@@ -323,7 +379,16 @@ void Queue::get_encoded(std::string& out, bool block, std::optional<double> time
         if (s.head == s.tail) {
             SideGuard writer(r, RingLock::writer);
             bool writer_died = false;
-            if (writer.lock(Clock::now(), writer_died, "get")) abort_partial_item(r, g);
+            if (writer.lock(Clock::now(), writer_died, "get")) {
+                abort_partial_item(r, g);  // an abort mark, if the producer's state says so
+                // Nobody holds the writer lock, so nobody can send the rest of this item,
+                // whatever state its producer left: drop the part taken.
+                if (s.head == s.tail) {
+                    s.r_partial = 0;
+                    out.clear();
+                    started = false;
+                }
+            }
         }
     }
 }
@@ -348,10 +413,10 @@ long Queue::maxsize() const {
 }
 
 void Queue::close() {
-    if (s_) s_->ring.reset();
+    if (s_) s_->closed.store(true);
 }
 
-bool Queue::closed() const noexcept { return !s_ || !s_->ring; }
+bool Queue::closed() const noexcept { return !s_ || !s_->ring || s_->closed.load(std::memory_order_relaxed); }
 
 void Queue::mp_encode(Encoder& e) const {
     sys::Ring& r = checked(s_);

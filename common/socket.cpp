@@ -155,8 +155,11 @@ void Socket::connect(const Address& address) {
     const std::string what = "mp::Socket::connect to " + address.to_string();
     check_family(st, address, what);
     bool in_progress = false;
-    if (auto ec = sys::socket_connect_start(st.s.get(), detail::to_sys_address(address, what), in_progress))
+    if (auto ec = sys::socket_connect_start(st.s.get(), detail::to_sys_address(address, what), st.timeout_ms,
+                                            in_progress)) {
+        if (ec == std::errc::timed_out) throw TimeoutError(what + ": timed out");
         detail::raise_socket_error(ec, what);
+    }
     if (!in_progress) return;
     if (st.timeout_ms == 0)
         throw BlockingIOError(std::make_error_code(std::errc::operation_in_progress), what + " (still in progress)");

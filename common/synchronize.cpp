@@ -153,17 +153,26 @@ std::shared_ptr<SyncState> decode_state(Decoder& d, std::uint8_t kind) {
 }
 
 // The internal mutex (slot 0) of Semaphore, Event, Condition, Barrier: held briefly, so it is
-// taken without limit, and a dead holder is simply forgiven (see the top of this file).
+// taken without limit, and a dead holder is simply forgiven (see the top of this file). A
+// thread that already holds it re-enters: a Barrier's action runs holding it, and may call
+// n_waiting(), broken(), abort() or reset() (as it may in Python).
 class Internal {
 public:
     Internal(SyncState& s, const char* what) : s_(s) {
+        if (sys::mutex_held_by_caller(s.mutexes[0])) {
+            reentered_ = true;
+            return;
+        }
         sys::LockStatus st;
         if (auto ec = sys::mutex_lock(s.mutexes[0], -1, st)) raise_os_error(ec, what);
         if (st == sys::LockStatus::owner_dead) sys::mutex_consistent(s.mutexes[0]);
     }
-    ~Internal() { sys::mutex_unlock(s_.mutexes[0]); }
+    ~Internal() {
+        if (!reentered_) sys::mutex_unlock(s_.mutexes[0]);
+    }
     Internal(const Internal&) = delete;
     Internal& operator=(const Internal&) = delete;
+    bool reentered() const { return reentered_; }
 
     // Waits on cond `i`; false on timeout. total_ms < 0: no limit.
     bool wait(std::size_t i, double ms, const char* what) {
@@ -178,6 +187,7 @@ public:
 
 private:
     SyncState& s_;
+    bool reentered_ = false;
 };
 
 // ---- Lock / RLock ----------------------------------------------------------------------
@@ -478,6 +488,7 @@ std::size_t Barrier::wait(double timeout) {
     const double ms = detail::to_ms(true, timeout);
     const auto end = detail::end_of(ms);
     Internal g(*s_, "mp::Barrier::wait");
+    if (g.reentered()) throw RuntimeError("mp::Barrier::wait: called from the barrier's own action (a certain deadlock)");
     auto& d = s_->data<BarrierData>();
     if (d.broken) throw BrokenBarrierError("mp::Barrier::wait: the barrier is broken");
     const std::uint64_t gen = d.generation;
@@ -491,6 +502,11 @@ std::size_t Barrier::wait(double timeout) {
                 d.count = 0;
                 g.notify(0, ~0u, "mp::Barrier::wait");
                 throw;
+            }
+            if (d.broken || d.generation != gen) {  // the action called abort() or reset()
+                d.count = 0;
+                g.notify(0, ~0u, "mp::Barrier::wait");
+                throw BrokenBarrierError("mp::Barrier::wait: the barrier was aborted or reset by its action");
             }
         }
         d.count = 0;

@@ -73,15 +73,30 @@ std::error_code make_wake_pipe() noexcept {
     return {};
 }
 
+// Signals are blocked across fork(): one that reached the child before its handler below
+// replaced the record and the pipe would be recorded in the parent's copies and then cleared.
+// Blocked, it stays pending, and arrives once the child has its own.
+thread_local sigset_t t_mask_before_fork;
+
+void before_fork() {
+    sigset_t all;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &t_mask_before_fork);
+}
+
+void after_fork_in_parent() { ::pthread_sigmask(SIG_SETMASK, &t_mask_before_fork, nullptr); }
+
 void after_fork_in_child() {
     g_recorded.store(0);
     if (g_wake_read.load() >= 0) make_wake_pipe();  // on failure the child's waits see no signals
+    ::pthread_sigmask(SIG_SETMASK, &t_mask_before_fork, nullptr);
 }
 
 std::error_code ensure_wake_pipe() noexcept {
     static std::error_code made = [] {
         if (auto ec = make_wake_pipe()) return ec;
-        if (int e = ::pthread_atfork(nullptr, nullptr, after_fork_in_child)) return std::error_code(e, std::generic_category());
+        if (int e = ::pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child))
+            return std::error_code(e, std::generic_category());
         return std::error_code{};
     }();
     return made;

@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -181,7 +182,49 @@ std::error_code socket_accept(native_handle s, SocketHandle& out, SockAddress& p
     }
 }
 
-std::error_code socket_connect_start(native_handle s, const SockAddress& a, bool& in_progress) noexcept {
+// A non-blocking connect to a Unix socket whose listener's backlog is full fails with EAGAIN:
+// Linux queues only what fits. A blocking connect waits for room, up to SO_SNDTIMEO, so the
+// socket is made blocking with that timeout for as long as the backlog stays full.
+static std::error_code connect_unix_waiting(native_handle s, const sockaddr* sa, socklen_t len,
+                                            double timeout_ms) noexcept {
+    using clock = std::chrono::steady_clock;
+    const bool forever = timeout_ms < 0;
+    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    const int flags = ::fcntl(s, F_GETFL);
+    if (flags < 0 || ::fcntl(s, F_SETFL, flags & ~O_NONBLOCK) != 0) return last_error();
+    std::error_code result;
+    for (;;) {
+        timeval tv{};  // zero: no limit
+        if (!forever) {
+            const double left = std::chrono::duration<double, std::micro>(deadline - clock::now()).count();
+            if (left <= 0) {
+                result = std::make_error_code(std::errc::timed_out);
+                break;
+            }
+            const double us = std::ceil(left);
+            tv.tv_sec = static_cast<time_t>(us / 1e6);
+            tv.tv_usec = static_cast<suseconds_t>(us - static_cast<double>(tv.tv_sec) * 1e6);
+            if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1;
+        }
+        if (::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+            result = last_error();
+            break;
+        }
+        if (::connect(s, sa, len) == 0) break;
+        if (errno == EINTR) continue;  // not connected: try again with the time left
+        if (errno == EAGAIN) continue;  // SO_SNDTIMEO ran out: the deadline check above decides
+        result = last_error();
+        break;
+    }
+    const timeval none{};
+    ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+    ::fcntl(s, F_SETFL, flags);
+    return result;
+}
+
+std::error_code socket_connect_start(native_handle s, const SockAddress& a, double timeout_ms,
+                                     bool& in_progress) noexcept {
     in_progress = false;
     sockaddr_storage ss;
     socklen_t len = 0;
@@ -191,6 +234,10 @@ std::error_code socket_connect_start(native_handle s, const SockAddress& a, bool
     if (errno == EINPROGRESS || errno == EINTR) {
         in_progress = true;
         return {};
+    }
+    if (errno == EAGAIN && a.family == SockFamily::unix_path) {
+        if (timeout_ms == 0) return std::make_error_code(std::errc::operation_would_block);
+        return connect_unix_waiting(s, reinterpret_cast<const sockaddr*>(&ss), len, timeout_ms);
     }
     return last_error();
 }

@@ -51,7 +51,7 @@ mp::sys::PipeEnd raw_connect(const mp::Address& a) {
     mp::sys::SocketHandle s;
     if (auto ec = mp::sys::socket_create(sa.family, s)) mp::raise_os_error(ec, "raw_connect");
     bool in_progress = false;
-    if (auto ec = mp::sys::socket_connect_start(s.get(), sa, in_progress)) mp::raise_os_error(ec, "raw_connect");
+    if (auto ec = mp::sys::socket_connect_start(s.get(), sa, -1, in_progress)) mp::raise_os_error(ec, "raw_connect");
     if (in_progress) {
         bool ready = false;
         mp::sys::socket_wait(s.get(), true, 10000, ready);

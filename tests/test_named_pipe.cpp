@@ -192,6 +192,19 @@ TEST(NamedPipe, TimeoutWithNoPeerNeverEarly) {
     r.accept(10);
     EXPECT_EQ(r.readline(), "late\n");
     t.join();
+
+    // poll() on a reading creator that has no writer yet waits for one within its own time,
+    // and never blocks beyond it; once a writer comes, it sees the data.
+    const std::string polled = unique_name("polled");
+    mp::NamedPipe p = mp::NamedPipe::create(polled, "r");
+    EXPECT_FALSE(p.poll(0));
+    const auto t1 = Clock::now();
+    EXPECT_FALSE(p.poll(0.1));
+    EXPECT_GE(Clock::now() - t1, std::chrono::milliseconds(100));
+    std::thread t2([&] { mp::NamedPipe::open(polled, "w", 10).write("x\n"); });
+    EXPECT_TRUE(p.poll(10));
+    EXPECT_EQ(p.readline(), "x\n");
+    t2.join();
 }
 
 TEST(NamedPipe, BadNamesModesAndPaths) {

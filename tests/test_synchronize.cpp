@@ -243,6 +243,34 @@ TEST(Barrier, ThreadsAbortResetAndBadParties) {
     EXPECT_TRUE(bad.broken());
 }
 
+TEST(Barrier, ActionMayAskAndAbortButNotWait) {
+    mp_test::time_limit(30);
+    // The action runs holding the barrier's internal lock, as in Python: asking the barrier
+    // about itself from there must not deadlock on that lock.
+    int seen_waiting = -1;
+    bool seen_broken = true;
+    mp::Barrier* self = nullptr;
+    mp::Barrier asks(2, [&] {
+        seen_waiting = self->n_waiting();
+        seen_broken = self->broken();
+    });
+    self = &asks;
+    std::thread other([&] { asks.wait(10.0); });
+    asks.wait(10.0);
+    other.join();
+    EXPECT_EQ(seen_waiting, 2);
+    EXPECT_FALSE(seen_broken);
+
+    mp::Barrier aborts(1, [&] { self->abort(); });
+    self = &aborts;
+    EXPECT_THROW(aborts.wait(10.0), mp::BrokenBarrierError);
+    EXPECT_TRUE(aborts.broken());
+
+    mp::Barrier waits(1, [&] { self->wait(1.0); });
+    self = &waits;
+    EXPECT_THROW(waits.wait(10.0), mp::RuntimeError);
+}
+
 TEST(Value, ValueArrayAndRawForms) {
     mp::Value<int> v(5);
     EXPECT_EQ(v.value(), 5);

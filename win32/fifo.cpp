@@ -126,7 +126,9 @@ std::error_code fifo_open(const std::string& path, bool reader, PipeEnd& end, do
     // FILE_READ_ATTRIBUTES lets a write-only end ask PeekNamedPipe whether the reader is there.
     const DWORD access = reader ? GENERIC_READ : GENERIC_WRITE | FILE_READ_ATTRIBUTES;
     for (;;) {
-        HANDLE h = CreateFileW(wpath.c_str(), access, 0, nullptr, OPEN_EXISTING, FILE_FLAG_OVERLAPPED, nullptr);
+        // SECURITY_IDENTIFICATION: whoever created the pipe may not act as this process.
+        HANDLE h = CreateFileW(wpath.c_str(), access, 0, nullptr, OPEN_EXISTING,
+                               FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr);
         if (h != INVALID_HANDLE_VALUE) {
             end.h.reset(h);
             return {};

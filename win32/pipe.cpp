@@ -65,7 +65,8 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
     if (server == INVALID_HANDLE_VALUE) return last_error();
     Handle s(server);
     const DWORD access = duplex ? GENERIC_READ | GENERIC_WRITE : GENERIC_WRITE | FILE_READ_ATTRIBUTES;
-    HANDLE client = CreateFileW(name, access, 0, nullptr, OPEN_EXISTING, FILE_FLAG_OVERLAPPED, nullptr);
+    HANDLE client = CreateFileW(name, access, 0, nullptr, OPEN_EXISTING,
+                                FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr);
     if (client == INVALID_HANDLE_VALUE) return last_error();
     Handle c(client);
     // The client is already there, so this reports ERROR_PIPE_CONNECTED at once.

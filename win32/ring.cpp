@@ -143,7 +143,10 @@ std::error_code ring_wait(Ring& r, RingCond cond, const RingDeadline& deadline, 
         // does not wake a later waiter for nothing.
         if (WaitForSingleObject(r.conds[i].get(), 0) == WAIT_OBJECT_0) --s.pending[i];
     }
-    if (wait_error) return {static_cast<int>(wait_error), win32_category()};
+    if (wait_error) {
+        ReleaseMutex(r.locks[0].get());  // an error means "not held", as on POSIX
+        return {static_cast<int>(wait_error), win32_category()};
+    }
     return {};
 }
 

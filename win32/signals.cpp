@@ -98,14 +98,17 @@ std::error_code signal_wait(double timeout_ms, std::uint64_t& fired) noexcept tr
                 if (g_slots[static_cast<std::size_t>(sig)].event)
                     events.emplace_back(sig, g_slots[static_cast<std::size_t>(sig)].event);
         }
-        DWORD wait_ms = INFINITE;
+        // Waits are cut into slices of at most 100 ms, after which the snapshot is taken again:
+        // another thread may have caught a signal (a new event to wait on) or restored one.
+        DWORD wait_ms = 100;
         if (!forever) {
             const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - clock::now()).count();
-            wait_ms = left <= 0 ? 0 : static_cast<DWORD>((left + 999) / 1000);
+            if (left <= 0) wait_ms = 0;
+            else if (left < 100000) wait_ms = static_cast<DWORD>((left + 999) / 1000);
         }
         if (events.empty()) {
             if (wait_ms == 0) return {};
-            Sleep(wait_ms == INFINITE ? 100 : (wait_ms < 100 ? wait_ms : 100));  // catch() may come from another thread
+            Sleep(wait_ms);
         } else {
             HANDLE hs[MAXIMUM_WAIT_OBJECTS];
             const std::size_t n = events.size() < MAXIMUM_WAIT_OBJECTS ? events.size() : MAXIMUM_WAIT_OBJECTS;

@@ -198,7 +198,10 @@ std::error_code socket_accept(native_handle s, SocketHandle& out, SockAddress& p
     return {};
 }
 
-std::error_code socket_connect_start(native_handle s, const SockAddress& a, bool& in_progress) noexcept {
+// timeout_ms bounds only a full Unix-socket backlog on POSIX; Windows has no Unix sockets here,
+// and a TCP connect to a full backlog goes on asynchronously (or is refused).
+std::error_code socket_connect_start(native_handle s, const SockAddress& a, double /*timeout_ms*/,
+                                     bool& in_progress) noexcept {
     in_progress = false;
     sockaddr_storage ss;
     int len = 0;
@@ -340,7 +343,14 @@ std::error_code named_pipe_accept(Handle& instance, double timeout_ms, bool& con
         }
         const DWORD w = WaitForSingleObject(ev.get(), wait);
         if (w == WAIT_OBJECT_0) break;
-        if (w != WAIT_TIMEOUT) return last_error();
+        if (w != WAIT_TIMEOUT) {
+            // The connect is still pending on `ov`, on this stack: finish it before leaving.
+            const std::error_code ec = last_error();
+            CancelIoEx(instance.get(), &ov);
+            DWORD n = 0;
+            GetOverlappedResult(instance.get(), &ov, &n, TRUE);
+            return ec;
+        }
         if (!forever && clock::now() >= deadline) {
             CancelIoEx(instance.get(), &ov);
             break;  // the result below says whether a client won the race with the cancel
@@ -371,8 +381,11 @@ std::error_code named_pipe_connect(const std::string& name, double timeout_ms, P
     const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
                                              std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     for (;;) {
+        // SECURITY_IDENTIFICATION: the server may learn who connected, never act as the
+        // client (a squatter that made the pipe first could otherwise take the client's token
+        // with ImpersonateNamedPipeClient before any authentication).
         HANDLE h = CreateFileW(wname.c_str(), GENERIC_READ | GENERIC_WRITE, 0, nullptr, OPEN_EXISTING,
-                               FILE_FLAG_OVERLAPPED, nullptr);
+                               FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr);
         if (h != INVALID_HANDLE_VALUE) {
             out.h.reset(h);
             return {};

@@ -147,7 +147,10 @@ std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept
             const DWORD r = WaitForMultipleObjects(th ? 2 : 1, hs, FALSE,
                                                    left < 0 ? INFINITE : static_cast<DWORD>(std::ceil(left)));
             const DWORD err = r == WAIT_FAILED ? GetLastError() : 0;
-            if (th) CloseHandle(th);
+            if (err || r != WAIT_OBJECT_0 + 1) {
+                if (th) CloseHandle(th);
+                th = nullptr;
+            }
             if (err) {
                 st = LockStatus::timed_out;
                 return {static_cast<int>(err), win32_category()};
@@ -161,7 +164,11 @@ std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept
             }
         }
         // Only the exact word seen can be taken over: a dead thread never changes it again.
-        if (dead && w.compare_exchange_strong(s, self | kWaiters)) {
+        // The dead thread's handle stays open until then, so that its id cannot be given to a
+        // new thread (whose word would look the same) before the swap.
+        const bool taken = dead && w.compare_exchange_strong(s, self | kWaiters);
+        if (th) CloseHandle(th);
+        if (taken) {
             st = LockStatus::owner_dead;
             return {};
         }
@@ -174,10 +181,10 @@ std::error_code mutex_unlock(Mutex& m) noexcept {
     auto& w = static_cast<MutexMem*>(m.mem)->word;
     const std::uint64_t self = me();
     std::uint64_t s = w.load();
-    if ((s & ~kWaiters) != self) return {ERROR_NOT_OWNER, win32_category()};
-    if (!(s & kWaiters) && w.compare_exchange_strong(s, 0)) return {};
-    w.store(0);
-    if (!SetEvent(m.kernel.get())) return last_error();
+    do {
+        if ((s & ~kWaiters) != self) return {ERROR_NOT_OWNER, win32_category()};
+    } while (!w.compare_exchange_weak(s, 0));  // only the caller's own word is given back
+    if ((s & kWaiters) && !SetEvent(m.kernel.get())) return last_error();
     return {};
 }
 
@@ -189,6 +196,10 @@ bool mutex_try_uncontended(Mutex& m) noexcept {
 bool mutex_unlock_uncontended(Mutex& m) noexcept {
     std::uint64_t s = me();
     return static_cast<MutexMem*>(m.mem)->word.compare_exchange_strong(s, 0);  // fails when the waiters bit is set
+}
+
+bool mutex_held_by_caller(Mutex& m) noexcept {
+    return (static_cast<MutexMem*>(m.mem)->word.load(std::memory_order_relaxed) & ~kWaiters) == me();
 }
 
 // mutex_consistent: nothing to do on Windows; the owner word is simply the new owner's, and

@@ -26,6 +26,13 @@ namespace mp::sys {
 enum class RingLock : int { ring = 0, writer = 1, reader = 2 };
 enum class RingCond : int { not_empty = 0, not_full = 1, all_done = 2 };
 
+// The positions and counts that one step of common/queues.cpp changes together (see
+// RingState::redo).
+struct RingUpdate {
+    std::uint64_t head, tail, items, unfinished, w_start;
+    std::uint32_t w_partial, r_partial;
+};
+
 // The portable part of the mapping, read and written only with the ring lock held. Byte
 // positions count up for ever (head <= tail, tail - head <= capacity); the offset in the data
 // area is position % capacity. Nothing here is a pointer: each process maps the view at its
@@ -42,6 +49,12 @@ struct RingState {
     std::uint32_t r_partial;    // a consumer has taken the first chunk of an item, not the last
     std::uint32_t waiters[3];   // processes waiting on each RingCond (no waiter: no wakeup call)
     std::uint32_t pending[3];   // Windows: wakeup tokens released and not yet taken
+    // A redo record: a step that changes several of the fields above writes their new values
+    // here, raises redo_valid, applies them, and lowers it. A process killed between any two
+    // of those stores leaves either the old state (flag down) or an update the next holder of
+    // the ring lock applies again (flag up): the counts never drift.
+    std::uint32_t redo_valid;
+    RingUpdate redo;
 };
 
 // One process's view of a ring. Destroying it unmaps the view and closes the handles.

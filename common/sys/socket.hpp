@@ -71,8 +71,12 @@ std::error_code socket_wait(native_handle s, bool for_write, double timeout_ms, 
 // One non-blocking accept. The new socket is non-blocking, close-on-exec / non-inheritable.
 std::error_code socket_accept(native_handle s, SocketHandle& out, SockAddress& peer) noexcept;
 // Starts a non-blocking connect: in_progress says that completion must be waited for
-// (socket_wait for write), then read with socket_connect_result.
-std::error_code socket_connect_start(native_handle s, const SockAddress& a, bool& in_progress) noexcept;
+// (socket_wait for write), then read with socket_connect_result. timeout_ms (< 0: without
+// limit) bounds the one case that cannot go on asynchronously: a Unix socket whose listener's
+// backlog is full (Linux fails such a connect with EAGAIN rather than queueing it), which is
+// then waited out here; timed_out when it stays full, operation_would_block for 0.
+std::error_code socket_connect_start(native_handle s, const SockAddress& a, double timeout_ms,
+                                     bool& in_progress) noexcept;
 std::error_code socket_connect_result(native_handle s) noexcept;
 // One non-blocking send / recv. A closed peer: send gives broken_pipe (no SIGPIPE), recv
 // gives got = 0.

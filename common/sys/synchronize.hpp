@@ -84,6 +84,9 @@ MP_SYS_SYNC_API std::error_code mutex_unlock(Mutex& m) noexcept;
 MP_SYS_SYNC_API bool mutex_try_uncontended(Mutex& m) noexcept;
 MP_SYS_SYNC_API bool mutex_unlock_uncontended(Mutex& m) noexcept;
 
+// Whether the calling thread holds m (its own identity is in the owner word).
+MP_SYS_SYNC_API bool mutex_held_by_caller(Mutex& m) noexcept;
+
 // After owner_dead: marks the mutex usable again. Nothing to do on either side today (the
 // waiter that found the owner dead simply owns the word); a robust pthread mutex would call
 // pthread_mutex_consistent here.

@@ -39,21 +39,25 @@
 //   rest past its own timeout: the producer is writing it (or will abort it).
 // - Crash safety. A process killed while holding one of the ring's locks does not block the
 //   others: the next locker gets EOWNERDEAD (POSIX robust mutex) / WAIT_ABANDONED (Windows)
-//   and repairs. Records are published by one last store of the write position and consumed by
-//   one last store of the read position, so a process killed during a copy has either put /
-//   taken the whole record or none of it. A producer killed half way through a chunked item:
-//   the item is dropped (an abort mark is written by whoever notices; it was never put - the
-//   put did not return). A consumer killed half way through one: the rest of that item is
-//   skipped (it was being delivered to the process that died). A process killed while waiting
-//   leaves only a stale waiter count (it costs an unneeded wakeup call, nothing more).
-//   What a crash can leave wrong: qsize() may be off by one if the process died between two
-//   counter stores inside the lock. Tested by killing producers and consumers at random points.
+//   and repairs. A record's bytes are copied first, then published together with the counts
+//   it changes (write position, item and unfinished counts, partial-item marks) through a redo
+//   record in the mapping: a process killed at any instruction has put / taken the whole record
+//   or none of it, and the next holder of the lock finishes an update it left half applied, so
+//   qsize(), full() and JoinableQueue's count stay exact. A producer killed half way through a
+//   chunked item: the item is dropped (an abort mark is written by whoever notices; it was never
+//   put - the put did not return). A consumer killed half way through one: the rest of that item is
+//   skipped (it was being delivered to the process that died), and JoinableQueue stops counting
+//   it as unfinished (nobody received it to call task_done). A process killed while waiting
+//   leaves only a stale waiter count (it costs an unneeded wakeup call, nothing more). Tested by
+//   killing producers and consumers at random points.
 //
 // get<T>() of an item that does not decode as T throws DecodeError; the item is consumed.
 // qsize() is the number of items whose first byte is in the ring and that no consumer has
 // started: exact when nothing is in flight, best effort while other processes put and get (as
-// in CPython, where it is "approximate"). close() releases this process's view of the queue
-// (every copy of this object in this process); then put/get are ValueError "Queue is closed".
+// in CPython, where it is "approximate"). close() ends this process's use of the queue (every
+// copy of this object in this process): later put/get are ValueError "Queue is closed". A put
+// or get already waiting in another thread is not interrupted; the mapping stays until the
+// last copy of the object here is destroyed, so such a thread never touches freed memory.
 // Negative timeouts are ValueError. Copies share (shared_ptr pimpl); under fork a child inherits
 // the mapping, under spawn the Queue encodes its handle(s) (one memfd on POSIX, seven handles
 // on Windows) through the codec's HandleList.

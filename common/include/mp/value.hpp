@@ -117,6 +117,12 @@ public:
     // The shared object itself, unlocked (CPython's get_obj()).
     T& get_obj() const noexcept { return *ptr(); }
 
+    void mp_decode(Decoder& d) {
+        Base::mp_decode(d);
+        if (this->block_.size() < sizeof(T))
+            throw DecodeError("mp::Value: the shared memory received is smaller than the value's type", d.offset());
+    }
+
 private:
     T* ptr() const noexcept { return static_cast<T*>(this->block_.data()); }
     template <class F>
