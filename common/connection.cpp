@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "connection_internal.hpp"
+#include "timeout.hpp"
 #include "sys/pipe.hpp"
 
 namespace mp {
@@ -163,6 +164,7 @@ void Connection::send_bytes(const void* data, std::size_t size) {
 }
 
 void Connection::send_bytes_ms(const void* data, std::size_t size, double timeout_ms) {
+    timeout_ms = detail::checked_timeout_ms(timeout_ms, "mp::Connection::send");
     State& s = checked(s_, false, true);
     unsigned char h[12];
     const std::size_t hn = put_header(h, size);
@@ -230,6 +232,7 @@ void Connection::recv_frame(std::string& out) {
 }
 
 bool Connection::poll_ms(double timeout_ms) {
+    timeout_ms = detail::checked_timeout_ms(timeout_ms, "mp::Connection::poll");
     State& s = checked(s_, true, false);
     if (s.buffered()) return true;
     bool ready = false;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "sys/fifo.hpp"
+#include "timeout.hpp"
 #include "sys/pipe.hpp"
 
 namespace mp {
@@ -28,7 +29,9 @@ namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
 
-double to_ms(double seconds) { return seconds < 0 ? -1 : seconds * 1000.0; }
+double to_ms(double seconds) {
+    return seconds < 0 ? -1 : detail::checked_timeout_ms(seconds * 1000.0, "mp::NamedPipe");
+}
 
 bool parse_mode(const std::string& mode) {
     if (mode == "r") return true;

@@ -13,6 +13,7 @@
 #include "socket_internal.hpp"
 #include "sys/os.hpp"
 #include "sys/socket.hpp"
+#include "timeout.hpp"
 
 namespace mp {
 
@@ -254,13 +255,13 @@ std::optional<Address> Listener::last_accepted() const { return s_ ? s_->last : 
 
 void Listener::set_handshake_timeout(double seconds) {
     if (!(seconds > 0)) throw ValueError("mp::Listener::set_handshake_timeout: the timeout must be > 0 seconds");
-    if (s_) s_->handshake_ms = seconds * 1000.0;
+    if (s_) s_->handshake_ms = detail::checked_timeout_ms(seconds * 1000.0, "mp::Listener::set_handshake_timeout");
 }
 
 Connection Listener::accept() { return accept_ms(-1); }
 Connection Listener::accept(double timeout_seconds) {
     if (!(timeout_seconds >= 0)) throw ValueError("mp::Listener::accept: the timeout must be >= 0 seconds");
-    return accept_ms(timeout_seconds * 1000.0);
+    return accept_ms(detail::checked_timeout_ms(timeout_seconds * 1000.0, "mp::Listener::accept"));
 }
 
 Connection Listener::accept_ms(double timeout_ms) {
@@ -309,7 +310,7 @@ Connection Listener::accept_ms(double timeout_ms) {
 Connection Client(const Address& address, const std::string& authkey, std::optional<double> timeout_seconds) {
     const std::string what = "mp::Client to " + address.to_string();
     if (timeout_seconds && !(*timeout_seconds >= 0)) throw ValueError(what + ": the timeout must be >= 0 seconds");
-    const double timeout_ms = timeout_seconds ? *timeout_seconds * 1000.0 : -1;
+    const double timeout_ms = timeout_seconds ? detail::checked_timeout_ms(*timeout_seconds * 1000.0, "mp::Client") : -1;
     sys::PipeEnd end;
     if (address.family == AddressFamily::named_pipe) {
         check_pipe_name(address.path, what);

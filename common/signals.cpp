@@ -9,6 +9,7 @@
 #include <string>
 
 #include "sys/signals.hpp"
+#include "timeout.hpp"
 
 namespace mp {
 
@@ -82,6 +83,8 @@ void restore(int s) {
 
 std::vector<int> dispatch(double timeout_seconds) {
     using clock = std::chrono::steady_clock;
+    if (!(timeout_seconds < 0))  // NaN is refused, decades mean no limit
+        timeout_seconds = detail::checked_timeout_ms(timeout_seconds * 1000.0, "mp::signals::dispatch") / 1000.0;
     const bool forever = timeout_seconds < 0;
     const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
                                              std::chrono::duration<double>(forever ? 0 : timeout_seconds));

@@ -4,6 +4,7 @@
 
 #include "socket_internal.hpp"
 #include "sys/handle.hpp"
+#include "timeout.hpp"
 
 namespace mp {
 
@@ -215,7 +216,7 @@ bytes Socket::recv(std::size_t bufsize) {
 void Socket::settimeout(std::optional<double> seconds) {
     State& st = open_state(s_, "mp::Socket::settimeout");
     if (seconds && !(*seconds >= 0)) throw ValueError("mp::Socket::settimeout: timeout must be >= 0 or nullopt");
-    st.timeout_ms = seconds ? *seconds * 1000.0 : -1;
+    st.timeout_ms = seconds ? detail::checked_timeout_ms(*seconds * 1000.0, "mp::Socket::settimeout") : -1;
 }
 
 std::optional<double> Socket::gettimeout() const {

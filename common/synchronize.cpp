@@ -19,6 +19,7 @@
 
 #include "mp/synchronize.hpp"
 #include "sys/synchronize.hpp"
+#include "timeout.hpp"
 
 namespace mp {
 namespace detail {
@@ -50,7 +51,7 @@ struct Header {
 
 double to_ms(bool block, double timeout_s) {
     if (!block) return 0;
-    return timeout_s < 0 ? -1 : timeout_s * 1000.0;
+    return timeout_s < 0 ? -1 : checked_timeout_ms(timeout_s * 1000.0, "mp: a lock or wait");
 }
 
 using Clock = std::chrono::steady_clock;
@@ -253,6 +254,7 @@ bool LockBase::acquire_free(std::uint64_t me, double ms) {
 }
 
 bool LockBase::acquire_slow(std::uint64_t me, double ms, bool taken) {
+    ms = checked_timeout_ms(ms, name());
     LockShared& d = *w_;
     sys::LockStatus st = sys::LockStatus::acquired;
     if (!taken) {

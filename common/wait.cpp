@@ -6,6 +6,7 @@
 
 #include "mp/process.hpp"
 #include "sys/handle.hpp"
+#include "timeout.hpp"
 
 namespace mp {
 
@@ -13,6 +14,7 @@ WaitObject::WaitObject(Process& p) : sentinel_(p.sentinel()) {}
 
 std::vector<std::size_t> wait_ms(const std::vector<WaitObject>& objects, double timeout_ms) {
     using clock = std::chrono::steady_clock;
+    timeout_ms = detail::checked_timeout_ms(timeout_ms, "mp::wait");
     const bool forever = timeout_ms < 0;
     const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
                                              std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));

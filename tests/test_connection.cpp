@@ -1,6 +1,8 @@
 // tests/test_connection.cpp - mp::Pipe and mp::Connection: framing, objects, errors, poll, and
 // passing ends to children under every start method.
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -164,6 +166,18 @@ TEST(Connection, PollWaitsAtLeastTheTimeout) {
     EXPECT_TRUE(b.poll(5.0));
     EXPECT_TRUE(b.recv_bytes().empty());
     EXPECT_FALSE(b.poll());
+
+    // An infinite or enormous timeout means no limit (it must not overflow into "at once"),
+    // and NaN is refused.
+    std::thread late([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        a.send_bytes("x");
+    });
+    EXPECT_TRUE(b.poll(std::numeric_limits<double>::infinity()));
+    late.join();
+    EXPECT_EQ(mp::wait({b}, 1e300).size(), 1u);
+    EXPECT_EQ(b.recv_bytes().size(), 1u);
+    EXPECT_THROW(b.poll(std::nan("")), mp::ValueError);
 }
 
 TEST(Connection, MaxLengthTooSmallClosesTheConnection) {

@@ -65,6 +65,17 @@ void raw_write(mp::sys::PipeEnd& end, const std::string& bytes) {
     mp::sys::pipe_write(end, bytes.data(), bytes.size(), nullptr, 0);  // a gone peer is fine here
 }
 
+// Reads one length-prefixed message (as the handshake and Connection frame them).
+std::string raw_read_frame(mp::sys::PipeEnd& end) {
+    unsigned char h[4] = {};
+    std::size_t got = 0;
+    mp::sys::pipe_read(end, h, 4, got);
+    const std::uint32_t n = h[0] | (h[1] << 8) | (h[2] << 16) | (std::uint32_t{h[3]} << 24);
+    std::string m(got == 4 && n <= 4096 ? n : 0, '\0');
+    if (!m.empty()) mp::sys::pipe_read(end, m.data(), m.size(), got);
+    return m;
+}
+
 std::string frame(const std::string& payload, std::uint32_t announced) {
     std::string f(4, '\0');
     for (int i = 0; i < 4; ++i) f[i] = static_cast<char>(announced >> (8 * i));
@@ -215,25 +226,43 @@ TEST(Listener, GarbageHandshakesThenAGoodClient) {
         l.set_handshake_timeout(0.5);
         int failures = 0;
         for (int i = 0; i < rounds; ++i) {
-            {
+            const int kind = i % 6;
+            std::string junk(rng() % 300, '\0');
+            for (char& c : junk) c = static_cast<char>(rng());
+            // The garbage client reads the server's challenge first (but for kind 3), so that
+            // the server is reading when the garbage comes and must judge it; then it closes.
+            std::thread client([&, kind, junk] {
                 mp::sys::PipeEnd end = raw_connect(l.address());
-                std::string junk(rng() % 300, '\0');
-                for (char& c : junk) c = static_cast<char>(rng());
-                switch (i % 6) {
+                if (kind != 3) raw_read_frame(end);
+                switch (kind) {
                     case 0: raw_write(end, junk); break;                                   // random bytes
                     case 1: raw_write(end, frame(junk.substr(0, 10), 100)); break;         // truncated frame
                     case 2: raw_write(end, frame("", 0x7ffffff0u)); break;                 // oversized
                     case 3: break;                                                         // closed at once
                     case 4: raw_write(end, frame("{sha256}" + std::string(32, 'x'), 40)); break;  // wrong digest
-                    case 5: raw_write(end, std::string("\xff\xff\xff\xff", 4) + junk); break;     // escaped length
+                    case 5: raw_write(end, std::string("\xff\xff\xff\xff", 4) + junk); break;   // escaped length
                 }
-            }  // the garbage client closes before the server even looks
+            });
+            std::string why;
             try {
                 l.accept(10.0);
                 ADD_FAILURE() << "round " << i << ": a garbage client was accepted";
-            } catch (const mp::AuthenticationError&) {
+            } catch (const mp::AuthenticationError& e) {
                 ++failures;
+                why = e.what();
             }
+            client.join();
+            // Each was judged on what it sent: none waited out the handshake time, and (but
+            // for the client that left at once) the challenge went out.
+            EXPECT_EQ(why.find("in time"), std::string::npos) << "round " << i << ": " << why;
+            if (kind != 3) {
+                EXPECT_EQ(why.find("sending"), std::string::npos) << "round " << i << ": " << why;
+            }
+            const char* expected = kind == 1 ? "closed the connection during the handshake"
+                                   : kind == 2 || kind == 5 ? "over the limit"
+                                   : kind == 4              ? "digest received was wrong"
+                                                            : "";
+            EXPECT_NE(why.find(expected), std::string::npos) << "round " << i << ": " << why;
         }
         EXPECT_EQ(failures, rounds);
         // The Listener is still good.
@@ -246,6 +275,64 @@ TEST(Listener, GarbageHandshakesThenAGoodClient) {
         client.join();
     }
 }
+
+TEST(Listener, ClientRefusesAServerThatCannotProveTheKey) {
+    mp_test::time_limit(60);
+    // A rogue server (no key: no handshake of its own) plays the protocol by hand: it lets the
+    // client answer its challenge, says welcome without checking, then answers the client's
+    // challenge with a wrong digest. The client must not take that connection.
+    for (auto f : families()) {
+        SCOPED_TRACE("family " + std::to_string(static_cast<int>(f)));
+        mp::Listener rogue(f);
+        std::string client_error;
+        std::thread client([&] {
+            try {
+                mp::Client(rogue.address(), "the key", 10.0);
+            } catch (const mp::AuthenticationError& e) {
+                client_error = e.what();
+            }
+        });
+        mp::Connection c = rogue.accept(10.0);
+        c.send_bytes("#CHALLENGE#{sha256}" + std::string(40, 'n'));
+        EXPECT_EQ(c.recv_bytes().size(), 8u + 32u);  // the client's digest, unchecked
+        c.send_bytes(std::string("#WELCOME#"));
+        const mp::bytes challenge = c.recv_bytes();
+        EXPECT_GT(challenge.size(), std::string("#CHALLENGE#{sha256}").size());
+        c.send_bytes("{sha256}" + std::string(32, '\0'));
+        client.join();
+        EXPECT_NE(client_error.find("digest received was wrong"), std::string::npos) << client_error;
+    }
+}
+
+#if !defined(_WIN32)
+TEST(Listener, UnixClientWaitsForRoomInAFullBacklog) {
+    mp_test::time_limit(60);
+    // Linux fails a non-blocking connect to a Unix socket whose backlog is full (EAGAIN) instead
+    // of queueing it: a Client with time to wait must wait for room, not fail at once.
+    mp::Listener l(mp::AddressFamily::unix_socket, "", 1);
+    std::vector<mp::Connection> queued;
+    for (int i = 0; i < 100; ++i) {
+        try {
+            queued.push_back(mp::Client(l.address(), "", 0.0));
+        } catch (const mp::BlockingIOError&) {
+            break;  // full: a try with no time to wait says so
+        }
+    }
+    ASSERT_LT(queued.size(), 100u) << "the backlog never filled";
+    bool connected = false;
+    std::thread late([&] {
+        mp::Connection c = mp::Client(l.address(), "", 20.0);
+        connected = true;
+        c.send(1);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::vector<mp::Connection> accepted;
+    for (std::size_t i = 0; i <= queued.size(); ++i) accepted.push_back(l.accept(20.0));  // makes room
+    late.join();
+    EXPECT_TRUE(connected);
+    EXPECT_EQ(accepted.back().recv<int>(), 1);
+}
+#endif
 
 TEST(Listener, ServerKeyClientWithout) {
     for (auto f : families()) {

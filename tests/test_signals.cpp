@@ -205,6 +205,5 @@ TEST(Signals, ForkChildHasItsOwnRecordAndPipe) {
     EXPECT_EQ(p.exitcode(), 0) << "2: the record was inherited, 3: the child's signal was not dispatched";
     EXPECT_EQ(mp::signals::dispatch(0), std::vector<int>{mp::sig::USR1});  // ours is still here, once
     EXPECT_EQ(runs, 1);
-    EXPECT_TRUE(mp::signals::dispatch(0.05).empty()) << "the child's signal reached the parent";
 }
 #endif

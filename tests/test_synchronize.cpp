@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -241,6 +243,37 @@ TEST(Barrier, ThreadsAbortResetAndBadParties) {
     mp::Barrier bad(1, [] { throw std::runtime_error("action failed"); });
     EXPECT_THROW(bad.wait(), std::runtime_error);
     EXPECT_TRUE(bad.broken());
+}
+
+TEST(Synchronize, HugeAndInfiniteTimeoutsMeanNoLimitAndNaNIsRefused) {
+    mp_test::time_limit(30);
+    const double inf = std::numeric_limits<double>::infinity();
+    // Each wait is released 50 ms later by another thread: a timeout that overflowed the clock
+    // would have ended at once instead.
+    mp::Event e;
+    mp::Semaphore s(0);
+    std::thread t([&] {
+        std::this_thread::sleep_for(50ms);
+        e.set();
+        s.release();
+    });
+    EXPECT_TRUE(e.wait(inf));
+    EXPECT_TRUE(s.acquire(true, 1e300));
+    t.join();
+    mp::Lock l;
+    mp::Event held;
+    std::thread holder([&] {
+        l.acquire();
+        held.set();
+        std::this_thread::sleep_for(50ms);
+        l.release();
+    });
+    ASSERT_TRUE(held.wait(10.0));
+    EXPECT_TRUE(l.acquire(true, inf));
+    l.release();
+    holder.join();
+    EXPECT_THROW(e.wait(std::nan("")), mp::ValueError);
+    EXPECT_THROW(s.acquire(true, std::nan("")), mp::ValueError);
 }
 
 TEST(Barrier, ActionMayAskAndAbortButNotWait) {

@@ -153,7 +153,7 @@ std::error_code wait_handles(const native_handle* hs, std::size_t n, double time
         if (!forever) {
             const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
             if (left <= 0) return {};
-            wait_ms = static_cast<DWORD>(left) + 1;  // round up: never end before the deadline
+            wait_ms = wait_call_ms(left);  // rounded up: never ends before the deadline
         }
         if (n == 0) {
             Sleep(wait_ms);

@@ -226,7 +226,7 @@ static std::error_code write_block(PipeEnd& end, const char* p, std::size_t n, b
             DWORD wait_ms = INFINITE;
             if (!forever) {
                 const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-                wait_ms = left <= 0 ? 0 : static_cast<DWORD>(std::ceil(left));
+                wait_ms = wait_call_ms(left);
             }
             if (WaitForSingleObject(ov.hEvent, wait_ms) == WAIT_TIMEOUT) {
                 // Out of time: cancel, then learn how much the cancelled write moved.
@@ -364,7 +364,7 @@ std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept
             const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
             // A wait may end a little before the time asked (the timer tick): go round again
             // until the deadline has really passed.
-            wait_ms = left <= 0 ? 0 : static_cast<DWORD>(std::ceil(left));
+            wait_ms = wait_call_ms(left);
         }
         const DWORD r = WaitForSingleObject(ov.hEvent, wait_ms);
         if (r == WAIT_FAILED) {

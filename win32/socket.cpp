@@ -339,7 +339,7 @@ std::error_code named_pipe_accept(Handle& instance, double timeout_ms, bool& con
         DWORD wait = INFINITE;
         if (!forever) {
             const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-            wait = left <= 0 ? 0 : static_cast<DWORD>(left) + 1;
+            wait = wait_call_ms(left);
         }
         const DWORD w = WaitForSingleObject(ev.get(), wait);
         if (w == WAIT_OBJECT_0) break;
@@ -397,7 +397,7 @@ std::error_code named_pipe_connect(const std::string& name, double timeout_ms, P
         if (!forever) {
             const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
             if (left <= 0) return std::make_error_code(std::errc::timed_out);
-            wait = static_cast<DWORD>(left) + 1;
+            wait = wait_call_ms(left);
         }
         if (!WaitNamedPipeW(wname.c_str(), wait)) {
             const DWORD w = GetLastError();

@@ -145,7 +145,7 @@ std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept
             }
             HANDLE hs[2] = {m.kernel.get(), th};
             const DWORD r = WaitForMultipleObjects(th ? 2 : 1, hs, FALSE,
-                                                   left < 0 ? INFINITE : static_cast<DWORD>(std::ceil(left)));
+                                                   left < 0 ? INFINITE : wait_call_ms(left));
             const DWORD err = r == WAIT_FAILED ? GetLastError() : 0;
             if (err || r != WAIT_OBJECT_0 + 1) {
                 if (th) CloseHandle(th);

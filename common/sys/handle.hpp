@@ -6,6 +6,7 @@
 // types, public headers may not.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <system_error>
@@ -14,6 +15,16 @@
 #if !defined(_WIN32)
 struct iovec;  // <sys/uio.h>
 #endif
+
+namespace mp::sys {
+// The length of one OS wait call (poll's int, a Win32 DWORD) for left_ms > 0 of time left:
+// rounded up, so that it never ends before the deadline, and at most 2e9 ms (23 days, below
+// INFINITE); callers wait again while time is left.
+inline unsigned long wait_call_ms(double left_ms) noexcept {
+    if (!(left_ms > 0)) return 0;
+    return left_ms >= 2e9 ? 2000000000ul : static_cast<unsigned long>(std::ceil(left_ms));
+}
+}  // namespace mp::sys
 
 namespace mp::sys {
 

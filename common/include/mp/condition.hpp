@@ -52,6 +52,7 @@ public:
     template <class Pred>
     bool wait_for(Pred pred, double timeout = -1) {
         using C = std::chrono::steady_clock;
+        if (timeout > 1e9) timeout = -1;  // decades: no limit (and no overflow of the clock below)
         const auto end = C::now() + std::chrono::duration_cast<C::duration>(std::chrono::duration<double>(timeout < 0 ? 0 : timeout));
         bool result = pred();
         while (!result) {
