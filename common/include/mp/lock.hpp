@@ -24,8 +24,10 @@
 //
 // How a death is noticed: the lock is an owner word in shared memory (no system call when
 // uncontended). A waiter on Windows also waits on the owner's thread handle, so it learns of
-// the death at once; on Linux it looks at the owner under /proc after 1 ms and then every
-// 10 ms, and a non-blocking or timed attempt looks before it gives up.
+// the death at once; on Linux it asks the kernel (and /proc) about the owner after 1 ms and
+// then every 10 ms, and a non-blocking or timed attempt looks before it gives up. Not seen as a
+// death on Linux: an owner thread that calls exec() holding the lock (it keeps its ids), and
+// a killed owner that is still a zombie when /proc cannot be read; timed waits still end.
 //
 // Differences from Python, because a lock must know its owner to notice its death:
 //  - Only the thread that acquired a Lock may release it (RuntimeError otherwise); Python's
