@@ -22,9 +22,6 @@
 namespace mp {
 namespace detail {
 
-SpawnInvoker find_function_target(const std::string& name);
-ProcessFactory find_process_factory(const std::string& name);
-
 namespace {
 
 bool g_bootstrap_called = false;

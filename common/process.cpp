@@ -94,6 +94,20 @@ void register_process_type(const std::type_info& type, const char* name, Process
     process_types()[std::type_index(type)] = ProcessType{given, make, encode};
 }
 
+namespace {
+std::map<std::string, TaskInvoker>& task_registry() {
+    static std::map<std::string, TaskInvoker> m;
+    return m;
+}
+}  // namespace
+
+void register_task_function(const std::string& name, TaskInvoker invoke) { task_registry().emplace(name, invoke); }
+
+TaskInvoker find_task_function(const std::string& name) {
+    auto it = task_registry().find(name);
+    return it == task_registry().end() ? nullptr : it->second;
+}
+
 SpawnInvoker find_function_target(const std::string& name) {
     auto it = function_registry().find(name);
     return it == function_registry().end() ? nullptr : it->second;

@@ -54,6 +54,11 @@ struct Globals {
 
 Globals& globals();
 
+// The registries of spawn targets (process.cpp), by the names MP_TARGET and
+// MP_REGISTER_PROCESS gave; nullptr when nothing has that name.
+SpawnInvoker find_function_target(const std::string& name);
+ProcessFactory find_process_factory(const std::string& name);
+
 // The platform's default start method.
 const char* platform_default_method() noexcept;
 

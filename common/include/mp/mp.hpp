@@ -9,6 +9,7 @@
 #include "managed.hpp"
 #include "named_pipe.hpp"
 #include "os.hpp"
+#include "pool.hpp"
 #include "process.hpp"
 #include "queues.hpp"
 #include "shared_memory.hpp"

@@ -88,6 +88,13 @@ using SpawnInvoker = int (*)(Decoder& encoded_args);
 // Registers under base_name (or base_name#2, #3 ... if taken) and returns the name given.
 std::string register_function_target(const char* base_name, SpawnInvoker invoke);
 
+// The same functions as pool tasks (mp/pool.hpp): decode the arguments, call, and encode the
+// result (nothing for void). Registered under the name register_function_target gave, for
+// functions whose result the codec can encode.
+using TaskInvoker = void (*)(Decoder& encoded_args, std::string& encoded_result);
+void register_task_function(const std::string& name, TaskInvoker invoke);
+TaskInvoker find_task_function(const std::string& name);
+
 using ProcessFactory = std::unique_ptr<Process> (*)(Decoder& encoded_fields);
 using ProcessEncoder = void (*)(const Process& self, Encoder& out);
 void register_process_type(const std::type_info& type, const char* name, ProcessFactory make,
@@ -117,6 +124,17 @@ struct fn_traits<R (*)(P...) noexcept> : fn_traits<R (*)(P...)> {
     using signature = R(P...) noexcept;
 };
 
+template <class Sig>
+struct return_of;
+template <class R, class... P>
+struct return_of<R(P...)> {
+    using type = R;
+};
+template <class R, class... P>
+struct return_of<R(P...) noexcept> {
+    using type = R;
+};
+
 // Runs f() and turns its result into an exit code: an int result is the code, anything else
 // means 0.
 template <class F>
@@ -132,11 +150,14 @@ int exit_code_of(F&& f) {
 // Calls fn with each stored argument cast to the parameter's own declared type, so that
 // by-value, const&, & and && parameters all accept the decoded values.
 template <class Fn, class Params, std::size_t... I>
-int call_with_decoded(Fn fn, Params& args, std::index_sequence<I...>) {
+decltype(auto) call_forwarding(Fn fn, Params& args, std::index_sequence<I...>) {
     using Fwd = typename fn_traits<Fn>::forward;
-    return exit_code_of([&]() -> decltype(auto) {
-        return fn(static_cast<std::tuple_element_t<I, Fwd>>(std::get<I>(args))...);
-    });
+    return fn(static_cast<std::tuple_element_t<I, Fwd>>(std::get<I>(args))...);
+}
+
+template <class Fn, class Params, class Seq>
+int call_with_decoded(Fn fn, Params& args, Seq seq) {
+    return exit_code_of([&]() -> decltype(auto) { return call_forwarding(fn, args, seq); });
 }
 
 template <auto Fn>
@@ -149,6 +170,23 @@ int invoke_registered(Decoder& encoded_args) {
 }
 
 template <auto Fn>
+void invoke_task(Decoder& encoded_args, std::string& encoded_result) {
+    using Params = typename fn_traits<decltype(Fn)>::params;
+    Params args{};
+    encoded_args.read(args);
+    encoded_args.expect_end();
+    constexpr auto seq = std::make_index_sequence<std::tuple_size_v<Params>>{};
+    using R = decltype(call_forwarding(Fn, args, seq));
+    if constexpr (std::is_void_v<R>) {
+        call_forwarding(Fn, args, seq);
+        encoded_result.clear();
+    } else {
+        encoded_result.clear();
+        encode_to(encoded_result, call_forwarding(Fn, args, seq));
+    }
+}
+
+template <auto Fn>
 struct TargetRegistrar {
     using Traits = fn_traits<decltype(Fn)>;
     static_assert(Traits::is_function_pointer, "MP_TARGET takes the name of a function");
@@ -157,7 +195,15 @@ struct TargetRegistrar {
                   "encode (see mp/codec.hpp), because spawn sends the arguments to a new program");
     explicit TargetRegistrar(const char* name) {
         std::string given = register_function_target(name, &invoke_registered<Fn>);
+        if constexpr (task_result_encodable()) register_task_function(given, &invoke_task<Fn>);
         registered_functions<typename Traits::signature>().emplace_back(Fn, std::move(given));
+    }
+
+private:
+    // Whether the function can also be a pool task: its result is void or encodable.
+    static constexpr bool task_result_encodable() {
+        using R = typename return_of<typename Traits::signature>::type;
+        return std::is_void_v<R> || is_encodable_v<std::decay_t<R>>;
     }
 };
 

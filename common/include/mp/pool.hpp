@@ -1,0 +1,495 @@
+// mp/pool.hpp - mp::Pool, the C++ counterpart of multiprocessing.Pool: a fixed set of worker
+// processes that run functions on the caller's behalf.
+//
+//     int square(int x) { return x * x; }
+//     MP_TARGET(square);                            // tasks cross to workers by name
+//
+//     mp::Pool pool(4);                             // 4 workers (0: cpu_count())
+//     std::vector<int> r = pool.map(square, std::vector<int>{1, 2, 3});   // {1, 4, 9}
+//     int one = pool.apply(square, 7);              // 49
+//     auto a = pool.apply_async(square, 8);         // an AsyncResult<int>
+//     a.get(5.0);                                   // 64, or TimeoutError after 5 s
+//     for (int v : pool.imap_unordered(square, items, 16)) ...   // as they complete
+//     pool.close(); pool.join();
+//
+// Functions must be registered with MP_TARGET, under fork as under spawn: a task is sent to
+// a worker that is already running, so only its name and its encoded arguments can travel
+// (Python's Pool likewise sends functions by name, and refuses lambdas). Arguments and results
+// go through the codec (mp/codec.hpp).
+//
+// How it works: each worker is a daemonic mp::Process with a Pipe to it and one from it. The
+// pool sends a task to a worker only when that worker is idle, so a short task never waits
+// behind a long one in a busy worker's pipe (map's chunks hide the round trip). There is no
+// hidden thread: results are collected, callbacks run, and dead workers replaced by the thread
+// that waits on the pool (get, wait, map, imap's iteration, join), through one mp::wait over
+// the result pipes and the workers' sentinels. So a program that never waits on its results also
+// never gets callbacks; a program without threads stays without threads, and its forks stay
+// safe. Several threads may use one pool: one of them collects at a time, for all of them.
+//
+// Beyond CPython: a worker that dies in the middle of a task (killed, crashed, or exited from
+// inside the function) fails only that task, with WorkerLostError carrying the exit code, and
+// is replaced; tasks it had not started go to other workers, and the pool goes on. (CPython's
+// Pool waits for such a task for ever.) An exception thrown by a task comes back as
+// RemoteError (its type name and message: C++ exceptions cannot be rebuilt in another process).
+// An initializer that throws breaks the pool: its tasks and all later ones fail with
+// BrokenProcessPool, where CPython's Pool would start new workers for ever.
+//
+// Lifetime: close() stops new tasks; join() waits until every task has finished and the
+// workers have exited (it needs close() or terminate() first, as in Python); terminate() kills
+// the workers, and unfinished tasks fail with ProcessError. The destructor terminates, as
+// leaving Python's `with Pool() as p:` does: join before it if the tasks must finish.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "codec.hpp"
+#include "context.hpp"
+#include "errors.hpp"
+#include "process.hpp"
+
+namespace mp {
+
+// An exception that a task threw in a worker: its type name (demangled) and its message.
+class RemoteError : public std::runtime_error {
+public:
+    RemoteError(std::string type, const std::string& message)
+        : std::runtime_error(type + ": " + message), type_(std::move(type)), message_(message) {}
+    const std::string& type_name() const noexcept { return type_; }
+    const std::string& message() const noexcept { return message_; }
+
+private:
+    std::string type_;
+    std::string message_;
+};
+
+// The worker running the task ended before the task did; exitcode() says how (-9: SIGKILL).
+// The pool has replaced the worker.
+class WorkerLostError : public ProcessError {
+public:
+    WorkerLostError(const std::string& what, int exitcode) : ProcessError(what), exitcode_(exitcode) {}
+    int exitcode() const noexcept { return exitcode_; }
+
+private:
+    int exitcode_;
+};
+
+// The pool cannot run tasks: the workers' initializer failed (Python's BrokenProcessPool).
+class BrokenProcessPool : public ProcessError {
+public:
+    using ProcessError::ProcessError;
+};
+
+// A Future that was cancelled before it ran (concurrent.futures.CancelledError).
+class CancelledError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+
+struct PoolCore;
+struct TaskState;
+
+// One submitted task (one or more calls of one function), shared by AsyncResult, Future and
+// the pool. Waiting on it makes the waiting thread collect results for the whole pool.
+class TaskRef {
+public:
+    TaskRef() = default;
+    explicit TaskRef(std::shared_ptr<TaskState> s) : s_(std::move(s)) {}
+    // timeout_ms < 0: without limit. false: the time ran out.
+    bool wait(double timeout_ms) const;
+    bool ready() const;
+    bool ok() const;  // ready and no error
+    bool cancelled() const;
+    bool running() const;  // sent to a worker, not done
+    bool cancel();         // only a task no worker has received can be cancelled
+    // The encoded result of each call, once ready and ok.
+    const std::vector<std::string>& values() const;
+    // Throws the task's error (ready and not ok).
+    [[noreturn]] void rethrow() const;
+    // Runs fn once the task is done (at once, in this thread, if it already is); otherwise
+    // in the thread that collects its result.
+    void on_done(std::function<void()> fn) const;
+    bool operator==(const TaskRef& o) const { return s_ == o.s_; }
+
+private:
+    std::shared_ptr<TaskState> s_;
+    friend std::size_t wait_any(const std::vector<TaskRef>&, double);
+};
+
+// Waits until one of refs is done; its index, or refs.size() when the time ran out first.
+std::size_t wait_any(const std::vector<TaskRef>& refs, double timeout_ms);
+
+[[noreturn]] void throw_unregistered_task(const char* api, const char* type);
+
+// The registered name of fn (ValueError naming MP_TARGET if it has none).
+template <class F>
+std::string task_name_of(F fn, const char* api) {
+    using Traits = fn_traits<F>;
+    static_assert(Traits::is_function_pointer,
+                  "a pool task is a function registered with MP_TARGET (not a lambda or another "
+                  "callable: a task travels to a running worker by name)");
+    for (const auto& entry : registered_functions<typename Traits::signature>())
+        if (entry.first == fn) return entry.second;
+    throw_unregistered_task(api, typeid(F).name());
+}
+// The tuple of fn's parameters, built from args and encoded.
+template <class F, class... A>
+std::string encode_call(A&&... args) {
+    using Params = typename fn_traits<F>::params;
+    static_assert(std::is_constructible_v<Params, A&&...>, "pool task: the arguments do not match the function's parameters");
+    static_assert(is_encodable_v<Params>, "pool task: every parameter must be a type the codec can encode");
+    std::string out;
+    encode_to(out, Params(std::forward<A>(args)...));
+    return out;
+}
+
+template <class F>
+using task_result_t = typename return_of<typename fn_traits<F>::signature>::type;
+
+template <class R>
+R decode_value(const std::string& encoded) {
+    if constexpr (std::is_void_v<R>) {
+        (void)encoded;
+    } else {
+        return decode<std::decay_t<R>>(encoded);
+    }
+}
+
+// What Pool's templates ask of the pool core.
+TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::string fn, std::vector<std::string> calls);
+
+struct PoolSettings {
+    int processes = 0;
+    std::uint64_t maxtasksperchild = 0;  // 0: workers live as long as the pool
+    std::string method;                  // "": the default start method
+    std::string init_fn, init_args;      // a registered initializer and its encoded arguments
+};
+std::shared_ptr<PoolCore> make_pool_core(const PoolSettings& settings);
+void pool_close(PoolCore& core);
+void pool_terminate(PoolCore& core);
+bool pool_join(PoolCore& core, double timeout_ms);  // false: the time ran out
+int pool_processes(const PoolCore& core);
+void pool_shutdown(PoolCore& core, bool wait, bool cancel_pending);  // for ProcessPoolExecutor
+
+double timeout_to_ms(const std::optional<double>& seconds, const char* api);
+
+}  // namespace detail
+
+// Python's AsyncResult: the result of apply_async.
+template <class R>
+class AsyncResult {
+public:
+    AsyncResult() = default;
+    explicit AsyncResult(detail::TaskRef t) : t_(std::move(t)) {}
+
+    // The result; TimeoutError if it is not there within timeout seconds; the task's own
+    // failure (RemoteError, WorkerLostError, ...) if it failed.
+    R get(std::optional<double> timeout = std::nullopt) const {
+        if (!t_.wait(detail::timeout_to_ms(timeout, "mp::AsyncResult::get")))
+            throw TimeoutError("mp::AsyncResult::get: the result did not come in time");
+        if (!t_.ok()) t_.rethrow();
+        return detail::decode_value<R>(t_.values().at(0));
+    }
+    // Waits for the result (true) or the timeout (false). Python's wait() returns None; the
+    // bool tells which without a call to ready().
+    bool wait(std::optional<double> timeout = std::nullopt) const {
+        return t_.wait(detail::timeout_to_ms(timeout, "mp::AsyncResult::wait"));
+    }
+    bool ready() const { return t_.ready(); }
+    // ValueError while not ready, as in Python.
+    bool successful() const {
+        if (!t_.ready()) throw ValueError("mp::AsyncResult::successful: the result is not ready");
+        return t_.ok();
+    }
+    // Python's callback / error_callback: on success callback(result), on failure
+    // error_callback(the exception). They run once, in the thread that collects the result
+    // (or at once if it is already there). Returns *this.
+    template <class Cb>
+    const AsyncResult& then(Cb callback, std::function<void(std::exception_ptr)> error_callback = nullptr) const {
+        detail::TaskRef t = t_;
+        t_.on_done([t, callback, error_callback] {
+            if (t.ok()) {
+                if constexpr (std::is_void_v<R>) {
+                    callback();
+                } else {
+                    callback(detail::decode_value<R>(t.values().at(0)));
+                }
+            } else if (error_callback) {
+                try {
+                    t.rethrow();
+                } catch (...) {
+                    error_callback(std::current_exception());
+                }
+            }
+        });
+        return *this;
+    }
+
+private:
+    detail::TaskRef t_;
+};
+
+// The result of map_async / starmap_async: the results in order once every chunk is done.
+template <class R>
+class MapResult {
+public:
+    MapResult() = default;
+    MapResult(std::vector<detail::TaskRef> chunks, std::size_t n) : chunks_(std::move(chunks)), n_(n) {}
+
+    // All results in order; the first failure in order is thrown (as Python raises it).
+    std::vector<R> get(std::optional<double> timeout = std::nullopt) const {
+        if (!wait(timeout)) throw TimeoutError("mp::MapResult::get: the results did not come in time");
+        std::vector<R> out;
+        out.reserve(n_);
+        for (const auto& c : chunks_) {
+            if (!c.ok()) c.rethrow();
+            for (const auto& v : c.values()) out.push_back(detail::decode_value<R>(v));
+        }
+        return out;
+    }
+    bool wait(std::optional<double> timeout = std::nullopt) const {
+        const double ms = detail::timeout_to_ms(timeout, "mp::MapResult::wait");
+        const auto end = std::chrono::steady_clock::now() +
+                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             std::chrono::duration<double, std::milli>(ms < 0 ? 0 : ms));
+        for (const auto& c : chunks_) {
+            double left = -1;
+            if (ms >= 0) {
+                left = std::chrono::duration<double, std::milli>(end - std::chrono::steady_clock::now()).count();
+                if (left < 0) left = 0;
+            }
+            if (!c.wait(left)) return false;
+        }
+        return true;
+    }
+    bool ready() const {
+        for (const auto& c : chunks_)
+            if (!c.ready()) return false;
+        return true;
+    }
+    bool successful() const {
+        if (!ready()) throw ValueError("mp::MapResult::successful: the results are not ready");
+        for (const auto& c : chunks_)
+            if (!c.ok()) return false;
+        return true;
+    }
+
+private:
+    std::vector<detail::TaskRef> chunks_;
+    std::size_t n_ = 0;
+};
+
+// imap / imap_unordered: results one at a time, in order or as they complete. next(timeout)
+// is Python's; a range-for loop waits without limit. A task's failure is thrown when its
+// result's turn comes; the iteration can go on past it.
+template <class R>
+class IMapIterator {
+public:
+    IMapIterator(std::vector<detail::TaskRef> chunks, bool ordered) : chunks_(std::move(chunks)), ordered_(ordered) {
+        for (std::size_t i = 0; i < chunks_.size(); ++i) open_.push_back(i);
+    }
+
+    // The next result; std::nullopt when there are no more (Python's StopIteration);
+    // TimeoutError when it does not come in time.
+    std::optional<R> next(std::optional<double> timeout = std::nullopt) {
+        while (pos_ >= buffer_.size()) {
+            if (open_.empty()) return std::nullopt;
+            std::size_t k = 0;
+            if (ordered_) {
+                if (!chunks_[open_.front()].wait(detail::timeout_to_ms(timeout, "mp::IMapIterator::next")))
+                    throw TimeoutError("mp::IMapIterator::next: the next result did not come in time");
+            } else {
+                std::vector<detail::TaskRef> refs;
+                for (std::size_t i : open_) refs.push_back(chunks_[i]);
+                k = detail::wait_any(refs, detail::timeout_to_ms(timeout, "mp::IMapIterator::next"));
+                if (k == refs.size()) throw TimeoutError("mp::IMapIterator::next: the next result did not come in time");
+            }
+            const detail::TaskRef c = chunks_[open_[k]];
+            open_.erase(open_.begin() + static_cast<std::ptrdiff_t>(k));
+            buffer_.clear();
+            pos_ = 0;
+            if (!c.ok()) c.rethrow();
+            buffer_ = c.values();
+        }
+        return detail::decode_value<R>(buffer_[pos_++]);
+    }
+
+    class iterator {
+    public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = R;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const R*;
+        using reference = const R&;
+        iterator() = default;
+        explicit iterator(IMapIterator* it) : it_(it) { advance(); }
+        const R& operator*() const { return *cur_; }
+        iterator& operator++() {
+            advance();
+            return *this;
+        }
+        bool operator==(const iterator& o) const { return it_ == o.it_; }
+        bool operator!=(const iterator& o) const { return it_ != o.it_; }
+
+    private:
+        void advance() {
+            cur_ = it_->next();
+            if (!cur_) it_ = nullptr;
+        }
+        IMapIterator* it_ = nullptr;
+        std::optional<R> cur_;
+    };
+    iterator begin() { return iterator(this); }
+    iterator end() { return iterator(); }
+
+private:
+    std::vector<detail::TaskRef> chunks_;
+    std::vector<std::size_t> open_;
+    std::vector<std::string> buffer_;
+    std::size_t pos_ = 0;
+    bool ordered_;
+};
+
+// What a Pool is made with, beside its size (Python's initializer, initargs, maxtasksperchild
+// and context).
+class PoolOptions {
+public:
+    // A registered function that each worker runs once, before its first task.
+    template <class F, class... A>
+    PoolOptions& initializer(F fn, A&&... args) {
+        s_.init_fn = detail::task_name_of(fn, "mp::PoolOptions::initializer");
+        s_.init_args = detail::encode_call<F>(std::forward<A>(args)...);
+        return *this;
+    }
+    // A worker exits after this many tasks and a fresh one takes its place (0: never).
+    PoolOptions& maxtasksperchild(std::uint64_t n) {
+        s_.maxtasksperchild = n;
+        return *this;
+    }
+    PoolOptions& context(const Context& ctx) {
+        s_.method = ctx.get_start_method();
+        return *this;
+    }
+    const detail::PoolSettings& settings() const { return s_; }
+
+private:
+    detail::PoolSettings s_;
+};
+
+class Pool {
+public:
+    // processes <= 0: cpu_count().
+    explicit Pool(int processes = 0, const PoolOptions& options = PoolOptions()) {
+        detail::PoolSettings s = options.settings();
+        s.processes = processes;
+        core_ = detail::make_pool_core(s);
+    }
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+    Pool(Pool&&) noexcept = default;
+    Pool& operator=(Pool&&) noexcept = default;
+    ~Pool() {
+        if (core_) detail::pool_terminate(*core_);
+    }
+
+    template <class F, class... A>
+    AsyncResult<detail::task_result_t<F>> apply_async(F fn, A&&... args) {
+        static_assert(std::is_void_v<detail::task_result_t<F>> || is_encodable_v<std::decay_t<detail::task_result_t<F>>>,
+                      "pool task: the function's result must be void or a type the codec can encode");
+        return AsyncResult<detail::task_result_t<F>>(
+            detail::submit(core(), "mp::Pool::apply_async", detail::task_name_of(fn, "mp::Pool::apply_async"),
+                           {detail::encode_call<F>(std::forward<A>(args)...)}));
+    }
+    template <class F, class... A>
+    detail::task_result_t<F> apply(F fn, A&&... args) {
+        return apply_async(fn, std::forward<A>(args)...).get();
+    }
+
+    // fn(item) for each item, chunksize items per task (0: Python's choice, about four
+    // chunks per worker).
+    template <class F, class Items>
+    MapResult<detail::task_result_t<F>> map_async(F fn, const Items& items, std::size_t chunksize = 0) {
+        return MapResult<detail::task_result_t<F>>(chunks_of<false>(fn, items, chunksize, "mp::Pool::map_async"),
+                                                   std::size(items));
+    }
+    template <class F, class Items>
+    std::vector<detail::task_result_t<F>> map(F fn, const Items& items, std::size_t chunksize = 0) {
+        return map_async(fn, items, chunksize).get();
+    }
+    // fn(args...) for each tuple (or pair) of arguments.
+    template <class F, class Items>
+    MapResult<detail::task_result_t<F>> starmap_async(F fn, const Items& items, std::size_t chunksize = 0) {
+        return MapResult<detail::task_result_t<F>>(chunks_of<true>(fn, items, chunksize, "mp::Pool::starmap_async"),
+                                                   std::size(items));
+    }
+    template <class F, class Items>
+    std::vector<detail::task_result_t<F>> starmap(F fn, const Items& items, std::size_t chunksize = 0) {
+        return starmap_async(fn, items, chunksize).get();
+    }
+    // Results one at a time, in order (imap: chunksize 1 by default, as in Python) or as
+    // they complete.
+    template <class F, class Items>
+    IMapIterator<detail::task_result_t<F>> imap(F fn, const Items& items, std::size_t chunksize = 1) {
+        return IMapIterator<detail::task_result_t<F>>(chunks_of<false>(fn, items, chunksize, "mp::Pool::imap"), true);
+    }
+    template <class F, class Items>
+    IMapIterator<detail::task_result_t<F>> imap_unordered(F fn, const Items& items, std::size_t chunksize = 1) {
+        return IMapIterator<detail::task_result_t<F>>(chunks_of<false>(fn, items, chunksize, "mp::Pool::imap_unordered"),
+                                                      false);
+    }
+
+    void close() { detail::pool_close(*core()); }
+    void terminate() { detail::pool_terminate(*core()); }
+    // ValueError while the pool is still running (close or terminate it first).
+    void join() { detail::pool_join(*core(), -1); }
+    // false when the timeout passed first.
+    bool join(double timeout_seconds) { return detail::pool_join(*core(), detail::timeout_to_ms(timeout_seconds, "mp::Pool::join")); }
+    int processes() const { return detail::pool_processes(*core()); }
+
+private:
+    const std::shared_ptr<detail::PoolCore>& core() const {
+        if (!core_) throw ValueError("mp::Pool: moved from");
+        return core_;
+    }
+
+    template <bool Star, class F, class Items>
+    std::vector<detail::TaskRef> chunks_of(F fn, const Items& items, std::size_t chunksize, const char* api) {
+        static_assert(std::is_void_v<detail::task_result_t<F>> || is_encodable_v<std::decay_t<detail::task_result_t<F>>>,
+                      "pool task: the function's result must be void or a type the codec can encode");
+        const std::string name = detail::task_name_of(fn, api);
+        const std::size_t n = std::size(items);
+        if (chunksize == 0) {
+            const std::size_t parts = static_cast<std::size_t>(processes()) * 4;
+            chunksize = n / parts + (n % parts ? 1 : 0);
+            if (chunksize == 0) chunksize = 1;
+        }
+        std::vector<detail::TaskRef> out;
+        std::vector<std::string> calls;
+        for (const auto& item : items) {
+            if constexpr (Star) {
+                calls.push_back(std::apply([](const auto&... a) { return detail::encode_call<F>(a...); }, item));
+            } else {
+                calls.push_back(detail::encode_call<F>(item));
+            }
+            if (calls.size() == chunksize) out.push_back(detail::submit(core(), api, name, std::move(calls))), calls = {};
+        }
+        if (!calls.empty()) out.push_back(detail::submit(core(), api, name, std::move(calls)));
+        return out;
+    }
+
+    std::shared_ptr<detail::PoolCore> core_;
+};
+
+}  // namespace mp

@@ -1,0 +1,659 @@
+// common/pool.cpp - the core that mp::Pool and mp::ProcessPoolExecutor share: worker
+// processes, the task queue, and the collection of results (see mp/pool.hpp for the design).
+//
+// Portable: written against Process, Pipe and mp::wait only. Each worker has two one-way
+// pipes: tasks in, results out. The parent never reads a task back: a worker takes its tasks
+// in the order they were sent, so when it ends, the first task it had not answered is the one
+// it died in (it fails), and the others were never started (they go back to the queue).
+//
+// Locking: one mutex per pool guards its state. One thread at a time "collects": it waits
+// outside the mutex on the result pipes and the workers' sentinels, then handles what came
+// under it; other waiting threads sleep on a condition variable and take over when it is
+// done. Callbacks run outside the mutex.
+#include "mp/pool.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "mp/connection.hpp"
+#include "mp/wait.hpp"
+#include "process_internal.hpp"
+#include "timeout.hpp"
+
+namespace mp {
+namespace detail {
+
+namespace {
+
+enum : std::uint8_t { kOk = 0, kError = 1, kInitError = 2 };
+
+// A task on the wire; id 0 tells the worker to exit.
+struct TaskMsg {
+    std::uint64_t id = 0;
+    std::string fn;
+    std::vector<std::string> calls;
+    MP_FIELDS(id, fn, calls)
+};
+
+struct ResultMsg {
+    std::uint64_t id = 0;
+    std::uint8_t kind = kOk;
+    std::vector<std::string> values;
+    std::string type, what;
+    MP_FIELDS(id, kind, values, type, what)
+};
+
+// A pool whose workers keep dying before they take any task (a spawned child that cannot
+// start, say) is broken after this many such deaths in a row, instead of restarting for ever.
+constexpr int kMaxStartFailures = 3;
+
+ResultMsg failure(std::uint64_t id, std::uint8_t kind, const char* type, const std::string& what) {
+    ResultMsg r;
+    r.id = id;
+    r.kind = kind;
+    r.type = type;
+    r.what = what;
+    return r;
+}
+
+}  // namespace
+
+// ---- the worker -------------------------------------------------------------------------
+
+int pool_worker(Connection tasks, Connection results, std::uint64_t maxtasks, std::string init_fn,
+                std::string init_args) {
+    if (!init_fn.empty()) {
+        try {
+            SpawnInvoker init = find_function_target(init_fn);
+            if (!init) throw ValueError("the initializer " + init_fn + " is not registered in this program");
+            Decoder d(init_args.data(), init_args.size());
+            init(d);
+        } catch (const std::exception& e) {
+            results.send(failure(0, kInitError, type_name(typeid(e).name()).c_str(), e.what()));
+            return 1;
+        } catch (...) {
+            results.send(failure(0, kInitError, "unknown", "the initializer threw something that is not a std::exception"));
+            return 1;
+        }
+    }
+    for (std::uint64_t done = 0; maxtasks == 0 || done < maxtasks; ++done) {
+        TaskMsg t;
+        try {
+            t = tasks.recv<TaskMsg>();
+        } catch (const EOFError&) {
+            return 0;  // the pool is gone
+        }
+        if (t.id == 0) return 0;
+        ResultMsg r;
+        r.id = t.id;
+        try {
+            TaskInvoker fn = find_task_function(t.fn);
+            if (!fn) throw ValueError("the function " + t.fn + " is not registered as a task in this program");
+            r.values.resize(t.calls.size());
+            for (std::size_t i = 0; i < t.calls.size(); ++i) {
+                Decoder d(t.calls[i].data(), t.calls[i].size());
+                fn(d, r.values[i]);
+            }
+        } catch (const std::exception& e) {
+            r = failure(t.id, kError, type_name(typeid(e).name()).c_str(), e.what());
+        } catch (...) {
+            r = failure(t.id, kError, "unknown", "the task threw something that is not a std::exception");
+        }
+        results.send(r);
+    }
+    return 0;
+}
+MP_TARGET(pool_worker);
+
+// ---- the parent's side ------------------------------------------------------------------
+
+struct TaskState {
+    enum class Phase { pending, sent, done };
+    std::uint64_t id = 0;
+    std::string fn;
+    std::vector<std::string> calls;
+    Phase phase = Phase::pending;  // under the pool's mutex
+    std::atomic<bool> finished{false};  // set last, after the outcome below
+    bool ok = false;
+    bool was_cancelled = false;
+    std::vector<std::string> values;
+    std::exception_ptr error;
+    std::vector<std::function<void()>> callbacks;  // under the pool's mutex, until finished
+    std::weak_ptr<PoolCore> pool;
+};
+
+struct Worker {
+    Process proc;
+    Connection tasks;    // the parent's sending end
+    Connection results;  // the parent's receiving end
+    std::deque<std::shared_ptr<TaskState>> outstanding;  // sent, not answered, in order
+    std::uint64_t sent = 0;
+    bool stopping = false;  // told to exit
+};
+
+struct PoolCore {
+    PoolSettings settings;
+    std::mutex mu;
+    std::condition_variable changed;
+    bool collecting = false;
+    std::vector<std::unique_ptr<Worker>> workers;  // by slot; empty once a worker is gone for good
+    std::deque<std::shared_ptr<TaskState>> pending;
+    std::uint64_t next_id = 1;
+    std::size_t unfinished = 0;
+    int worker_names = 0;
+    int start_failures = 0;
+    enum class State { running, closed, terminated, broken } state = State::running;
+    std::string broken_why;
+    std::weak_ptr<PoolCore> self;
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Callbacks = std::vector<std::function<void()>>;
+
+void start_worker(PoolCore& c, std::size_t slot) {
+    auto [task_r, task_w] = Pipe(false);
+    auto [result_r, result_w] = Pipe(false);
+    auto w = std::make_unique<Worker>();
+    w->proc = get_context(c.settings.method)
+                  .Process(pool_worker, task_r, result_w, c.settings.maxtasksperchild, c.settings.init_fn,
+                           c.settings.init_args);
+    const std::string m = c.settings.method.empty() ? get_start_method() : c.settings.method;
+    w->proc.set_name((m == "fork" ? "ForkPoolWorker-" : "SpawnPoolWorker-") + std::to_string(++c.worker_names));
+    w->proc.set_daemon(true);
+    w->proc.start();
+    task_r.close();  // the worker has its own ends now
+    result_w.close();
+    w->tasks = task_w;
+    w->results = result_r;
+    c.workers[slot] = std::move(w);
+}
+
+// Finishes t with its outcome and hands its callbacks to the caller (to run outside the lock).
+void finish(PoolCore& c, TaskState& t, bool ok, std::vector<std::string> values, std::exception_ptr error,
+            Callbacks& run) {
+    if (t.finished.load()) return;
+    t.phase = TaskState::Phase::done;
+    t.ok = ok;
+    t.values = std::move(values);
+    t.error = std::move(error);
+    t.calls.clear();
+    t.calls.shrink_to_fit();
+    t.finished.store(true);
+    --c.unfinished;
+    for (auto& cb : t.callbacks) run.push_back(std::move(cb));
+    t.callbacks.clear();
+    c.changed.notify_all();
+}
+
+void fail(PoolCore& c, TaskState& t, std::exception_ptr e, Callbacks& run) { finish(c, t, false, {}, std::move(e), run); }
+
+// Every task not yet finished fails with e; the workers end: killed at once, or (grace > 0)
+// told to stop and given that long to exit by themselves first.
+void end_all(PoolCore& c, const std::exception_ptr& e, Callbacks& run, double grace_s = 0) {
+    if (grace_s > 0) {
+        for (auto& w : c.workers) {
+            if (!w) continue;
+            try {
+                w->tasks.send(TaskMsg{});
+            } catch (const OSError&) {  // already gone
+            }
+        }
+    }
+    for (auto& w : c.workers) {
+        if (!w) continue;
+        if (grace_s > 0) w->proc.join(grace_s);
+        w->proc.kill();
+        w->proc.join();
+        for (auto& t : w->outstanding) fail(c, *t, e, run);
+        w.reset();
+    }
+    for (auto& t : c.pending) fail(c, *t, e, run);
+    c.pending.clear();
+}
+
+// The workers of a broken pool are ending by themselves (their initializer failed) or idle:
+// they get a moment to finish their exit, which is gentler than a kill in the middle of it.
+void break_pool(PoolCore& c, const std::string& why, Callbacks& run) {
+    c.state = PoolCore::State::broken;
+    c.broken_why = why;
+    end_all(c, std::make_exception_ptr(BrokenProcessPool(why)), run, 1.0);
+}
+
+// A worker gets a task only when it has none: it then waits to read, so the send never
+// blocks for long (and never against a worker blocked on sending a result back), and a short
+// task is never stuck behind a long one in a busy worker's pipe (Python's Pool shares one
+// queue for the same reason). The cost is one round trip between tasks; map's chunks hide it.
+bool can_take(const PoolCore& c, const Worker& w) {
+    if (w.stopping || !w.outstanding.empty()) return false;
+    return c.settings.maxtasksperchild == 0 || w.sent < c.settings.maxtasksperchild;
+}
+
+// Sends queued tasks to workers that can take them.
+void dispatch(PoolCore& c) {
+    for (auto& w : c.workers) {
+        if (w && !c.pending.empty() && can_take(c, *w)) {
+            const std::shared_ptr<TaskState> t = c.pending.front();
+            try {
+                w->tasks.send(std::forward_as_tuple(t->id, t->fn, t->calls));
+            } catch (const OSError&) {
+                continue;  // the worker is gone: its sentinel says so, and the task waits for another
+            }
+            c.pending.pop_front();
+            t->phase = TaskState::Phase::sent;
+            w->outstanding.push_back(t);
+            ++w->sent;
+        }
+    }
+}
+
+void apply_result(PoolCore& c, Worker& w, ResultMsg& r, Callbacks& run) {
+    if (r.kind == kInitError) {
+        break_pool(c, "the pool's initializer failed in a worker: " + r.type + ": " + r.what, run);
+        return;
+    }
+    if (w.outstanding.empty() || w.outstanding.front()->id != r.id) return;  // not ours: ignore
+    const std::shared_ptr<TaskState> t = w.outstanding.front();
+    w.outstanding.pop_front();
+    c.start_failures = 0;
+    if (r.kind == kOk)
+        finish(c, *t, true, std::move(r.values), nullptr, run);
+    else
+        fail(c, *t, std::make_exception_ptr(RemoteError(r.type, r.what)), run);
+}
+
+// A worker's process ended: what it answered counts, the task it was in fails, the tasks it
+// had not started go back to the front of the queue, and (while there is work) a new worker
+// takes the slot.
+void handle_end(PoolCore& c, std::size_t slot, Callbacks& run) {
+    Worker& w = *c.workers[slot];
+    for (;;) {  // answers it sent before it ended
+        try {
+            if (!w.results.poll(0)) break;
+            ResultMsg r = w.results.recv<ResultMsg>();
+            apply_result(c, w, r, run);
+            if (!c.workers[slot]) return;  // the answer broke the pool
+        } catch (const std::exception&) {
+            break;  // end of file, or a message cut by the death
+        }
+    }
+    w.proc.join();
+    const int code = w.proc.exitcode().value_or(-1);
+    const bool took_nothing = w.sent == 0;
+    if (!w.outstanding.empty()) {
+        fail(c, *w.outstanding.front(),
+             std::make_exception_ptr(WorkerLostError(
+                 "the worker process running this task (" + w.proc.name() + ") ended with exit code " +
+                     std::to_string(code) + " before the task did; the pool has started a new worker",
+                 code)),
+             run);
+        w.outstanding.pop_front();
+        for (auto it = w.outstanding.rbegin(); it != w.outstanding.rend(); ++it) {
+            (*it)->phase = TaskState::Phase::pending;
+            c.pending.push_front(*it);
+        }
+    }
+    c.workers[slot].reset();
+    if (took_nothing && code != 0 && ++c.start_failures >= kMaxStartFailures) {
+        break_pool(c,
+                   "the pool's workers keep ending before they take any task (last exit code " +
+                       std::to_string(code) + ")",
+                   run);
+        return;
+    }
+    const bool needed = c.state == PoolCore::State::running ||
+                        (c.state == PoolCore::State::closed && (c.unfinished > 0 || !c.pending.empty()));
+    if (needed) start_worker(c, slot);
+}
+
+void run_callbacks(Callbacks& run) {
+    for (auto& cb : run) {
+        try {
+            cb();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "mp::Pool: a callback threw %s: %s\n", type_name(typeid(e).name()).c_str(), e.what());
+        } catch (...) {
+            std::fprintf(stderr, "mp::Pool: a callback threw something that is not a std::exception\n");
+        }
+    }
+    run.clear();
+}
+
+// One round of collection, by the collecting thread: waits up to timeout_ms for an answer or
+// the end of a worker, and handles all that came. lk is held on entry and on return.
+void collect_once(PoolCore& c, std::unique_lock<std::mutex>& lk, double timeout_ms) {
+    Callbacks run;
+    dispatch(c);
+    std::vector<WaitObject> objects;
+    std::vector<std::pair<std::size_t, bool>> what;  // slot, is the sentinel
+    for (std::size_t i = 0; i < c.workers.size(); ++i) {
+        if (!c.workers[i]) continue;
+        objects.emplace_back(c.workers[i]->results);
+        what.emplace_back(i, false);
+        objects.push_back(WaitObject::sentinel(c.workers[i]->proc.sentinel()));
+        what.emplace_back(i, true);
+    }
+    if (objects.empty()) {
+        lk.unlock();
+        std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(timeout_ms < 0 || timeout_ms > 10 ? 10 : timeout_ms));
+        lk.lock();
+        return;
+    }
+    lk.unlock();
+    std::vector<std::size_t> ready;
+    std::vector<std::pair<std::size_t, ResultMsg>> answers;
+    std::vector<std::size_t> ended;
+    try {
+        ready = wait_ms(objects, timeout_ms);
+        // Only the collecting thread reads the result pipes, and only it changes the set of
+        // workers, so the reads need no lock.
+        for (std::size_t k : ready) {
+            const auto [slot, is_sentinel] = what[k];
+            if (is_sentinel) {
+                ended.push_back(slot);
+                continue;
+            }
+            try {
+                answers.emplace_back(slot, c.workers[slot]->results.recv<ResultMsg>());
+            } catch (const std::exception&) {
+                ended.push_back(slot);  // end of file: it died; its sentinel follows
+            }
+        }
+    } catch (...) {
+        lk.lock();
+        throw;
+    }
+    lk.lock();
+    for (auto& [slot, r] : answers)
+        if (c.workers[slot]) apply_result(c, *c.workers[slot], r, run);
+    std::sort(ended.begin(), ended.end());
+    ended.erase(std::unique(ended.begin(), ended.end()), ended.end());
+    for (std::size_t slot : ended) {
+        if (!c.workers[slot]) continue;
+        // A pipe at end of file with the process still running is a worker that closed it:
+        // wait for the process itself before deciding.
+        if (c.workers[slot]->proc.is_alive()) continue;
+        handle_end(c, slot, run);
+    }
+    dispatch(c);
+    lk.unlock();
+    run_callbacks(run);
+    lk.lock();
+}
+
+// Waits until done() (checked under the lock) or timeout_ms passes; false on timeout.
+template <class Done>
+bool wait_until(PoolCore& c, Done done, double timeout_ms) {
+    const bool forever = timeout_ms < 0;
+    const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    std::unique_lock<std::mutex> lk(c.mu);
+    for (;;) {
+        if (done()) return true;
+        double left = -1;
+        if (!forever) {
+            left = std::chrono::duration<double, std::milli>(end - Clock::now()).count();
+            if (left <= 0) return done();
+        }
+        if (!c.collecting) {
+            c.collecting = true;
+            try {
+                collect_once(c, lk, left);
+            } catch (...) {
+                c.collecting = false;
+                c.changed.notify_all();
+                throw;
+            }
+            c.collecting = false;
+            c.changed.notify_all();
+        } else if (forever) {
+            c.changed.wait(lk);
+        } else {
+            c.changed.wait_until(lk, end);
+        }
+    }
+}
+
+// Takes the collector's role for work that changes the set of workers from outside
+// collect_once (terminate, shutdown).
+class Exclusive {
+public:
+    explicit Exclusive(PoolCore& c) : c_(c), lk_(c.mu) {
+        c_.changed.wait(lk_, [&] { return !c_.collecting; });
+        c_.collecting = true;
+    }
+    ~Exclusive() {
+        c_.collecting = false;
+        c_.changed.notify_all();
+    }
+    std::unique_lock<std::mutex>& lock() { return lk_; }
+
+private:
+    PoolCore& c_;
+    std::unique_lock<std::mutex> lk_;
+};
+
+}  // namespace
+
+// ---- what the templates call ----------------------------------------------------------------
+
+double timeout_to_ms(const std::optional<double>& seconds, const char* api) {
+    if (!seconds) return -1;
+    if (!(*seconds >= 0)) throw ValueError(std::string(api) + ": the timeout must be a number >= 0 (or none)");
+    return checked_timeout_ms(*seconds * 1000.0, api);
+}
+
+void throw_unregistered_task(const char* api, const char* type) {
+    throw ValueError(std::string(api) + ": the function (type " + type_name(type) +
+                     ") is not registered: a task is sent to a worker that is already running, so it "
+                     "travels by name. Register it at namespace scope with MP_TARGET(function_name), "
+                     "under every start method");
+}
+
+std::shared_ptr<PoolCore> make_pool_core(const PoolSettings& settings) {
+    auto c = std::make_shared<PoolCore>();
+    c->settings = settings;
+    if (c->settings.processes <= 0) c->settings.processes = cpu_count();
+    c->self = c;
+    check_start_method(c->settings.method.empty() ? get_start_method() : c->settings.method);
+    c->workers.resize(static_cast<std::size_t>(c->settings.processes));
+    std::lock_guard<std::mutex> lk(c->mu);
+    try {
+        for (std::size_t i = 0; i < c->workers.size(); ++i) start_worker(*c, i);
+    } catch (...) {
+        Callbacks none;
+        end_all(*c, nullptr, none);
+        throw;
+    }
+    return c;
+}
+
+TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::string fn, std::vector<std::string> calls) {
+    PoolCore& c = *core;
+    auto t = std::make_shared<TaskState>();
+    t->fn = std::move(fn);
+    t->calls = std::move(calls);
+    t->pool = core;
+    std::lock_guard<std::mutex> lk(c.mu);
+    if (c.state == PoolCore::State::broken) throw BrokenProcessPool(std::string(api) + ": " + c.broken_why);
+    if (c.state != PoolCore::State::running) throw ValueError(std::string(api) + ": Pool not running");
+    t->id = c.next_id++;
+    c.pending.push_back(t);
+    ++c.unfinished;
+    dispatch(c);
+    return TaskRef(t);
+}
+
+void pool_close(PoolCore& c) {
+    std::lock_guard<std::mutex> lk(c.mu);
+    if (c.state == PoolCore::State::running) c.state = PoolCore::State::closed;
+}
+
+void pool_terminate(PoolCore& c) {
+    Callbacks run;
+    {
+        Exclusive ex(c);
+        if (c.state == PoolCore::State::terminated) return;
+        const bool had_work = c.unfinished > 0;
+        c.state = PoolCore::State::terminated;
+        end_all(c, had_work ? std::make_exception_ptr(ProcessError("mp::Pool: terminated before this task finished")) : nullptr,
+                run);
+    }
+    run_callbacks(run);
+}
+
+bool pool_join(PoolCore& c, double timeout_ms) {
+    {
+        std::lock_guard<std::mutex> lk(c.mu);
+        if (c.state == PoolCore::State::running)
+            throw ValueError("mp::Pool::join: the pool is still running: call close() or terminate() first");
+    }
+    const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double, std::milli>(timeout_ms < 0 ? 0 : timeout_ms));
+    auto left = [&] {
+        if (timeout_ms < 0) return -1.0;
+        return std::max(0.0, std::chrono::duration<double, std::milli>(end - Clock::now()).count());
+    };
+    if (!wait_until(c, [&] { return c.unfinished == 0; }, left())) return false;
+    {
+        std::lock_guard<std::mutex> lk(c.mu);
+        for (auto& w : c.workers) {
+            if (!w || w->stopping) continue;
+            w->stopping = true;
+            try {
+                w->tasks.send(TaskMsg{});
+            } catch (const OSError&) {  // already gone: its sentinel says so
+            }
+        }
+    }
+    return wait_until(c, [&] {
+        return std::none_of(c.workers.begin(), c.workers.end(), [](const std::unique_ptr<Worker>& w) { return bool(w); });
+    }, left());
+}
+
+int pool_processes(const PoolCore& c) { return c.settings.processes; }
+
+void pool_shutdown(PoolCore& c, bool wait, bool cancel_pending) {
+    Callbacks run;
+    {
+        std::lock_guard<std::mutex> lk(c.mu);
+        if (cancel_pending) {
+            for (auto& t : c.pending) {
+                t->was_cancelled = true;
+                fail(c, *t, std::make_exception_ptr(CancelledError("mp::Future: cancelled")), run);
+            }
+            c.pending.clear();
+        }
+        if (c.state == PoolCore::State::running) c.state = PoolCore::State::closed;
+    }
+    run_callbacks(run);
+    if (wait) pool_join(c, -1);
+}
+
+// ---- TaskRef ----------------------------------------------------------------------------------
+
+bool TaskRef::wait(double timeout_ms) const {
+    if (!s_) throw ValueError("mp: this result belongs to no task");
+    if (s_->finished.load()) return true;
+    std::shared_ptr<PoolCore> pool = s_->pool.lock();
+    if (!pool) return s_->finished.load();
+    return wait_until(*pool, [&] { return s_->finished.load(); }, timeout_ms);
+}
+
+bool TaskRef::ready() const { return s_ && s_->finished.load(); }
+bool TaskRef::ok() const { return ready() && s_->ok; }
+bool TaskRef::cancelled() const { return ready() && s_->was_cancelled; }
+
+bool TaskRef::running() const {
+    if (!s_ || s_->finished.load()) return false;
+    std::shared_ptr<PoolCore> pool = s_->pool.lock();
+    if (!pool) return false;
+    std::lock_guard<std::mutex> lk(pool->mu);
+    return s_->phase == TaskState::Phase::sent;
+}
+
+bool TaskRef::cancel() {
+    if (!s_) return false;
+    if (s_->finished.load()) return s_->was_cancelled;
+    std::shared_ptr<PoolCore> pool = s_->pool.lock();
+    if (!pool) return false;
+    Callbacks run;
+    {
+        std::lock_guard<std::mutex> lk(pool->mu);
+        if (s_->phase != TaskState::Phase::pending) return s_->was_cancelled;
+        auto& q = pool->pending;
+        q.erase(std::remove(q.begin(), q.end(), s_), q.end());
+        s_->was_cancelled = true;
+        fail(*pool, *s_, std::make_exception_ptr(CancelledError("mp::Future: cancelled")), run);
+    }
+    run_callbacks(run);
+    return true;
+}
+
+const std::vector<std::string>& TaskRef::values() const {
+    if (!ok()) throw ValueError("mp: the task has no result");
+    return s_->values;
+}
+
+void TaskRef::rethrow() const {
+    if (!ready() || s_->ok || !s_->error) throw ValueError("mp: the task did not fail");
+    std::rethrow_exception(s_->error);
+}
+
+void TaskRef::on_done(std::function<void()> fn) const {
+    if (!s_) throw ValueError("mp: this result belongs to no task");
+    std::shared_ptr<PoolCore> pool = s_->pool.lock();
+    if (pool) {
+        std::lock_guard<std::mutex> lk(pool->mu);
+        if (!s_->finished.load()) {
+            s_->callbacks.push_back(std::move(fn));
+            return;
+        }
+    }
+    Callbacks run{std::move(fn)};
+    run_callbacks(run);
+}
+
+std::size_t wait_any(const std::vector<TaskRef>& refs, double timeout_ms) {
+    auto first_done = [&]() -> std::size_t {
+        for (std::size_t i = 0; i < refs.size(); ++i)
+            if (refs[i].ready()) return i;
+        return refs.size();
+    };
+    std::size_t i = first_done();
+    if (i < refs.size() || refs.empty()) return i;
+    // Waiting on one pool collects for all its tasks; refs from several pools are looked at in
+    // turns of 10 ms.
+    std::shared_ptr<PoolCore> pool;
+    bool one_pool = true;
+    for (const auto& r : refs) {
+        std::shared_ptr<PoolCore> p = r.s_ ? r.s_->pool.lock() : nullptr;
+        if (!p) continue;
+        if (!pool) pool = p;
+        else if (p != pool) one_pool = false;
+    }
+    if (!pool) return first_done();
+    if (one_pool) {
+        wait_until(*pool, [&] { return first_done() < refs.size(); }, timeout_ms);
+        return first_done();
+    }
+    const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double, std::milli>(timeout_ms < 0 ? 0 : timeout_ms));
+    for (;;) {
+        for (const auto& r : refs) {
+            if (r.ready()) continue;
+            r.wait(10);
+            if ((i = first_done()) < refs.size()) return i;
+        }
+        if (timeout_ms >= 0 && Clock::now() >= end) return first_done();
+    }
+}
+
+}  // namespace detail
+}  // namespace mp

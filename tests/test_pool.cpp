@@ -1,0 +1,288 @@
+// tests/test_pool.cpp - mp::Pool under every start method: map, starmap, apply(_async) with
+// callbacks, imap(_unordered), chunksize, initializer, maxtasksperchild, errors from tasks,
+// workers killed in the middle of a task, close/join/terminate, and misuse.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+
+#include <cstdlib>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int square(int x) { return x * x; }
+MP_TARGET(square);
+
+std::string join_words(std::string a, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += a;
+    return out;
+}
+MP_TARGET(join_words);
+
+int worker_pid(int) { return mp::getpid(); }
+MP_TARGET(worker_pid);
+
+int fail_on_three(int x) {
+    if (x == 3) throw mp::ValueError("three is not allowed");
+    return x;
+}
+MP_TARGET(fail_on_three);
+
+void do_nothing() {}
+MP_TARGET(do_nothing);
+
+int sleep_ms(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+}
+MP_TARGET(sleep_ms);
+
+// Ends its own worker in the middle of the task (as a crash would).
+int die_in_task(int code) { std::_Exit(code); }
+MP_TARGET(die_in_task);
+
+// The initializer stores a value that tasks then read: a worker's own global.
+int g_initialized = 0;
+void set_initialized(int v) { g_initialized = v; }
+MP_TARGET(set_initialized);
+int read_initialized(int) { return g_initialized; }
+MP_TARGET(read_initialized);
+
+void failing_initializer(int) { throw mp::RuntimeError("the initializer failed on purpose"); }
+MP_TARGET(failing_initializer);
+
+int not_registered(int x) { return x; }
+
+std::vector<int> range(int n) {
+    std::vector<int> v(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = i;
+    return v;
+}
+
+}  // namespace
+
+class PoolTest : public mp_test::MethodTest {
+protected:
+    mp::PoolOptions options() const { return mp::PoolOptions().context(ctx()); }
+};
+
+TEST_P(PoolTest, MapStarmapApplyInOrder) {
+    mp_test::time_limit(120);
+    mp::Pool pool(3, options());
+    EXPECT_EQ(pool.processes(), 3);
+    const std::vector<int> xs = range(1000);
+    const std::vector<int> squares = pool.map(square, xs);
+    ASSERT_EQ(squares.size(), xs.size());
+    for (std::size_t i = 0; i < xs.size(); ++i) EXPECT_EQ(squares[i], xs[i] * xs[i]);
+    for (std::size_t chunk : {1u, 7u, 5000u}) EXPECT_EQ(pool.map(square, xs, chunk), squares) << "chunksize " << chunk;
+    EXPECT_TRUE(pool.map(square, std::vector<int>{}).empty());
+    EXPECT_EQ(pool.apply(square, 12), 144);
+    const std::vector<std::pair<std::string, int>> args = {{"ab", 3}, {"", 5}, {"x", 1}};
+    EXPECT_EQ(pool.starmap(join_words, args), (std::vector<std::string>{"ababab", "", "x"}));
+    auto a = pool.apply_async(join_words, std::string("z"), 4);
+    EXPECT_EQ(a.get(30.0), "zzzz");
+    EXPECT_TRUE(a.ready());
+    EXPECT_TRUE(a.successful());
+    pool.apply(do_nothing);
+    pool.close();
+    pool.join();
+}
+
+TEST_P(PoolTest, WorkIsSpreadOverTheWorkers) {
+    mp_test::time_limit(120);
+    mp::Pool pool(3, options());
+    const std::vector<int> pids = pool.map(worker_pid, range(60), 1);
+    const std::set<int> distinct(pids.begin(), pids.end());
+    EXPECT_GE(distinct.size(), 2u) << "60 one-item tasks all ran in one worker";
+    EXPECT_LE(distinct.size(), 3u);
+    EXPECT_EQ(distinct.count(mp::getpid()), 0u);
+}
+
+TEST_P(PoolTest, ImapInOrderAndUnorderedAsTheyComplete) {
+    mp_test::time_limit(120);
+    mp::Pool pool(2, options());
+    std::vector<int> got;
+    for (int v : pool.imap(square, range(50), 3)) got.push_back(v);
+    std::vector<int> expect;
+    for (int i : range(50)) expect.push_back(i * i);
+    EXPECT_EQ(got, expect);
+    // The long task is first, but imap_unordered hands out the short ones before it.
+    auto it = pool.imap_unordered(sleep_ms, std::vector<int>{600, 1, 2});
+    std::vector<int> order;
+    while (auto v = it.next(30.0)) order.push_back(*v);
+    ASSERT_EQ(order.size(), 3u);
+    EXPECT_EQ(order.back(), 600);
+    auto slow = pool.imap(sleep_ms, std::vector<int>{400});
+    const auto t0 = Clock::now();
+    EXPECT_THROW(slow.next(0.05), mp::TimeoutError);
+    EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(50));
+    EXPECT_EQ(slow.next(30.0), 400);
+    EXPECT_EQ(slow.next(30.0), std::nullopt);
+}
+
+TEST_P(PoolTest, CallbacksRunOnceInTheCollectingThread) {
+    mp_test::time_limit(120);
+    mp::Pool pool(2, options());
+    int ok = 0, errors = 0;
+    std::string error_text;
+    std::vector<mp::AsyncResult<int>> rs;
+    for (int i = 0; i < 6; ++i)
+        rs.push_back(pool.apply_async(fail_on_three, i).then([&](int v) { ok += v; }, [&](std::exception_ptr e) {
+            ++errors;
+            try {
+                std::rethrow_exception(e);
+            } catch (const mp::RemoteError& r) {
+                error_text = r.what();
+            }
+        }));
+    for (auto& r : rs) r.wait(30.0);
+    EXPECT_EQ(ok, 0 + 1 + 2 + 4 + 5);
+    EXPECT_EQ(errors, 1);
+    EXPECT_NE(error_text.find("three is not allowed"), std::string::npos) << error_text;
+    // A callback given after the result came runs at once.
+    int late = 0;
+    rs[0].then([&](int) { ++late; });
+    EXPECT_EQ(late, 1);
+}
+
+TEST_P(PoolTest, TaskExceptionsComeBackWithTypeAndMessage) {
+    mp_test::time_limit(120);
+    mp::Pool pool(2, options());
+    auto r = pool.apply_async(fail_on_three, 3);
+    try {
+        r.get(30.0);
+        ADD_FAILURE() << "no exception";
+    } catch (const mp::RemoteError& e) {
+        EXPECT_EQ(e.type_name(), "mp::ValueError");
+        EXPECT_EQ(e.message(), "three is not allowed");
+    }
+    EXPECT_FALSE(r.successful());
+    // map raises the first failure in order; the pool is still good afterwards.
+    EXPECT_THROW(pool.map(fail_on_three, range(8), 2), mp::RemoteError);
+    EXPECT_EQ(pool.map(fail_on_three, std::vector<int>{4, 5}), (std::vector<int>{4, 5}));
+    // imap hands out the results before the failure, throws it in its turn, and goes on.
+    auto it = pool.imap(fail_on_three, range(6));
+    std::vector<int> before;
+    for (int i = 0; i < 3; ++i) before.push_back(*it.next(30.0));
+    EXPECT_EQ(before, (std::vector<int>{0, 1, 2}));
+    EXPECT_THROW(it.next(30.0), mp::RemoteError);
+    EXPECT_EQ(it.next(30.0), 4);
+}
+
+TEST_P(PoolTest, AWorkerKilledMidTaskFailsOnlyThatTask) {
+    mp_test::time_limit(120);
+    mp::Pool pool(2, options());
+    auto doomed = pool.apply_async(die_in_task, 7);
+    std::vector<mp::AsyncResult<int>> others;
+    for (int i = 0; i < 20; ++i) others.push_back(pool.apply_async(square, i));
+    try {
+        doomed.get(60.0);
+        ADD_FAILURE() << "the task whose worker died succeeded";
+    } catch (const mp::WorkerLostError& e) {
+        EXPECT_EQ(e.exitcode(), 7);
+    }
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(others[static_cast<std::size_t>(i)].get(60.0), i * i);
+    // The pool replaced the worker and goes on with its full size.
+    const std::vector<int> pids = pool.map(worker_pid, range(40), 1);
+    EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size() <= 2, true);
+    EXPECT_EQ(pool.map(square, range(10)).size(), 10u);
+    pool.close();
+    pool.join();
+}
+
+TEST_P(PoolTest, AWorkerKilledFromOutsideIsReplaced) {
+    mp_test::time_limit(120);
+    mp::Pool pool(1, options());
+    const int first = pool.apply(worker_pid, 0);
+    auto busy = pool.apply_async(sleep_ms, 20000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it is running now
+    mp::kill(first, mp::sig::KILL);
+    EXPECT_THROW(busy.get(60.0), mp::WorkerLostError);
+    const int second = pool.apply(worker_pid, 0);
+    EXPECT_NE(first, second);
+}
+
+TEST_P(PoolTest, InitializerRunsOnceInEachWorker) {
+    mp_test::time_limit(120);
+    mp::Pool pool(2, options().initializer(set_initialized, 41));
+    for (int v : pool.map(read_initialized, range(20), 1)) EXPECT_EQ(v, 41);
+    EXPECT_EQ(g_initialized, 0);  // the parent's own copy is untouched
+}
+
+TEST_P(PoolTest, AFailingInitializerBreaksThePool) {
+    mp_test::time_limit(120);
+    mp::Pool pool(2, options().initializer(failing_initializer, 0));
+    auto r = pool.apply_async(square, 2);
+    try {
+        r.get(60.0);
+        ADD_FAILURE() << "a task ran without its initializer";
+    } catch (const mp::BrokenProcessPool& e) {
+        EXPECT_NE(std::string(e.what()).find("the initializer failed on purpose"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(pool.apply_async(square, 3), mp::BrokenProcessPool);
+}
+
+TEST_P(PoolTest, MaxTasksPerChildReplacesWorkers) {
+    mp_test::time_limit(120);
+    mp::Pool pool(1, options().maxtasksperchild(2));
+    const std::vector<int> pids = pool.map(worker_pid, range(6), 1);
+    EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 3u) << "6 tasks, 2 per worker";
+    EXPECT_EQ(pids[0], pids[1]);
+    EXPECT_NE(pids[1], pids[2]);
+}
+
+TEST_P(PoolTest, CloseJoinTerminateAndMisuse) {
+    mp_test::time_limit(120);
+    {
+        mp::Pool pool(2, options());
+        EXPECT_THROW(pool.join(), mp::ValueError);  // still running
+        auto r = pool.apply_async(sleep_ms, 100);
+        pool.close();
+        EXPECT_THROW(pool.apply_async(square, 1), mp::ValueError);
+        pool.join();  // waits for the task
+        EXPECT_TRUE(r.ready());
+        EXPECT_EQ(r.get(0), 100);
+    }
+    {
+        mp::Pool pool(2, options());
+        auto r = pool.apply_async(sleep_ms, 20000);
+        const auto t0 = Clock::now();
+        EXPECT_THROW(r.get(0.1), mp::TimeoutError);
+        EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(100));
+        EXPECT_THROW(r.successful(), mp::ValueError);
+        pool.terminate();
+        EXPECT_THROW(r.get(1.0), mp::ProcessError);
+        pool.join();  // nothing left to wait for
+    }
+    {
+        mp::Pool pool(1, options());
+        EXPECT_THROW(pool.apply(not_registered, 1), mp::ValueError);
+        auto r = pool.apply_async(sleep_ms, 20000);
+        // Leaving the scope terminates, as leaving Python's `with Pool() as p:` does.
+    }
+    EXPECT_EQ(mp_test::count_children(), 0);
+}
+
+TEST_P(PoolTest, SeveralThreadsShareOnePool) {
+    mp_test::time_limit(120);
+    mp::Pool pool(2, options());
+    std::atomic<int> good{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t)
+        ts.emplace_back([&, t] {
+            const std::vector<int> r = pool.map(square, range(200 + t), 5);
+            if (r.size() == static_cast<std::size_t>(200 + t) && r.back() == (199 + t) * (199 + t)) ++good;
+        });
+    for (auto& th : ts) th.join();
+    EXPECT_EQ(good.load(), 4);
+}
+
+MP_INSTANTIATE_FOR_EACH_METHOD(PoolTest);
