@@ -606,6 +606,8 @@ void TaskRef::rethrow() const {
     std::rethrow_exception(s_->error);
 }
 
+std::exception_ptr TaskRef::error() const { return ready() && !s_->ok ? s_->error : nullptr; }
+
 void TaskRef::on_done(std::function<void()> fn) const {
     if (!s_) throw ValueError("mp: this result belongs to no task");
     std::shared_ptr<PoolCore> pool = s_->pool.lock();

@@ -5,6 +5,7 @@
 #include "connection.hpp"
 #include "context.hpp"
 #include "errors.hpp"
+#include "futures.hpp"
 #include "listener.hpp"
 #include "managed.hpp"
 #include "named_pipe.hpp"

@@ -118,6 +118,8 @@ public:
     const std::vector<std::string>& values() const;
     // Throws the task's error (ready and not ok).
     [[noreturn]] void rethrow() const;
+    // The task's error: nullptr unless it is ready and failed.
+    std::exception_ptr error() const;
     // Runs fn once the task is done (at once, in this thread, if it already is); otherwise
     // in the thread that collects its result.
     void on_done(std::function<void()> fn) const;

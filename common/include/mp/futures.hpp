@@ -1,0 +1,252 @@
+// mp/futures.hpp - mp::futures::ProcessPoolExecutor, Future, wait and as_completed: the C++
+// counterpart of concurrent.futures with processes.
+//
+//     int crunch(int n);  MP_TARGET(crunch);
+//
+//     mp::futures::ProcessPoolExecutor ex(4);               // 0: cpu_count() workers
+//     std::vector<mp::futures::Future<int>> fs;
+//     for (int n : work) fs.push_back(ex.submit(crunch, n));
+//     for (auto& f : mp::futures::as_completed(fs, 60.0))   // in the order they finish
+//         std::printf("%d\n", f.result());
+//     std::vector<int> all = ex.map(crunch, work);          // in order
+//     ex.shutdown();                                        // or let the destructor do it
+//
+// It runs on the same core as mp::Pool (mp/pool.hpp): registered functions, arguments and
+// results through the codec, no hidden thread (futures complete while some thread waits on
+// them: result(), wait, as_completed, shutdown(wait=true)), and done-callbacks run in that
+// thread. Differences from Python, on purpose:
+//  - A worker that dies in the middle of a task fails that future alone, with
+//    mp::WorkerLostError (its exit code), and is replaced. Python's executor becomes broken:
+//    every pending future fails with BrokenProcessPool and no more can be submitted. An
+//    initializer that throws does break it here too (BrokenProcessPool).
+//  - map returns all results in a vector, in order (Python yields them lazily; for that,
+//    use Pool::imap).
+//  - The destructor is shutdown(wait = true), as leaving Python's `with` block is.
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "pool.hpp"
+
+namespace mp {
+namespace futures {
+
+template <class R>
+class Future {
+public:
+    Future() = default;
+    explicit Future(detail::TaskRef t) : t_(std::move(t)) {}
+
+    // The result, waiting at most timeout seconds (TimeoutError); CancelledError if the
+    // future was cancelled; the task's own failure (RemoteError, WorkerLostError, ...).
+    R result(std::optional<double> timeout = std::nullopt) const {
+        wait_or_throw(timeout, "mp::futures::Future::result");
+        if (!t_.ok()) t_.rethrow();
+        return detail::decode_value<R>(t_.values().at(0));
+    }
+    // The task's exception (nullptr when it succeeded); CancelledError if cancelled.
+    std::exception_ptr exception(std::optional<double> timeout = std::nullopt) const {
+        wait_or_throw(timeout, "mp::futures::Future::exception");
+        if (t_.cancelled()) t_.rethrow();
+        return t_.error();
+    }
+    bool done() const { return t_.ready(); }
+    bool running() const { return t_.running(); }
+    bool cancelled() const { return t_.cancelled(); }
+    // Cancels a future no worker has received yet (true); false once it runs or is done.
+    bool cancel() { return t_.cancel(); }
+    // fn(future) once the future is done: at once if it already is, otherwise in the thread
+    // that collects its result.
+    void add_done_callback(std::function<void(const Future&)> fn) const {
+        Future self = *this;
+        t_.on_done([self, fn] { fn(self); });
+    }
+
+    const detail::TaskRef& ref() const { return t_; }
+
+private:
+    void wait_or_throw(const std::optional<double>& timeout, const char* api) const {
+        if (!t_.wait(detail::timeout_to_ms(timeout, api))) throw TimeoutError(std::string(api) + ": the future is not done");
+    }
+    detail::TaskRef t_;
+};
+
+class ProcessPoolExecutor {
+public:
+    // max_workers <= 0: cpu_count(). The options give the initializer, the context and
+    // max_tasks_per_child (PoolOptions::maxtasksperchild).
+    explicit ProcessPoolExecutor(int max_workers = 0, const PoolOptions& options = PoolOptions()) {
+        detail::PoolSettings s = options.settings();
+        s.processes = max_workers;
+        core_ = detail::make_pool_core(s);
+    }
+    ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
+    ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
+    ~ProcessPoolExecutor() {
+        if (!core_) return;
+        try {
+            shutdown(true);
+        } catch (...) {  // a destructor must not throw; the workers are ended either way
+            detail::pool_terminate(*core_);
+        }
+    }
+
+    // RuntimeError after shutdown(), as in Python.
+    template <class F, class... A>
+    Future<detail::task_result_t<F>> submit(F fn, A&&... args) {
+        static_assert(std::is_void_v<detail::task_result_t<F>> || is_encodable_v<std::decay_t<detail::task_result_t<F>>>,
+                      "executor task: the function's result must be void or a type the codec can encode");
+        check_open("mp::futures::ProcessPoolExecutor::submit");
+        return Future<detail::task_result_t<F>>(
+            detail::submit(core_, "mp::futures::ProcessPoolExecutor::submit",
+                           detail::task_name_of(fn, "mp::futures::ProcessPoolExecutor::submit"),
+                           {detail::encode_call<F>(std::forward<A>(args)...)}));
+    }
+
+    // fn(item) for each item, in order; timeout (seconds) bounds the whole call (TimeoutError).
+    template <class F, class Items>
+    std::vector<detail::task_result_t<F>> map(F fn, const Items& items, std::optional<double> timeout = std::nullopt,
+                                              std::size_t chunksize = 1) {
+        check_open("mp::futures::ProcessPoolExecutor::map");
+        if (chunksize == 0) throw ValueError("mp::futures::ProcessPoolExecutor::map: chunksize must be >= 1");
+        const std::string name = detail::task_name_of(fn, "mp::futures::ProcessPoolExecutor::map");
+        std::vector<detail::TaskRef> chunks;
+        std::vector<std::string> calls;
+        for (const auto& item : items) {
+            calls.push_back(detail::encode_call<F>(item));
+            if (calls.size() == chunksize) {
+                chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls)));
+                calls = {};
+            }
+        }
+        if (!calls.empty()) chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls)));
+        return MapResult<detail::task_result_t<F>>(std::move(chunks), std::size(items)).get(timeout);
+    }
+
+    // No more submissions; with wait, returns once every pending future is done and the
+    // workers have exited; cancel_futures cancels those no worker has received.
+    void shutdown(bool wait = true, bool cancel_futures = false) {
+        shut_ = true;
+        detail::pool_shutdown(*core_, wait, cancel_futures);
+    }
+
+private:
+    void check_open(const char* api) const {
+        if (shut_) throw RuntimeError(std::string(api) + ": cannot schedule new futures after shutdown");
+    }
+    std::shared_ptr<detail::PoolCore> core_;
+    bool shut_ = false;
+};
+
+enum class ReturnWhen { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
+
+template <class R>
+struct DoneAndNotDone {
+    std::vector<Future<R>> done;
+    std::vector<Future<R>> not_done;
+};
+
+// Python's concurrent.futures.wait: returns when return_when is met or the timeout passes.
+template <class R>
+DoneAndNotDone<R> wait(const std::vector<Future<R>>& fs, std::optional<double> timeout = std::nullopt,
+                       ReturnWhen return_when = ReturnWhen::ALL_COMPLETED) {
+    const double ms = detail::timeout_to_ms(timeout, "mp::futures::wait");
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                            std::chrono::duration<double, std::milli>(ms < 0 ? 0 : ms));
+    auto met = [&] {
+        bool all = true;
+        for (const auto& f : fs) {
+            if (!f.done()) {
+                all = false;
+                continue;
+            }
+            if (return_when == ReturnWhen::FIRST_COMPLETED) return true;
+            if (return_when == ReturnWhen::FIRST_EXCEPTION && !f.cancelled() && f.ref().error()) return true;
+        }
+        return all;
+    };
+    while (!met()) {
+        std::vector<detail::TaskRef> open;
+        for (const auto& f : fs)
+            if (!f.done()) open.push_back(f.ref());
+        double left = -1;
+        if (ms >= 0) {
+            left = std::chrono::duration<double, std::milli>(end - std::chrono::steady_clock::now()).count();
+            if (left <= 0) break;
+        }
+        detail::wait_any(open, left);
+    }
+    DoneAndNotDone<R> out;
+    for (const auto& f : fs) (f.done() ? out.done : out.not_done).push_back(f);
+    return out;
+}
+
+// Python's as_completed: the futures one at a time as they finish (those already done first).
+// timeout bounds the whole iteration: TimeoutError when it passes with futures unfinished.
+template <class R>
+class AsCompleted {
+public:
+    AsCompleted(std::vector<Future<R>> fs, std::optional<double> timeout)
+        : open_(std::move(fs)), ms_(detail::timeout_to_ms(timeout, "mp::futures::as_completed")),
+          end_(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                      std::chrono::duration<double, std::milli>(ms_ < 0 ? 0 : ms_))) {}
+
+    std::optional<Future<R>> next() {
+        if (open_.empty()) return std::nullopt;
+        std::vector<detail::TaskRef> refs;
+        for (const auto& f : open_) refs.push_back(f.ref());
+        double left = -1;
+        if (ms_ >= 0) left = std::max(0.0, std::chrono::duration<double, std::milli>(end_ - std::chrono::steady_clock::now()).count());
+        const std::size_t k = detail::wait_any(refs, left);
+        if (k == refs.size())
+            throw TimeoutError("mp::futures::as_completed: " + std::to_string(open_.size()) + " futures unfinished");
+        Future<R> f = open_[k];
+        open_.erase(open_.begin() + static_cast<std::ptrdiff_t>(k));
+        return f;
+    }
+
+    class iterator {
+    public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = Future<R>;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const Future<R>*;
+        using reference = const Future<R>&;
+        iterator() = default;
+        explicit iterator(AsCompleted* a) : a_(a) { advance(); }
+        const Future<R>& operator*() const { return *cur_; }
+        iterator& operator++() {
+            advance();
+            return *this;
+        }
+        bool operator==(const iterator& o) const { return a_ == o.a_; }
+        bool operator!=(const iterator& o) const { return a_ != o.a_; }
+
+    private:
+        void advance() {
+            cur_ = a_->next();
+            if (!cur_) a_ = nullptr;
+        }
+        AsCompleted* a_ = nullptr;
+        std::optional<Future<R>> cur_;
+    };
+    iterator begin() { return iterator(this); }
+    iterator end() { return iterator(); }
+
+private:
+    std::vector<Future<R>> open_;
+    double ms_;
+    std::chrono::steady_clock::time_point end_;
+};
+
+template <class R>
+AsCompleted<R> as_completed(const std::vector<Future<R>>& fs, std::optional<double> timeout = std::nullopt) {
+    return AsCompleted<R>(fs, timeout);
+}
+
+}  // namespace futures
+}  // namespace mp

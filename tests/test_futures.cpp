@@ -1,0 +1,151 @@
+// tests/test_futures.cpp - mp::futures::ProcessPoolExecutor under every start method: submit,
+// result(timeout), exception, map, as_completed, wait(return_when), cancel, done callbacks,
+// shutdown, a worker dying in a task, and a failing initializer.
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fu = mp::futures;
+
+int triple(int x) { return 3 * x; }
+MP_TARGET(triple);
+
+int nap(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+}
+MP_TARGET(nap);
+
+std::string shout(std::string s) {
+    if (s.empty()) throw mp::ValueError("nothing to shout");
+    for (char& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+    return s;
+}
+MP_TARGET(shout);
+
+int exit_now(int code) { std::_Exit(code); }
+MP_TARGET(exit_now);
+
+void refuse_to_start() { throw mp::RuntimeError("no start today"); }
+MP_TARGET(refuse_to_start);
+
+}  // namespace
+
+class FuturesTest : public mp_test::MethodTest {
+protected:
+    mp::PoolOptions options() const { return mp::PoolOptions().context(ctx()); }
+};
+
+TEST_P(FuturesTest, SubmitResultExceptionAndMap) {
+    mp_test::time_limit(120);
+    fu::ProcessPoolExecutor ex(2, options());
+    fu::Future<int> f = ex.submit(triple, 14);
+    EXPECT_EQ(f.result(30.0), 42);
+    EXPECT_TRUE(f.done());
+    EXPECT_FALSE(f.running());
+    EXPECT_EQ(f.exception(), nullptr);
+    fu::Future<std::string> bad = ex.submit(shout, std::string());
+    EXPECT_NE(bad.exception(30.0), nullptr);
+    EXPECT_THROW(bad.result(), mp::RemoteError);
+    EXPECT_EQ(ex.submit(shout, std::string("quiet")).result(30.0), "QUIET");
+    std::vector<int> in;
+    for (int i = 0; i < 100; ++i) in.push_back(i);
+    const std::vector<int> out = ex.map(triple, in, 60.0, 8);
+    ASSERT_EQ(out.size(), in.size());
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(out[static_cast<std::size_t>(i)], 3 * i);
+    EXPECT_THROW(ex.map(triple, in, 60.0, 0), mp::ValueError);
+}
+
+TEST_P(FuturesTest, ResultTimeoutIsNeverEarly) {
+    mp_test::time_limit(120);
+    fu::ProcessPoolExecutor ex(1, options());
+    fu::Future<int> slow = ex.submit(nap, 400);
+    const auto t0 = Clock::now();
+    EXPECT_THROW(slow.result(0.1), mp::TimeoutError);
+    EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(100));
+    EXPECT_EQ(slow.result(30.0), 400);
+}
+
+TEST_P(FuturesTest, AsCompletedYieldsInFinishingOrder) {
+    mp_test::time_limit(120);
+    fu::ProcessPoolExecutor ex(3, options());
+    std::vector<fu::Future<int>> fs = {ex.submit(nap, 500), ex.submit(nap, 1), ex.submit(nap, 100)};
+    std::vector<int> order;
+    for (const auto& f : fu::as_completed(fs, 60.0)) order.push_back(f.result());
+    EXPECT_EQ(order, (std::vector<int>{1, 100, 500}));
+    // An overall timeout that passes with futures unfinished is a TimeoutError.
+    std::vector<fu::Future<int>> late = {ex.submit(nap, 1), ex.submit(nap, 3000)};
+    auto it = fu::as_completed(late, 0.5);
+    EXPECT_EQ(it.next()->result(), 1);
+    EXPECT_THROW(it.next(), mp::TimeoutError);
+}
+
+TEST_P(FuturesTest, WaitReturnWhen) {
+    mp_test::time_limit(120);
+    fu::ProcessPoolExecutor ex(2, options());
+    std::vector<fu::Future<int>> fs = {ex.submit(nap, 1), ex.submit(nap, 800)};
+    auto first = fu::wait(fs, 60.0, fu::ReturnWhen::FIRST_COMPLETED);
+    EXPECT_EQ(first.done.size(), 1u);
+    EXPECT_EQ(first.not_done.size(), 1u);
+    auto all = fu::wait(fs, 60.0);
+    EXPECT_EQ(all.done.size(), 2u);
+    std::vector<fu::Future<std::string>> gs = {ex.submit(shout, std::string()), ex.submit(shout, std::string("x"))};
+    auto failed = fu::wait(gs, 60.0, fu::ReturnWhen::FIRST_EXCEPTION);
+    EXPECT_GE(failed.done.size(), 1u);
+    auto none = fu::wait(std::vector<fu::Future<int>>{ex.submit(nap, 2000)}, 0.05);
+    EXPECT_EQ(none.not_done.size(), 1u);
+}
+
+TEST_P(FuturesTest, CancelCallbacksAndShutdown) {
+    mp_test::time_limit(120);
+    fu::ProcessPoolExecutor ex(1, options());
+    fu::Future<int> busy = ex.submit(nap, 300);
+    fu::Future<int> queued = ex.submit(nap, 1);
+    EXPECT_TRUE(queued.cancel());  // no worker has it: the only worker is busy
+    EXPECT_TRUE(queued.cancelled());
+    EXPECT_TRUE(queued.done());
+    EXPECT_THROW(queued.result(), mp::CancelledError);
+    EXPECT_THROW(queued.exception(), mp::CancelledError);
+    EXPECT_FALSE(busy.cancel());
+    int called = 0;
+    busy.add_done_callback([&](const fu::Future<int>& f) { called += f.result(); });
+    EXPECT_EQ(busy.result(30.0), 300);
+    EXPECT_EQ(called, 300);
+    fu::Future<int> pending = ex.submit(nap, 200);
+    fu::Future<int> dropped = ex.submit(nap, 200);
+    ex.shutdown(true, true);  // the one not yet received is cancelled, the running one ends
+    EXPECT_TRUE(pending.done());
+    EXPECT_TRUE(dropped.cancelled());
+    EXPECT_THROW(ex.submit(triple, 1), mp::RuntimeError);
+}
+
+TEST_P(FuturesTest, AWorkerDyingFailsOneFutureAndTheExecutorGoesOn) {
+    mp_test::time_limit(120);
+    fu::ProcessPoolExecutor ex(2, options());
+    fu::Future<int> doomed = ex.submit(exit_now, 5);
+    try {
+        doomed.result(60.0);
+        ADD_FAILURE() << "no error";
+    } catch (const mp::WorkerLostError& e) {
+        EXPECT_EQ(e.exitcode(), 5);
+    }
+    EXPECT_EQ(ex.submit(triple, 2).result(60.0), 6);
+}
+
+TEST_P(FuturesTest, AFailingInitializerIsABrokenPool) {
+    mp_test::time_limit(120);
+    fu::ProcessPoolExecutor ex(2, options().initializer(refuse_to_start));
+    fu::Future<int> f = ex.submit(triple, 1);
+    EXPECT_THROW(f.result(60.0), mp::BrokenProcessPool);
+}
+
+MP_INSTANTIATE_FOR_EACH_METHOD(FuturesTest);
