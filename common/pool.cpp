@@ -32,20 +32,24 @@ namespace {
 
 enum : std::uint8_t { kOk = 0, kError = 1, kInitError = 2 };
 
-// A task on the wire; id 0 tells the worker to exit.
+// A task on the wire: `count` calls of fn, their arguments encoded back to back; id 0 tells
+// the worker to exit.
 struct TaskMsg {
     std::uint64_t id = 0;
     std::string fn;
-    std::vector<std::string> calls;
-    MP_FIELDS(id, fn, calls)
+    std::uint64_t count = 0;
+    std::string calls;
+    MP_FIELDS(id, fn, count, calls)
 };
 
+// The answer: the calls' results back to back, or what went wrong.
 struct ResultMsg {
     std::uint64_t id = 0;
     std::uint8_t kind = kOk;
-    std::vector<std::string> values;
+    std::uint64_t count = 0;
+    std::string values;
     std::string type, what;
-    MP_FIELDS(id, kind, values, type, what)
+    MP_FIELDS(id, kind, count, values, type, what)
 };
 
 // A pool whose workers keep dying before they take any task (a spawned child that cannot
@@ -94,11 +98,11 @@ int pool_worker(Connection tasks, Connection results, std::uint64_t maxtasks, st
         try {
             TaskInvoker fn = find_task_function(t.fn);
             if (!fn) throw ValueError("the function " + t.fn + " is not registered as a task in this program");
-            r.values.resize(t.calls.size());
-            for (std::size_t i = 0; i < t.calls.size(); ++i) {
-                Decoder d(t.calls[i].data(), t.calls[i].size());
-                fn(d, r.values[i]);
-            }
+            Decoder calls(t.calls.data(), t.calls.size());
+            Encoder out(r.values);
+            for (std::uint64_t i = 0; i < t.count; ++i) fn(calls, out);
+            calls.expect_end();
+            r.count = t.count;
         } catch (const std::exception& e) {
             r = failure(t.id, kError, type_name(typeid(e).name()).c_str(), e.what());
         } catch (...) {
@@ -116,12 +120,14 @@ struct TaskState {
     enum class Phase { pending, sent, done };
     std::uint64_t id = 0;
     std::string fn;
-    std::vector<std::string> calls;
+    std::string calls;
+    std::uint64_t count = 0;
     Phase phase = Phase::pending;  // under the pool's mutex
     std::atomic<bool> finished{false};  // set last, after the outcome below
     bool ok = false;
     bool was_cancelled = false;
-    std::vector<std::string> values;
+    std::string values;
+    std::uint64_t value_count = 0;
     std::exception_ptr error;
     std::vector<std::function<void()>> callbacks;  // under the pool's mutex, until finished
     std::weak_ptr<PoolCore> pool;
@@ -176,12 +182,13 @@ void start_worker(PoolCore& c, std::size_t slot) {
 }
 
 // Finishes t with its outcome and hands its callbacks to the caller (to run outside the lock).
-void finish(PoolCore& c, TaskState& t, bool ok, std::vector<std::string> values, std::exception_ptr error,
-            Callbacks& run) {
+void finish(PoolCore& c, TaskState& t, bool ok, std::string values, std::uint64_t value_count,
+            std::exception_ptr error, Callbacks& run) {
     if (t.finished.load()) return;
     t.phase = TaskState::Phase::done;
     t.ok = ok;
     t.values = std::move(values);
+    t.value_count = value_count;
     t.error = std::move(error);
     t.calls.clear();
     t.calls.shrink_to_fit();
@@ -192,7 +199,7 @@ void finish(PoolCore& c, TaskState& t, bool ok, std::vector<std::string> values,
     c.changed.notify_all();
 }
 
-void fail(PoolCore& c, TaskState& t, std::exception_ptr e, Callbacks& run) { finish(c, t, false, {}, std::move(e), run); }
+void fail(PoolCore& c, TaskState& t, std::exception_ptr e, Callbacks& run) { finish(c, t, false, {}, 0, std::move(e), run); }
 
 // Every task not yet finished fails with e; the workers end: killed at once, or (grace > 0)
 // told to stop and given that long to exit by themselves first.
@@ -241,7 +248,7 @@ void dispatch(PoolCore& c) {
         if (w && !c.pending.empty() && can_take(c, *w)) {
             const std::shared_ptr<TaskState> t = c.pending.front();
             try {
-                w->tasks.send(std::forward_as_tuple(t->id, t->fn, t->calls));
+                w->tasks.send(std::forward_as_tuple(t->id, t->fn, t->count, t->calls));
             } catch (const OSError&) {
                 continue;  // the worker is gone: its sentinel says so, and the task waits for another
             }
@@ -262,8 +269,10 @@ void apply_result(PoolCore& c, Worker& w, ResultMsg& r, Callbacks& run) {
     const std::shared_ptr<TaskState> t = w.outstanding.front();
     w.outstanding.pop_front();
     c.start_failures = 0;
-    if (r.kind == kOk)
-        finish(c, *t, true, std::move(r.values), nullptr, run);
+    if (r.kind == kOk && r.count == t->count)
+        finish(c, *t, true, std::move(r.values), r.count, nullptr, run);
+    else if (r.kind == kOk)
+        fail(c, *t, std::make_exception_ptr(RemoteError("mp::DecodeError", "the worker answered with the wrong number of results")), run);
     else
         fail(c, *t, std::make_exception_ptr(RemoteError(r.type, r.what)), run);
 }
@@ -474,11 +483,13 @@ std::shared_ptr<PoolCore> make_pool_core(const PoolSettings& settings) {
     return c;
 }
 
-TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::string fn, std::vector<std::string> calls) {
+TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::string fn, std::string calls,
+               std::size_t count) {
     PoolCore& c = *core;
     auto t = std::make_shared<TaskState>();
     t->fn = std::move(fn);
     t->calls = std::move(calls);
+    t->count = count;
     t->pool = core;
     std::lock_guard<std::mutex> lk(c.mu);
     if (c.state == PoolCore::State::broken) throw BrokenProcessPool(std::string(api) + ": " + c.broken_why);
@@ -596,10 +607,12 @@ bool TaskRef::cancel() {
     return true;
 }
 
-const std::vector<std::string>& TaskRef::values() const {
+const std::string& TaskRef::results() const {
     if (!ok()) throw ValueError("mp: the task has no result");
     return s_->values;
 }
+
+std::size_t TaskRef::result_count() const { return ok() ? static_cast<std::size_t>(s_->value_count) : 0; }
 
 void TaskRef::rethrow() const {
     if (!ready() || s_->ok || !s_->error) throw ValueError("mp: the task did not fail");

@@ -46,7 +46,7 @@ public:
     R result(std::optional<double> timeout = std::nullopt) const {
         wait_or_throw(timeout, "mp::futures::Future::result");
         if (!t_.ok()) t_.rethrow();
-        return detail::decode_value<R>(t_.values().at(0));
+        return detail::decode_first<R>(t_);
     }
     // The task's exception (nullptr when it succeeded); CancelledError if cancelled.
     std::exception_ptr exception(std::optional<double> timeout = std::nullopt) const {
@@ -104,7 +104,7 @@ public:
         return Future<detail::task_result_t<F>>(
             detail::submit(core_, "mp::futures::ProcessPoolExecutor::submit",
                            detail::task_name_of(fn, "mp::futures::ProcessPoolExecutor::submit"),
-                           {detail::encode_call<F>(std::forward<A>(args)...)}));
+                           detail::encode_call<F>(std::forward<A>(args)...), 1));
     }
 
     // fn(item) for each item, in order; timeout (seconds) bounds the whole call (TimeoutError).
@@ -115,15 +115,17 @@ public:
         if (chunksize == 0) throw ValueError("mp::futures::ProcessPoolExecutor::map: chunksize must be >= 1");
         const std::string name = detail::task_name_of(fn, "mp::futures::ProcessPoolExecutor::map");
         std::vector<detail::TaskRef> chunks;
-        std::vector<std::string> calls;
+        std::string calls;
+        std::size_t count = 0;
         for (const auto& item : items) {
-            calls.push_back(detail::encode_call<F>(item));
-            if (calls.size() == chunksize) {
-                chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls)));
-                calls = {};
+            detail::append_call<F>(calls, item);
+            if (++count == chunksize) {
+                chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls), count));
+                calls.clear();
+                count = 0;
             }
         }
-        if (!calls.empty()) chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls)));
+        if (count) chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls), count));
         return MapResult<detail::task_result_t<F>>(std::move(chunks), std::size(items)).get(timeout);
     }
 

@@ -114,8 +114,9 @@ public:
     bool cancelled() const;
     bool running() const;  // sent to a worker, not done
     bool cancel();         // only a task no worker has received can be cancelled
-    // The encoded result of each call, once ready and ok.
-    const std::vector<std::string>& values() const;
+    // The results of the task's calls, encoded one after the other, once ready and ok.
+    const std::string& results() const;
+    std::size_t result_count() const;
     // Throws the task's error (ready and not ok).
     [[noreturn]] void rethrow() const;
     // The task's error: nullptr unless it is ready and failed.
@@ -146,31 +147,51 @@ std::string task_name_of(F fn, const char* api) {
         if (entry.first == fn) return entry.second;
     throw_unregistered_task(api, typeid(F).name());
 }
-// The tuple of fn's parameters, built from args and encoded.
+// Appends one call of fn: the tuple of its parameters, built from args. A task's calls travel
+// as one string of such encodings back to back (a chunk of a map is one allocation, not one
+// per item), and its results come back the same way.
 template <class F, class... A>
-std::string encode_call(A&&... args) {
+void append_call(std::string& calls, A&&... args) {
     using Params = typename fn_traits<F>::params;
     static_assert(std::is_constructible_v<Params, A&&...>, "pool task: the arguments do not match the function's parameters");
     static_assert(is_encodable_v<Params>, "pool task: every parameter must be a type the codec can encode");
+    Encoder(calls).write(Params(std::forward<A>(args)...));
+}
+template <class F, class... A>
+std::string encode_call(A&&... args) {
     std::string out;
-    encode_to(out, Params(std::forward<A>(args)...));
+    append_call<F>(out, std::forward<A>(args)...);
     return out;
 }
 
 template <class F>
 using task_result_t = typename return_of<typename fn_traits<F>::signature>::type;
 
+// The task's results, decoded in order (appended to out).
 template <class R>
-R decode_value(const std::string& encoded) {
+void decode_results(const TaskRef& t, std::vector<R>& out) {
+    const std::string& blob = t.results();
+    Decoder d(blob.data(), blob.size());
+    for (std::size_t i = 0, n = t.result_count(); i < n; ++i) out.push_back(d.read<R>());
+    d.expect_end();
+}
+// The result of a one-call task.
+template <class R>
+R decode_first(const TaskRef& t) {
     if constexpr (std::is_void_v<R>) {
-        (void)encoded;
+        (void)t;
     } else {
-        return decode<std::decay_t<R>>(encoded);
+        const std::string& blob = t.results();
+        Decoder d(blob.data(), blob.size());
+        R v = d.read<std::decay_t<R>>();
+        d.expect_end();
+        return v;
     }
 }
 
 // What Pool's templates ask of the pool core.
-TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::string fn, std::vector<std::string> calls);
+TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::string fn, std::string calls,
+               std::size_t count);
 
 struct PoolSettings {
     int processes = 0;
@@ -202,7 +223,7 @@ public:
         if (!t_.wait(detail::timeout_to_ms(timeout, "mp::AsyncResult::get")))
             throw TimeoutError("mp::AsyncResult::get: the result did not come in time");
         if (!t_.ok()) t_.rethrow();
-        return detail::decode_value<R>(t_.values().at(0));
+        return detail::decode_first<R>(t_);
     }
     // Waits for the result (true) or the timeout (false). Python's wait() returns None; the
     // bool tells which without a call to ready().
@@ -226,7 +247,7 @@ public:
                 if constexpr (std::is_void_v<R>) {
                     callback();
                 } else {
-                    callback(detail::decode_value<R>(t.values().at(0)));
+                    callback(detail::decode_first<R>(t));
                 }
             } else if (error_callback) {
                 try {
@@ -246,6 +267,8 @@ private:
 // The result of map_async / starmap_async: the results in order once every chunk is done.
 template <class R>
 class MapResult {
+    static_assert(!std::is_void_v<R>, "map of a function without a result: give it one, or use apply_async");
+
 public:
     MapResult() = default;
     MapResult(std::vector<detail::TaskRef> chunks, std::size_t n) : chunks_(std::move(chunks)), n_(n) {}
@@ -257,7 +280,7 @@ public:
         out.reserve(n_);
         for (const auto& c : chunks_) {
             if (!c.ok()) c.rethrow();
-            for (const auto& v : c.values()) out.push_back(detail::decode_value<R>(v));
+            detail::decode_results(c, out);
         }
         return out;
     }
@@ -298,6 +321,8 @@ private:
 // result's turn comes; the iteration can go on past it.
 template <class R>
 class IMapIterator {
+    static_assert(!std::is_void_v<R>, "imap of a function without a result: give it one, or use apply_async");
+
 public:
     IMapIterator(std::vector<detail::TaskRef> chunks, bool ordered) : chunks_(std::move(chunks)), ordered_(ordered) {
         for (std::size_t i = 0; i < chunks_.size(); ++i) open_.push_back(i);
@@ -323,9 +348,9 @@ public:
             buffer_.clear();
             pos_ = 0;
             if (!c.ok()) c.rethrow();
-            buffer_ = c.values();
+            detail::decode_results(c, buffer_);
         }
-        return detail::decode_value<R>(buffer_[pos_++]);
+        return std::move(buffer_[pos_++]);
     }
 
     class iterator {
@@ -359,7 +384,7 @@ public:
 private:
     std::vector<detail::TaskRef> chunks_;
     std::vector<std::size_t> open_;
-    std::vector<std::string> buffer_;
+    std::vector<R> buffer_;
     std::size_t pos_ = 0;
     bool ordered_;
 };
@@ -412,7 +437,7 @@ public:
                       "pool task: the function's result must be void or a type the codec can encode");
         return AsyncResult<detail::task_result_t<F>>(
             detail::submit(core(), "mp::Pool::apply_async", detail::task_name_of(fn, "mp::Pool::apply_async"),
-                           {detail::encode_call<F>(std::forward<A>(args)...)}));
+                           detail::encode_call<F>(std::forward<A>(args)...), 1));
     }
     template <class F, class... A>
     detail::task_result_t<F> apply(F fn, A&&... args) {
@@ -478,16 +503,21 @@ private:
             if (chunksize == 0) chunksize = 1;
         }
         std::vector<detail::TaskRef> out;
-        std::vector<std::string> calls;
+        std::string calls;
+        std::size_t count = 0;
         for (const auto& item : items) {
             if constexpr (Star) {
-                calls.push_back(std::apply([](const auto&... a) { return detail::encode_call<F>(a...); }, item));
+                std::apply([&](const auto&... a) { detail::append_call<F>(calls, a...); }, item);
             } else {
-                calls.push_back(detail::encode_call<F>(item));
+                detail::append_call<F>(calls, item);
             }
-            if (calls.size() == chunksize) out.push_back(detail::submit(core(), api, name, std::move(calls))), calls = {};
+            if (++count == chunksize) {
+                out.push_back(detail::submit(core(), api, name, std::move(calls), count));
+                calls.clear();
+                count = 0;
+            }
         }
-        if (!calls.empty()) out.push_back(detail::submit(core(), api, name, std::move(calls)));
+        if (count) out.push_back(detail::submit(core(), api, name, std::move(calls), count));
         return out;
     }
 

@@ -88,10 +88,10 @@ using SpawnInvoker = int (*)(Decoder& encoded_args);
 // Registers under base_name (or base_name#2, #3 ... if taken) and returns the name given.
 std::string register_function_target(const char* base_name, SpawnInvoker invoke);
 
-// The same functions as pool tasks (mp/pool.hpp): decode the arguments, call, and encode the
-// result (nothing for void). Registered under the name register_function_target gave, for
-// functions whose result the codec can encode.
-using TaskInvoker = void (*)(Decoder& encoded_args, std::string& encoded_result);
+// The same functions as pool tasks (mp/pool.hpp): read one call's arguments from a stream of
+// calls, call, and append the result (nothing for void). Registered under the name
+// register_function_target gave, for functions whose result the codec can encode.
+using TaskInvoker = void (*)(Decoder& calls, Encoder& results);
 void register_task_function(const std::string& name, TaskInvoker invoke);
 TaskInvoker find_task_function(const std::string& name);
 
@@ -170,19 +170,16 @@ int invoke_registered(Decoder& encoded_args) {
 }
 
 template <auto Fn>
-void invoke_task(Decoder& encoded_args, std::string& encoded_result) {
+void invoke_task(Decoder& calls, Encoder& results) {
     using Params = typename fn_traits<decltype(Fn)>::params;
     Params args{};
-    encoded_args.read(args);
-    encoded_args.expect_end();
+    calls.read(args);
     constexpr auto seq = std::make_index_sequence<std::tuple_size_v<Params>>{};
     using R = decltype(call_forwarding(Fn, args, seq));
     if constexpr (std::is_void_v<R>) {
         call_forwarding(Fn, args, seq);
-        encoded_result.clear();
     } else {
-        encoded_result.clear();
-        encode_to(encoded_result, call_forwarding(Fn, args, seq));
+        results.write(call_forwarding(Fn, args, seq));
     }
 }
 
