@@ -39,6 +39,21 @@ public:
     using std::logic_error::logic_error;
 };
 
+// A key or index that names nothing (Python LookupError, KeyError, IndexError), e.g. in a
+// Manager's dict or list.
+class LookupError : public std::out_of_range {
+public:
+    using std::out_of_range::out_of_range;
+};
+class KeyError : public LookupError {
+public:
+    using LookupError::LookupError;
+};
+class IndexError : public LookupError {
+public:
+    using LookupError::LookupError;
+};
+
 // multiprocessing.ProcessError and its subclasses.
 class ProcessError : public std::runtime_error {
 public:

@@ -8,6 +8,7 @@
 #include "futures.hpp"
 #include "listener.hpp"
 #include "managed.hpp"
+#include "managers.hpp"
 #include "named_pipe.hpp"
 #include "os.hpp"
 #include "pool.hpp"
