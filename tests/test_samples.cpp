@@ -321,6 +321,17 @@ TEST(Samples, T21KilledHolder) {
     EXPECT_EQ(count_of(r.output, "next acquire: OSError (state_not_recoverable)"), method_count()) << r.output;
 }
 
+TEST(Samples, T22Manager) {
+    auto r = run_sample("t22_manager");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    const int m = method_count();
+    EXPECT_EQ(count_of(r.output, "bank after 4 x 10 deposits of 100, with the lock: 4000"), m) << r.output;
+    EXPECT_EQ(count_of(r.output, "without the lock, 4 x 200 deposits of 1 gave "), m) << r.output;
+    EXPECT_EQ(count_of(r.output, "progress monitor: every worker reached 100% (3 workers)"), m) << r.output;
+    EXPECT_EQ(count_of(r.output, "task manager: 4 results, 20! = 2432902008176640000, tasks left 0"), m) << r.output;
+    EXPECT_EQ(count_of(r.output, "condition: the waiting child saw ready and exited with 0"), m) << r.output;
+}
+
 TEST(Samples, T23IpcComparison) {
     auto r = run_sample("t23_ipc_comparison");
     EXPECT_EQ(r.exitcode, 0) << r.output;
