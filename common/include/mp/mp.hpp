@@ -16,3 +16,4 @@
 #include "signals.hpp"
 #include "synchronize.hpp"
 #include "socket.hpp"
+#include "subprocess.hpp"
