@@ -558,6 +558,10 @@ TEST_F(Subprocess, ExecutableAndPathLookup) {
     const int rc = sp::call({"mp_test_subprocess_child", "exit", "5"});
     set_env("PATH", had_path ? old_path.c_str() : nullptr);
     EXPECT_EQ(rc, 5);
+#if defined(_WIN32)
+    // A path without ".exe" finds the .exe, as CreateProcessW does for a command-line name.
+    EXPECT_EQ(sp::call({helper().substr(0, helper().size() - 4), "exit", "3"}), 3);
+#endif
 }
 
 TEST_F(Subprocess, StartNewSession) {

@@ -105,9 +105,17 @@ std::wstring environment_block(const std::vector<std::pair<std::string, std::str
 }
 
 // The file SearchPathW finds for a name without a directory ("" if none; ".exe" is added to a
-// name without an extension); a name with one is left to CreateProcessW as it is.
+// name without an extension). A name with a directory is taken as it is, or with ".exe" added
+// when only that exists, as CreateProcessW would for a command-line name.
 std::wstring searched_program(const std::wstring& name) {
-    if (name.find_first_of(L"\\/:") != std::wstring::npos) return name;
+    const std::size_t dir_end = name.find_last_of(L"\\/:");
+    if (dir_end != std::wstring::npos) {
+        const bool has_extension = name.find(L'.', dir_end) != std::wstring::npos;
+        if (!has_extension && GetFileAttributesW(name.c_str()) == INVALID_FILE_ATTRIBUTES &&
+            GetFileAttributesW((name + L".exe").c_str()) != INVALID_FILE_ATTRIBUTES)
+            return name + L".exe";
+        return name;
+    }
     std::wstring found(MAX_PATH, L'\0');
     for (;;) {
         const DWORD n = SearchPathW(nullptr, name.c_str(), L".exe", static_cast<DWORD>(found.size()), found.data(), nullptr);
