@@ -237,7 +237,12 @@ struct PipeReader::State {
     }
 
     std::string take(std::size_t n) {
-        n = std::min(n, available());
+        if (n >= available()) {  // all of it: handed over, not copied, when it starts the buffer
+            std::string out = pos ? buf.substr(pos) : std::move(buf);
+            buf.clear();
+            pos = 0;
+            return out;
+        }
         std::string out = buf.substr(pos, n);
         pos += n;
         compact();
@@ -618,7 +623,9 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
     }
     if (!reap(ms_to_ns(left_ms(limited, deadline))))
         throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
-    std::pair<std::string, std::string> result(so_far(out), so_far(err));
+    std::pair<std::string, std::string> result;
+    if (!out.closed) result.first = out.take(std::string::npos);
+    if (!err.closed) result.second = err.take(std::string::npos);
     out_reader.close();
     err_reader.close();
     return result;
