@@ -252,7 +252,7 @@ struct PipeReader::State {
     // Appends what arrived: as it is, or with universal newlines ("\r\n" and "\r" -> "\n").
     void feed(const char* p, std::size_t n) {
         if (!text) {
-            buf.append(p, n);
+            sys::append_captured(buf, p, n);
             return;
         }
         const char* stop = p + n;

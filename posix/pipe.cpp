@@ -251,7 +251,7 @@ std::error_code pipe_exchange(PipeExchange& x, native_handle watch, double timeo
                 if (fds[1 + i].revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
                 const ssize_t n = ::read(fds[1 + i].fd, x.scratch.get(), kExchangeChunk);
                 if (n > 0) {
-                    x.sink[i]->append(x.scratch.get(), static_cast<std::size_t>(n));
+                    append_captured(*x.sink[i], x.scratch.get(), static_cast<std::size_t>(n));
                 } else if (n == 0) {
                     x.output[i] = nullptr;  // end of file
                 } else if (errno != EINTR && errno != EAGAIN) {

@@ -187,6 +187,11 @@ TEST_F(Subprocess, InputReachesStdinExactly) {
     EXPECT_EQ(r.std_out.size(), data.size());
     EXPECT_TRUE(r.std_out == data);
     EXPECT_EQ(sp::run(child({"cat"}), sp::Options().input("").capture_output()).std_out, "");
+    // A child that reads none of it and exits: the rest is dropped (as CPython ignores the
+    // BrokenPipeError), with no SIGPIPE and no error.
+    const auto ignored = sp::run(child({"out", "bye", "exit", "0"}), sp::Options().input(data).capture_output());
+    EXPECT_EQ(ignored.returncode, 0);
+    EXPECT_EQ(ignored.std_out, "bye");
 }
 
 TEST_F(Subprocess, DevnullAndStderrIntoStdout) {

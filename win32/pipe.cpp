@@ -438,7 +438,7 @@ static std::error_code account(PipeExchange& x, int slot, BOOL ok, DWORD moved) 
             x.input = nullptr;
         }
     } else {
-        if (moved) x.sink[slot]->append(x.scratch.get() + static_cast<std::size_t>(slot) * kExchangeChunk, moved);
+        if (moved) append_captured(*x.sink[slot], x.scratch.get() + static_cast<std::size_t>(slot) * kExchangeChunk, moved);
         if (!ok && is_peer_gone(e)) x.output[slot] = nullptr;  // end of file
     }
     if (!ok && !is_peer_gone(e) && e != ERROR_OPERATION_ABORTED && e != ERROR_MORE_DATA)

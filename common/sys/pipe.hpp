@@ -7,6 +7,7 @@
 // std::errc::broken_pipe (never a SIGPIPE death).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -88,6 +89,17 @@ struct PipeExchange {
     std::string* sink[2] = {nullptr, nullptr};
     std::unique_ptr<char[]> scratch;  // the reads land here (64 KiB per output), made once
 };
+
+// Appends a read to a capture buffer. Past 1 MiB the buffer grows 4x at a time instead of
+// std::string's 2x: every growth copies what is there into fresh pages, and at 64 MiB that
+// copying costs a third of the throughput with 2x. Pages the reads never reach are not
+// touched, so the larger reservation costs address space, not memory (on Linux; Windows
+// commits it).
+inline void append_captured(std::string& sink, const char* p, std::size_t n) {
+    if (sink.size() + n > sink.capacity() && sink.capacity() >= (std::size_t{1} << 20))
+        sink.reserve(std::max(sink.capacity() * 4, sink.size() + n));
+    sink.append(p, n);
+}
 
 // Moves bytes until every stream is finished, timeout_ms has passed (< 0: no limit; 0: one
 // round of what can move without waiting), or `watch` (a sentinel of the child, see
