@@ -331,19 +331,6 @@ TEST(Samples, T23IpcComparison) {
     EXPECT_HAS(r.output, "every channel delivered every message intact");
 }
 
-TEST(Samples, T27Subprocess) {
-    auto r = run_sample("t27_subprocess");
-    EXPECT_EQ(r.exitcode, 0) << r.output;
-    EXPECT_HAS(r.output, "returncode 0, stdout: 't27 child 1.0'");
-    EXPECT_HAS(r.output, "bytes: 'one\\r\\ntwo\\r\\n'   text: 'one\\ntwo\\n'");
-    EXPECT_HAS(r.output, "CalledProcessError: ...' returned non-zero exit status 3.");
-    EXPECT_HAS(r.output, "returncode 3, stderr: 'error: something went wrong\\n'");
-    EXPECT_HAS(r.output, "TimeoutExpired: ...' timed out after 0.5 seconds");
-    for (int i = 0; i < 5; ++i) EXPECT_HAS(r.output, "live: Step " + std::to_string(i) + " (poll() -> ");
-    EXPECT_HAS(r.output, "finished: returncode 0, stderr ''");
-    EXPECT_HAS(r.output, "got 'HELLO SUBPROCESS', returncode 0");
-}
-
 TEST(Samples, T28GracefulShutdown) {
     auto r = run_sample("t28_graceful_shutdown");
     EXPECT_EQ(r.exitcode, 0) << r.output;
@@ -355,6 +342,19 @@ TEST(Samples, T28GracefulShutdown) {
     // The stubborn child ignores SIGTERM and survives the grace period; kill() ends it.
     EXPECT_EQ(count_of(r.output, "after kill() + join():     alive=no  exitcode=-9"), method_count()) << r.output;
 #endif
+}
+
+TEST(Samples, T27Subprocess) {
+    auto r = run_sample("t27_subprocess");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_HAS(r.output, "returncode 0, stdout: 't27 child 1.0'");
+    EXPECT_HAS(r.output, "bytes: 'one\\r\\ntwo\\r\\n'   text: 'one\\ntwo\\n'");
+    EXPECT_HAS(r.output, "CalledProcessError: ...' returned non-zero exit status 3.");
+    EXPECT_HAS(r.output, "returncode 3, stderr: 'error: something went wrong\\n'");
+    EXPECT_HAS(r.output, "TimeoutExpired: ...' timed out after 0.5 seconds");
+    for (int i = 0; i < 5; ++i) EXPECT_HAS(r.output, "live: Step " + std::to_string(i) + " (poll() -> ");
+    EXPECT_HAS(r.output, "finished: returncode 0, stderr ''");
+    EXPECT_HAS(r.output, "got 'HELLO SUBPROCESS', returncode 0");
 }
 
 TEST(Samples, T29ThreadsVsProcesses) {
