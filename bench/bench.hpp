@@ -29,6 +29,9 @@ struct Metric {
 
 std::vector<Metric>& registry();
 
+// The child of subprocess.capture_64m (bench_main's --write-64m): 64 MiB to stdout.
+int write_64m();
+
 struct Register {
     Register(std::string id, std::string unit, std::string better, std::function<Result(int)> run) {
         registry().push_back({std::move(id), std::move(unit), std::move(better), std::move(run)});

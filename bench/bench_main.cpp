@@ -3,6 +3,7 @@
 //   {"id": "...", "unit": "us", "better": "lower", "cpp": 210.0, "raw": 180.0}
 //   mp_bench [--scale N] [--list] [prefix ...]
 // --scale divides the amount of work (a quick smoke run uses a large one).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,12 +14,26 @@
 
 #if !defined(_WIN32)
 #include <sched.h>
+#include <unistd.h>
 #endif
 
 namespace bench {
 std::vector<Metric>& registry() {
     static std::vector<Metric> r;
     return r;
+}
+
+int write_64m() {
+#if !defined(_WIN32)
+    static char chunk[64 * 1024];
+    std::memset(chunk, 'x', sizeof chunk);
+    for (std::size_t left = std::size_t{64} << 20; left > 0;) {
+        const ssize_t w = ::write(1, chunk, std::min(left, sizeof chunk));
+        if (w <= 0) return 1;
+        left -= static_cast<std::size_t>(w);
+    }
+#endif
+    return 0;
 }
 }  // namespace bench
 
@@ -33,6 +48,8 @@ int main(int argc, char** argv) {
     // The raw spawn floor starts this same program and has it end at once: same binary, same
     // loading cost, no mp bootstrap.
     if (argc > 1 && std::strcmp(argv[1], "--raw-child") == 0) return 0;
+    // subprocess.capture_64m's child, for every side alike: 64 MiB to stdout in 64 KiB writes.
+    if (argc > 1 && std::strcmp(argv[1], "--write-64m") == 0) return bench::write_64m();
     mp::bootstrap(argc, argv);
 
     int scale = 1;

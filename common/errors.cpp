@@ -42,6 +42,7 @@ public:
             case 258: case 1460: return std::errc::timed_out;                       // WAIT_TIMEOUT, TIMEOUT
             case 995: return std::errc::operation_canceled;                         // OPERATION_ABORTED
             case 231: return std::errc::device_or_resource_busy;                    // PIPE_BUSY
+            case 267: return std::errc::not_a_directory;                            // DIRECTORY
             // Winsock's WSAE* codes share GetLastError's number space.
             case 10004: return std::errc::interrupted;                              // WSAEINTR
             case 10009: case 10038: return std::errc::not_a_socket;                 // WSAEBADF, WSAENOTSOCK

@@ -8,9 +8,15 @@
 // SIGPIPE blocked for this thread around writev() (and a raised SIGPIPE consumed), so the
 // caller gets EPIPE. Waiting for data is poll(2), which also wakes on a closed peer (POLLHUP).
 // Every call is retried on EINTR.
+// A child's standard streams (mp::subprocess) are plain pipes too; the child's end stays
+// blocking and ours, when we write, is non-blocking. communicate's pipe_exchange is one poll()
+// loop over stdin (POLLOUT), stdout, stderr and the child's pidfd, so that no pipe fills up
+// while we wait on another.
 // Windows differs: there a pair is a uniquely named pipe opened from both sides, a closed peer
 // is ERROR_BROKEN_PIPE / ERROR_NO_DATA with no signal at all, I/O is overlapped, and there is
-// no poll() on pipes, so waiting is a zero-byte overlapped read (completes when bytes arrive).
+// no poll() on pipes, so waiting is a zero-byte overlapped read (completes when bytes arrive);
+// communicate keeps an overlapped read or write in flight on each pipe at once and waits for
+// any of them, or the process, with WaitForMultipleObjects.
 #include "../common/sys/pipe.hpp"
 
 #include <algorithm>
@@ -185,6 +191,82 @@ std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept
         }
         if (!forever && clock::now() >= deadline) return {};
     }
+}
+
+std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& child) noexcept {
+    PipeEnds p;
+    if (auto ec = make_pipe(p)) return ec;
+    // Our writing end is non-blocking, so that pipe_exchange and timed writes write what fits
+    // and wait in poll(); the flag belongs to our open file description only, the child's end
+    // stays blocking. A reading end can stay blocking: we read only after poll() says so.
+    if (!parent_reads && ::fcntl(p.write.get(), F_SETFL, ::fcntl(p.write.get(), F_GETFL) | O_NONBLOCK) != 0)
+        return last_error();
+    parent.h = std::move(parent_reads ? p.read : p.write);
+    child = std::move(parent_reads ? p.write : p.read);
+    return {};
+}
+
+namespace {
+constexpr std::size_t kExchangeChunk = 64 * 1024;
+}
+
+std::error_code pipe_exchange(PipeExchange& x, native_handle watch, double timeout_ms, bool& watch_ready) noexcept try {
+    using clock = std::chrono::steady_clock;
+    watch_ready = false;
+    if (!x.scratch) x.scratch.reset(new char[kExchangeChunk]);
+    const bool forever = timeout_ms < 0;
+    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    if (x.input && x.sent == x.size) {
+        x.input->h.reset();
+        x.input = nullptr;
+    }
+    for (;;) {
+        // Slots: 0 input, 1 and 2 the outputs, 3 the watch; fd -1 makes poll() skip a slot.
+        pollfd fds[4] = {{x.input ? x.input->h.get() : -1, POLLOUT, 0},
+                         {x.output[0] ? x.output[0]->h.get() : -1, POLLIN, 0},
+                         {x.output[1] ? x.output[1]->h.get() : -1, POLLIN, 0},
+                         {watch, POLLIN, 0}};
+        if (!x.input && !x.output[0] && !x.output[1]) return {};
+        int wait_ms = -1;
+        if (!forever) wait_ms = static_cast<int>(wait_call_ms(std::chrono::duration<double, std::milli>(deadline - clock::now()).count()));
+        const int r = ::poll(fds, 4, wait_ms);
+        if (r < 0 && errno != EINTR) return last_error();
+        if (r > 0) {
+            if (fds[0].revents) {
+                // All that is left at once: a non-blocking pipe takes what fits and says how much.
+                const iovec rest{const_cast<char*>(x.data + x.sent), x.size - x.sent};
+                const long w = writev_without_sigpipe(fds[0].fd, &rest, 1);
+                if (w >= 0) x.sent += static_cast<std::size_t>(w);
+                // All written, or EPIPE: the child closed its stdin and wants no more.
+                if (x.sent == x.size || (w < 0 && errno == EPIPE)) {
+                    x.input->h.reset();
+                    x.input = nullptr;
+                } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                    return last_error();
+                }
+            }
+            for (int i = 0; i < 2; ++i) {
+                if (!fds[1 + i].revents) continue;
+                if (fds[1 + i].revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
+                const ssize_t n = ::read(fds[1 + i].fd, x.scratch.get(), kExchangeChunk);
+                if (n > 0) {
+                    append_captured(*x.sink[i], x.scratch.get(), static_cast<std::size_t>(n));
+                } else if (n == 0) {
+                    x.output[i] = nullptr;  // end of file
+                } else if (errno != EINTR && errno != EAGAIN) {
+                    return last_error();
+                }
+            }
+            if (fds[3].revents) {
+                watch_ready = true;
+                return {};
+            }
+        }
+        if (!forever && clock::now() >= deadline) return {};
+    }
+} catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
 }
 
 // close_socket_end() is Windows-only: a POSIX socket is an fd and closes like a pipe.

@@ -8,9 +8,15 @@
 // also frees its zombie entry; until then the pid stays reserved, so signalling an unreaped
 // child can never hit a stranger. For a wait with a timeout mp opens a pidfd, which poll()
 // reports readable when the child exits.
+// mp::subprocess runs other programs through the same posix_spawn: posix_spawnp for a name to
+// look up in PATH, a chdir file action for cwd, POSIX_SPAWN_SETSID for a new session. glibc
+// runs the child's half under vfork and returns the exec's errno (ENOENT, EACCES) from
+// posix_spawn itself, so a failed exec is an error in the parent, with no zombie to reap.
 // Windows has no fork: CreateProcessW always starts a fresh program, returns a process HANDLE
 // (a reference that keeps the exit code alive, the counterpart of the zombie), and there are
-// no signals: TerminateProcess sets an exit code of the caller's choosing.
+// no signals: TerminateProcess sets an exit code of the caller's choosing. There, a program
+// found in PATH, a working directory and a new process group are all arguments of
+// CreateProcessW (after SearchPathW for the name).
 #include "../common/sys/process.hpp"
 
 #include <cerrno>
@@ -21,6 +27,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -89,7 +96,9 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     }
     int e = 0;
     for (int i = 0; i < 3 && !e; ++i)
-        if (stdio_src[i] >= 0) e = posix_spawn_file_actions_adddup2(&fa.fa, stdio_src[i], i);
+        if (stdio_src[i] >= 0 && !(i == 2 && req.stderr_to_stdout))
+            e = posix_spawn_file_actions_adddup2(&fa.fa, stdio_src[i], i);
+    if (!e && req.stderr_to_stdout) e = posix_spawn_file_actions_adddup2(&fa.fa, 1, 2);
     for (int i = 0; i < n && !e; ++i)
         e = posix_spawn_file_actions_adddup2(&fa.fa, src[static_cast<std::size_t>(i)], 3 + i);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
@@ -98,6 +107,14 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     // close-every-fd-up-to-RLIMIT_NOFILE loop that makes other libraries' spawns slow.
     if (!e) e = posix_spawn_file_actions_addclosefrom_np(&fa.fa, first_free);
 #endif
+    // Last, so that a relative program path is found from the new directory (as Python does).
+    if (!e && !req.cwd.empty()) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+        e = posix_spawn_file_actions_addchdir_np(&fa.fa, req.cwd.c_str());
+#else
+        e = ENOSYS;
+#endif
+    }
     if (e) return {e, std::generic_category()};
 
     SpawnAttr sa;
@@ -111,7 +128,9 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     sigaddset(&defaults, SIGXFSZ);
     e = posix_spawnattr_setsigmask(&sa.attr, &none);
     if (!e) e = posix_spawnattr_setsigdefault(&sa.attr, &defaults);
-    if (!e) e = posix_spawnattr_setflags(&sa.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (req.new_session) flags |= POSIX_SPAWN_SETSID;
+    if (!e) e = posix_spawnattr_setflags(&sa.attr, flags);
     if (e) return {e, std::generic_category()};
 
     std::vector<char*> argv;
@@ -121,7 +140,7 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
 
     std::vector<std::string> added;
     std::vector<char*> envp;
-    for (char** p = environ; p && *p; ++p) {
+    for (char** p = req.replace_env ? nullptr : environ; p && *p; ++p) {
         bool replaced = false;
         for (const auto& kv : req.env) {
             const std::size_t k = kv.first.size();
@@ -136,14 +155,24 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     }
     envp.push_back(nullptr);
 
+    // posix_spawnp looks a name without '/' up in PATH, as execvp does, and treats a name with
+    // one exactly as posix_spawn would.
     pid_t pid = 0;
-    e = ::posix_spawn(&pid, req.program.c_str(), &fa.fa, &sa.attr, argv.data(), envp.data());
+    e = (req.search_path ? ::posix_spawnp : ::posix_spawn)(&pid, req.program.c_str(), &fa.fa, &sa.attr,
+                                                           argv.data(), envp.data());
     if (e) return {e, std::generic_category()};
     out.pid = pid;
     out.process.reset();
     return {};
 } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
+}
+
+std::error_code check_directory(const std::string& path) noexcept {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) return last_error();
+    if (!S_ISDIR(st.st_mode)) return std::make_error_code(std::errc::not_a_directory);
+    return {};
 }
 
 static int decode_status(int status) noexcept {

@@ -242,4 +242,27 @@ TEST(Eintr, PollWithTimeoutNeverEarly) {
     EXPECT_GE(Clock::now() - t2, std::chrono::milliseconds(100));
 }
 
+TEST(Eintr, SubprocessCommunicateWaitAndTimedReads) {
+    namespace sp = mp::subprocess;
+    const std::string child = mp_test::path_beside("mp_test_subprocess_child");
+    Storm storm;
+    const std::string data = pattern(std::size_t{4} << 20, 9);
+    const auto r = sp::run({child, "tee"}, sp::Options().input(data).capture_output().timeout(60));
+    EXPECT_TRUE(r.std_out == data);
+    EXPECT_TRUE(r.std_err == data);
+    sp::Popen p({child, "sleep", "30000"}, sp::Options().std_out(sp::PIPE));
+    auto t0 = Clock::now();
+    EXPECT_THROW(p.wait(0.2), sp::TimeoutExpired);
+    EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(200));
+    t0 = Clock::now();
+    EXPECT_THROW(p.stdout_pipe().readline(0.2), sp::TimeoutExpired);
+    EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(200));
+    t0 = Clock::now();
+    EXPECT_THROW(p.communicate(0.2), sp::TimeoutExpired);
+    EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(200));
+    p.kill();
+    EXPECT_EQ(p.wait(), -9);
+    EXPECT_GT(storm.hits(), 50);
+}
+
 #endif

@@ -166,7 +166,7 @@ int wait_reaped(int pid, std::chrono::seconds limit) {
 #endif
 }
 
-Captured run_beside(const std::string& program, const std::vector<std::string>& args, int timeout_s) {
+std::string path_beside(const std::string& program) {
     std::string self;
     if (auto ec = mp::sys::current_executable(self)) throw std::system_error(ec, "current_executable");
     const auto slash = self.find_last_of("/\\");
@@ -174,6 +174,11 @@ Captured run_beside(const std::string& program, const std::vector<std::string>& 
 #if defined(_WIN32)
     path += ".exe";
 #endif
+    return path;
+}
+
+Captured run_beside(const std::string& program, const std::vector<std::string>& args, int timeout_s) {
+    const std::string path = path_beside(program);
     mp::sys::PipeEnds out;
     if (auto ec = mp::sys::make_pipe(out)) throw std::system_error(ec, "make_pipe");
     mp::sys::SpawnRequest req;

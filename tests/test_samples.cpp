@@ -390,6 +390,19 @@ TEST(Samples, T28GracefulShutdown) {
 #endif
 }
 
+TEST(Samples, T27Subprocess) {
+    auto r = run_sample("t27_subprocess");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+    EXPECT_HAS(r.output, "returncode 0, stdout: 't27 child 1.0'");
+    EXPECT_HAS(r.output, "bytes: 'one\\r\\ntwo\\r\\n'   text: 'one\\ntwo\\n'");
+    EXPECT_HAS(r.output, "CalledProcessError: ...' returned non-zero exit status 3.");
+    EXPECT_HAS(r.output, "returncode 3, stderr: 'error: something went wrong\\n'");
+    EXPECT_HAS(r.output, "TimeoutExpired: ...' timed out after 0.5 seconds");
+    for (int i = 0; i < 5; ++i) EXPECT_HAS(r.output, "live: Step " + std::to_string(i) + " (poll() -> ");
+    EXPECT_HAS(r.output, "finished: returncode 0, stderr ''");
+    EXPECT_HAS(r.output, "got 'HELLO SUBPROCESS', returncode 0");
+}
+
 TEST(Samples, T29ThreadsVsProcesses) {
     auto r = run_sample("t29_threads_vs_processes");
     EXPECT_EQ(r.exitcode, 0) << r.output;

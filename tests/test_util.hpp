@@ -28,6 +28,8 @@ struct Captured {
     int exitcode = -1;
     std::string output;  // stdout and stderr, interleaved
 };
+// The path of a program built beside the test binary (".exe" added on Windows).
+std::string path_beside(const std::string& program);
 // Runs a program that lives beside the test binary, with arguments, and waits at most
 // timeout_s for it.
 Captured run_beside(const std::string& program, const std::vector<std::string>& args, int timeout_s = 60);

@@ -11,8 +11,13 @@
 // CPython does. Children do not die with their parent by default; mp puts daemonic children in
 // a job object whose only handle the parent holds, with JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 // so the kernel ends them when the parent ends, however it ends.
+// For mp::subprocess, a program named without a directory is found with SearchPathW (".exe"
+// added, as CreateProcessW does for a bare command-line name), and cwd and a new process group
+// (CREATE_NEW_PROCESS_GROUP, the nearest thing to a POSIX session) are arguments of the same
+// call; a failure to start is CreateProcessW's own error, in the caller.
 // POSIX differs: fork+exec are two steps, a child is found by pid and reaped with waitpid, and
-// SIGTERM/SIGKILL are real signals.
+// SIGTERM/SIGKILL are real signals; the PATH search, the chdir and setsid() happen in the
+// child, between its fork and its exec.
 #include "../common/sys/process.hpp"
 
 #include <windows.h>
@@ -74,11 +79,11 @@ bool same_name(const std::wstring& entry, const std::wstring& name) {
     return true;
 }
 
-// Our environment with req.env applied, as the double-NUL-terminated UTF-16 block
-// CreateProcessW wants.
-std::wstring environment_block(const std::vector<std::pair<std::string, std::string>>& extra) {
+// Our environment (or none, for replace) with req.env applied, as the double-NUL-terminated
+// UTF-16 block CreateProcessW wants.
+std::wstring environment_block(const std::vector<std::pair<std::string, std::string>>& extra, bool replace) {
     std::vector<std::wstring> entries;
-    if (wchar_t* env = GetEnvironmentStringsW()) {
+    if (wchar_t* env = replace ? nullptr : GetEnvironmentStringsW()) {
         for (const wchar_t* p = env; *p; p += wcslen(p) + 1) entries.emplace_back(p);
         FreeEnvironmentStringsW(env);
     }
@@ -94,8 +99,33 @@ std::wstring environment_block(const std::vector<std::pair<std::string, std::str
         block += e;
         block += L'\0';
     }
+    if (entries.empty()) block += L'\0';  // an empty block is two NULs too
     block += L'\0';
     return block;
+}
+
+// The file SearchPathW finds for a name without a directory ("" if none; ".exe" is added to a
+// name without an extension). A name with a directory is taken as it is, or with ".exe" added
+// when only that exists, as CreateProcessW would for a command-line name.
+std::wstring searched_program(const std::wstring& name) {
+    const std::size_t dir_end = name.find_last_of(L"\\/:");
+    if (dir_end != std::wstring::npos) {
+        const bool has_extension = name.find(L'.', dir_end) != std::wstring::npos;
+        if (!has_extension && GetFileAttributesW(name.c_str()) == INVALID_FILE_ATTRIBUTES &&
+            GetFileAttributesW((name + L".exe").c_str()) != INVALID_FILE_ATTRIBUTES)
+            return name + L".exe";
+        return name;
+    }
+    std::wstring found(MAX_PATH, L'\0');
+    for (;;) {
+        const DWORD n = SearchPathW(nullptr, name.c_str(), L".exe", static_cast<DWORD>(found.size()), found.data(), nullptr);
+        if (n == 0) return {};
+        if (n < found.size()) {
+            found.resize(n);
+            return found;
+        }
+        found.resize(n);
+    }
 }
 
 // The job that holds daemonic children. Its only handle is ours and non-inheritable, so it
@@ -146,8 +176,10 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
         if (i) cmd += L' ';
         append_quoted(cmd, widen(req.args[i]));
     }
-    const std::wstring program = widen(req.program);
-    std::wstring env = req.env.empty() ? std::wstring() : environment_block(req.env);
+    const std::wstring program = req.search_path ? searched_program(widen(req.program)) : widen(req.program);
+    if (program.empty()) return {ERROR_FILE_NOT_FOUND, win32_category()};
+    std::wstring env = req.env.empty() && !req.replace_env ? std::wstring() : environment_block(req.env, req.replace_env);
+    const std::wstring cwd = widen(req.cwd);
 
     std::vector<HANDLE> list;
     InheritableForNow inheritable;
@@ -166,6 +198,7 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     Handle std_dups[3];
     for (int i = 0; i < 3; ++i) {
         HANDLE src = given[i] ? given[i] : GetStdHandle(std_ids[i]);
+        if (i == 2 && req.stderr_to_stdout) src = si.StartupInfo.hStdOutput;
         HANDLE dup = nullptr;
         if (src && src != INVALID_HANDLE_VALUE &&
             DuplicateHandle(GetCurrentProcess(), src, GetCurrentProcess(), &dup, 0, TRUE, DUPLICATE_SAME_ACCESS)) {
@@ -196,9 +229,11 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
 
     DWORD flags = EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT;
     if (job) flags |= CREATE_SUSPENDED;  // into the job before it runs a single instruction
+    if (req.new_session) flags |= CREATE_NEW_PROCESS_GROUP;
     PROCESS_INFORMATION pi{};
     if (!CreateProcessW(program.c_str(), cmd.data(), nullptr, nullptr, list.empty() ? FALSE : TRUE, flags,
-                        env.empty() ? nullptr : env.data(), nullptr, &si.StartupInfo, &pi))
+                        env.empty() ? nullptr : env.data(), cwd.empty() ? nullptr : cwd.c_str(), &si.StartupInfo,
+                        &pi))
         return last_error();
     Handle thread(pi.hThread);
     out.pid = static_cast<int>(pi.dwProcessId);
@@ -213,6 +248,15 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
         }
         ResumeThread(pi.hThread);
     }
+    return {};
+} catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+}
+
+std::error_code check_directory(const std::string& path) noexcept try {
+    const DWORD attributes = GetFileAttributesW(widen(path).c_str());
+    if (attributes == INVALID_FILE_ATTRIBUTES) return last_error();
+    if (!(attributes & FILE_ATTRIBUTE_DIRECTORY)) return std::make_error_code(std::errc::not_a_directory);
     return {};
 } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);

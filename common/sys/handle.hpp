@@ -73,6 +73,10 @@ struct PipeEnds {
 };
 std::error_code make_pipe(PipeEnds& out) noexcept;
 
+// The null device (/dev/null, NUL), open for reading and writing, close-on-exec /
+// non-inheritable: what a child's stream is given for "discard" (subprocess.DEVNULL).
+std::error_code open_null_device(Handle& out) noexcept;
+
 // Writes all n bytes, retrying on EINTR and short writes. A closed reader is
 // std::errc::broken_pipe (never SIGPIPE).
 std::error_code write_all(native_handle h, const void* data, std::size_t n) noexcept;

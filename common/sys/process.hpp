@@ -42,9 +42,27 @@ struct SpawnRequest {
     native_handle stdin_handle = invalid_handle();   // invalid: share ours
     native_handle stdout_handle = invalid_handle();
     native_handle stderr_handle = invalid_handle();
+    bool stderr_to_stdout = false;            // stderr is whatever stdout is (stderr_handle unused)
     bool kill_with_parent = false;            // Windows: put the child in a kill-on-close job
+    // What mp::subprocess adds for programs that are not this one:
+    std::string cwd;                          // UTF-8; empty: ours
+    bool replace_env = false;                 // env is the whole environment, not additions to ours
+    bool search_path = false;                 // a program named without a directory is looked up
+    bool new_session = false;                 // POSIX setsid(); Windows CREATE_NEW_PROCESS_GROUP
 };
+// Errors are the exec's own, reported in the parent: a program that is missing is
+// no_such_file_or_directory, one that may not be run is permission_denied (POSIX: posix_spawn
+// runs the child's side of the launch under vfork and hands back its errno; Windows:
+// CreateProcessW fails in the caller). A bad cwd fails the same way (POSIX chdir()s in the child
+// just before the exec), so a caller that must say which was wrong asks check_directory.
+// search_path: POSIX posix_spawnp (this process's PATH); Windows SearchPathW with ".exe" added
+// to a name that has no extension (the program's folder, the system folders, the current
+// folder, then PATH), much as CreateProcessW looks up a bare command-line name.
 std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept;
+
+// Whether path names an existing directory: {} if so, else no_such_file_or_directory,
+// not_a_directory or the error that looking it up gave.
+std::error_code check_directory(const std::string& path) noexcept;
 
 // Waits for the child to end. timeout < 0 waits forever; 0 polls. On return, exited says
 // whether it ended and, if so, exitcode holds its code and the child is reaped (its pid may be

@@ -19,3 +19,4 @@
 #include "signals.hpp"
 #include "synchronize.hpp"
 #include "socket.hpp"
+#include "subprocess.hpp"

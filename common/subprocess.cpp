@@ -1,0 +1,735 @@
+// common/subprocess.cpp - mp::subprocess: options and their checks, the pipes' buffering and
+// universal newlines, Popen's bookkeeping, communicate's rules (the drain after the child's
+// exit), run and friends, and Python's messages. The OS work is in the platform layer:
+// spawn_process (sys/process.hpp), make_child_pipe and pipe_exchange (sys/pipe.hpp).
+#include "mp/subprocess.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "sys/handle.hpp"
+#include "sys/os.hpp"
+#include "sys/pipe.hpp"
+#include "sys/process.hpp"
+#include "timeout.hpp"
+
+namespace mp::subprocess {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+constexpr std::size_t kChunk = 64 * 1024;
+// How long communicate goes on reading after the child has exited, at most, while its pipes
+// still deliver (a grandchild that holds them and keeps writing cannot keep us longer).
+constexpr std::chrono::milliseconds kDrainGrace(100);
+
+// ---- Python's text for messages -------------------------------------------------------------
+
+// repr() of a str: single quotes unless the text holds one and no double quote; backslash,
+// the quote and control characters escaped. Bytes >= 0x80 (UTF-8) pass through, as Python
+// shows printable non-ASCII characters.
+std::string py_repr(const std::string& s) {
+    const char q = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
+    std::string out(1, q);
+    for (unsigned char c : s) {
+        if (c == '\\' || c == static_cast<unsigned char>(q)) {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            static const char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    out += q;
+    return out;
+}
+
+std::string py_repr(const std::vector<std::string>& v) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (i) out += ", ";
+        out += py_repr(v[i]);
+    }
+    return out + "]";
+}
+
+// repr() of a float: the shortest text that reads back as the same double, positional for
+// exponents -4..15 with ".0" on whole numbers, scientific otherwise (1e+16, 1.5e-07).
+std::string py_repr(double d) {
+    if (std::isnan(d)) return "nan";
+    if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+    const std::string sci(buf, r.ptr);
+    const int exp = std::atoi(sci.c_str() + sci.find('e') + 1);
+    if (exp < -4 || exp >= 16) return sci;
+    r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+    std::string fixed(buf, r.ptr);
+    if (fixed.find('.') == std::string::npos) fixed += ".0";
+    return fixed;
+}
+
+// signal.Signals names in Linux numbering (mp's numbering on both systems, see mp/signals.hpp).
+const char* signal_name(int sig) {
+    static const char* const names[] = {
+        nullptr,    "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",  "SIGTRAP", "SIGABRT", "SIGBUS",
+        "SIGFPE",   "SIGKILL", "SIGUSR1",   "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM",
+        "SIGSTKFLT", "SIGCHLD", "SIGCONT",  "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG",
+        "SIGXCPU",  "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO",  "SIGPWR",  "SIGSYS"};
+    if (sig > 0 && sig < 32) return names[sig];
+    if (sig == 34) return "SIGRTMIN";
+    if (sig == 64) return "SIGRTMAX";
+    return nullptr;
+}
+
+std::string called_process_text(int returncode, const std::vector<std::string>& cmd) {
+    const std::string head = "Command '" + py_repr(cmd) + "' ";
+    if (returncode < 0) {
+        if (const char* name = signal_name(-returncode))
+            return head + "died with <Signals." + name + ": " + std::to_string(-returncode) + ">.";
+        return head + "died with unknown signal " + std::to_string(-returncode) + ".";
+    }
+    return head + "returned non-zero exit status " + std::to_string(returncode) + ".";
+}
+
+// ---- checks ---------------------------------------------------------------------------------
+
+double to_ms(double seconds, const char* what) {
+    return seconds < 0 ? -1 : detail::checked_timeout_ms(seconds * 1000.0, what);
+}
+
+std::chrono::nanoseconds ms_to_ns(double ms) {
+    if (ms < 0) return std::chrono::nanoseconds(-1);
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(ms * 1e6)));
+}
+
+// The time left before deadline in ms (never negative), or -1 for no deadline.
+double left_ms(bool limited, clock::time_point deadline) {
+    if (!limited) return -1;
+    return std::max(0.0, std::chrono::duration<double, std::milli>(deadline - clock::now()).count());
+}
+
+clock::time_point deadline_after(double ms) {
+    return clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double, std::milli>(ms < 0 ? 0 : ms));
+}
+
+void no_nul(const std::string& s, const char* what) {
+    if (s.find('\0') != std::string::npos)
+        throw ValueError("mp::subprocess: embedded null byte in " + std::string(what) + " " + py_repr(s));
+}
+
+void check_env_name(const std::string& name) {
+    no_nul(name, "an environment variable name");
+#if defined(_WIN32)
+    const std::size_t from = 1;  // Windows keeps per-drive directories in names like "=C:"
+#else
+    const std::size_t from = 0;
+#endif
+    if (name.empty() || name.find('=', from) != std::string::npos)
+        throw ValueError("mp::subprocess: illegal environment variable name " + py_repr(name));
+}
+
+}  // namespace
+
+// ---- exceptions ----------------------------------------------------------------------------
+
+CalledProcessError::CalledProcessError(int returncode, std::vector<std::string> cmd, std::string output,
+                                       std::string std_err)
+    : SubprocessError(called_process_text(returncode, cmd)),
+      returncode_(returncode),
+      cmd_(std::move(cmd)),
+      output_(std::move(output)),
+      std_err_(std::move(std_err)) {}
+
+TimeoutExpired::TimeoutExpired(std::vector<std::string> cmd, double timeout, std::string output, std::string std_err)
+    : SubprocessError("Command '" + py_repr(cmd) + "' timed out after " + py_repr(timeout) + " seconds"),
+      cmd_(std::move(cmd)),
+      timeout_(timeout),
+      output_(std::move(output)),
+      std_err_(std::move(std_err)) {}
+
+void CompletedProcess::check_returncode() const {
+    if (returncode != 0) throw CalledProcessError(returncode, args, std_out, std_err);
+}
+
+// Options keeps its fields private, so that only its methods set them; this is the way in.
+// Each accessor gives a const reference for a const Options and a mutable one otherwise.
+struct Options::Access {
+    template <class O> static auto& in(O& o) { return o.stdin_; }
+    template <class O> static auto& out(O& o) { return o.stdout_; }
+    template <class O> static auto& err(O& o) { return o.stderr_; }
+    template <class O> static auto& input(O& o) { return o.input_; }
+    template <class O> static auto& capture(O& o) { return o.capture_; }
+    template <class O> static auto& text(O& o) { return o.text_; }
+    template <class O> static auto& check(O& o) { return o.check_; }
+    template <class O> static auto& timeout(O& o) { return o.timeout_; }
+    template <class O> static auto& cwd(O& o) { return o.cwd_; }
+    template <class O> static auto& env(O& o) { return o.env_; }
+    template <class O> static auto& extra_env(O& o) { return o.extra_env_; }
+    template <class O> static auto& new_session(O& o) { return o.new_session_; }
+    template <class O> static auto& executable(O& o) { return o.executable_; }
+};
+using A = Options::Access;
+
+// ---- pipes ---------------------------------------------------------------------------------
+
+struct PipeWriter::State {
+    sys::PipeEnd end;
+    bool closed = true;
+    const std::vector<std::string>* args = nullptr;
+};
+
+std::size_t PipeWriter::write(std::string_view data, double timeout_seconds) {
+    if (s_->closed) throw ValueError("mp::subprocess: write to a closed stdin pipe");
+    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeWriter::write");
+    std::size_t written = 0;
+    if (data.empty()) return 0;
+    if (auto ec = sys::pipe_write(s_->end, data.data(), data.size(), nullptr, 0, ms, &written)) {
+        if (ec == std::errc::timed_out) return written;
+        raise_os_error(ec, "mp::subprocess: writing to the stdin of " + py_repr(*s_->args));
+    }
+    return data.size();
+}
+
+void PipeWriter::close() noexcept {
+    s_->end.h.reset();
+    s_->closed = true;
+}
+
+bool PipeWriter::closed() const noexcept { return s_->closed; }
+
+struct PipeReader::State {
+    sys::PipeEnd end;
+    bool closed = true;     // not a pipe, closed by the user, or taken by communicate
+    bool eof = false;       // end of file was read (end is closed then)
+    bool text = false;
+    bool pending_cr = false;  // text: a "\r" whose next byte has not arrived yet
+    std::string buf;        // bytes for the caller (translated in text mode), from pos on
+    std::size_t pos = 0;
+    std::unique_ptr<char[]> scratch;
+    const std::vector<std::string>* args = nullptr;
+    const char* name = "stdout";
+
+    std::size_t available() const { return buf.size() - pos; }
+
+    void compact() {
+        if (pos == buf.size()) {
+            buf.clear();
+            pos = 0;
+        } else if (pos > kChunk && pos * 2 > buf.size()) {
+            buf.erase(0, pos);
+            pos = 0;
+        }
+    }
+
+    std::string take(std::size_t n) {
+        if (n >= available()) {  // all of it: handed over, not copied, when it starts the buffer
+            std::string out = pos ? buf.substr(pos) : std::move(buf);
+            buf.clear();
+            pos = 0;
+            return out;
+        }
+        std::string out = buf.substr(pos, n);
+        pos += n;
+        compact();
+        return out;
+    }
+
+    // Appends what arrived: as it is, or with universal newlines ("\r\n" and "\r" -> "\n").
+    void feed(const char* p, std::size_t n) {
+        if (!text) {
+            sys::append_captured(buf, p, n);
+            return;
+        }
+        const char* stop = p + n;
+        if (pending_cr && p < stop) {
+            pending_cr = false;
+            buf += '\n';
+            if (*p == '\n') ++p;
+        }
+        while (p < stop) {
+            const char* cr = static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(stop - p)));
+            if (!cr) {
+                buf.append(p, stop);
+                break;
+            }
+            buf.append(p, cr);
+            if (cr + 1 == stop) {
+                pending_cr = true;  // "\r\n" split across two reads must still be one "\n"
+                break;
+            }
+            buf += '\n';
+            p = cr + (cr[1] == '\n' ? 2 : 1);
+        }
+    }
+
+    void at_eof() {
+        if (pending_cr) buf += '\n';
+        pending_cr = false;
+        eof = true;
+        end.h.reset();
+    }
+
+    void check_open(const char* what) const {
+        if (closed) throw ValueError(std::string("mp::subprocess: ") + what + " on a closed " + name + " pipe");
+    }
+
+    // One read, waiting at most ms (< 0: no limit). False if the time ran out first.
+    bool fill(double ms) {
+        if (eof) return true;
+        if (ms >= 0) {
+            bool ready = false;
+            if (auto ec = sys::pipe_poll(end, ms, ready)) raise_os_error(ec, std::string("mp::subprocess: waiting on ") + name);
+            if (!ready) return false;
+        }
+        if (!scratch) scratch.reset(new char[kChunk]);
+        std::size_t got = 0;
+        if (auto ec = sys::pipe_read_some(end, scratch.get(), kChunk, got))
+            raise_os_error(ec, std::string("mp::subprocess: reading ") + name);
+        if (got == 0)
+            at_eof();
+        else
+            feed(scratch.get(), got);
+        return true;
+    }
+
+    [[noreturn]] void timed_out(double timeout_seconds) const { throw TimeoutExpired(*args, timeout_seconds); }
+};
+
+std::string PipeReader::read(std::ptrdiff_t n, double timeout_seconds) {
+    s_->check_open("read");
+    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeReader::read");
+    const auto deadline = deadline_after(ms);
+    const std::size_t want = n < 0 ? std::string::npos : static_cast<std::size_t>(n);
+    while (!s_->eof && s_->available() < want)
+        if (!s_->fill(left_ms(ms >= 0, deadline))) s_->timed_out(timeout_seconds);
+    return s_->take(want);
+}
+
+std::string PipeReader::read_some(std::size_t n, double timeout_seconds) {
+    s_->check_open("read_some");
+    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeReader::read_some");
+    const auto deadline = deadline_after(ms);
+    if (n == 0) return {};
+    while (!s_->eof && s_->available() == 0)
+        if (!s_->fill(left_ms(ms >= 0, deadline))) s_->timed_out(timeout_seconds);
+    return s_->take(n);
+}
+
+std::string PipeReader::readline(double timeout_seconds) {
+    s_->check_open("readline");
+    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeReader::readline");
+    const auto deadline = deadline_after(ms);
+    std::size_t searched = s_->pos;
+    for (;;) {
+        const std::size_t nl = s_->buf.find('\n', searched);
+        if (nl != std::string::npos) return s_->take(nl + 1 - s_->pos);
+        if (s_->eof) return s_->take(s_->available());
+        searched = s_->buf.size();  // fill only appends
+        if (!s_->fill(left_ms(ms >= 0, deadline))) s_->timed_out(timeout_seconds);
+    }
+}
+
+void PipeReader::close() noexcept {
+    s_->end.h.reset();
+    s_->closed = true;
+    s_->buf.clear();
+    s_->pos = 0;
+}
+
+bool PipeReader::closed() const noexcept { return s_->closed; }
+
+// ---- Popen ---------------------------------------------------------------------------------
+
+struct Popen::Impl {
+    std::vector<std::string> args;
+    sys::Child child;
+    std::optional<int> returncode;
+    sys::Handle watch;  // a sentinel of the child for communicate, opened on first need
+    PipeWriter::State in;
+    PipeReader::State out, err;
+    PipeWriter in_writer{&in};
+    PipeReader out_reader{&out};
+    PipeReader err_reader{&err};
+    bool in_is_pipe = false, out_is_pipe = false, err_is_pipe = false;
+    // communicate's state, kept across a TimeoutExpired
+    bool communicating = false;
+    std::string input;
+    sys::PipeExchange x;
+    std::string raw[2];  // text mode: what arrived, before universal newlines
+
+    // Reaps the child if it has ended within timeout (< 0: no limit; 0: just looks).
+    bool reap(std::chrono::nanoseconds timeout) {
+        if (returncode) return true;
+        bool exited = false;
+        int code = 0;
+        if (auto ec = sys::wait_process(child, timeout, exited, code))
+            raise_os_error(ec, "mp::subprocess: waiting for process " + std::to_string(child.pid));
+        if (exited) {
+            returncode = code;
+            watch.reset();
+        }
+        return exited;
+    }
+
+    // As leaving Python's `with Popen(...)` block: pipes closed, the child waited for.
+    void finish() noexcept {
+        in_writer.close();
+        out_reader.close();
+        err_reader.close();
+        if (!returncode && child.pid > 0) {
+            bool exited = false;
+            int code = 0;
+            if (!sys::wait_process(child, std::chrono::nanoseconds(-1), exited, code) && exited) returncode = code;
+        }
+        watch.reset();
+    }
+
+    std::pair<std::string, std::string> communicate(std::string data, double timeout_seconds);
+    void exchange_round(double ms, bool use_watch, bool& ended, std::size_t& moved);
+};
+
+static Popen::Impl& usable(const std::unique_ptr<Popen::Impl>& impl) {
+    if (!impl) throw ValueError("mp::subprocess::Popen: this object was moved from");
+    return *impl;
+}
+
+Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std::make_unique<Impl>()) {
+    Impl& m = *impl_;
+    if (args.empty()) throw ValueError("mp::subprocess::Popen: args is empty (args[0] is the program to run)");
+    for (const auto& a : args) no_nul(a, "an argument");
+    if (A::input(options) || A::check(options) || A::timeout(options))
+        throw ValueError("mp::subprocess::Popen: input, check and timeout are options of run(); give a Popen's input "
+                         "to communicate() and its timeout to wait() or communicate()");
+    const std::string program = A::executable(options).value_or(args[0]);
+    no_nul(program, "the executable");
+    if (program.empty()) throw ValueError("mp::subprocess::Popen: the program name is empty");
+#if defined(_WIN32)
+    // The C runtime reads a command line's first word up to the next quote, with no escapes.
+    if (args[0].find('"') != std::string::npos)
+        throw ValueError("mp::subprocess::Popen: on Windows args[0] cannot hold a '\"' (the C runtime reads the "
+                         "program name up to the next quote)");
+#endif
+    no_nul(A::cwd(options), "cwd");
+
+    const Redirect rin = A::in(options).value_or(INHERIT);
+    Redirect rout = A::out(options).value_or(INHERIT);
+    Redirect rerr = A::err(options).value_or(INHERIT);
+    if (A::capture(options)) {
+        if (A::out(options) || A::err(options))
+            throw ValueError("mp::subprocess: stdout and stderr arguments may not be used with capture_output.");
+        rout = rerr = PIPE;
+    }
+    if (rin == STDOUT || rout == STDOUT)
+        throw ValueError("mp::subprocess: STDOUT is only for stderr (it sends stderr wherever stdout goes)");
+
+    sys::SpawnRequest req;
+    req.program = program;
+    req.search_path = true;
+    req.cwd = A::cwd(options);
+    req.new_session = A::new_session(options);
+    if (const auto& env = A::env(options)) {
+        std::map<std::string, std::string> all = *env;
+        for (const auto& kv : A::extra_env(options)) all[kv.first] = kv.second;
+        req.replace_env = true;
+        req.env.assign(all.begin(), all.end());
+    } else {
+        req.env = A::extra_env(options);
+    }
+    for (const auto& kv : req.env) {
+        check_env_name(kv.first);
+        no_nul(kv.second, "an environment variable value");
+    }
+
+    sys::Handle devnull, child_in, child_out, child_err;
+    auto null_device = [&]() {
+        if (!devnull)
+            if (auto ec = sys::open_null_device(devnull)) raise_os_error(ec, "mp::subprocess: opening the null device");
+        return devnull.get();
+    };
+    auto make = [&](bool parent_reads, sys::PipeEnd& parent, sys::Handle& child, const char* which) {
+        if (auto ec = sys::make_child_pipe(parent_reads, parent, child))
+            raise_os_error(ec, std::string("mp::subprocess: creating the ") + which + " pipe");
+        return child.get();
+    };
+    if (rin == PIPE) req.stdin_handle = make(false, m.in.end, child_in, "stdin");
+    if (rin == DEVNULL) req.stdin_handle = null_device();
+    if (rout == PIPE) req.stdout_handle = make(true, m.out.end, child_out, "stdout");
+    if (rout == DEVNULL) req.stdout_handle = null_device();
+    if (rerr == PIPE) req.stderr_handle = make(true, m.err.end, child_err, "stderr");
+    if (rerr == DEVNULL) req.stderr_handle = null_device();
+    req.stderr_to_stdout = rerr == STDOUT;
+
+    req.args = std::move(args);
+    const bool text = A::text(options);
+    m.in_is_pipe = rin == PIPE;
+    m.out_is_pipe = rout == PIPE;
+    m.err_is_pipe = rerr == PIPE;
+    m.in.closed = !m.in_is_pipe;
+    m.out.closed = !m.out_is_pipe;
+    m.err.closed = !m.err_is_pipe;
+    m.in.args = m.out.args = m.err.args = &m.args;
+    m.out.text = m.err.text = text;
+    m.err.name = "stderr";
+
+    // What we printed before should come out before what the child prints to the same place.
+    if (rout == INHERIT || rerr == INHERIT || rerr == STDOUT) sys::flush_std_streams();
+    if (auto ec = sys::spawn_process(req, m.child)) {
+        if (!req.cwd.empty()) {
+            if (auto bad = sys::check_directory(req.cwd)) {
+                if (bad == std::errc::no_such_file_or_directory)
+                    throw FileNotFoundError(bad, "mp::subprocess::Popen: the working directory " + py_repr(req.cwd) +
+                                                     " does not exist");
+                raise_os_error(bad, "mp::subprocess::Popen: the working directory " + py_repr(req.cwd));
+            }
+        }
+        raise_os_error(ec, "mp::subprocess::Popen: cannot run " + py_repr(program));
+    }
+    m.args = std::move(req.args);
+    // The child's ends close here, in the parent: from now on only the child holds them, so
+    // that its exit is our end of file.
+}
+
+Popen::Popen(Popen&&) noexcept = default;
+
+Popen& Popen::operator=(Popen&& other) noexcept {
+    if (this != &other) {
+        if (impl_) impl_->finish();
+        impl_ = std::move(other.impl_);
+    }
+    return *this;
+}
+
+Popen::~Popen() {
+    if (impl_) impl_->finish();
+}
+
+const std::vector<std::string>& Popen::args() const { return usable(impl_).args; }
+
+int Popen::pid() const { return usable(impl_).child.pid; }
+
+std::optional<int> Popen::returncode() const { return usable(impl_).returncode; }
+
+std::optional<int> Popen::poll() {
+    Impl& m = usable(impl_);
+    m.reap(std::chrono::nanoseconds::zero());
+    return m.returncode;
+}
+
+int Popen::wait(double timeout_seconds) {
+    Impl& m = usable(impl_);
+    const double ms = to_ms(timeout_seconds, "mp::subprocess::Popen::wait");
+    if (!m.reap(ms_to_ns(ms))) throw TimeoutExpired(m.args, timeout_seconds);
+    return *m.returncode;
+}
+
+// One call of pipe_exchange on the streams still open, then the bookkeeping: ends that are
+// finished are closed, text is translated. moved: bytes read.
+void Popen::Impl::exchange_round(double ms, bool use_watch, bool& ended, std::size_t& moved) {
+    PipeReader::State* outs[2] = {&out, &err};
+    x.input = !in.closed && in.end.h && x.sent < x.size ? &in.end : nullptr;
+    std::size_t before = 0;
+    for (int i = 0; i < 2; ++i) {
+        PipeReader::State& r = *outs[i];
+        const bool open = !r.closed && !r.eof;
+        x.output[i] = open ? &r.end : nullptr;
+        if (r.text) {
+            x.sink[i] = &raw[i];
+        } else {
+            if (r.pos) {  // the sink is the stream's buffer itself: no second copy
+                r.buf.erase(0, r.pos);
+                r.pos = 0;
+            }
+            x.sink[i] = &r.buf;
+        }
+        before += x.sink[i]->size();
+    }
+    const auto ec = sys::pipe_exchange(x, use_watch && watch ? watch.get() : sys::invalid_handle(), ms, ended);
+    moved = 0;
+    for (int i = 0; i < 2; ++i) {
+        PipeReader::State& r = *outs[i];
+        moved += x.sink[i]->size();
+        if (r.text) {
+            r.feed(raw[i].data(), raw[i].size());
+            raw[i].clear();
+        }
+        if (!r.closed && !r.eof && !x.output[i]) r.at_eof();
+    }
+    moved -= before;
+    if (!in.end.h) in.closed = true;  // pipe_exchange closed it: all written, or the child closed its end
+    if (ec) raise_os_error(ec, "mp::subprocess::Popen::communicate with " + py_repr(args));
+}
+
+std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, double timeout_seconds) {
+    const double ms = to_ms(timeout_seconds, "mp::subprocess::Popen::communicate");
+    const auto deadline = deadline_after(ms);
+    const bool limited = ms >= 0;
+    if (!communicating) {
+        if (!data.empty() && !in_is_pipe)
+            throw ValueError("mp::subprocess::Popen::communicate: input needs a stdin pipe (Options().std_in(PIPE))");
+        if (!data.empty() && in.closed)
+            throw ValueError("mp::subprocess::Popen::communicate: input given, but stdin is closed");
+        communicating = true;
+        input = std::move(data);
+        x.data = input.data();
+        x.size = input.size();
+        x.sent = 0;
+        if (input.empty()) in_writer.close();  // the child reads end of file at once
+    } else if (!data.empty()) {
+        throw ValueError("mp::subprocess::Popen::communicate: Cannot send input after starting communication");
+    }
+    auto pending = [&] { return (!in.closed && x.sent < x.size) || (!out.closed && !out.eof) || (!err.closed && !err.eof); };
+    auto so_far = [&](PipeReader::State& r) { return r.closed ? std::string() : r.buf.substr(r.pos); };
+
+    bool ended = returncode.has_value();
+    if (!ended && pending() && !watch) sys::open_sentinel(child, false, watch);  // none: look now and then
+    while (!ended && pending()) {
+        double slice = left_ms(limited, deadline);
+        if (!watch && (slice < 0 || slice > 10)) slice = 10;
+        std::size_t moved = 0;
+        exchange_round(slice, true, ended, moved);
+        if (!watch) ended = reap(std::chrono::nanoseconds::zero());
+        if (!ended && pending() && limited && clock::now() >= deadline)
+            throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
+    }
+    if (ended && pending()) {
+        // The child has exited, and everything it wrote is in the pipes by now. Someone else
+        // may still hold them (a grandchild that inherited them): read what is there until a
+        // look finds nothing new, for kDrainGrace at most, and do not wait for end of file.
+        in_writer.close();
+        const auto until = clock::now() + kDrainGrace;
+        for (;;) {
+            std::size_t moved = 0;
+            bool ignored = false;
+            exchange_round(0, false, ignored, moved);
+            if (moved == 0 || !pending() || clock::now() >= until) break;
+        }
+        for (PipeReader::State* r : {&out, &err})
+            if (!r->closed && !r->eof) r->at_eof();
+    }
+    if (!reap(ms_to_ns(left_ms(limited, deadline))))
+        throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
+    std::pair<std::string, std::string> result;
+    if (!out.closed) result.first = out.take(std::string::npos);
+    if (!err.closed) result.second = err.take(std::string::npos);
+    out_reader.close();
+    err_reader.close();
+    return result;
+}
+
+std::pair<std::string, std::string> Popen::communicate(std::string input, double timeout_seconds) {
+    return usable(impl_).communicate(std::move(input), timeout_seconds);
+}
+
+void Popen::send_signal(int sig) {
+    Impl& m = usable(impl_);
+    if (m.reap(std::chrono::nanoseconds::zero())) return;  // reaped: the pid may be someone else's by now
+#if defined(_WIN32)
+    if (sig != 15 && sig != 9)
+        throw ValueError("mp::subprocess::Popen::send_signal: Windows has no signal " + std::to_string(sig) +
+                         " to send to another program; terminate() and kill() (TerminateProcess) are what exists");
+#endif
+    if (auto ec = sys::signal_process(m.child, sig))
+        raise_os_error(ec, "mp::subprocess: signalling process " + std::to_string(m.child.pid));
+}
+
+void Popen::terminate() { send_signal(15); }
+
+void Popen::kill() { send_signal(9); }
+
+PipeWriter& Popen::stdin_pipe() {
+    Impl& m = usable(impl_);
+    if (!m.in_is_pipe) throw ValueError("mp::subprocess::Popen: stdin is not a pipe (Options().std_in(PIPE))");
+    return m.in_writer;
+}
+
+PipeReader& Popen::stdout_pipe() {
+    Impl& m = usable(impl_);
+    if (!m.out_is_pipe)
+        throw ValueError("mp::subprocess::Popen: stdout is not a pipe (Options().std_out(PIPE) or capture_output())");
+    return m.out_reader;
+}
+
+PipeReader& Popen::stderr_pipe() {
+    Impl& m = usable(impl_);
+    if (!m.err_is_pipe)
+        throw ValueError("mp::subprocess::Popen: stderr is not a pipe (Options().std_err(PIPE) or capture_output())");
+    return m.err_reader;
+}
+
+// ---- run and friends -----------------------------------------------------------------------
+
+CompletedProcess run(std::vector<std::string> args, const Options& options) {
+    Options o = options;
+    if (A::capture(o) && (A::out(o) || A::err(o)))
+        throw ValueError("mp::subprocess::run: stdout and stderr arguments may not be used with capture_output.");
+    std::string input;
+    if (A::input(o)) {
+        if (A::in(o)) throw ValueError("mp::subprocess::run: stdin and input arguments may not both be used.");
+        input = std::move(*A::input(o));
+        A::input(o).reset();
+        A::in(o) = PIPE;
+    }
+    const bool check = A::check(o);
+    const double timeout = A::timeout(o).value_or(-1);
+    A::check(o) = false;
+    A::timeout(o).reset();
+    to_ms(timeout, "mp::subprocess::run");  // a NaN is refused before anything starts
+
+    Popen p(std::move(args), o);
+    std::pair<std::string, std::string> outputs;
+    try {
+        outputs = p.communicate(std::move(input), timeout);
+    } catch (const TimeoutExpired&) {
+        p.kill();
+        auto rest = p.communicate();  // returns once the child is reaped (the drain rule)
+        throw TimeoutExpired(p.args(), timeout, std::move(rest.first), std::move(rest.second));
+    } catch (...) {
+        try {
+            p.kill();
+        } catch (...) {
+        }
+        throw;  // ~Popen waits for it
+    }
+    CompletedProcess r{p.args(), *p.returncode(), std::move(outputs.first), std::move(outputs.second)};
+    if (check) r.check_returncode();
+    return r;
+}
+
+int call(std::vector<std::string> args, const Options& options) {
+    Options o = options;
+    A::check(o) = false;
+    return run(std::move(args), o).returncode;
+}
+
+void check_call(std::vector<std::string> args, const Options& options) {
+    Options o = options;
+    A::check(o) = true;
+    run(std::move(args), o);
+}
+
+std::string check_output(std::vector<std::string> args, const Options& options) {
+    Options o = options;
+    if (A::out(o)) throw ValueError("mp::subprocess::check_output: stdout argument not allowed, it will be overridden.");
+    if (A::capture(o))
+        throw ValueError("mp::subprocess::check_output: stdout and stderr arguments may not be used with capture_output.");
+    A::out(o) = PIPE;
+    A::check(o) = true;
+    return run(std::move(args), o).std_out;
+}
+
+}  // namespace mp::subprocess

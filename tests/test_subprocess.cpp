@@ -1,0 +1,611 @@
+// tests/test_subprocess.cpp - mp::subprocess: run and friends, Popen, its pipes, communicate
+// (no deadlock, continuing after a timeout, not waiting for grandchildren), errors, and the
+// Windows command-line quoting. The child is tests/helper_subprocess.cpp, built beside the
+// test binary on both systems.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "sys/handle.hpp"
+#include "sys/os.hpp"
+#include "sys/process.hpp"
+#include "test_util.hpp"
+
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <sys/stat.h>
+#endif
+
+namespace sp = mp::subprocess;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const std::string& helper() {
+    static const std::string path = mp_test::path_beside("mp_test_subprocess_child");
+    return path;
+}
+
+// The helper with these commands (see tests/helper_subprocess.cpp).
+std::vector<std::string> child(std::vector<std::string> commands = {}) {
+    commands.insert(commands.begin(), helper());
+    return commands;
+}
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string bytes_pattern(std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 7 + i / 65536) & 0xff);
+    return s;
+}
+
+void set_env(const char* name, const char* value) {
+#if defined(_WIN32)
+    _putenv_s(name, value ? value : "");
+    SetEnvironmentVariableA(name, value);
+#else
+    if (value)
+        ::setenv(name, value, 1);
+    else
+        ::unsetenv(name);
+#endif
+}
+
+// Every test starts from no child and must leave none, and no fd or handle.
+class Subprocess : public ::testing::Test {
+protected:
+    void SetUp() override {
+        mp_test::time_limit(60);
+        ASSERT_EQ(mp_test::count_children(), 0) << "a child from an earlier test is still around";
+        handles_before_ = mp_test::count_handles();
+    }
+    void TearDown() override {
+        EXPECT_EQ(mp_test::count_children(), 0) << "the test left a child process behind";
+        // Wine's handle count moves with its own internal objects (see MethodTest).
+        if (!mp_test::under_wine()) {
+            EXPECT_EQ(mp_test::count_handles(), handles_before_) << "the test leaked descriptors";
+        }
+    }
+
+private:
+    std::size_t handles_before_ = 0;
+};
+
+}  // namespace
+
+// ---- run and friends -----------------------------------------------------------------------
+
+TEST_F(Subprocess, RunCapturesOutputsAndReturncode) {
+    const auto args = child({"out", "hello\n", "err", "oops\n", "exit", "3"});
+    const sp::CompletedProcess r = sp::run(args, sp::Options().capture_output());
+    EXPECT_EQ(r.returncode, 3);
+    EXPECT_EQ(r.std_out, "hello\n");
+    EXPECT_EQ(r.std_err, "oops\n");
+    EXPECT_EQ(r.args, args);
+    EXPECT_THROW(r.check_returncode(), sp::CalledProcessError);
+    // Nothing captured: the child wrote to our streams, the result holds nothing.
+    const sp::CompletedProcess quiet = sp::run(child({"exit", "0"}));
+    EXPECT_EQ(quiet.returncode, 0);
+    EXPECT_EQ(quiet.std_out, "");
+    EXPECT_NO_THROW(quiet.check_returncode());
+}
+
+TEST_F(Subprocess, TextModeGivesUniversalNewlines) {
+    const auto args = child({"out", "a\r\nb\rc\n\r\r\nend\r"});
+    EXPECT_EQ(sp::run(args, sp::Options().capture_output()).std_out, "a\r\nb\rc\n\r\r\nend\r") << "bytes are exact";
+    EXPECT_EQ(sp::run(args, sp::Options().capture_output().text()).std_out, "a\nb\nc\n\n\nend\n");
+    // Input is written as given.
+    EXPECT_EQ(sp::run(child({"cat"}), sp::Options().input("x\r\ny").capture_output()).std_out, "x\r\ny");
+}
+
+TEST_F(Subprocess, CheckRaisesCalledProcessErrorWithReturncodeAndStderr) {
+    const auto args = child({"out", "partial\n", "err", "bad thing\n", "exit", "3"});
+    try {
+        sp::run(args, sp::Options().capture_output().text().check());
+        FAIL() << "no CalledProcessError";
+    } catch (const sp::CalledProcessError& e) {
+        EXPECT_EQ(e.returncode(), 3);
+        EXPECT_EQ(e.std_err(), "bad thing\n");
+        EXPECT_EQ(e.output(), "partial\n");
+        EXPECT_EQ(e.cmd(), args);
+        const std::string what = e.what();
+        EXPECT_EQ(what.rfind("Command '['", 0), 0u) << what;
+        EXPECT_NE(what.find("', 'out', 'partial\\n', 'err'"), std::string::npos) << what;
+        EXPECT_NE(what.find("' returned non-zero exit status 3."), std::string::npos) << what;
+    }
+    EXPECT_NO_THROW(sp::run(child({"exit", "0"}), sp::Options().check()));
+}
+
+TEST_F(Subprocess, ErrorTextsArePythons) {
+    EXPECT_STREQ(sp::CalledProcessError(1, {"false"}).what(), "Command '['false']' returned non-zero exit status 1.");
+    EXPECT_STREQ(sp::CalledProcessError(-9, {"sleep", "9"}).what(), "Command '['sleep', '9']' died with <Signals.SIGKILL: 9>.");
+    EXPECT_STREQ(sp::CalledProcessError(-15, {"x"}).what(), "Command '['x']' died with <Signals.SIGTERM: 15>.");
+    EXPECT_STREQ(sp::CalledProcessError(-99, {"x"}).what(), "Command '['x']' died with unknown signal 99.");
+    EXPECT_STREQ(sp::TimeoutExpired({"sleep", "5"}, 2.0).what(), "Command '['sleep', '5']' timed out after 2.0 seconds");
+    EXPECT_STREQ(sp::TimeoutExpired({"x"}, 0.1).what(), "Command '['x']' timed out after 0.1 seconds");
+    EXPECT_STREQ(sp::TimeoutExpired({"x"}, 1e20).what(), "Command '['x']' timed out after 1e+20 seconds");
+    EXPECT_STREQ(sp::TimeoutExpired({"x"}, 1.5e-7).what(), "Command '['x']' timed out after 1.5e-07 seconds");
+    // repr() of each argument, as Python's str() of a list shows it.
+    EXPECT_STREQ(sp::CalledProcessError(2, {"it's", "a\\b", "q\"", "n\nl", "'\"", "\x01"}).what(),
+                 "Command '[\"it's\", 'a\\\\b', 'q\"', 'n\\nl', '\\'\"', '\\x01']' returned non-zero exit status 2.");
+}
+
+TEST_F(Subprocess, TimeoutKillsTheChildAndKeepsWhatItWrote) {
+    const std::string marker = mp_test::temp_path("wrote");
+    const auto t0 = Clock::now();
+    try {
+        sp::run(child({"out", "started\n", "touch", marker, "sleep", "30000"}), sp::Options().capture_output().timeout(0.5));
+        FAIL() << "no TimeoutExpired";
+    } catch (const sp::TimeoutExpired& e) {
+        EXPECT_GE(since(t0), 0.5) << "never earlier than the timeout";
+        EXPECT_EQ(e.timeout(), 0.5);
+        // Whatever the child wrote before it was killed is in the exception.
+        if (fs::exists(marker)) {
+            EXPECT_EQ(e.output(), "started\n");
+        }
+        EXPECT_EQ(e.std_err(), "");
+    }
+    fs::remove(marker);
+    // Without capture, the same: killed, reaped, TimeoutExpired.
+    const auto t1 = Clock::now();
+    EXPECT_THROW(sp::run(child({"sleep", "30000"}), sp::Options().timeout(0.3)), sp::TimeoutExpired);
+    EXPECT_GE(since(t1), 0.3);
+    EXPECT_THROW(sp::call(child({"sleep", "30000"}), sp::Options().timeout(0.2)), sp::TimeoutExpired);
+}
+
+TEST_F(Subprocess, CheckOutputCallAndCheckCall) {
+    EXPECT_EQ(sp::check_output(child({"out", "x y\n"})), "x y\n");
+    EXPECT_EQ(sp::check_output(child({"out", "a\r\n"}), sp::Options().text()), "a\n");
+    EXPECT_THROW(sp::check_output(child({"exit", "2"})), sp::CalledProcessError);
+    EXPECT_THROW(sp::check_output(child(), sp::Options().std_out(sp::PIPE)), mp::ValueError);
+    EXPECT_THROW(sp::check_output(child(), sp::Options().capture_output()), mp::ValueError);
+    EXPECT_EQ(sp::call(child({"exit", "7"})), 7);
+    EXPECT_NO_THROW(sp::check_call(child({"exit", "0"})));
+    try {
+        sp::check_call(child({"exit", "4"}));
+        FAIL() << "no CalledProcessError";
+    } catch (const sp::CalledProcessError& e) {
+        EXPECT_EQ(e.returncode(), 4);
+    }
+    // call serves the pipes, so capturing cannot fill one up.
+    EXPECT_EQ(sp::call(child({"spew", "1", "1", "exit", "5"}), sp::Options().capture_output()), 5);
+}
+
+TEST_F(Subprocess, InputReachesStdinExactly) {
+    const std::string data = bytes_pattern(1 << 20);  // NUL bytes included
+    const auto r = sp::run(child({"cat"}), sp::Options().input(data).capture_output());
+    EXPECT_EQ(r.returncode, 0);
+    EXPECT_EQ(r.std_out.size(), data.size());
+    EXPECT_TRUE(r.std_out == data);
+    EXPECT_EQ(sp::run(child({"cat"}), sp::Options().input("").capture_output()).std_out, "");
+    // A child that reads none of it and exits: the rest is dropped (as CPython ignores the
+    // BrokenPipeError), with no SIGPIPE and no error.
+    const auto ignored = sp::run(child({"out", "bye", "exit", "0"}), sp::Options().input(data).capture_output());
+    EXPECT_EQ(ignored.returncode, 0);
+    EXPECT_EQ(ignored.std_out, "bye");
+}
+
+TEST_F(Subprocess, DevnullAndStderrIntoStdout) {
+    EXPECT_EQ(sp::run(child({"cat", "out", "done"}), sp::Options().std_in(sp::DEVNULL).capture_output()).std_out, "done");
+    const auto merged = sp::run(child({"out", "1", "err", "2", "out", "3"}),
+                                sp::Options().std_out(sp::PIPE).std_err(sp::STDOUT));
+    EXPECT_EQ(merged.std_out, "123");
+    EXPECT_EQ(merged.std_err, "");
+    const auto dropped = sp::run(child({"out", "x", "err", "y"}), sp::Options().std_out(sp::DEVNULL).std_err(sp::PIPE));
+    EXPECT_EQ(dropped.std_out, "");
+    EXPECT_EQ(dropped.std_err, "y");
+}
+
+// ---- communicate -----------------------------------------------------------------------------
+
+TEST_F(Subprocess, CommunicateServesAllThreePipesAtOnce) {
+    mp_test::time_limit(120);
+    // The child copies stdin to stdout and stderr as it reads: written in order (all input,
+    // then reading), any of the three pipes would fill and both sides would wait forever.
+    const std::size_t n = (mp_test::under_wine() ? 2u : 16u) << 20;
+    const std::string data = bytes_pattern(n);
+    sp::Popen p(child({"tee"}), sp::Options().std_in(sp::PIPE).std_out(sp::PIPE).std_err(sp::PIPE));
+    const auto [out, err] = p.communicate(data, 100);
+    EXPECT_EQ(out.size(), n);
+    EXPECT_EQ(err.size(), n);
+    EXPECT_TRUE(out == data);
+    EXPECT_TRUE(err == data);
+    EXPECT_EQ(p.returncode(), 0);
+    // And both outputs large at once, with no input.
+    const auto r = sp::run(child({"spew", "8", "8"}), sp::Options().capture_output().timeout(100));
+    EXPECT_EQ(r.std_out.size(), std::size_t{8} << 20);
+    EXPECT_EQ(r.std_err.size(), std::size_t{8} << 20);
+}
+
+TEST_F(Subprocess, CommunicateContinuesAfterATimeout) {
+    sp::Popen p(child({"out", "first", "sleep", "1500", "out", "second"}), sp::Options().std_out(sp::PIPE));
+    int timeouts = 0;
+    std::string seen;
+    std::pair<std::string, std::string> r;
+    for (;;) {
+        const auto t0 = Clock::now();
+        try {
+            r = p.communicate(0.2);
+            break;
+        } catch (const sp::TimeoutExpired& e) {
+            EXPECT_GE(since(t0), 0.2);
+            ++timeouts;
+            seen = e.output();
+        }
+    }
+    EXPECT_GE(timeouts, 1) << "the child sleeps 1.5 s, so a 0.2 s communicate must have run out";
+    EXPECT_EQ(r.first, "firstsecond") << "nothing lost, nothing twice";
+    EXPECT_EQ(std::string("firstsecond").compare(0, seen.size(), seen), 0) << "the partial output was " << seen;
+    EXPECT_EQ(p.returncode(), 0);
+
+    // Input too is continued where it stopped.
+    const std::string data = bytes_pattern(1 << 20);
+    sp::Popen q(child({"sleep", "500", "cat"}), sp::Options().std_in(sp::PIPE).std_out(sp::PIPE));
+    EXPECT_THROW(q.communicate(data, 0.1), sp::TimeoutExpired);  // it reads nothing for 0.5 s
+    EXPECT_THROW(q.communicate("more", 1), mp::ValueError);
+    const auto all = q.communicate(60);
+    EXPECT_TRUE(all.first == data);
+}
+
+TEST_F(Subprocess, CommunicateDoesNotWaitForAGrandchildHoldingThePipes) {
+    mp_test::time_limit(150);
+    // The grandchild inherits stdout and stderr and sleeps 2 minutes. CPython's communicate
+    // reads to end of file and so would raise TimeoutExpired after 60 s here.
+    sp::Popen p(child({"out", "child says hi\n", "grandchild", "120000"}),
+                sp::Options().std_out(sp::PIPE).std_err(sp::PIPE));
+    const auto [out, err] = p.communicate(60);
+    EXPECT_EQ(p.returncode(), 0);
+    EXPECT_EQ(err, "");
+    const std::string head = "child says hi\ngrandchild ";
+    ASSERT_EQ(out.compare(0, head.size(), head), 0) << out;
+    const int grandchild = std::atoi(out.c_str() + head.size());
+    ASSERT_GT(grandchild, 0) << out;
+    EXPECT_TRUE(mp::sys::pid_exists(grandchild)) << "the grandchild should still be holding the pipes";
+    mp::kill(grandchild, mp::sig::KILL);
+    EXPECT_EQ(mp_test::wait_reaped(grandchild, std::chrono::seconds(30)), 0);
+}
+
+TEST_F(Subprocess, RunDoesNotWaitForAGrandchildHoldingThePipes) {
+    mp_test::time_limit(150);
+    const auto r = sp::run(child({"grandchild", "120000", "err", "bye"}), sp::Options().capture_output().timeout(60));
+    EXPECT_EQ(r.std_err, "bye");
+    const int grandchild = std::atoi(r.std_out.c_str() + std::string("grandchild ").size());
+    ASSERT_GT(grandchild, 0) << r.std_out;
+    EXPECT_TRUE(mp::sys::pid_exists(grandchild));
+    mp::kill(grandchild, mp::sig::KILL);
+    EXPECT_EQ(mp_test::wait_reaped(grandchild, std::chrono::seconds(30)), 0);
+}
+
+// ---- Popen and its pipes -----------------------------------------------------------------------
+
+TEST_F(Subprocess, PopenStreamsLinesWithPollAndWait) {
+    // Three lines, then the child waits for our go-ahead: until then it cannot have ended.
+    sp::Popen p(child({"lines", "3", "0", "readline", "lines", "2", "0"}),
+                sp::Options().std_in(sp::PIPE).std_out(sp::PIPE).text());
+    EXPECT_GT(p.pid(), 0);
+    EXPECT_EQ(p.stdout_pipe().readline(30), "line 1\n");
+    EXPECT_EQ(p.stdout_pipe().readline(30), "line 2\n");
+    EXPECT_EQ(p.stdout_pipe().readline(30), "line 3\n");
+    EXPECT_EQ(p.poll(), std::nullopt);
+    EXPECT_EQ(p.returncode(), std::nullopt);
+    EXPECT_EQ(p.stdin_pipe().write("go\n"), 3u);
+    p.stdin_pipe().close();
+    EXPECT_TRUE(p.stdin_pipe().closed());
+    std::vector<std::string> rest;
+    for (const std::string& line : p.stdout_pipe()) rest.push_back(line);
+    EXPECT_EQ(rest, (std::vector<std::string>{"line 1\n", "line 2\n"}));
+    EXPECT_EQ(p.wait(30), 0);
+    EXPECT_EQ(p.poll(), 0);
+    EXPECT_EQ(p.returncode(), 0);
+}
+
+TEST_F(Subprocess, TheTutorialsReadlineAndPollLoop) {
+    sp::Popen p(child({"lines", "5", "20"}), sp::Options().std_out(sp::PIPE).std_err(sp::PIPE).text());
+    std::vector<std::string> got;
+    for (;;) {
+        const std::string line = p.stdout_pipe().readline(30);
+        if (line.empty() && p.poll()) break;
+        if (!line.empty()) got.push_back(line);
+    }
+    const auto [out, err] = p.communicate(30);
+    EXPECT_EQ(got.size(), 5u);
+    EXPECT_EQ(got.back(), "line 5\n");
+    EXPECT_EQ(out, "");
+    EXPECT_EQ(err, "");
+    EXPECT_EQ(p.returncode(), 0);
+}
+
+TEST_F(Subprocess, ATimedOutReadLosesNothing) {
+    sp::Popen p(child({"out", "partial", "readline", "out", " rest\n", "readline"}),
+                sp::Options().std_in(sp::PIPE).std_out(sp::PIPE));
+    auto t0 = Clock::now();
+    EXPECT_THROW(p.stdout_pipe().readline(0.3), sp::TimeoutExpired);  // no newline until we say so
+    EXPECT_GE(since(t0), 0.3);
+    ASSERT_EQ(p.stdin_pipe().write("\n"), 1u);
+    EXPECT_EQ(p.stdout_pipe().readline(30), "partial rest\n");
+    t0 = Clock::now();
+    EXPECT_THROW(p.stdout_pipe().read_some(10, 0.2), sp::TimeoutExpired);
+    EXPECT_GE(since(t0), 0.2);
+    EXPECT_THROW(p.stdout_pipe().read(-1, 0.2), sp::TimeoutExpired);
+    p.stdin_pipe().close();
+    EXPECT_EQ(p.stdout_pipe().read(-1, 30), "");
+    EXPECT_EQ(p.stdout_pipe().readline(), "");
+    EXPECT_EQ(p.wait(30), 0);
+}
+
+TEST_F(Subprocess, ReadSizesAndACarriageReturnSplitAcrossReads) {
+    sp::Popen p(child({"out", "0123456789"}), sp::Options().std_out(sp::PIPE));
+    EXPECT_EQ(p.stdout_pipe().read(4, 30), "0123");
+    EXPECT_EQ(p.stdout_pipe().read(100, 30), "456789");  // fewer only at end of file
+    EXPECT_EQ(p.stdout_pipe().read_some(), "");
+    EXPECT_EQ(p.wait(30), 0);
+    // "\r" ends one write and "\n" begins the next: still one newline.
+    sp::Popen t(child({"out", "a\r", "sleep", "50", "out", "\nb\r"}), sp::Options().std_out(sp::PIPE).text());
+    EXPECT_EQ(t.stdout_pipe().readline(30), "a\n");
+    EXPECT_EQ(t.stdout_pipe().readline(30), "b\n");
+    EXPECT_EQ(t.stdout_pipe().readline(30), "");
+    EXPECT_EQ(t.wait(30), 0);
+}
+
+TEST_F(Subprocess, StdinWritesTimeoutsAndABrokenPipe) {
+    sp::Popen p(child({"exit", "0"}), sp::Options().std_in(sp::PIPE));
+    EXPECT_EQ(p.wait(30), 0);
+    EXPECT_THROW(p.stdin_pipe().write(std::string(65536, 'x')), mp::BrokenPipeError);
+
+    sp::Popen q(child({"sleep", "30000"}), sp::Options().std_in(sp::PIPE));
+    const std::string big(std::size_t{4} << 20, 'x');
+    const auto t0 = Clock::now();
+    EXPECT_LT(q.stdin_pipe().write(big, 0.3), big.size()) << "nobody reads: the pipe holds far less than 4 MiB";
+    EXPECT_GE(since(t0), 0.3);
+    q.stdin_pipe().close();
+    EXPECT_THROW(q.stdin_pipe().write("x"), mp::ValueError);
+    q.kill();
+    EXPECT_EQ(q.wait(30), -9);
+}
+
+TEST_F(Subprocess, WaitWithATimeout) {
+    sp::Popen p(child({"sleep", "30000"}));
+    const auto t0 = Clock::now();
+    EXPECT_THROW(p.wait(0.3), sp::TimeoutExpired);
+    EXPECT_GE(since(t0), 0.3);
+    EXPECT_EQ(p.returncode(), std::nullopt);
+    EXPECT_EQ(p.poll(), std::nullopt);
+    EXPECT_THROW(p.wait(std::nan("")), mp::ValueError);
+    p.kill();
+    EXPECT_EQ(p.wait(), -9);
+    EXPECT_EQ(p.returncode(), -9);
+    EXPECT_NO_THROW(p.kill()) << "a reaped child is not signalled again";
+}
+
+TEST_F(Subprocess, SignalsAndReturncodes) {
+    sp::Popen t(child({"sleep", "30000"}));
+    t.terminate();
+    EXPECT_EQ(t.wait(30), -15);
+    sp::Popen k(child({"sleep", "30000"}));
+    k.kill();
+    EXPECT_EQ(k.wait(30), -9);
+    sp::Popen u(child({"sleep", "30000"}));
+#if defined(_WIN32)
+    EXPECT_THROW(u.send_signal(mp::sig::USR1), mp::ValueError);
+    u.kill();
+    EXPECT_EQ(u.wait(30), -9);
+#else
+    u.send_signal(mp::sig::USR1);
+    EXPECT_EQ(u.wait(30), -mp::sig::USR1);
+#endif
+}
+
+TEST_F(Subprocess, ADestroyedPopenClosesItsPipesAndWaits) {
+    {
+        // cat ends when its stdin closes; the destructor must close it, then reap cat.
+        sp::Popen p(child({"cat"}), sp::Options().std_in(sp::PIPE).std_out(sp::PIPE));
+        p.stdin_pipe().write("abc");
+    }
+    EXPECT_EQ(mp_test::count_children(), 0) << "~Popen left its child running or unreaped";
+    sp::Popen a(child({"exit", "0"}));
+    sp::Popen b(std::move(a));
+    EXPECT_THROW(a.poll(), mp::ValueError);  // NOLINT(bugprone-use-after-move): on purpose
+    sp::Popen c(child({"exit", "1"}));
+    c = std::move(b);  // c's own child is finished first
+    EXPECT_EQ(c.wait(30), 0);
+}
+
+// ---- starting: programs, arguments, environment, errors --------------------------------------
+
+TEST_F(Subprocess, MissingProgramIsFileNotFoundError) {
+#if defined(_WIN32)
+    const std::string missing = "C:\\mp-no-such-dir\\mp-no-such-program.exe";
+#else
+    const std::string missing = "/mp-no-such-dir/mp-no-such-program";
+#endif
+    EXPECT_THROW(sp::run({missing}), mp::FileNotFoundError);
+    try {
+        sp::Popen p({"mp-no-such-program-on-path", "x"});
+        FAIL() << "started a program that does not exist";
+    } catch (const mp::FileNotFoundError& e) {
+        EXPECT_NE(std::string(e.what()).find("'mp-no-such-program-on-path'"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(sp::check_output({"mp-no-such-program-on-path"}), mp::FileNotFoundError);
+}
+
+TEST_F(Subprocess, ProgramThatMayNotBeRunIsPermissionError) {
+#if defined(_WIN32)
+    // A directory is not a program: CreateProcessW refuses it with ERROR_ACCESS_DENIED.
+    const std::string dir = mp_test::temp_path("not-a-program");
+    fs::create_directory(dir);
+    try {
+        sp::run({dir});
+        ADD_FAILURE() << "ran a directory";
+    } catch (const mp::PermissionError&) {
+    } catch (const mp::OSError& e) {
+        if (!mp_test::under_wine()) ADD_FAILURE() << "not a PermissionError: " << e.what();
+        else std::printf("[ SKIPPED  ] only under Wine: CreateProcessW on a directory gives %s, not ERROR_ACCESS_DENIED\n",
+                         e.code().message().c_str());
+    }
+    fs::remove(dir);
+#else
+    const std::string file = mp_test::temp_path("not-executable");
+    std::ofstream(file) << "#!/bin/sh\nexit 0\n";
+    ::chmod(file.c_str(), 0644);
+    EXPECT_THROW(sp::run({file}), mp::PermissionError);
+    fs::remove(file);
+#endif
+}
+
+TEST_F(Subprocess, BadCwdIsFileNotFoundErrorNamingIt) {
+    const std::string dir = mp_test::temp_path("no-such-dir");
+    try {
+        sp::Popen p(child({"exit", "0"}), sp::Options().cwd(dir));
+        FAIL() << "started in a directory that does not exist";
+    } catch (const mp::FileNotFoundError& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find(fs::path(dir).filename().string()), std::string::npos) << what;
+        EXPECT_NE(what.find("working directory"), std::string::npos) << what;
+    }
+}
+
+TEST_F(Subprocess, CwdAndEnvironment) {
+    const std::string dir = mp_test::temp_path("cwd");
+    fs::create_directory(dir);
+    std::string shown = sp::run(child({"cwd"}), sp::Options().cwd(dir).capture_output()).std_out;
+    if (!shown.empty() && shown.back() == '\n') shown.pop_back();
+    EXPECT_TRUE(fs::equivalent(fs::u8path(shown), fs::u8path(dir))) << shown << " vs " << dir;
+    fs::remove(dir);
+#if !defined(_WIN32)
+    // POSIX: a relative program path is found from the new directory, as in Python (Windows
+    // resolves it from ours).
+    const std::string helper_dir = fs::path(helper()).parent_path().string();
+    EXPECT_EQ(sp::call({"./mp_test_subprocess_child", "exit", "6"}, sp::Options().cwd(helper_dir)), 6);
+#endif
+
+    set_env("MP_SUB_PARENT", "yes");
+    const auto inherited = sp::run(child({"env", "MP_SUB_PARENT", "env", "MP_SUB_EXTRA"}),
+                                   sp::Options().add_env("MP_SUB_EXTRA", "x y").capture_output());
+    EXPECT_EQ(inherited.std_out, "yes\nx y\n");
+    const auto replaced = sp::run(child({"env", "MP_SUB_PARENT", "env", "MP_SUB_EXTRA", "env", "MP_SUB_ONLY"}),
+                                  sp::Options().env({{"MP_SUB_ONLY", "1"}}).add_env("MP_SUB_EXTRA", "z").capture_output());
+    EXPECT_EQ(replaced.std_out, "<unset>\nz\n1\n");
+    set_env("MP_SUB_PARENT", nullptr);
+    EXPECT_THROW(sp::run(child(), sp::Options().env({{"A=B", "1"}})), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().add_env("", "1")), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().add_env("A", std::string("a\0b", 3))), mp::ValueError);
+}
+
+TEST_F(Subprocess, BadArgumentsAreValueErrors) {
+    EXPECT_THROW(sp::Popen({}), mp::ValueError);
+    EXPECT_THROW(sp::run({}), mp::ValueError);
+    EXPECT_THROW(sp::run({helper(), std::string("a\0b", 3)}), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().capture_output().std_out(sp::PIPE)), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().input("x").std_in(sp::PIPE)), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().std_in(sp::STDOUT)), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().std_out(sp::STDOUT)), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().timeout(std::nan(""))), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().cwd(std::string("a\0b", 3))), mp::ValueError);
+    EXPECT_THROW(sp::Popen(child(), sp::Options().timeout(1)), mp::ValueError);
+    EXPECT_THROW(sp::Popen(child(), sp::Options().check()), mp::ValueError);
+    EXPECT_THROW(sp::Popen(child(), sp::Options().input("x")), mp::ValueError);
+    sp::Popen p(child({"exit", "0"}));
+    EXPECT_THROW(p.stdout_pipe(), mp::ValueError);
+    EXPECT_THROW(p.stdin_pipe(), mp::ValueError);
+    EXPECT_THROW(p.communicate("input without a stdin pipe"), mp::ValueError);
+    EXPECT_EQ(p.communicate(30), (std::pair<std::string, std::string>{}));
+    EXPECT_EQ(p.returncode(), 0);
+}
+
+TEST_F(Subprocess, ArgumentsRoundTripThroughTheChildsArgv) {
+    // Windows passes one command-line string, which the child's C runtime splits by the
+    // CommandLineToArgvW rules: mp must quote so that every one of these comes back as it was.
+    const std::vector<std::string> hostile = {
+        "", " ", "plain", "two words", "\"", "\"\"", "\\", "\\\\", "a\\", "a\\\\", "a\\\"b", "a\\\\\"b",
+        "\\\"", "trailing\\\\", "  leading", "tab\there", "new\nline", "cr\rhere", "%PATH%", "^&|<>()",
+        "x\"y\\\"z", "caf\xc3\xa9", "\xe4\xb8\xad\xe6\x96\x87", "\xf0\x9f\x98\x80", "'single'", "a b\\ c\\\\",
+        "\\\\server\\share\\", "-flag=\"quoted value\"", "*?", "semi;colon"};
+    auto args = child({"hexargs"});
+    args.insert(args.end(), hostile.begin(), hostile.end());
+    const auto r = sp::run(args, sp::Options().capture_output());
+    ASSERT_EQ(r.returncode, 0) << r.std_err;
+    std::vector<std::string> back;
+    std::string line;
+    for (char c : r.std_out) {
+        if (c != '\n') {
+            line += c;
+            continue;
+        }
+        std::string decoded;
+        for (std::size_t i = 0; i + 1 < line.size(); i += 2) decoded += static_cast<char>(std::stoi(line.substr(i, 2), nullptr, 16));
+        back.push_back(decoded);
+        line.clear();
+    }
+    ASSERT_EQ(back.size(), hostile.size()) << r.std_out;
+    for (std::size_t i = 0; i < hostile.size(); ++i) EXPECT_EQ(back[i], hostile[i]) << "argument " << i;
+}
+
+TEST_F(Subprocess, ExecutableAndPathLookup) {
+    EXPECT_EQ(sp::run({"shown-name", "argv0"}, sp::Options().executable(helper()).capture_output()).std_out, "shown-name\n");
+    // A name without a directory is looked up in PATH.
+    const std::string dir = fs::u8path(helper()).parent_path().u8string();
+    std::string old_path;
+    const bool had_path = mp::sys::get_env("PATH", old_path);
+#if defined(_WIN32)
+    set_env("PATH", (dir + ";" + old_path).c_str());
+#else
+    set_env("PATH", (dir + ":" + old_path).c_str());
+#endif
+    const int rc = sp::call({"mp_test_subprocess_child", "exit", "5"});
+    set_env("PATH", had_path ? old_path.c_str() : nullptr);
+    EXPECT_EQ(rc, 5);
+#if defined(_WIN32)
+    // A path without ".exe" finds the .exe, as CreateProcessW does for a command-line name.
+    EXPECT_EQ(sp::call({helper().substr(0, helper().size() - 4), "exit", "3"}), 3);
+#endif
+}
+
+TEST_F(Subprocess, StartNewSession) {
+    const auto own = sp::run(child({"session"}), sp::Options().capture_output().start_new_session());
+    const auto shared = sp::run(child({"session"}), sp::Options().capture_output());
+    EXPECT_EQ(own.returncode, 0);
+#if defined(_WIN32)
+    // CREATE_NEW_PROCESS_GROUP is accepted, but a process group is not visible from inside.
+    EXPECT_EQ(own.std_out, "n/a\n");
+#else
+    EXPECT_EQ(own.std_out, "leader\n");
+    EXPECT_EQ(shared.std_out, "member\n");
+#endif
+}
+
+TEST_F(Subprocess, TheChildGetsOnlyItsStandardStreams) {
+#if !defined(_WIN32)
+    EXPECT_EQ(sp::run(child({"fds"}), sp::Options().capture_output()).std_out, "0 1 2\n");
+#endif
+    // A pipe of ours holding "secret": if the child could read it by our number, it leaked.
+    mp::sys::PipeEnds secret;
+    ASSERT_FALSE(mp::sys::make_pipe(secret));
+    ASSERT_FALSE(mp::sys::write_all(secret.write.get(), "secret", 6));
+    const std::string value = std::to_string(mp::sys::handle_to_value(secret.read.get()));
+    EXPECT_EQ(sp::run(child({"probe", value}), sp::Options().capture_output()).std_out, "clean\n");
+    EXPECT_EQ(sp::run(child({"probe", value}), sp::Options().std_in(sp::PIPE).std_out(sp::PIPE).std_err(sp::DEVNULL)).std_out,
+              "clean\n");
+}
+
+TEST_F(Subprocess, ManyRunsLeakNothing) {
+    mp_test::time_limit(120);
+    const int cycles = mp_test::under_wine() ? 40 : 300;
+    sp::run(child({"out", "warm"}), sp::Options().capture_output());
+    const std::size_t before = mp_test::count_handles();
+    for (int i = 0; i < cycles; ++i) {
+        const auto r = sp::run(child({"out", "x", "err", "y"}), sp::Options().capture_output().std_in(sp::DEVNULL));
+        ASSERT_EQ(r.std_out, "x");
+        ASSERT_EQ(r.std_err, "y");
+    }
+    const std::size_t after = mp_test::count_handles();
+    EXPECT_LE(after, before + (mp_test::under_wine() ? 8 : 0)) << "before " << before << " after " << after;
+}
