@@ -139,7 +139,7 @@ void bootstrap(int argc, char** argv) {
     g.parent_watch = std::move(watch);
     g.daemon = p.daemon;
     if (!p.start_method.empty()) g.default_method = p.start_method;
-    if (p.daemon && sys::die_with_parent(g.parent_pid)) sys::exit_now(1);  // the parent is already gone
+    if (p.daemon && sys::die_with_parent(g.parent_pid, p.started_by_main_thread)) sys::exit_now(1);  // the parent is already gone
 
     // The handles the arguments carry arrived inheritable (that is how they got here); make
     // them private before anything can start a grandchild.

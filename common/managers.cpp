@@ -8,14 +8,18 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <list>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <unordered_map>
 
 #include "mp/connection.hpp"
 #include "process_internal.hpp"
+#include "sys/os.hpp"
 #include "sys/socket.hpp"
 
 namespace mp {
@@ -104,8 +108,8 @@ Reply handle(Store& s, const Request& q) {
     auto it = s.objects.find(q.id);
     if (it == s.objects.end()) return error_reply(kValueError, "mp::Manager: no shared object " + std::to_string(q.id));
     Store::Object& o = it->second;
-    const bool is_dict = q.op >= kDictGet && q.op <= kDictSetDefault;
-    const bool is_list = q.op >= kListAppend && q.op <= kListClear;
+    const bool is_dict = (q.op >= kDictGet && q.op <= kDictSetDefault) || q.op == kDictUpdate;
+    const bool is_list = (q.op >= kListAppend && q.op <= kListClear) || q.op == kListExtend;
     if ((is_dict && o.kind != 0) || (is_list && o.kind != 1) || (!is_dict && !is_list && o.kind != 2))
         return error_reply(kValueError, "mp::Manager: shared object " + std::to_string(q.id) + " is of another kind");
     Reply r;
@@ -190,11 +194,31 @@ Reply handle(Store& s, const Request& q) {
     }
     case kListAll: r.list = o.list; return r;
     case kListClear: o.list.clear(); return r;
+    case kListExtend: {
+        auto items = decode<std::vector<std::string>>(q.a);
+        o.list.insert(o.list.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+        return r;
+    }
+    case kDictUpdate: {
+        auto kv = decode<std::vector<std::string>>(q.a);
+        for (std::size_t k = 0; k + 1 < kv.size(); k += 2) {
+            auto e = o.dict.find(kv[k]);
+            if (e != o.dict.end())
+                e->second.value = std::move(kv[k + 1]);
+            else
+                o.dict.emplace(std::move(kv[k]), Store::Entry{std::move(kv[k + 1]), o.next_seq++});
+        }
+        return r;
+    }
     case kValueGet: r.value = o.value; return r;
     case kValueSet: o.value = q.a; return r;
     default: return error_reply(kValueError, "mp::Manager: unknown request " + std::to_string(q.op));
     }
 }
+
+// The server's own socket file (POSIX), removed before the quick exit below, which skips the
+// Listener's destructor.
+std::string g_socket_path;
 
 void serve(Store& s, Connection c, std::atomic<bool>& stop) {
     for (;;) {
@@ -212,6 +236,7 @@ void serve(Store& s, Connection c, std::atomic<bool>& stop) {
             }
             // The answer is out; nothing else in this process needs an orderly end (no
             // children, no buffered output), and the accepting thread may wait 100 ms more.
+            if (!g_socket_path.empty()) std::remove(g_socket_path.c_str());
             std::_Exit(0);
         }
         try {
@@ -238,6 +263,7 @@ std::string random_key() {
 
 int manager_server(Connection report, std::string authkey) {
     Listener listener(default_family(), authkey);
+    if (listener.address().family == AddressFamily::unix_socket) g_socket_path = listener.address().path;
     report.send(listener.address());
     report.close();
     // Never freed: the serving threads are detached and may still run while the process ends.
@@ -251,6 +277,10 @@ int manager_server(Connection report, std::string authkey) {
             std::thread(serve, std::ref(*store), std::move(c), std::ref(*stop)).detach();
         } catch (const TimeoutError&) {
         } catch (const AuthenticationError&) {  // a stranger without the key: refused, go on
+        } catch (const std::exception&) {
+            // Out of descriptors, a connection that died in the backlog...: Python's server
+            // goes on too; the pause keeps a lasting error from spinning.
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
     }
     return 0;
@@ -286,6 +316,8 @@ public:
             throw ProcessError(std::string("mp::Manager: the manager's server is gone (shut down or died): ") + e.what());
         }
     }
+    // In a fork child only (see client_for).
+    void renew_lock_after_fork() { new (&mu_) std::mutex; }
     void mark_down() {
         std::lock_guard<std::mutex> lk(mu_);
         down_ = true;
@@ -305,12 +337,27 @@ private:
 
 namespace {
 
-// One client per manager per process, however many proxies arrive (spawn decodes each).
+// One client per manager per process, however many proxies arrive (spawn decodes each). The
+// registry and the clients' locks are made new in a fork child: another thread of the parent
+// may have held one of them at the fork, and nobody would ever release the child's copy
+// (Python's ForkAwareThreadLock does the same).
+std::mutex g_clients_mu;
+std::map<std::string, std::weak_ptr<ManagerClient>> g_clients;
+
+void renew_locks_after_fork() {
+    new (&g_clients_mu) std::mutex;
+    for (auto& entry : g_clients)
+        if (auto c = entry.second.lock()) c->renew_lock_after_fork();
+}
+
 std::shared_ptr<ManagerClient> client_for(const Address& a, const std::string& key) {
-    static std::mutex mu;
-    static std::map<std::string, std::weak_ptr<ManagerClient>> clients;
-    std::lock_guard<std::mutex> lk(mu);
-    std::weak_ptr<ManagerClient>& slot = clients[a.to_string() + '\n' + key];
+    static const bool hooked = [] {
+        sys::at_fork_in_child(renew_locks_after_fork);
+        return true;
+    }();
+    (void)hooked;
+    std::lock_guard<std::mutex> lk(g_clients_mu);
+    std::weak_ptr<ManagerClient>& slot = g_clients[a.to_string() + '\n' + key];
     std::shared_ptr<ManagerClient> c = slot.lock();
     if (!c) {
         c = std::make_shared<ManagerClient>(a, key);
@@ -441,6 +488,9 @@ void Manager::shutdown(double timeout) {
         s_->server.kill();
         s_->server.join();
     }
+    // A server killed (or dead) before it removed its socket file leaves it: remove it here.
+    const Address& a = s_->client->address();
+    if (a.family == AddressFamily::unix_socket) std::remove(a.path.c_str());
 }
 
 Address Manager::address() const { return client()->address(); }

@@ -30,7 +30,7 @@ namespace detail {
 
 namespace {
 
-enum : std::uint8_t { kOk = 0, kError = 1, kInitError = 2 };
+enum : std::uint8_t { kOk = 0, kError = 1, kInitError = 2, kReady = 3 };
 
 // A task on the wire: `count` calls of fn, their arguments encoded back to back; id 0 tells
 // the worker to exit.
@@ -85,6 +85,9 @@ int pool_worker(Connection tasks, Connection results, std::uint64_t maxtasks, st
             return 1;
         }
     }
+    // Ready: a worker that dies before this is a start failure, and the task it may have been
+    // sent never ran (it goes back to the queue).
+    results.send(failure(0, kReady, "", ""));
     for (std::uint64_t done = 0; maxtasks == 0 || done < maxtasks; ++done) {
         TaskMsg t;
         try {
@@ -103,6 +106,8 @@ int pool_worker(Connection tasks, Connection results, std::uint64_t maxtasks, st
             for (std::uint64_t i = 0; i < t.count; ++i) fn(calls, out);
             calls.expect_end();
             r.count = t.count;
+        } catch (const SystemExit& e) {
+            return e.code();  // the worker ends, as Python's does; the task fails with its code
         } catch (const std::exception& e) {
             r = failure(t.id, kError, type_name(typeid(e).name()).c_str(), e.what());
         } catch (...) {
@@ -139,6 +144,7 @@ struct Worker {
     Connection results;  // the parent's receiving end
     std::deque<std::shared_ptr<TaskState>> outstanding;  // sent, not answered, in order
     std::uint64_t sent = 0;
+    bool ready = false;     // its initializer has run
     bool stopping = false;  // told to exit
 };
 
@@ -147,6 +153,9 @@ struct PoolCore {
     std::mutex mu;
     std::condition_variable changed;
     bool collecting = false;
+    int exclusive_waiters = 0;  // threads that need the collector's role (terminate, shutdown)
+    // Written to wake the collector out of its wait when another thread needs the role.
+    Connection wake_r, wake_w;
     std::vector<std::unique_ptr<Worker>> workers;  // by slot; empty once a worker is gone for good
     std::deque<std::shared_ptr<TaskState>> pending;
     std::uint64_t next_id = 1;
@@ -265,10 +274,14 @@ void apply_result(PoolCore& c, Worker& w, ResultMsg& r, Callbacks& run) {
         break_pool(c, "the pool's initializer failed in a worker: " + r.type + ": " + r.what, run);
         return;
     }
+    if (r.kind == kReady) {
+        w.ready = true;
+        c.start_failures = 0;
+        return;
+    }
     if (w.outstanding.empty() || w.outstanding.front()->id != r.id) return;  // not ours: ignore
     const std::shared_ptr<TaskState> t = w.outstanding.front();
     w.outstanding.pop_front();
-    c.start_failures = 0;
     if (r.kind == kOk && r.count == t->count)
         finish(c, *t, true, std::move(r.values), r.count, nullptr, run);
     else if (r.kind == kOk)
@@ -294,8 +307,9 @@ void handle_end(PoolCore& c, std::size_t slot, Callbacks& run) {
     }
     w.proc.join();
     const int code = w.proc.exitcode().value_or(-1);
-    const bool took_nothing = w.sent == 0;
-    if (!w.outstanding.empty()) {
+    const bool never_ready = !w.ready;
+    // A worker that never got ready (its initializer did not finish) ran none of its tasks.
+    if (!w.outstanding.empty() && !never_ready) {
         fail(c, *w.outstanding.front(),
              std::make_exception_ptr(WorkerLostError(
                  "the worker process running this task (" + w.proc.name() + ") ended with exit code " +
@@ -303,22 +317,32 @@ void handle_end(PoolCore& c, std::size_t slot, Callbacks& run) {
                  code)),
              run);
         w.outstanding.pop_front();
-        for (auto it = w.outstanding.rbegin(); it != w.outstanding.rend(); ++it) {
-            (*it)->phase = TaskState::Phase::pending;
-            c.pending.push_front(*it);
-        }
     }
+    for (auto it = w.outstanding.rbegin(); it != w.outstanding.rend(); ++it) {
+        (*it)->phase = TaskState::Phase::pending;
+        c.pending.push_front(*it);
+    }
+    w.outstanding.clear();
+    const bool stopped = w.stopping;
     c.workers[slot].reset();
-    if (took_nothing && code != 0 && ++c.start_failures >= kMaxStartFailures) {
+    if (never_ready && !stopped && ++c.start_failures >= kMaxStartFailures) {
         break_pool(c,
-                   "the pool's workers keep ending before they take any task (last exit code " +
-                       std::to_string(code) + ")",
+                   "the pool's workers keep ending before they are ready (last exit code " + std::to_string(code) +
+                       "): a spawned child that cannot start, or an initializer that ends its process",
                    run);
         return;
     }
     const bool needed = c.state == PoolCore::State::running ||
                         (c.state == PoolCore::State::closed && (c.unfinished > 0 || !c.pending.empty()));
-    if (needed) start_worker(c, slot);
+    if (!needed) return;
+    try {
+        start_worker(c, slot);
+    } catch (const std::exception& e) {
+        // Out of processes or descriptors: the pool goes on with the workers it has, and
+        // breaks only when it has none left.
+        if (std::none_of(c.workers.begin(), c.workers.end(), [](const std::unique_ptr<Worker>& x) { return bool(x); }))
+            break_pool(c, std::string("the pool could not start a worker: ") + e.what(), run);
+    }
 }
 
 void run_callbacks(Callbacks& run) {
@@ -334,25 +358,22 @@ void run_callbacks(Callbacks& run) {
     run.clear();
 }
 
-// One round of collection, by the collecting thread: waits up to timeout_ms for an answer or
-// the end of a worker, and handles all that came. lk is held on entry and on return.
-void collect_once(PoolCore& c, std::unique_lock<std::mutex>& lk, double timeout_ms) {
-    Callbacks run;
+// One round of collection, by the collecting thread: waits up to timeout_ms for an answer, the
+// end of a worker, or a wake-up, and handles all that came. lk is held on entry and on return.
+// The callbacks of the tasks it finished are handed to the caller, to run once it has given up
+// the collector's role (a callback may use the pool: wait on it, terminate it, join it).
+void collect_once(PoolCore& c, std::unique_lock<std::mutex>& lk, double timeout_ms, Callbacks& run) {
     dispatch(c);
     std::vector<WaitObject> objects;
     std::vector<std::pair<std::size_t, bool>> what;  // slot, is the sentinel
+    objects.emplace_back(c.wake_r);
+    what.emplace_back(0, false);
     for (std::size_t i = 0; i < c.workers.size(); ++i) {
         if (!c.workers[i]) continue;
         objects.emplace_back(c.workers[i]->results);
         what.emplace_back(i, false);
         objects.push_back(WaitObject::sentinel(c.workers[i]->proc.sentinel()));
         what.emplace_back(i, true);
-    }
-    if (objects.empty()) {
-        lk.unlock();
-        std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(timeout_ms < 0 || timeout_ms > 10 ? 10 : timeout_ms));
-        lk.lock();
-        return;
     }
     lk.unlock();
     std::vector<std::size_t> ready;
@@ -363,6 +384,10 @@ void collect_once(PoolCore& c, std::unique_lock<std::mutex>& lk, double timeout_
         // Only the collecting thread reads the result pipes, and only it changes the set of
         // workers, so the reads need no lock.
         for (std::size_t k : ready) {
+            if (k == 0) {  // a wake-up: drain them all
+                while (c.wake_r.poll(0)) c.wake_r.recv_bytes();
+                continue;
+            }
             const auto [slot, is_sentinel] = what[k];
             if (is_sentinel) {
                 ended.push_back(slot);
@@ -391,36 +416,48 @@ void collect_once(PoolCore& c, std::unique_lock<std::mutex>& lk, double timeout_
         handle_end(c, slot, run);
     }
     dispatch(c);
-    lk.unlock();
-    run_callbacks(run);
-    lk.lock();
 }
 
-// Waits until done() (checked under the lock) or timeout_ms passes; false on timeout.
+// Waits until done() (checked under the lock) or timeout_ms passes; false on timeout. However
+// short the timeout (0 included), a thread that finds nobody collecting collects once, so
+// polling with a zero timeout sees results that have arrived.
 template <class Done>
 bool wait_until(PoolCore& c, Done done, double timeout_ms) {
     const bool forever = timeout_ms < 0;
     const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                         std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     std::unique_lock<std::mutex> lk(c.mu);
+    bool collected = false;
     for (;;) {
         if (done()) return true;
         double left = -1;
         if (!forever) {
             left = std::chrono::duration<double, std::milli>(end - Clock::now()).count();
-            if (left <= 0) return done();
+            if (left <= 0) {
+                if (collected || c.collecting || c.exclusive_waiters) return done();
+                left = 0;
+            }
         }
-        if (!c.collecting) {
+        if (!c.collecting && !c.exclusive_waiters) {
             c.collecting = true;
+            Callbacks run;
             try {
-                collect_once(c, lk, left);
+                collect_once(c, lk, left, run);
             } catch (...) {
                 c.collecting = false;
                 c.changed.notify_all();
+                lk.unlock();
+                run_callbacks(run);
                 throw;
             }
+            collected = true;
             c.collecting = false;
             c.changed.notify_all();
+            if (!run.empty()) {
+                lk.unlock();
+                run_callbacks(run);
+                lk.lock();
+            }
         } else if (forever) {
             c.changed.wait(lk);
         } else {
@@ -430,11 +467,20 @@ bool wait_until(PoolCore& c, Done done, double timeout_ms) {
 }
 
 // Takes the collector's role for work that changes the set of workers from outside
-// collect_once (terminate, shutdown).
+// collect_once (terminate, shutdown): the collector is woken, yields the role after its round,
+// and waiting threads do not take it while someone waits here.
 class Exclusive {
 public:
     explicit Exclusive(PoolCore& c) : c_(c), lk_(c.mu) {
+        ++c_.exclusive_waiters;
+        if (c_.collecting) {
+            try {
+                c_.wake_w.send_bytes("w", 1, 0.0);
+            } catch (const std::exception&) {  // a full pipe already wakes it
+            }
+        }
         c_.changed.wait(lk_, [&] { return !c_.collecting; });
+        --c_.exclusive_waiters;
         c_.collecting = true;
     }
     ~Exclusive() {
@@ -472,6 +518,9 @@ std::shared_ptr<PoolCore> make_pool_core(const PoolSettings& settings) {
     c->self = c;
     check_start_method(c->settings.method.empty() ? get_start_method() : c->settings.method);
     c->workers.resize(static_cast<std::size_t>(c->settings.processes));
+    auto [wake_r, wake_w] = Pipe(false);
+    c->wake_r = wake_r;
+    c->wake_w = wake_w;
     std::lock_guard<std::mutex> lk(c->mu);
     try {
         for (std::size_t i = 0; i < c->workers.size(); ++i) start_worker(*c, i);
@@ -484,7 +533,7 @@ std::shared_ptr<PoolCore> make_pool_core(const PoolSettings& settings) {
 }
 
 TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::string fn, std::string calls,
-               std::size_t count) {
+               std::size_t count, bool executor) {
     PoolCore& c = *core;
     auto t = std::make_shared<TaskState>();
     t->fn = std::move(fn);
@@ -493,7 +542,10 @@ TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::stri
     t->pool = core;
     std::lock_guard<std::mutex> lk(c.mu);
     if (c.state == PoolCore::State::broken) throw BrokenProcessPool(std::string(api) + ": " + c.broken_why);
-    if (c.state != PoolCore::State::running) throw ValueError(std::string(api) + ": Pool not running");
+    if (c.state != PoolCore::State::running) {
+        if (executor) throw RuntimeError(std::string(api) + ": cannot schedule new futures after shutdown");
+        throw ValueError(std::string(api) + ": Pool not running");
+    }
     t->id = c.next_id++;
     c.pending.push_back(t);
     ++c.unfinished;

@@ -345,7 +345,8 @@ namespace detail {
 // The child side of a fork: become the process described by `self`. Every page this writes
 // is a copy-on-write fault (a malloc alone costs about seven), so it allocates nothing and
 // touches little: the registry lock, a few fields, and the standard streams on the way out.
-[[noreturn]] static void become_forked_child(Process& self, int parent_pid, const std::string& parent_name) {
+[[noreturn]] static void become_forked_child(Process& self, int parent_pid, const std::string& parent_name,
+                                             bool started_by_main_thread) {
     auto& g = globals();
     ProcessImpl& impl = ProcessAccess::impl(self);
     g.children.clear();  // the parent's children are not ours
@@ -361,7 +362,7 @@ namespace detail {
     // parent dies.
     g.parent_watch.release();
     impl.is_current = true;
-    if (impl.daemon && sys::die_with_parent(parent_pid)) sys::exit_now(1);
+    if (impl.daemon && sys::die_with_parent(parent_pid, started_by_main_thread)) sys::exit_now(1);
     run_child_and_exit(self, true);
 }
 
@@ -370,6 +371,7 @@ static void start_fork(Process& self) {
     warn_if_threaded();
     sys::flush_std_streams();  // or buffered output would be written by both processes
     const int parent_pid = sys::current_pid();
+    const bool from_main_thread = sys::is_main_thread();
     const std::string parent_name = current_process().name();
     auto& g = globals();
     std::error_code ec;
@@ -385,7 +387,7 @@ static void start_fork(Process& self) {
         pid = sys::fork_process(ec);
         if (pid == 0) {
             lock.unlock();
-            become_forked_child(self, parent_pid, parent_name);
+            become_forked_child(self, parent_pid, parent_name, from_main_thread);
         }
         if (pid < 0) {
             g.children.pop_back();
@@ -440,6 +442,7 @@ static void start_spawn(Process& self) {
     p.parent_pid = sys::current_pid();
     p.parent_name = current_process().name();
     p.start_method = get_start_method();
+    p.started_by_main_thread = sys::is_main_thread();
 
     std::vector<sys::native_handle> inherit = {pipe.read.get(), watch.get()};
     for (std::uintptr_t h : handles.values()) {

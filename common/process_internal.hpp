@@ -97,11 +97,12 @@ struct SpawnPayload {
     std::string parent_name;
     std::string start_method;
     std::vector<std::uint64_t> handles;  // how the passed handles are numbered in the child
+    bool started_by_main_thread = true;  // see sys::die_with_parent
     MP_FIELDS(magic, version, kind, target, target_payload, name, daemon, identity, parent_pid,
-              parent_name, start_method, handles)
+              parent_name, start_method, handles, started_by_main_thread)
 };
 constexpr std::uint32_t kSpawnMagic = 0x6d707370;  // "mpsp"
-constexpr std::uint32_t kSpawnVersion = 2;
+constexpr std::uint32_t kSpawnVersion = 3;
 constexpr const char* kSpawnArg = "--mp-spawn";
 constexpr const char* kSpawnEnv = "MP_SPAWNED_CHILD";
 

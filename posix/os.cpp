@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <iostream>
+#include <pthread.h>
 #include <unistd.h>
 #if __has_include(<stdio_ext.h>)
 #include <stdio_ext.h>
@@ -105,6 +106,11 @@ void flush_std_streams() noexcept {
 }
 
 void exit_now(int code) noexcept { ::_exit(code); }
+
+std::error_code at_fork_in_child(void (*fn)()) noexcept {
+    if (const int e = ::pthread_atfork(nullptr, nullptr, fn)) return {e, std::generic_category()};
+    return {};
+}
 
 std::string win32_error_text(int code) { return "Win32 error " + std::to_string(code); }
 

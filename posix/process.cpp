@@ -21,6 +21,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <thread>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
@@ -258,13 +259,39 @@ std::error_code current_executable(std::string& out) noexcept try {
     return std::make_error_code(std::errc::not_enough_memory);
 }
 
-std::error_code die_with_parent(int expected_parent_pid) noexcept {
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return last_error();
-    // The parent may have died before prctl ran: then we were already re-parented and no
-    // signal will come, so check by hand.
-    if (::getppid() != expected_parent_pid) return std::make_error_code(std::errc::no_such_process);
+std::error_code die_with_parent(int expected_parent_pid, bool started_by_main_thread) noexcept {
+    if (started_by_main_thread) {
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return last_error();
+        // The parent may have died before prctl ran: then we were already re-parented and no
+        // signal will come, so check by hand.
+        if (::getppid() != expected_parent_pid) return std::make_error_code(std::errc::no_such_process);
+        return {};
+    }
+    // Opened before the re-check, so a parent that dies after it is still the one watched.
+    const int fd = open_pidfd(expected_parent_pid);
+    if (::getppid() != expected_parent_pid) {
+        if (fd >= 0) ::close(fd);
+        return std::make_error_code(std::errc::no_such_process);
+    }
+    try {
+        std::thread([fd, expected_parent_pid] {
+            if (fd >= 0) {
+                pollfd p{fd, POLLIN, 0};
+                while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+                }
+            } else {  // no pidfd (a kernel before 5.3): look every 100 ms
+                while (::getppid() == expected_parent_pid) ::usleep(100000);
+            }
+            ::kill(::getpid(), SIGKILL);
+        }).detach();
+    } catch (...) {
+        if (fd >= 0) ::close(fd);
+        return std::make_error_code(std::errc::resource_unavailable_try_again);
+    }
     return {};
 }
+
+bool is_main_thread() noexcept { return ::syscall(SYS_gettid) == ::getpid(); }
 
 std::error_code open_self_watch(Handle& out) noexcept { return open_watch(::getpid(), out); }
 

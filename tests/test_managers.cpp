@@ -1,6 +1,7 @@
 // tests/test_managers.cpp - mp::Manager: dict, list and value proxies in one process and
 // across processes under every start method (the tutorials' bank deposit reaching 4000),
 // Python's errors for missing keys and indexes, and shutdown.
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
@@ -111,7 +112,11 @@ TEST(Manager, ShutdownEndsTheServerAndProxiesSaySo) {
     mp::Manager m;
     auto d = m.dict<int, int>();
     d.set(1, 1);
+    const mp::Address where = m.address();
     m.shutdown();
+    if (where.family == mp::AddressFamily::unix_socket) {
+        EXPECT_FALSE(std::filesystem::exists(where.path)) << where.path << " was left behind";
+    }
     EXPECT_THROW(d.at(1), mp::ProcessError);
     EXPECT_THROW((m.dict<int, int>()), mp::ProcessError);
     m.shutdown();  // twice is harmless

@@ -12,6 +12,7 @@
 #include "test_util.hpp"
 
 #include <cstdlib>
+#include <memory>
 
 namespace {
 
@@ -60,6 +61,12 @@ void failing_initializer(int) { throw mp::RuntimeError("the initializer failed o
 MP_TARGET(failing_initializer);
 
 int not_registered(int x) { return x; }
+
+int system_exit_task(int code) { throw mp::SystemExit(code); }
+MP_TARGET(system_exit_task);
+
+void exit_in_initializer(int) { std::_Exit(5); }
+MP_TARGET(exit_in_initializer);
 
 std::vector<int> range(int n) {
     std::vector<int> v(static_cast<std::size_t>(n));
@@ -192,7 +199,7 @@ TEST_P(PoolTest, AWorkerKilledMidTaskFailsOnlyThatTask) {
     for (int i = 0; i < 20; ++i) EXPECT_EQ(others[static_cast<std::size_t>(i)].get(60.0), i * i);
     // The pool replaced the worker and goes on with its full size.
     const std::vector<int> pids = pool.map(worker_pid, range(40), 1);
-    EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size() <= 2, true);
+    EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 2u);
     EXPECT_EQ(pool.map(square, range(10)).size(), 10u);
     pool.close();
     pool.join();
@@ -259,7 +266,15 @@ TEST_P(PoolTest, CloseJoinTerminateAndMisuse) {
         EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(100));
         EXPECT_THROW(r.successful(), mp::ValueError);
         pool.terminate();
-        EXPECT_THROW(r.get(1.0), mp::ProcessError);
+        EXPECT_TRUE(r.ready());
+        try {
+            r.get(1.0);
+            ADD_FAILURE() << "a terminated task succeeded";
+        } catch (const mp::TimeoutError&) {
+            ADD_FAILURE() << "terminate left the task unfinished";
+        } catch (const mp::ProcessError& e) {
+            EXPECT_NE(std::string(e.what()).find("terminated"), std::string::npos) << e.what();
+        }
         pool.join();  // nothing left to wait for
     }
     {
@@ -283,6 +298,85 @@ TEST_P(PoolTest, SeveralThreadsShareOnePool) {
         });
     for (auto& th : ts) th.join();
     EXPECT_EQ(good.load(), 4);
+}
+
+TEST_P(PoolTest, ACallbackMayTerminateThePool) {
+    mp_test::time_limit(120);
+    mp::Pool pool(2, options());
+    bool stopped = false;
+    auto slow = pool.apply_async(sleep_ms, 20000);
+    pool.apply_async(fail_on_three, 3).then([](int) {}, [&](std::exception_ptr) {
+        pool.terminate();  // Python's fail-fast idiom: from the callback itself
+        stopped = true;
+    });
+    EXPECT_THROW(slow.get(60.0), mp::ProcessError);
+    EXPECT_TRUE(stopped);
+}
+
+TEST_P(PoolTest, TerminateFromAnotherThreadEndsAWaitingGet) {
+    mp_test::time_limit(120);
+    mp::Pool pool(1, options());
+    auto slow = pool.apply_async(sleep_ms, 20000);
+    std::thread stopper([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        pool.terminate();
+    });
+    const auto t0 = Clock::now();
+    EXPECT_THROW(slow.get(), mp::ProcessError);  // without limit: only terminate can end it
+    stopper.join();
+    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(15)) << "terminate waited for the task";
+}
+
+TEST_P(PoolTest, PollingWithAZeroTimeoutSeesResults) {
+    mp_test::time_limit(120);
+    mp::Pool pool(1, options());
+    auto r = pool.apply_async(square, 9);
+    int polls = 0;
+    while (!r.ready()) {  // nobody else collects: ready() itself must
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        ASSERT_LT(++polls, 20000) << "ready() never saw the result";
+    }
+    EXPECT_EQ(r.get(0), 81);
+    auto s = pool.apply_async(square, 4);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(s.get(0), 16);  // arrived while nobody waited; a zero timeout still collects
+}
+
+TEST_P(PoolTest, APoolMadeInAThreadThatEndsKeepsItsWorkers) {
+    mp_test::time_limit(120);
+    std::unique_ptr<mp::Pool> pool;
+    std::thread([&] {
+        pool = std::make_unique<mp::Pool>(2, options());
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the workers are set up
+    }).join();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(pool->map(square, range(10)).back(), 81);
+    const std::vector<int> pids = pool->map(worker_pid, range(20), 1);
+    EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 2u) << "workers died with the thread";
+}
+
+TEST_P(PoolTest, SystemExitInATaskEndsItsWorker) {
+    mp_test::time_limit(120);
+    mp::Pool pool(1, options());
+    try {
+        pool.apply(system_exit_task, 4);
+        ADD_FAILURE() << "no error";
+    } catch (const mp::WorkerLostError& e) {
+        EXPECT_EQ(e.exitcode(), 4);
+    }
+    EXPECT_EQ(pool.apply(square, 3), 9);
+}
+
+TEST_P(PoolTest, AnInitializerThatEndsItsProcessBreaksThePool) {
+    mp_test::time_limit(120);
+    mp::Pool pool(1, options().initializer(exit_in_initializer, 0));
+    auto r = pool.apply_async(square, 2);
+    try {
+        r.get(60.0);
+        ADD_FAILURE() << "no error";
+    } catch (const mp::BrokenProcessPool& e) {
+        EXPECT_NE(std::string(e.what()).find("before they are ready"), std::string::npos) << e.what();
+    }
 }
 
 MP_INSTANTIATE_FOR_EACH_METHOD(PoolTest);

@@ -106,6 +106,23 @@ int start_daemon_then(std::string method, std::string pid_file, bool linger) {
 }
 MP_TARGET(start_daemon_then);
 
+// Starts a daemon from a helper thread that ends at once (Linux's parent-death signal would
+// follow that thread), checks that the daemon outlives the thread, then lingers. 3: it did not.
+int start_daemon_from_thread(std::string method, std::string pid_file) {
+    mp::Process d = mp::get_context(method).Process(sleep_for_ms, 600000);
+    d.set_daemon(true);
+    std::thread([&] {
+        d.start();
+        std::this_thread::sleep_for(300ms);  // the daemon is surely set up before this thread ends
+    }).join();
+    std::this_thread::sleep_for(300ms);
+    if (!d.is_alive()) return 3;
+    write_file(pid_file, std::to_string(*d.pid()));
+    std::this_thread::sleep_for(600s);
+    return 0;
+}
+MP_TARGET(start_daemon_from_thread);
+
 // Whether the numbered descriptor a parent made (and did not pass) can be read in the child:
 // the parent wrote "secret" into a pipe, so only a truly inherited descriptor yields it.
 int probe_descriptor(std::int64_t value) {
@@ -406,6 +423,18 @@ TEST_P(MethodTest, DaemonEndsWhenParentReturns) {
     const std::string pid = wait_for_file(pid_file, 10s);
     ASSERT_FALSE(pid.empty());
     EXPECT_EQ(wait_reaped(std::stoi(pid), 10s), 0) << "the daemon outlived its parent";
+    std::remove(pid_file.c_str());
+}
+
+TEST_P(MethodTest, DaemonStartedFromAThreadOutlivesTheThreadNotTheParent) {
+    const std::string pid_file = mp_test::temp_path("daemon");
+    mp::Process middle = ctx().Process(start_daemon_from_thread, GetParam(), pid_file);
+    middle.start();
+    const std::string pid = wait_for_file(pid_file, 30s);
+    ASSERT_FALSE(pid.empty()) << "exit code " << middle.exitcode().value_or(-100) << " (3: the daemon died with its thread)";
+    middle.kill();
+    middle.join();
+    EXPECT_EQ(wait_reaped(std::stoi(pid), 10s), 0) << "the daemon outlived its killed parent";
     std::remove(pid_file.c_str());
 }
 

@@ -89,6 +89,9 @@ void flush_std_streams() noexcept {
 
 void exit_now(int code) noexcept { std::_Exit(code); }
 
+// at_fork_in_child: nothing to register, as there is no fork.
+std::error_code at_fork_in_child(void (*)()) noexcept { return {}; }
+
 std::string win32_error_text(int code) {
     wchar_t* buf = nullptr;
     const DWORD n = FormatMessageW(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,

@@ -328,10 +328,13 @@ std::error_code current_executable(std::string& out) noexcept try {
     return std::make_error_code(std::errc::not_enough_memory);
 }
 
-std::error_code die_with_parent(int) noexcept {
-    // Nothing to do in the child: the parent placed it in a kill-on-close job (spawn_process).
+std::error_code die_with_parent(int, bool) noexcept {
+    // Nothing to do in the child: the parent placed it in a kill-on-close job (spawn_process),
+    // which belongs to the process, whichever thread started the child.
     return {};
 }
+
+bool is_main_thread() noexcept { return true; }
 
 std::error_code open_self_watch(Handle& out) noexcept {
     HANDLE h = nullptr;

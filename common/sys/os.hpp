@@ -28,6 +28,11 @@ void flush_std_streams() noexcept;
 // Ends the process at once, with no atexit handlers or static destructors.
 [[noreturn]] void exit_now(int code) noexcept;
 
+// Registers fn to run in the child of every fork, in the forking thread, before fork()
+// returns there (pthread_atfork). Portable code uses it to give up locks that another thread
+// of the parent may have held at that moment. Windows has no fork: it does nothing.
+std::error_code at_fork_in_child(void (*fn)()) noexcept;
+
 }  // namespace mp::sys
 
 namespace mp::sys {

@@ -79,9 +79,16 @@ std::error_code current_executable(std::string& out) noexcept;
 
 // In a child that must not outlive its parent: PR_SET_PDEATHSIG(SIGKILL) plus a re-check that
 // the parent (expected_parent_pid) is still ours, closing the race with a parent that died
-// first. Windows arranges the same thing from the parent side (kill_with_parent), so there it
-// does nothing.
-std::error_code die_with_parent(int expected_parent_pid) noexcept;
+// first. Linux sends that signal when the *thread* that started the child ends, so a child
+// started by any other thread (which may end long before its process) watches the parent
+// process instead: a thread of its own waits on the parent's pidfd and kills the child with
+// SIGKILL when it fires. Windows arranges all this from the parent side (kill_with_parent), so
+// there it does nothing.
+std::error_code die_with_parent(int expected_parent_pid, bool started_by_main_thread) noexcept;
+
+// Whether the calling thread is the process's main thread (always true on Windows, where
+// nothing depends on it).
+bool is_main_thread() noexcept;
 
 // A handle through which another process can watch this one end: a pidfd of ourselves (POSIX)
 // or a duplicate of our process HANDLE (Windows). A spawned child receives one to implement

@@ -54,7 +54,7 @@ public:
         if (t_.cancelled()) t_.rethrow();
         return t_.error();
     }
-    bool done() const { return t_.ready(); }
+    bool done() const { return t_.poll(); }
     bool running() const { return t_.running(); }
     bool cancelled() const { return t_.cancelled(); }
     // Cancels a future no worker has received yet (true); false once it runs or is done.
@@ -100,18 +100,18 @@ public:
     Future<detail::task_result_t<F>> submit(F fn, A&&... args) {
         static_assert(std::is_void_v<detail::task_result_t<F>> || is_encodable_v<std::decay_t<detail::task_result_t<F>>>,
                       "executor task: the function's result must be void or a type the codec can encode");
-        check_open("mp::futures::ProcessPoolExecutor::submit");
         return Future<detail::task_result_t<F>>(
             detail::submit(core_, "mp::futures::ProcessPoolExecutor::submit",
                            detail::task_name_of(fn, "mp::futures::ProcessPoolExecutor::submit"),
-                           detail::encode_call<F>(std::forward<A>(args)...), 1));
+                           detail::encode_call<F>(std::forward<A>(args)...), 1, true));
     }
 
     // fn(item) for each item, in order; timeout (seconds) bounds the whole call (TimeoutError).
+    // On a timeout or a failure the calls no worker has received yet are cancelled, as in
+    // Python.
     template <class F, class Items>
     std::vector<detail::task_result_t<F>> map(F fn, const Items& items, std::optional<double> timeout = std::nullopt,
                                               std::size_t chunksize = 1) {
-        check_open("mp::futures::ProcessPoolExecutor::map");
         if (chunksize == 0) throw ValueError("mp::futures::ProcessPoolExecutor::map: chunksize must be >= 1");
         const std::string name = detail::task_name_of(fn, "mp::futures::ProcessPoolExecutor::map");
         std::vector<detail::TaskRef> chunks;
@@ -120,28 +120,27 @@ public:
         for (const auto& item : items) {
             detail::append_call<F>(calls, item);
             if (++count == chunksize) {
-                chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls), count));
+                chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls), count, true));
                 calls.clear();
                 count = 0;
             }
         }
-        if (count) chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls), count));
-        return MapResult<detail::task_result_t<F>>(std::move(chunks), std::size(items)).get(timeout);
+        if (count)
+            chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls), count, true));
+        try {
+            return MapResult<detail::task_result_t<F>>(chunks, std::size(items)).get(timeout);
+        } catch (...) {
+            for (auto& c : chunks) c.cancel();
+            throw;
+        }
     }
 
     // No more submissions; with wait, returns once every pending future is done and the
     // workers have exited; cancel_futures cancels those no worker has received.
-    void shutdown(bool wait = true, bool cancel_futures = false) {
-        shut_ = true;
-        detail::pool_shutdown(*core_, wait, cancel_futures);
-    }
+    void shutdown(bool wait = true, bool cancel_futures = false) { detail::pool_shutdown(*core_, wait, cancel_futures); }
 
 private:
-    void check_open(const char* api) const {
-        if (shut_) throw RuntimeError(std::string(api) + ": cannot schedule new futures after shutdown");
-    }
     std::shared_ptr<detail::PoolCore> core_;
-    bool shut_ = false;
 };
 
 enum class ReturnWhen { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };

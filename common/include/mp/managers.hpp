@@ -93,8 +93,10 @@ enum ManagerOp : std::uint8_t {
     kListInsert,
     kListAll,
     kListClear,
+    kListExtend,
     kValueGet,
     kValueSet,
+    kDictUpdate,
 };
 
 template <class T>
@@ -135,8 +137,14 @@ public:
     // The value at k, after putting dflt there if k was missing (one atomic step).
     V setdefault(const K& k, const V& dflt) { return decode<V>(call(detail::kDictSetDefault, detail::enc(k), detail::enc(dflt))); }
     void clear() { call(detail::kDictClear); }
+    // One atomic step, as Python's d.update(m).
     void update(const std::map<K, V>& m) {
-        for (const auto& [k, v] : m) set(k, v);
+        std::vector<std::string> kv;
+        for (const auto& [k, v] : m) {
+            kv.push_back(detail::enc(k));
+            kv.push_back(detail::enc(v));
+        }
+        call(detail::kDictUpdate, detail::enc(kv));
     }
     std::vector<K> keys() const { return decoded<K>(call_list(detail::kDictKeys)); }
     std::vector<V> values() const { return decoded<V>(call_list(detail::kDictValues)); }
@@ -170,8 +178,11 @@ public:
     ListProxy() = default;
 
     void append(const T& v) { call(detail::kListAppend, detail::enc(v)); }
+    // One atomic step, as Python's l.extend(vs).
     void extend(const std::vector<T>& vs) {
-        for (const T& v : vs) append(v);
+        std::vector<std::string> items;
+        for (const T& v : vs) items.push_back(detail::enc(v));
+        call(detail::kListExtend, detail::enc(items));
     }
     // l[i], negative i from the end: IndexError outside.
     T at(std::int64_t i) const { return decode<T>(call(detail::kListGet, {}, {}, i)); }

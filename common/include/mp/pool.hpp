@@ -109,6 +109,9 @@ public:
     explicit TaskRef(std::shared_ptr<TaskState> s) : s_(std::move(s)) {}
     // timeout_ms < 0: without limit. false: the time ran out.
     bool wait(double timeout_ms) const;
+    // Whether it is done, after collecting what has arrived (unless another thread is
+    // collecting); ready() only looks.
+    bool poll() const { return wait(0); }
     bool ready() const;
     bool ok() const;  // ready and no error
     bool cancelled() const;
@@ -164,8 +167,10 @@ std::string encode_call(A&&... args) {
     return out;
 }
 
+// What a task gives back: its function's result as a value (a reference result is copied in
+// the worker; nothing could refer into the worker's memory anyway).
 template <class F>
-using task_result_t = typename return_of<typename fn_traits<F>::signature>::type;
+using task_result_t = std::decay_t<typename return_of<typename fn_traits<F>::signature>::type>;
 
 // The task's results, decoded in order (appended to out).
 template <class R>
@@ -190,8 +195,10 @@ R decode_first(const TaskRef& t) {
 }
 
 // What Pool's templates ask of the pool core.
+// A pool that is closed or terminated refuses with ValueError ("Pool not running"), or with
+// RuntimeError as an executor after shutdown (as Python's do).
 TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::string fn, std::string calls,
-               std::size_t count);
+               std::size_t count, bool executor = false);
 
 struct PoolSettings {
     int processes = 0;
@@ -230,10 +237,10 @@ public:
     bool wait(std::optional<double> timeout = std::nullopt) const {
         return t_.wait(detail::timeout_to_ms(timeout, "mp::AsyncResult::wait"));
     }
-    bool ready() const { return t_.ready(); }
+    bool ready() const { return t_.poll(); }
     // ValueError while not ready, as in Python.
     bool successful() const {
-        if (!t_.ready()) throw ValueError("mp::AsyncResult::successful: the result is not ready");
+        if (!t_.poll()) throw ValueError("mp::AsyncResult::successful: the result is not ready");
         return t_.ok();
     }
     // Python's callback / error_callback: on success callback(result), on failure
@@ -301,7 +308,7 @@ public:
     }
     bool ready() const {
         for (const auto& c : chunks_)
-            if (!c.ready()) return false;
+            if (!c.poll()) return false;
         return true;
     }
     bool successful() const {
@@ -426,7 +433,14 @@ public:
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
     Pool(Pool&&) noexcept = default;
-    Pool& operator=(Pool&&) noexcept = default;
+    // The pool assigned over is terminated first, as its destructor would.
+    Pool& operator=(Pool&& o) noexcept {
+        if (this != &o) {
+            if (core_) detail::pool_terminate(*core_);
+            core_ = std::move(o.core_);
+        }
+        return *this;
+    }
     ~Pool() {
         if (core_) detail::pool_terminate(*core_);
     }
