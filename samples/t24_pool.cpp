@@ -31,7 +31,8 @@ static int power(int base, int exp) {
 }
 MP_TARGET(power);
 
-static int which_worker(int) { return mp::getpid(); }
+// The worker's name, not its pid: Windows gives a new process an ended one's pid at once.
+static std::string which_worker(int) { return mp::current_process().name(); }
 MP_TARGET(which_worker);
 
 static int nap_then(int ms) {
@@ -116,9 +117,10 @@ int main(int argc, char** argv) {
         std::printf("  with initializer set_offset(100): plus_offset(1) = %d (the parent's offset stays %d)\n",
                     init_pool.apply(plus_offset, 1), g_offset);
         mp::Pool renewing(1, mp::PoolOptions().context(ctx).maxtasksperchild(2));
-        std::vector<int> pids = renewing.map(which_worker, std::vector<int>{0, 0, 0, 0}, 1);
-        std::printf("  maxtasksperchild 2: 4 tasks ran in %s workers\n",
-                    pids[0] == pids[1] && pids[1] != pids[2] && pids[2] == pids[3] ? "2" : "an unexpected number of");
+        std::vector<std::string> who = renewing.map(which_worker, std::vector<int>{0, 0, 0, 0}, 1);
+        std::printf("  maxtasksperchild 2: 4 tasks ran in %s workers (%s, %s)\n",
+                    who[0] == who[1] && who[1] != who[2] && who[2] == who[3] ? "2" : "an unexpected number of",
+                    who[0].c_str(), who[2].c_str());
 
         // The tutorial's comparison: 20 tasks in a pool of 4, against one process per task.
         const int n_tasks = 20, work = 200000;
