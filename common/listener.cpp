@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "connection_internal.hpp"
+#include "listener_internal.hpp"
 #include "hmac_sha256.hpp"
 #include "socket_internal.hpp"
 #include "sys/os.hpp"
@@ -265,8 +266,14 @@ Connection Listener::accept(double timeout_seconds) {
 }
 
 Connection Listener::accept_ms(double timeout_ms) {
-    if (closed()) throw OSError(std::make_error_code(std::errc::bad_file_descriptor), "mp::Listener::accept: listener is closed");
-    State& st = *s_;
+    sys::PipeEnd end = ListenerAccess::accept_end(*this, timeout_ms);
+    if (s_->authkey.empty()) return ConnectionAccess::from_end(std::move(end));
+    return ListenerAccess::authenticate(std::move(end), s_->authkey, s_->handshake_ms);
+}
+
+sys::PipeEnd ListenerAccess::accept_end(Listener& l, double timeout_ms) {
+    if (l.closed()) throw OSError(std::make_error_code(std::errc::bad_file_descriptor), "mp::Listener::accept: listener is closed");
+    Listener::State& st = *l.s_;
     const std::string what = "mp::Listener::accept on " + st.address.to_string();
     sys::PipeEnd end;
     if (st.address.family == AddressFamily::named_pipe) {
@@ -299,10 +306,14 @@ Connection Listener::accept_ms(double timeout_ms) {
         st.last = a;
         if (auto ec = sys::socket_to_pipe_end(std::move(c), end)) detail::raise_socket_error(ec, what);
     }
-    if (!st.authkey.empty()) {
-        const detail::Deadline deadline(st.handshake_ms);
-        deliver_challenge(end, st.authkey, deadline);
-        answer_challenge(end, st.authkey, deadline);
+    return end;
+}
+
+Connection ListenerAccess::authenticate(sys::PipeEnd&& end, const std::string& authkey, double timeout_ms) {
+    if (!authkey.empty()) {
+        const detail::Deadline deadline(timeout_ms);
+        deliver_challenge(end, authkey, deadline);
+        answer_challenge(end, authkey, deadline);
     }
     return ConnectionAccess::from_end(std::move(end));
 }

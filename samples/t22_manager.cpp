@@ -7,7 +7,7 @@
 //   with Manager() as m:                             mp::Manager m;
 //       d = m.dict(); l = m.list()                   auto d = m.dict<std::string, int>();
 //                                                    auto l = m.list<std::string>();
-//       lock = m.Lock()                              mp::Lock lock = m.Lock();
+//       lock = m.Lock()                              auto lock = m.Lock();
 //       d['bank'] = d['bank'] + 100                  d.set("bank", d.at("bank") + 100);
 //       l.append(x); len(l); l.pop()                 l.append(x); l.size(); l.pop();
 //
@@ -23,9 +23,9 @@
 
 #include "mp/mp.hpp"
 
-static void deposit(mp::DictProxy<std::string, int> accounts, mp::Lock lock) {
+static void deposit(mp::DictProxy<std::string, int> accounts, mp::AcquirerProxy lock) {
     for (int i = 0; i < 10; ++i) {
-        std::lock_guard<mp::Lock> g(lock);
+        std::lock_guard<mp::AcquirerProxy> g(lock);
         accounts.set("bank", accounts.at("bank") + 100);
     }
 }
@@ -45,12 +45,12 @@ static void worker_with_progress(mp::DictProxy<int, int> progress, int id) {
 MP_TARGET(worker_with_progress);
 
 // The task-manager pattern: take a task while there is one; put the result where all can see.
-static void task_worker(mp::ListProxy<int> tasks, mp::DictProxy<int, long long> results, mp::Lock lock, int id,
+static void task_worker(mp::ListProxy<int> tasks, mp::DictProxy<int, long long> results, mp::AcquirerProxy lock, int id,
                         mp::DictProxy<int, int> done_by) {
     for (;;) {
         int n = 0;
         {
-            std::lock_guard<mp::Lock> g(lock);  // "is there one? take it" must be one step
+            std::lock_guard<mp::AcquirerProxy> g(lock);  // "is there one? take it" must be one step
             if (tasks.size() == 0) return;
             n = tasks.pop();
         }
@@ -62,8 +62,8 @@ static void task_worker(mp::ListProxy<int> tasks, mp::DictProxy<int, long long> 
 }
 MP_TARGET(task_worker);
 
-static int wait_for_ready(mp::Condition cond, mp::ValueProxy<int> ready) {
-    std::lock_guard<mp::Condition> g(cond);
+static int wait_for_ready(mp::ConditionProxy cond, mp::ValueProxy<int> ready) {
+    std::lock_guard<mp::ConditionProxy> g(cond);
     return cond.wait_for([&] { return ready.get() == 1; }, 30.0) ? 0 : 1;  // the exit code
 }
 MP_TARGET(wait_for_ready);
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
 
         // The bank: 4 processes x 10 deposits of 100, each read-and-write under the lock.
         auto accounts = m.dict<std::string, int>({{"bank", 0}});
-        mp::Lock lock = m.Lock();
+        auto lock = m.Lock();
         std::vector<mp::Process> ps;
         for (int i = 0; i < 4; ++i) ps.push_back(ctx.Process(deposit, accounts, lock));
         for (auto& p : ps) p.start();
@@ -120,13 +120,13 @@ int main(int argc, char** argv) {
         ok = ok && results.size() == 4 && results.at(20) == 2432902008176640000LL;
 
         // A Condition from the manager: the child waits until the parent says ready.
-        mp::Condition cond = m.Condition();
+        auto cond = m.Condition();
         auto ready = m.Value<int>(0);
         mp::Process waiter = ctx.Process(wait_for_ready, cond, ready);
         waiter.start();
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         {
-            std::lock_guard<mp::Condition> g(cond);
+            std::lock_guard<mp::ConditionProxy> g(cond);
             ready.set(1);
             cond.notify_all();
         }

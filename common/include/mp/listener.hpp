@@ -81,6 +81,7 @@ public:
 
 private:
     struct State;
+    friend struct ListenerAccess;  // common/listener_internal.hpp: accepting and authenticating apart
     Connection accept_ms(double timeout_ms);
     std::unique_ptr<State> s_;
 };
