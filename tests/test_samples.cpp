@@ -332,6 +332,27 @@ TEST(Samples, T22Manager) {
     EXPECT_EQ(count_of(r.output, "condition: the waiting child saw ready and exited with 0"), m) << r.output;
 }
 
+TEST(Samples, T22RemoteManager) {
+    // The pair, as the tour runs it: the server first (in the background), then the client.
+    mp_test::time_limit(120);
+    const std::string port_file = mp_test::temp_path("t22_port");
+    namespace sp = mp::subprocess;
+    sp::Popen server({mp_test::path_beside("../samples/t22_remote_server"), port_file},
+                     sp::Options().std_out(sp::PIPE).std_err(sp::STDOUT).text());
+    auto client = mp_test::run_beside("../samples/t22_remote_client", {port_file}, 90);
+    EXPECT_EQ(client.exitcode, 0) << client.output;
+    EXPECT_HAS(client.output, "a wrong key is refused: AuthenticationError");
+    EXPECT_HAS(client.output, "the server's namespace says: served by t22_remote_server");
+    EXPECT_EQ(count_of(client.output, " workers: 10 jobs through the server's queue"), method_count()) << client.output;
+    EXPECT_HAS(client.output, "the server's dict holds " + std::to_string(10 * method_count()) + " results");
+    if (client.exitcode != 0) server.kill();
+    EXPECT_EQ(server.wait(60), 0);
+    reap_adopted_orphans();  // (after the server's own wait: it would reap the server too)
+    const std::string out = server.stdout_pipe().read(-1, 10);
+    EXPECT_HAS(out, "[server] serving a queue and a dict on 127.0.0.1:");
+    EXPECT_HAS(out, "a client asked the server to stop");
+}
+
 TEST(Samples, T23IpcComparison) {
     auto r = run_sample("t23_ipc_comparison");
     EXPECT_EQ(r.exitcode, 0) << r.output;
