@@ -1946,8 +1946,8 @@ public:
 
     const Address& address() const { return address_; }
     const std::string& key() const { return key_; }
-    double default_timeout = -1;
-    std::uint64_t expected_manager_id = 0;  // from a proxy's token: the server must be that one
+    std::atomic<double> default_timeout{-1};
+    std::atomic<std::uint64_t> expected_manager_id{0};  // from a proxy's token: the server must be that one
 
     // Connects now (the anchor), so that errors show: BaseManager::connect.
     void connect_now(double timeout) {
@@ -2218,7 +2218,8 @@ private:
         const Reply r = decode<Reply>(view_of(msg));
         if (r.status != 0) throw ProcessError("mp::Manager: the server refused the connection: " + r.error);
         const auto mid = static_cast<std::uint64_t>(r.n);
-        if (expected_manager_id && mid != expected_manager_id)
+        const std::uint64_t expected = expected_manager_id;
+        if (expected && mid != expected)
             throw ProcessError("mp::Manager: the server at " + address_.to_string() +
                                " is not the manager this proxy belongs to (was it restarted?)");
         manager_id_seen_ = mid;
@@ -2399,7 +2400,7 @@ Result ProxyBase::invoke(Call& c) const {
     q.list = std::move(c.list);
     q.refs = std::move(c.refs);
     q.wait_ms = to_ms(c.wait);
-    const double timeout = timeout_ >= -1 ? timeout_ : client.default_timeout;
+    const double timeout = timeout_ >= -1 ? timeout_ : client.default_timeout.load();
     Reply r = client.request(q, timeout, c.blocking);
     Result out;
     if (!r.grants.empty()) {

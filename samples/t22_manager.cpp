@@ -7,13 +7,15 @@
 //   with Manager() as m:                             mp::Manager m;
 //       d = m.dict(); l = m.list()                   auto d = m.dict<std::string, int>();
 //                                                    auto l = m.list<std::string>();
-//       lock = m.Lock()                              auto lock = m.Lock();
-//       d['bank'] = d['bank'] + 100                  d.set("bank", d.at("bank") + 100);
+//       lock = m.Lock()                              auto lock = m.Lock();   // AcquirerProxy
+//       d['bank'] = d['bank'] + 100                  d["bank"] = d["bank"] + 100;
 //       l.append(x); len(l); l.pop()                 l.append(x); l.size(); l.pop();
 //
 // The containers live in a server process; each operation is one request to it, atomic on its
 // own. A read and a write together are two requests: another process can come between them,
-// so the deposit holds a lock around both (without it, deposits get lost).
+// so the deposit holds a lock around both (without it, deposits get lost). The manager's Lock
+// and Condition live in the server too, so that any client of the manager can use them (see
+// t22_remote_client); for processes of one program, mp::Lock (shared memory) is the faster one.
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -26,20 +28,20 @@
 static void deposit(mp::DictProxy<std::string, int> accounts, mp::AcquirerProxy lock) {
     for (int i = 0; i < 10; ++i) {
         std::lock_guard<mp::AcquirerProxy> g(lock);
-        accounts.set("bank", accounts.at("bank") + 100);
+        accounts["bank"] = accounts["bank"] + 100;
     }
 }
 MP_TARGET(deposit);
 
 static void unsafe_deposit(mp::DictProxy<std::string, int> accounts) {
-    for (int i = 0; i < 200; ++i) accounts.set("bank", accounts.at("bank") + 1);
+    for (int i = 0; i < 200; ++i) accounts["bank"] = accounts["bank"] + 1;
 }
 MP_TARGET(unsafe_deposit);
 
 static void worker_with_progress(mp::DictProxy<int, int> progress, int id) {
     for (int pct = 25; pct <= 100; pct += 25) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20 * (id + 1)));
-        progress.set(id, pct);
+        progress[id] = pct;
     }
 }
 MP_TARGET(worker_with_progress);
@@ -56,8 +58,8 @@ static void task_worker(mp::ListProxy<int> tasks, mp::DictProxy<int, long long> 
         }
         long long f = 1;
         for (int i = 2; i <= n; ++i) f *= i;
-        results.set(n, f);
-        done_by.set(n, id);
+        results[n] = f;
+        done_by[n] = id;
     }
 }
 MP_TARGET(task_worker);
