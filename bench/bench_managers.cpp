@@ -12,6 +12,7 @@
 //                         is better). No raw side.
 // bench_main pins the whole run (and so every child and the servers) to one CPU, as manager.py
 // does for CPython.
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
@@ -38,15 +39,22 @@ bool write_all(int fd, const void* p, std::size_t n) {
     return true;
 }
 
-// A child that runs `batch` of work each time it reads a byte, and answers with one.
+// A child that runs `work` each time it reads a byte on fd, and answers with one. It closes
+// the descriptors in `others` (copies of its siblings' ends), so that each end has one owner.
 template <class Work>
-pid_t driver(int fd, Work work) {
+pid_t driver(int fd, std::vector<int> others, Work work) {
     const pid_t pid = ::fork();
     if (pid == 0) {
+        for (int o : others) ::close(o);
         char go = 0;
-        while (bench::read_n(fd, &go, 1) && go) {
-            work();
-            write_all(fd, &go, 1);
+        try {
+            while (bench::read_n(fd, &go, 1) && go) {
+                work();
+                write_all(fd, &go, 1);
+            }
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "bench driver: %s\n", e.what());
+            ::_exit(1);
         }
         ::_exit(0);
     }
@@ -77,9 +85,7 @@ bench::Result dict_get_set(int scale) {
 
     int ours[2], raw_ctl[2], raw_srv[2];
     ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ours);
-    ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, raw_ctl);
-    ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, raw_srv);
-    const pid_t our_child = driver(ours[1], [&] {
+    const pid_t our_child = driver(ours[1], {ours[0]}, [&] {
         for (int i = 0; i < batch; ++i) {
             d[i & 63] = i;
             if (static_cast<int>(d[i & 63]) != i) std::abort();
@@ -87,8 +93,11 @@ bench::Result dict_get_set(int scale) {
     });
     ::close(ours[1]);
     // The raw server: reads each request whole, answers with a reply of the same size as mp's.
+    ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, raw_srv);
     const pid_t raw_server = ::fork();
     if (raw_server == 0) {
+        ::close(ours[0]);
+        ::close(raw_srv[0]);
         char buf[64] = {};
         for (;;) {
             if (!bench::read_n(raw_srv[1], buf, kSetRequest) || !write_all(raw_srv[1], buf, kSetReply)) break;
@@ -97,7 +106,8 @@ bench::Result dict_get_set(int scale) {
         ::_exit(0);
     }
     ::close(raw_srv[1]);
-    const pid_t raw_child = driver(raw_ctl[1], [&] {
+    ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, raw_ctl);
+    const pid_t raw_child = driver(raw_ctl[1], {ours[0], raw_ctl[0]}, [&] {
         char buf[64] = {};
         for (int i = 0; i < batch; ++i) {
             buf[0] = static_cast<char>(i);
@@ -108,11 +118,11 @@ bench::Result dict_get_set(int scale) {
         }
     });
     ::close(raw_ctl[1]);
+    ::close(raw_srv[0]);  // the raw child's now
     const bench::Result r =
         bench::interleaved(std::max(5, 40 / scale), 2, [&] { drive(ours[0]); }, [&] { drive(raw_ctl[0]); });
     stop(ours[0], our_child);
     stop(raw_ctl[0], raw_child);
-    ::close(raw_srv[0]);
     int st = 0;
     ::waitpid(raw_server, &st, 0);
     return {r.cpp / batch, r.raw / batch};

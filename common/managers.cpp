@@ -372,6 +372,11 @@ struct ServerState {
     std::condition_variable threads_cv;
     int threads = 0;
     bool finished = false;
+    // Unix-socket connections read without a poll first (one system call fewer per request);
+    // finish() wakes those reads by shutting the sockets' reading side. A thread takes its
+    // socket out of this set before it closes it, so no number here is ever a reused one.
+    std::mutex sockets_mu;
+    std::unordered_set<std::uintptr_t> sockets;
 };
 
 namespace {
@@ -1730,14 +1735,26 @@ void serve_connection(std::shared_ptr<ServerState> sp, sys::PipeEnd end) {
         return;  // a stranger, garbage, or silence: only this connection is lost
     }
     Ctx cx{st, conn, 0, false, 0, Ctx::Undo::none, nullptr, Val{}};
+    // A Unix socket (POSIX only) is read at once, and woken by finish(); other ends (TCP, the
+    // named pipes of Windows) look for the stop between polls of a slice.
+    bool blocking_reads = false;
+    if (st.address.family == AddressFamily::unix_socket) {
+        std::lock_guard<std::mutex> lk(st.sockets_mu);
+        if (!st.stop) {
+            st.sockets.insert(conn.native_handle());
+            blocking_reads = true;
+        }
+    }
     Request q;
     std::string out;
     for (;;) {
         if (st.stop) break;
-        try {
-            if (!conn.poll(std::chrono::duration<double>(kSlice).count())) continue;
-        } catch (const std::exception&) {
-            break;
+        if (!blocking_reads) {
+            try {
+                if (!conn.poll(std::chrono::duration<double>(kSlice).count())) continue;
+            } catch (const std::exception&) {
+                break;
+            }
         }
         bytes msg;
         try {
@@ -1770,6 +1787,10 @@ void serve_connection(std::shared_ptr<ServerState> sp, sys::PipeEnd end) {
             }
         }
         if (close || (q.kind == kMsgShutdown)) break;
+    }
+    if (blocking_reads) {
+        std::lock_guard<std::mutex> lk(st.sockets_mu);
+        st.sockets.erase(conn.native_handle());
     }
     conn.close();
     if (cx.anchor) end_session(st, cx.session);
@@ -1845,6 +1866,16 @@ void accept_loop(const std::shared_ptr<ServerState>& st) {
     }
 }
 
+// A Connection's native_handle() as the platform layer's handle type (an int on POSIX).
+template <class H = sys::native_handle>
+H to_native(std::uintptr_t v) {
+    if constexpr (std::is_pointer_v<H>) {
+        return reinterpret_cast<H>(v);
+    } else {
+        return static_cast<H>(v);
+    }
+}
+
 void start_accepting(const std::shared_ptr<ServerState>& st) {
     st->acceptor = std::thread([st] { accept_loop(st); });
 }
@@ -1856,6 +1887,10 @@ void finish(ServerState& st) {
     if (st.acceptor.joinable()) st.acceptor.join();
     if (st.finished) return;
     st.finished = true;
+    {
+        std::lock_guard<std::mutex> lk(st.sockets_mu);
+        for (std::uintptr_t fd : st.sockets) (void)sys::socket_shutdown(to_native(fd), 0);
+    }
     st.listener.close();
     std::unique_lock<std::mutex> lk(st.threads_mu);
     st.threads_cv.wait_for(lk, std::chrono::seconds(2), [&] { return st.threads == 0; });

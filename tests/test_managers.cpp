@@ -574,6 +574,33 @@ TEST(Manager, TcpServersBindLoopbackUnlessTold) {
     EXPECT_NE(server.address().port, 0);
 }
 
+TEST(Manager, ServeForeverInThisProcessStopsWithClientsConnected) {
+    mp_test::time_limit(60);
+    for (const mp::Address& where : {mp::arbitrary_address(mp::default_family()), mp::Address::tcp("", 0)}) {
+        mp::SyncManager m(where, "k");
+        mp::ManagerServer server = m.get_server();
+        std::atomic<bool> returned{false};
+        std::thread serving([&] {
+            server.serve_forever(false);
+            returned = true;
+        });
+        mp::SyncManager client(server.address(), "k");
+        client.connect();
+        auto d = client.dict<int, int>({{1, 1}});
+        auto q = client.Queue();
+        std::thread blocked([q]() mutable { EXPECT_THROW(q.get<int>(), mp::ProcessError); });  // waits in the server
+        EXPECT_EQ(d.at(1), 1);  // an idle connection, and one in a wait
+        server.stop();
+        serving.join();  // returns although both connections were open
+        blocked.join();
+        EXPECT_TRUE(returned.load());
+        EXPECT_THROW(d.at(1), mp::ProcessError);
+        if (where.family == mp::AddressFamily::unix_socket) {
+            EXPECT_FALSE(std::filesystem::exists(server.address().path));
+        }
+    }
+}
+
 TEST(Manager, ReferenceCountsFreeObjects) {
     mp_test::time_limit(60);
     mp::Manager m;
