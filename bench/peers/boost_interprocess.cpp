@@ -199,7 +199,8 @@ double pingpong(int scale) {
 
 const char* const kNotCrashSafe = "not crash-safe: a dead owner leaves it locked for good";
 
-bench::RegisterPeer shm_peer("shm.cycle", "Boost.Interprocess shared_memory_object", true, "", shm_cycle);
+bench::RegisterPeer shm_peer("shm.cycle", "Boost.Interprocess shared_memory_object", true,
+                             "no tracker: a dead creator's segment stays", shm_cycle);
 bench::RegisterPeer lock_peer("lock.uncontended", "Boost.Interprocess interprocess_mutex", true, "robust pthread mutex",
                               uncontended<RobustMutex>);
 bench::RegisterPeer lock_named_peer("lock.uncontended", "Boost.Interprocess named_mutex", false, kNotCrashSafe,

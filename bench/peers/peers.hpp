@@ -84,4 +84,8 @@ int fork_child(Body body) {
 // Waits for a child of fork_child; true if it ended with 0.
 bool joined(int pid);
 
+// "<what> every descriptor up to the open-file limit (N here) in the child": the note of a
+// spawner whose cost grows with `ulimit -n`.
+std::string per_fd_note(const char* what);
+
 }  // namespace bench

@@ -13,6 +13,7 @@
 #include <string>
 
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +38,13 @@ std::string unique_name(const char* tag) {
 bool joined(int pid) {
     int st = 0;
     return ::waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+std::string per_fd_note(const char* what) {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    return std::string(what) + " every descriptor up to the open-file limit (" + std::to_string(lim.rlim_cur) +
+           " here) in the child";
 }
 
 }  // namespace bench

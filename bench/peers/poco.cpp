@@ -18,6 +18,8 @@
 // Poco's NamedMutex on Linux is a System V semaphore taken with SEM_UNDO: when its owner dies
 // the kernel gives it back, so it never deadlocks (crash-safe; the next owner is not told, as
 // mp's OwnerDeadError tells it). Every lock and unlock is a semop system call.
+// Process::launch closes every descriptor up to the open-file limit in the child (a close()
+// each: strace shows 20000 where `ulimit -n` is 20000), so its cost grows with that limit.
 #include <Poco/NamedMutex.h>
 #include <Poco/Pipe.h>
 #include <Poco/Process.h>
@@ -174,12 +176,12 @@ double locked_incr(int scale) {
     return us / (2.0 * n);
 }
 
-bench::RegisterPeer run_peer("subprocess.run", "Poco::Process", true, "", run_true);
-bench::RegisterPeer capture_peer("subprocess.capture_64m", "Poco::Process + Pipe", true, "", capture);
+bench::RegisterPeer run_peer("subprocess.run", "Poco::Process", true, bench::per_fd_note("closes"), run_true);
+bench::RegisterPeer capture_peer("subprocess.capture_64m", "Poco::Process + Pipe", true, bench::per_fd_note("closes"), capture);
 bench::RegisterPeer pingpong_peer("pipe.pingpong", "Poco::Pipe", true, "", pingpong);
 bench::RegisterPeer bulk64k_peer("pipe.bulk_64k", "Poco::Pipe", true, "", [](int s) { return bulk(s, 64 * 1024); });
 bench::RegisterPeer bulk1m_peer("pipe.bulk_1m", "Poco::Pipe", true, "", [](int s) { return bulk(s, 1024 * 1024); });
-bench::RegisterPeer shm_peer("shm.cycle", "Poco::SharedMemory", true, "", shm_cycle);
+bench::RegisterPeer shm_peer("shm.cycle", "Poco::SharedMemory", true, "no tracker: a dead creator's segment stays", shm_cycle);
 bench::RegisterPeer lock_peer("lock.uncontended", "Poco::NamedMutex", true, "SysV semaphore, SEM_UNDO: crash-safe", uncontended);
 bench::RegisterPeer incr_peer("value.locked_incr", "Poco::NamedMutex", true, "SysV semaphore, SEM_UNDO: crash-safe", locked_incr);
 

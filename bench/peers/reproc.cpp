@@ -7,6 +7,8 @@
 //                           appends to a std::string (reproc_sink_string would strlen the
 //                           whole output on each read), stderr the parent's; exactly
 //                           kCaptureBytes and exit code 0
+// reproc marks every descriptor up to the open-file limit close-on-exec in the child (an
+// fcntl each, strace shows), so its cost grows with `ulimit -n`.
 #include <reproc/run.h>
 
 #include <cstdint>
@@ -45,7 +47,7 @@ double capture(int scale) {
     return static_cast<double>(bench::work::kCaptureBytes) / us;
 }
 
-bench::RegisterPeer run_peer("subprocess.run", "reproc", true, "", run_true);
-bench::RegisterPeer capture_peer("subprocess.capture_64m", "reproc", true, "", capture);
+bench::RegisterPeer run_peer("subprocess.run", "reproc", true, bench::per_fd_note("sets FD_CLOEXEC on"), run_true);
+bench::RegisterPeer capture_peer("subprocess.capture_64m", "reproc", true, bench::per_fd_note("sets FD_CLOEXEC on"), capture);
 
 }  // namespace
