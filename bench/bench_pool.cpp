@@ -3,12 +3,14 @@
 //   pool.apply     apply() of a function returning its int argument, one worker; us per call
 //                  (lower is better)
 //     cpp: pool.apply(echo_int, i)
-//     raw: a forked child on a socketpair answering each 4-byte request with 4 bytes: the
-//          floor of any request/response between two processes
+//     raw: a worker forked beforehand answering each request (a 4-byte count of 1 + the int)
+//          with the int, on a pipe each way as a pool worker has (until issue 17 a
+//          socketpair, which costs about twice as much as two pipes for a small exchange here:
+//          a floor mp's pipes could beat)
 //   pool.map_100k  map(square, 100000 ints below 2^15), two workers, the default chunksize; us per item,
 //                  the workers already started (lower is better)
 //     cpp: pool.map(square, items)
-//     raw: two workers forked beforehand on socketpairs; the parent sends them the items in
+//     raw: two workers forked beforehand, a pipe each way; the parent sends them the items in
 //          chunks of the pool's default size (4-byte count + the ints, one writev), each
 //          worker squares its chunk and writes it back, the parent places the results in
 //          order. (Until issue 17 this floor forked two children per sample that already
@@ -23,7 +25,7 @@
 #include "mp/mp.hpp"
 
 #if !defined(_WIN32)
-#include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,20 +51,57 @@ bool write_all(int fd, const void* p, std::size_t n) {
     return true;
 }
 
+// A raw pool worker, started once as the pool's are, on the same OS objects as a pool worker:
+// a pipe each way (pipe(2); a small exchange costs about twice as much on a socketpair here).
+// It reads a task (a 4-byte count, then that many ints) and answers with fn of each, in one
+// write; a count of 0 ends it.
+struct RawWorker {
+    int to = -1, from = -1;  // the parent's ends
+    pid_t pid = -1;
+    explicit RawWorker(int (*fn)(int)) {
+        int task[2], result[2];
+        bench::check(::pipe2(task, O_CLOEXEC) == 0 && ::pipe2(result, O_CLOEXEC) == 0, "pool (raw): pipe2 failed");
+        pid = ::fork();
+        if (pid == 0) {
+            ::close(task[1]);
+            ::close(result[0]);
+            std::vector<int> chunk;
+            for (std::uint32_t count = 0; bench::read_n(task[0], &count, sizeof count) && count > 0;) {
+                chunk.resize(count);
+                if (!bench::read_n(task[0], chunk.data(), count * sizeof(int))) break;
+                for (int& x : chunk) x = fn(x);
+                if (!write_all(result[1], chunk.data(), count * sizeof(int))) break;
+            }
+            ::_exit(0);
+        }
+        ::close(task[0]);
+        ::close(result[1]);
+        to = task[1];
+        from = result[0];
+    }
+    RawWorker(const RawWorker&) = delete;
+    RawWorker& operator=(const RawWorker&) = delete;
+    void send(const int* items, std::uint32_t count) const {
+        iovec iov[2] = {{&count, sizeof count}, {const_cast<int*>(items), count * sizeof(int)}};
+        const std::size_t all = iov[0].iov_len + iov[1].iov_len;
+        const ssize_t w = ::writev(to, iov, 2);  // a task fits the pipe: whole at once
+        bench::check(w >= 0 && static_cast<std::size_t>(w) == all, "pool (raw): short write");
+    }
+    bool receive(int* out, std::uint32_t count) const { return bench::read_n(from, out, count * sizeof(int)); }
+    ~RawWorker() {
+        const std::uint32_t stop = 0;
+        write_all(to, &stop, sizeof stop);
+        ::close(to);
+        ::close(from);
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+    }
+};
+
 bench::Result apply(int scale) {
     const int batch = 2000;
     mp::Pool pool(1, mp::PoolOptions().context(mp::get_context("fork")));
-    int sv[2];
-    ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
-    const pid_t child = ::fork();
-    if (child == 0) {
-        ::close(sv[0]);
-        int x = 0;
-        while (bench::read_n(sv[1], &x, sizeof x) && write_all(sv[1], &x, sizeof x)) {
-        }
-        ::_exit(0);
-    }
-    ::close(sv[1]);
+    RawWorker worker(echo_int);
     bench::Result r = bench::interleaved(
         std::max(5, 30 / scale), 2,
         [&] {
@@ -72,56 +111,12 @@ bench::Result apply(int scale) {
         [&] {
             for (int i = 0; i < batch; ++i) {
                 int x = i;
-                write_all(sv[0], &x, sizeof x);
-                bench::read_n(sv[0], &x, sizeof x);
-                bench::check(x == i, "pool.apply (raw): wrong result");
+                worker.send(&x, 1);
+                bench::check(worker.receive(&x, 1) && x == i, "pool.apply (raw): wrong result");
             }
         });
-    ::close(sv[0]);
-    int st = 0;
-    ::waitpid(child, &st, 0);
     return {r.cpp / batch, r.raw / batch};
 }
-
-// A raw pool worker, started once like the pool's: reads a chunk (a 4-byte count, then that
-// many ints), answers with their squares in one write; a count of 0 ends it.
-struct RawWorker {
-    int fd = -1;
-    pid_t pid = -1;
-    RawWorker() {
-        int sv[2];
-        bench::check(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "pool.map_100k (raw): socketpair failed");
-        pid = ::fork();
-        if (pid == 0) {
-            ::close(sv[0]);
-            std::vector<int> chunk;
-            for (std::uint32_t count = 0; bench::read_n(sv[1], &count, sizeof count) && count > 0;) {
-                chunk.resize(count);
-                if (!bench::read_n(sv[1], chunk.data(), count * sizeof(int))) break;
-                for (int& x : chunk) x = square_int(x);
-                if (!write_all(sv[1], chunk.data(), count * sizeof(int))) break;
-            }
-            ::_exit(0);
-        }
-        ::close(sv[1]);
-        fd = sv[0];
-    }
-    RawWorker(const RawWorker&) = delete;
-    RawWorker& operator=(const RawWorker&) = delete;
-    void send(const int* items, std::uint32_t count) const {
-        iovec iov[2] = {{&count, sizeof count}, {const_cast<int*>(items), count * sizeof(int)}};
-        std::size_t left = iov[0].iov_len + iov[1].iov_len;
-        const ssize_t w = ::writev(fd, iov, 2);  // a chunk fits the socket buffer: whole at once
-        bench::check(w >= 0 && static_cast<std::size_t>(w) == left, "pool.map_100k (raw): short write");
-    }
-    ~RawWorker() {
-        const std::uint32_t stop = 0;
-        write_all(fd, &stop, sizeof stop);
-        ::close(fd);
-        int st = 0;
-        ::waitpid(pid, &st, 0);
-    }
-};
 
 bench::Result map_100k(int scale) {
     const int n = 100000 / scale;
@@ -139,7 +134,7 @@ bench::Result map_100k(int scale) {
     // them in chunks of the pool's default size (n / (4 x 2 workers), rounded up), each chunk
     // squared and sent back, the results placed in order. Two chunks are out at a time, one per
     // worker; a worker gets the next chunk once its last result is read.
-    RawWorker workers[2];
+    RawWorker workers[2] = {RawWorker(square_int), RawWorker(square_int)};
     const std::size_t chunk = (items.size() + 7) / 8;
     bench::Result r = bench::interleaved(
         std::max(3, 15 / scale), 1,
@@ -158,7 +153,7 @@ bench::Result map_100k(int scale) {
             for (std::size_t k = 0; k < chunks; ++k) {
                 const auto [from, count] = span(k);
                 const RawWorker& w = workers[k % 2];
-                bench::check(bench::read_n(w.fd, out.data() + from, count * sizeof(int)), "pool.map_100k (raw): worker gone");
+                bench::check(w.receive(out.data() + from, count), "pool.map_100k (raw): worker gone");
                 if (k + 2 < chunks) w.send(items.data() + span(k + 2).first, span(k + 2).second);
             }
             bench::check(right(out), "pool.map_100k (raw): wrong results");
