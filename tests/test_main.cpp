@@ -166,6 +166,25 @@ int wait_reaped(int pid, std::chrono::seconds limit) {
 #endif
 }
 
+void reap_orphans(std::chrono::seconds limit) {
+#if !defined(_WIN32)
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        int status = 0;
+        const pid_t r = ::waitpid(-1, &status, WNOHANG);
+        if (r > 0) continue;
+        if (r < 0 || count_children() == 0) return;
+        if (std::chrono::steady_clock::now() > deadline) {
+            ADD_FAILURE() << "an orphan re-parented to the test binary is still alive after " << limit.count() << " s";
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+#else
+    (void)limit;
+#endif
+}
+
 std::string path_beside(const std::string& program) {
     std::string self;
     if (auto ec = mp::sys::current_executable(self)) throw std::system_error(ec, "current_executable");

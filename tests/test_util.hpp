@@ -45,6 +45,10 @@ std::string wait_for_file(const std::string& path, std::chrono::seconds limit);
 // it (the test binary is a child subreaper, so orphans come back to it). 0 once it is gone.
 int wait_reaped(int pid, std::chrono::seconds limit);
 
+// Reaps the orphans re-parented to us (POSIX; the test binary is a child subreaper) until no
+// child is left, waiting at most `limit` for the live ones to end (a failure if one does not).
+void reap_orphans(std::chrono::seconds limit);
+
 // The fixture for tests that start processes: parameterised by start method, it checks in
 // TearDown that no child and no extra fd/handle remain.
 class MethodTest : public ::testing::TestWithParam<std::string> {
