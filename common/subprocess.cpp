@@ -167,6 +167,9 @@ struct Options::Access {
     template <class O> static auto& extra_env(O& o) { return o.extra_env_; }
     template <class O> static auto& new_session(O& o) { return o.new_session_; }
     template <class O> static auto& executable(O& o) { return o.executable_; }
+    template <class O> static auto& caller(O& o) { return o.caller_; }
+    // The name of the call the user made, for the messages of the Popen it made.
+    static std::string what(const Options& o) { return o.caller_ ? o.caller_ : "mp::subprocess::Popen"; }
 };
 using A = Options::Access;
 
@@ -430,18 +433,19 @@ static Popen::Impl& usable(const std::unique_ptr<Popen::Impl>& impl) {
 
 Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
-    if (args.empty()) throw ValueError("mp::subprocess::Popen: args is empty (args[0] is the program to run)");
+    const std::string what = A::what(options);
+    if (args.empty()) throw ValueError(what + ": args is empty (args[0] is the program to run)");
     for (const auto& a : args) no_nul(a, "an argument");
     if (A::input(options) || A::check(options) || A::timeout(options))
-        throw ValueError("mp::subprocess::Popen: input, check and timeout are options of run(); give a Popen's input "
+        throw ValueError(what + ": input, check and timeout are options of run(); give a Popen's input "
                          "to communicate() and its timeout to wait() or communicate()");
     const std::string program = A::executable(options).value_or(args[0]);
     no_nul(program, "the executable");
-    if (program.empty()) throw ValueError("mp::subprocess::Popen: the program name is empty");
+    if (program.empty()) throw ValueError(what + ": the program name is empty");
 #if defined(_WIN32)
     // The C runtime reads a command line's first word up to the next quote, with no escapes.
     if (args[0].find('"') != std::string::npos)
-        throw ValueError("mp::subprocess::Popen: on Windows args[0] cannot hold a '\"' (the C runtime reads the "
+        throw ValueError(what + ": on Windows args[0] cannot hold a '\"' (the C runtime reads the "
                          "program name up to the next quote)");
 #endif
     no_nul(A::cwd(options), "cwd");
@@ -512,12 +516,12 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
         if (!req.cwd.empty()) {
             if (auto bad = sys::check_directory(req.cwd)) {
                 if (bad == std::errc::no_such_file_or_directory)
-                    throw FileNotFoundError(bad, "mp::subprocess::Popen: the working directory " + py_repr(req.cwd) +
+                    throw FileNotFoundError(bad, what + ": the working directory " + py_repr(req.cwd) +
                                                      " does not exist");
-                raise_os_error(bad, "mp::subprocess::Popen: the working directory " + py_repr(req.cwd));
+                raise_os_error(bad, what + ": the working directory " + py_repr(req.cwd));
             }
         }
-        raise_os_error(ec, "mp::subprocess::Popen: cannot run " + py_repr(program));
+        raise_os_error(ec, what + ": cannot run " + py_repr(program));
     }
     m.args = std::move(req.args);
     // The child's ends close here, in the parent: from now on only the child holds them, so
@@ -712,6 +716,7 @@ PipeReader& Popen::stderr_pipe() {
 
 CompletedProcess run(std::vector<std::string> args, const Options& options) {
     Options o = options;
+    if (!A::caller(o)) A::caller(o) = "mp::subprocess::run";
     if (A::capture(o) && (A::out(o) || A::err(o)))
         throw ValueError("mp::subprocess::run: stdout and stderr arguments may not be used with capture_output.");
     std::string input;
@@ -749,12 +754,14 @@ CompletedProcess run(std::vector<std::string> args, const Options& options) {
 
 int call(std::vector<std::string> args, const Options& options) {
     Options o = options;
+    A::caller(o) = "mp::subprocess::call";
     A::check(o) = false;
     return run(std::move(args), o).returncode;
 }
 
 void check_call(std::vector<std::string> args, const Options& options) {
     Options o = options;
+    A::caller(o) = "mp::subprocess::check_call";
     A::check(o) = true;
     run(std::move(args), o);
 }
@@ -766,6 +773,7 @@ std::string check_output(std::vector<std::string> args, const Options& options) 
         throw ValueError("mp::subprocess::check_output: stdout and stderr arguments may not be used with capture_output.");
     A::out(o) = PIPE;
     A::check(o) = true;
+    A::caller(o) = "mp::subprocess::check_output";
     return run(std::move(args), o).std_out;
 }
 

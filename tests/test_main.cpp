@@ -3,6 +3,7 @@
 // past its time limit.
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -31,12 +32,18 @@ namespace mp_test {
 
 namespace {
 constexpr int kDefaultLimit = 60;
-std::string g_test_name;
+// The message is made when a test starts, so that the timeout (a signal handler on POSIX)
+// only writes it: no allocation, no stdio in a handler.
+char g_timeout_message[512] = "\n*** TIMEOUT ***\n";
 
 [[noreturn]] void on_timeout() {
-    const std::string msg = "\n*** TIMEOUT: " + g_test_name + " ran past its time limit ***\n";
-    std::fputs(msg.c_str(), stderr);
+#if defined(_WIN32)
+    std::fputs(g_timeout_message, stderr);
     std::fflush(stderr);
+#else
+    const ssize_t ignored = ::write(2, g_timeout_message, std::strlen(g_timeout_message));
+    (void)ignored;
+#endif
     std::_Exit(3);
 }
 
@@ -70,7 +77,8 @@ void start_watchdog() { std::signal(SIGALRM, [](int) { on_timeout(); }); }
 
 class Watchdog : public ::testing::EmptyTestEventListener {
     void OnTestStart(const ::testing::TestInfo& info) override {
-        g_test_name = std::string(info.test_suite_name()) + "." + info.name();
+        std::snprintf(g_timeout_message, sizeof g_timeout_message, "\n*** TIMEOUT: %s.%s ran past its time limit ***\n",
+                      info.test_suite_name(), info.name());
         arm(kDefaultLimit * (under_wine() ? 3 : 1));
     }
     void OnTestEnd(const ::testing::TestInfo&) override { arm(3600); }

@@ -152,6 +152,25 @@ TEST_P(PoolTest, ImapInOrderAndUnorderedAsTheyComplete) {
     EXPECT_EQ(slow.next(30.0), std::nullopt);
 }
 
+TEST_P(PoolTest, ErrorCallbackCanReadTheRemoteError) {
+    mp_test::time_limit(120);
+    mp::Pool pool(1, options());
+    std::string type, message, what;
+    auto r = pool.apply_async(fail_on_three, 3).then([](int) {}, [&](const std::exception& e) {
+        what = e.what();
+        if (auto* remote = dynamic_cast<const mp::RemoteError*>(&e)) {
+            type = remote->type_name();
+            message = remote->message();
+        }
+    });
+    r.wait(60.0);
+    pool.close();
+    pool.join();
+    EXPECT_NE(type.find("ValueError"), std::string::npos) << type;
+    EXPECT_FALSE(message.empty());
+    EXPECT_NE(what.find(message), std::string::npos) << what;
+}
+
 TEST_P(PoolTest, CallbacksRunOnceInTheCollectingThread) {
     mp_test::time_limit(120);
     mp::Pool pool(2, options());

@@ -398,6 +398,30 @@ TEST_P(MethodTest, IdentityOfChildAndParent) {
     EXPECT_TRUE(mp::current_process().is_alive());
 }
 
+// Python's Process(name=..., daemon=...): the options come before the target.
+int report_own_name(mp::Connection c) {
+    c.send(mp::current_process().name());
+    c.send(mp::current_process().daemon());
+    return 0;
+}
+MP_TARGET(report_own_name);
+
+TEST_P(MethodTest, NameAndDaemonInTheConstructor) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p = ctx().Process(mp::ProcessOptions().name("worker-7").daemon(), report_own_name, w);
+    EXPECT_EQ(p.name(), "worker-7");
+    EXPECT_TRUE(p.daemon());
+    p.start();
+    w.close();
+    EXPECT_EQ(r.recv<std::string>(), "worker-7");
+    EXPECT_TRUE(r.recv<bool>());
+    p.join(60);
+    EXPECT_EQ(p.exitcode(), 0);
+    mp::Process q(mp::ProcessOptions().name("plain"), exit_with, 3);
+    EXPECT_EQ(q.name(), "plain");
+    EXPECT_FALSE(q.daemon());
+}
+
 TEST_P(MethodTest, DefaultNamesCount) {
     mp::Process a = ctx().Process(noop);
     mp::Process b = ctx().Process(noop);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -462,6 +463,22 @@ TEST_F(Subprocess, MissingProgramIsFileNotFoundError) {
         EXPECT_NE(std::string(e.what()).find("'mp-no-such-program-on-path'"), std::string::npos) << e.what();
     }
     EXPECT_THROW(sp::check_output({"mp-no-such-program-on-path"}), mp::FileNotFoundError);
+    // The message names the call the user made, not the Popen it made underneath.
+    const std::vector<std::pair<std::string, std::function<void()>>> calls = {
+        {"mp::subprocess::run", [&] { sp::run({missing}); }},
+        {"mp::subprocess::call", [&] { sp::call({missing}); }},
+        {"mp::subprocess::check_call", [&] { sp::check_call({missing}); }},
+        {"mp::subprocess::check_output", [&] { sp::check_output({missing}); }},
+        {"mp::subprocess::Popen", [&] { sp::Popen p({missing}); }},
+    };
+    for (const auto& [name, call] : calls) {
+        try {
+            call();
+            ADD_FAILURE() << name << " ran a missing program";
+        } catch (const mp::FileNotFoundError& e) {
+            EXPECT_EQ(std::string(e.what()).rfind(name + ": cannot run", 0), 0u) << e.what();
+        }
+    }
 }
 
 TEST_F(Subprocess, ProgramThatMayNotBeRunIsPermissionError) {
