@@ -1,6 +1,10 @@
 // common/process.cpp - the portable half of mp::Process: its state machine (the same checks,
 // in the same words, as CPython's BaseProcess), the registry of children, and the two start
-// paths. Everything OS-specific goes through common/sys/process.hpp.
+// paths. Everything OS-specific goes through common/sys/process.hpp: posix/process.cpp and
+// win32/process.cpp tell how each OS makes, waits for and signals a child. The fork/spawn
+// lesson reads in this order: start_fork and become_forked_child (fork: the copy carries on
+// from here), start_spawn (spawn: a new run of the program gets a payload), then
+// common/bootstrap.cpp (that new run becoming the child).
 #include "process_internal.hpp"
 
 #include <algorithm>
