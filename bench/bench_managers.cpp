@@ -64,7 +64,7 @@ pid_t driver(int fd, std::vector<int> others, Work work) {
 void drive(int fd) {
     char go = 1;
     write_all(fd, &go, 1);
-    bench::read_n(fd, &go, 1);
+    bench::check(bench::read_n(fd, &go, 1), "the child driving the requests ended (see its message)");
 }
 
 void stop(int fd, pid_t pid) {
@@ -88,7 +88,7 @@ bench::Result dict_get_set(int scale) {
     const pid_t our_child = driver(ours[1], {ours[0]}, [&] {
         for (int i = 0; i < batch; ++i) {
             d[i & 63] = i;
-            if (static_cast<int>(d[i & 63]) != i) std::abort();
+            bench::check(static_cast<int>(d[i & 63]) == i, "d[k] read back another value than was written");
         }
     });
     ::close(ours[1]);
@@ -146,7 +146,7 @@ bench::Result remote_queue(int scale) {
         int st = 0;
         ::waitpid(producer, &st, 0);
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (sum != static_cast<long long>(n) * (n - 1) / 2) std::abort();
+        bench::check(sum == static_cast<long long>(n) * (n - 1) / 2, "the items that came out are not those put in");
         rates.push_back(n / s);
     }
     return {bench::median(rates), -1};

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "sys/handle.hpp"
 #include "sys/os.hpp"
@@ -108,24 +110,7 @@ std::string called_process_text(int returncode, const std::vector<std::string>& 
 
 // ---- checks ---------------------------------------------------------------------------------
 
-double to_ms(double seconds, const char* what) {
-    return seconds < 0 ? -1 : detail::checked_timeout_ms(seconds * 1000.0, what);
-}
-
-std::chrono::nanoseconds ms_to_ns(double ms) {
-    if (ms < 0) return std::chrono::nanoseconds(-1);
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(ms * 1e6)));
-}
-
-// The time left before deadline in ms (never negative), or -1 for no deadline.
-double left_ms(bool limited, clock::time_point deadline) {
-    if (!limited) return -1;
-    return std::max(0.0, std::chrono::duration<double, std::milli>(deadline - clock::now()).count());
-}
-
-clock::time_point deadline_after(double ms) {
-    return clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double, std::milli>(ms < 0 ? 0 : ms));
-}
+using sys::Deadline;
 
 void no_nul(const std::string& s, const char* what) {
     if (s.find('\0') != std::string::npos)
@@ -182,6 +167,9 @@ struct Options::Access {
     template <class O> static auto& extra_env(O& o) { return o.extra_env_; }
     template <class O> static auto& new_session(O& o) { return o.new_session_; }
     template <class O> static auto& executable(O& o) { return o.executable_; }
+    template <class O> static auto& caller(O& o) { return o.caller_; }
+    // The name of the call the user made, for the messages of the Popen it made.
+    static std::string what(const Options& o) { return o.caller_ ? o.caller_ : "mp::subprocess::Popen"; }
 };
 using A = Options::Access;
 
@@ -195,10 +183,10 @@ struct PipeWriter::State {
 
 std::size_t PipeWriter::write(std::string_view data, double timeout_seconds) {
     if (s_->closed) throw ValueError("mp::subprocess: write to a closed stdin pipe");
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeWriter::write");
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeWriter::write");
     std::size_t written = 0;
     if (data.empty()) return 0;
-    if (auto ec = sys::pipe_write(s_->end, data.data(), data.size(), nullptr, 0, ms, &written)) {
+    if (auto ec = sys::pipe_write(s_->end, data.data(), data.size(), nullptr, 0, deadline, &written)) {
         if (ec == std::errc::timed_out) return written;
         raise_os_error(ec, "mp::subprocess: writing to the stdin of " + py_repr(*s_->args));
     }
@@ -288,12 +276,13 @@ struct PipeReader::State {
         if (closed) throw ValueError(std::string("mp::subprocess: ") + what + " on a closed " + name + " pipe");
     }
 
-    // One read, waiting at most ms (< 0: no limit). False if the time ran out first.
-    bool fill(double ms) {
+    // One read, waiting until the deadline. False if it passed first.
+    bool fill(const Deadline& deadline) {
         if (eof) return true;
-        if (ms >= 0) {
+        if (!deadline.is_never()) {
             bool ready = false;
-            if (auto ec = sys::pipe_poll(end, ms, ready)) raise_os_error(ec, std::string("mp::subprocess: waiting on ") + name);
+            if (auto ec = sys::pipe_poll(end, deadline, ready))
+                raise_os_error(ec, std::string("mp::subprocess: waiting on ") + name);
             if (!ready) return false;
         }
         if (!scratch) scratch.reset(new char[kChunk]);
@@ -312,35 +301,32 @@ struct PipeReader::State {
 
 std::string PipeReader::read(std::ptrdiff_t n, double timeout_seconds) {
     s_->check_open("read");
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeReader::read");
-    const auto deadline = deadline_after(ms);
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeReader::read");
     const std::size_t want = n < 0 ? std::string::npos : static_cast<std::size_t>(n);
     while (!s_->eof && s_->available() < want)
-        if (!s_->fill(left_ms(ms >= 0, deadline))) s_->timed_out(timeout_seconds);
+        if (!s_->fill(deadline)) s_->timed_out(timeout_seconds);
     return s_->take(want);
 }
 
 std::string PipeReader::read_some(std::size_t n, double timeout_seconds) {
     s_->check_open("read_some");
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeReader::read_some");
-    const auto deadline = deadline_after(ms);
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeReader::read_some");
     if (n == 0) return {};
     while (!s_->eof && s_->available() == 0)
-        if (!s_->fill(left_ms(ms >= 0, deadline))) s_->timed_out(timeout_seconds);
+        if (!s_->fill(deadline)) s_->timed_out(timeout_seconds);
     return s_->take(n);
 }
 
 std::string PipeReader::readline(double timeout_seconds) {
     s_->check_open("readline");
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeReader::readline");
-    const auto deadline = deadline_after(ms);
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeReader::readline");
     std::size_t searched = s_->pos;
     for (;;) {
         const std::size_t nl = s_->buf.find('\n', searched);
         if (nl != std::string::npos) return s_->take(nl + 1 - s_->pos);
         if (s_->eof) return s_->take(s_->available());
         searched = s_->buf.size();  // fill only appends
-        if (!s_->fill(left_ms(ms >= 0, deadline))) s_->timed_out(timeout_seconds);
+        if (!s_->fill(deadline)) s_->timed_out(timeout_seconds);
     }
 }
 
@@ -357,9 +343,17 @@ bool PipeReader::closed() const noexcept { return s_->closed; }
 
 struct Popen::Impl {
     std::vector<std::string> args;
+    // Threads may share a Popen for waiting (CPython's test_threadsafe_wait): `mu` guards the
+    // child, its return code and its sentinel, and is held only for a reap that does not wait
+    // or a signal, never across a wait; waits happen on the sentinel without it, so every
+    // waiter gets the return code and the child is reaped once. communicate() and the pipe
+    // streams belong to one thread at a time.
+    mutable std::mutex mu;
     sys::Child child;
     std::optional<int> returncode;
-    sys::Handle watch;  // a sentinel of the child for communicate, opened on first need
+    // The child's sentinel, for waits and communicate, opened on first need; shared so that a
+    // waiting thread keeps it open while another lets go of it.
+    std::shared_ptr<sys::Handle> watch;
     PipeWriter::State in;
     PipeReader::State out, err;
     PipeWriter in_writer{&in};
@@ -372,18 +366,44 @@ struct Popen::Impl {
     sys::PipeExchange x;
     std::string raw[2];  // text mode: what arrived, before universal newlines
 
-    // Reaps the child if it has ended within timeout (< 0: no limit; 0: just looks).
-    bool reap(std::chrono::nanoseconds timeout) {
+    // With mu held: reaps the child if it has ended, without waiting.
+    bool reap_now() {
         if (returncode) return true;
         bool exited = false;
         int code = 0;
-        if (auto ec = sys::wait_process(child, timeout, exited, code))
+        if (auto ec = sys::wait_process(child, Deadline::now(), exited, code))
             raise_os_error(ec, "mp::subprocess: waiting for process " + std::to_string(child.pid));
-        if (exited) {
-            returncode = code;
-            watch.reset();
-        }
+        if (exited) returncode = code;
         return exited;
+    }
+
+    // With mu held: the sentinel (nullptr when this system cannot give one).
+    std::shared_ptr<sys::Handle> sentinel() {
+        if (!watch && !returncode) {
+            auto h = std::make_shared<sys::Handle>();
+            if (!sys::open_sentinel(child, false, *h)) watch = std::move(h);
+        }
+        return watch;
+    }
+
+    // Reaps the child if it ends before the deadline (Deadline::now(): just looks).
+    bool reap(const Deadline& deadline) {
+        for (;;) {
+            std::shared_ptr<sys::Handle> w;
+            {
+                std::lock_guard<std::mutex> lk(mu);
+                if (reap_now()) return true;
+                if (deadline.passed()) return false;
+                w = sentinel();
+            }
+            bool ended = false;
+            if (w) {
+                if (auto ec = sys::wait_watch(w->get(), deadline, ended))
+                    raise_os_error(ec, "mp::subprocess: waiting for process " + std::to_string(child.pid));
+            } else {
+                std::this_thread::sleep_until(deadline.or_within(std::chrono::milliseconds(5)).time_point());
+            }
+        }
     }
 
     // As leaving Python's `with Popen(...)` block: pipes closed, the child waited for.
@@ -391,16 +411,19 @@ struct Popen::Impl {
         in_writer.close();
         out_reader.close();
         err_reader.close();
-        if (!returncode && child.pid > 0) {
-            bool exited = false;
-            int code = 0;
-            if (!sys::wait_process(child, std::chrono::nanoseconds(-1), exited, code) && exited) returncode = code;
+        if (child.pid > 0) {
+            try {
+                reap(Deadline::never());
+            } catch (...) {
+                // A destructor cannot report it: the child is the OS's to reap.
+            }
         }
+        std::lock_guard<std::mutex> lk(mu);
         watch.reset();
     }
 
     std::pair<std::string, std::string> communicate(std::string data, double timeout_seconds);
-    void exchange_round(double ms, bool use_watch, bool& ended, std::size_t& moved);
+    void exchange_round(const Deadline& deadline, bool use_watch, bool& ended, std::size_t& moved);
 };
 
 static Popen::Impl& usable(const std::unique_ptr<Popen::Impl>& impl) {
@@ -410,18 +433,19 @@ static Popen::Impl& usable(const std::unique_ptr<Popen::Impl>& impl) {
 
 Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
-    if (args.empty()) throw ValueError("mp::subprocess::Popen: args is empty (args[0] is the program to run)");
+    const std::string what = A::what(options);
+    if (args.empty()) throw ValueError(what + ": args is empty (args[0] is the program to run)");
     for (const auto& a : args) no_nul(a, "an argument");
     if (A::input(options) || A::check(options) || A::timeout(options))
-        throw ValueError("mp::subprocess::Popen: input, check and timeout are options of run(); give a Popen's input "
+        throw ValueError(what + ": input, check and timeout are options of run(); give a Popen's input "
                          "to communicate() and its timeout to wait() or communicate()");
     const std::string program = A::executable(options).value_or(args[0]);
     no_nul(program, "the executable");
-    if (program.empty()) throw ValueError("mp::subprocess::Popen: the program name is empty");
+    if (program.empty()) throw ValueError(what + ": the program name is empty");
 #if defined(_WIN32)
     // The C runtime reads a command line's first word up to the next quote, with no escapes.
     if (args[0].find('"') != std::string::npos)
-        throw ValueError("mp::subprocess::Popen: on Windows args[0] cannot hold a '\"' (the C runtime reads the "
+        throw ValueError(what + ": on Windows args[0] cannot hold a '\"' (the C runtime reads the "
                          "program name up to the next quote)");
 #endif
     no_nul(A::cwd(options), "cwd");
@@ -492,12 +516,12 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
         if (!req.cwd.empty()) {
             if (auto bad = sys::check_directory(req.cwd)) {
                 if (bad == std::errc::no_such_file_or_directory)
-                    throw FileNotFoundError(bad, "mp::subprocess::Popen: the working directory " + py_repr(req.cwd) +
+                    throw FileNotFoundError(bad, what + ": the working directory " + py_repr(req.cwd) +
                                                      " does not exist");
-                raise_os_error(bad, "mp::subprocess::Popen: the working directory " + py_repr(req.cwd));
+                raise_os_error(bad, what + ": the working directory " + py_repr(req.cwd));
             }
         }
-        raise_os_error(ec, "mp::subprocess::Popen: cannot run " + py_repr(program));
+        raise_os_error(ec, what + ": cannot run " + py_repr(program));
     }
     m.args = std::move(req.args);
     // The child's ends close here, in the parent: from now on only the child holds them, so
@@ -522,24 +546,30 @@ const std::vector<std::string>& Popen::args() const { return usable(impl_).args;
 
 int Popen::pid() const { return usable(impl_).child.pid; }
 
-std::optional<int> Popen::returncode() const { return usable(impl_).returncode; }
+std::optional<int> Popen::returncode() const {
+    const Impl& m = usable(impl_);
+    std::lock_guard<std::mutex> lk(m.mu);
+    return m.returncode;
+}
 
 std::optional<int> Popen::poll() {
     Impl& m = usable(impl_);
-    m.reap(std::chrono::nanoseconds::zero());
+    std::lock_guard<std::mutex> lk(m.mu);
+    m.reap_now();
     return m.returncode;
 }
 
 int Popen::wait(double timeout_seconds) {
     Impl& m = usable(impl_);
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::Popen::wait");
-    if (!m.reap(ms_to_ns(ms))) throw TimeoutExpired(m.args, timeout_seconds);
+    if (!m.reap(detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::wait")))
+        throw TimeoutExpired(m.args, timeout_seconds);
+    std::lock_guard<std::mutex> lk(m.mu);
     return *m.returncode;
 }
 
 // One call of pipe_exchange on the streams still open, then the bookkeeping: ends that are
 // finished are closed, text is translated. moved: bytes read.
-void Popen::Impl::exchange_round(double ms, bool use_watch, bool& ended, std::size_t& moved) {
+void Popen::Impl::exchange_round(const Deadline& deadline, bool use_watch, bool& ended, std::size_t& moved) {
     PipeReader::State* outs[2] = {&out, &err};
     x.input = !in.closed && in.end.h && x.sent < x.size ? &in.end : nullptr;
     std::size_t before = 0;
@@ -558,7 +588,12 @@ void Popen::Impl::exchange_round(double ms, bool use_watch, bool& ended, std::si
         }
         before += x.sink[i]->size();
     }
-    const auto ec = sys::pipe_exchange(x, use_watch && watch ? watch.get() : sys::invalid_handle(), ms, ended);
+    std::shared_ptr<sys::Handle> w;
+    if (use_watch) {
+        std::lock_guard<std::mutex> lk(mu);
+        w = watch;
+    }
+    const auto ec = sys::pipe_exchange(x, w ? w->get() : sys::invalid_handle(), deadline, ended);
     moved = 0;
     for (int i = 0; i < 2; ++i) {
         PipeReader::State& r = *outs[i];
@@ -575,9 +610,7 @@ void Popen::Impl::exchange_round(double ms, bool use_watch, bool& ended, std::si
 }
 
 std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, double timeout_seconds) {
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::Popen::communicate");
-    const auto deadline = deadline_after(ms);
-    const bool limited = ms >= 0;
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::communicate");
     if (!communicating) {
         if (!data.empty() && !in_is_pipe)
             throw ValueError("mp::subprocess::Popen::communicate: input needs a stdin pipe (Options().std_in(PIPE))");
@@ -595,15 +628,20 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
     auto pending = [&] { return (!in.closed && x.sent < x.size) || (!out.closed && !out.eof) || (!err.closed && !err.eof); };
     auto so_far = [&](PipeReader::State& r) { return r.closed ? std::string() : r.buf.substr(r.pos); };
 
-    bool ended = returncode.has_value();
-    if (!ended && pending() && !watch) sys::open_sentinel(child, false, watch);  // none: look now and then
+    bool ended = false;
+    bool have_watch = false;
+    {
+        std::lock_guard<std::mutex> lk(mu);
+        ended = returncode.has_value();
+        if (!ended && pending()) have_watch = sentinel() != nullptr;  // none: look now and then
+    }
     while (!ended && pending()) {
-        double slice = left_ms(limited, deadline);
-        if (!watch && (slice < 0 || slice > 10)) slice = 10;
+        // Without a sentinel, the child's end is looked for every 10 ms.
+        const Deadline slice = have_watch ? deadline : deadline.or_within(std::chrono::milliseconds(10));
         std::size_t moved = 0;
         exchange_round(slice, true, ended, moved);
-        if (!watch) ended = reap(std::chrono::nanoseconds::zero());
-        if (!ended && pending() && limited && clock::now() >= deadline)
+        if (!have_watch) ended = reap(Deadline::now());
+        if (!ended && pending() && deadline.passed())
             throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
     }
     if (ended && pending()) {
@@ -615,13 +653,13 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
         for (;;) {
             std::size_t moved = 0;
             bool ignored = false;
-            exchange_round(0, false, ignored, moved);
+            exchange_round(Deadline::now(), false, ignored, moved);
             if (moved == 0 || !pending() || clock::now() >= until) break;
         }
         for (PipeReader::State* r : {&out, &err})
             if (!r->closed && !r->eof) r->at_eof();
     }
-    if (!reap(ms_to_ns(left_ms(limited, deadline))))
+    if (!reap(deadline))
         throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
     std::pair<std::string, std::string> result;
     if (!out.closed) result.first = out.take(std::string::npos);
@@ -637,7 +675,10 @@ std::pair<std::string, std::string> Popen::communicate(std::string input, double
 
 void Popen::send_signal(int sig) {
     Impl& m = usable(impl_);
-    if (m.reap(std::chrono::nanoseconds::zero())) return;  // reaped: the pid may be someone else's by now
+    // Under the lock nobody reaps the child between the look and the signal: a pid is never
+    // signalled after its reap, when it may be someone else's.
+    std::lock_guard<std::mutex> lk(m.mu);
+    if (m.reap_now()) return;
 #if defined(_WIN32)
     if (sig != 15 && sig != 9)
         throw ValueError("mp::subprocess::Popen::send_signal: Windows has no signal " + std::to_string(sig) +
@@ -675,6 +716,7 @@ PipeReader& Popen::stderr_pipe() {
 
 CompletedProcess run(std::vector<std::string> args, const Options& options) {
     Options o = options;
+    if (!A::caller(o)) A::caller(o) = "mp::subprocess::run";
     if (A::capture(o) && (A::out(o) || A::err(o)))
         throw ValueError("mp::subprocess::run: stdout and stderr arguments may not be used with capture_output.");
     std::string input;
@@ -688,7 +730,7 @@ CompletedProcess run(std::vector<std::string> args, const Options& options) {
     const double timeout = A::timeout(o).value_or(-1);
     A::check(o) = false;
     A::timeout(o).reset();
-    to_ms(timeout, "mp::subprocess::run");  // a NaN is refused before anything starts
+    detail::check_not_nan(timeout, "mp::subprocess::run");  // refused before anything starts
 
     Popen p(std::move(args), o);
     std::pair<std::string, std::string> outputs;
@@ -712,12 +754,14 @@ CompletedProcess run(std::vector<std::string> args, const Options& options) {
 
 int call(std::vector<std::string> args, const Options& options) {
     Options o = options;
+    A::caller(o) = "mp::subprocess::call";
     A::check(o) = false;
     return run(std::move(args), o).returncode;
 }
 
 void check_call(std::vector<std::string> args, const Options& options) {
     Options o = options;
+    A::caller(o) = "mp::subprocess::check_call";
     A::check(o) = true;
     run(std::move(args), o);
 }
@@ -729,6 +773,7 @@ std::string check_output(std::vector<std::string> args, const Options& options) 
         throw ValueError("mp::subprocess::check_output: stdout and stderr arguments may not be used with capture_output.");
     A::out(o) = PIPE;
     A::check(o) = true;
+    A::caller(o) = "mp::subprocess::check_output";
     return run(std::move(args), o).std_out;
 }
 

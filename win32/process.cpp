@@ -18,6 +18,9 @@
 // POSIX differs: fork+exec are two steps, a child is found by pid and reaped with waitpid, and
 // SIGTERM/SIGKILL are real signals; the PATH search, the chdir and setsid() happen in the
 // child, between its fork and its exec.
+// The rest of the spawn lesson is portable and lives in common/: process.cpp's start_spawn
+// (the payload a new run of the program receives through an inherited pipe) and bootstrap.cpp
+// (that run's side: mp::bootstrap reads the payload and becomes the child).
 #include "../common/sys/process.hpp"
 
 #include <windows.h>
@@ -27,11 +30,10 @@
 #include <mutex>
 
 #include "../common/sys/os.hpp"
-#include "mp/errors.hpp"
+#include "../common/sys/error.hpp"
 
 namespace mp::sys {
 
-static std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
 
 constexpr DWORD kSignalExitBase = 0x10000;  // TerminateProcess(h, 0x10000 | signum)
 
@@ -177,7 +179,7 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
         append_quoted(cmd, widen(req.args[i]));
     }
     const std::wstring program = req.search_path ? searched_program(widen(req.program)) : widen(req.program);
-    if (program.empty()) return {ERROR_FILE_NOT_FOUND, win32_category()};
+    if (program.empty()) return os_error(ERROR_FILE_NOT_FOUND);
     std::wstring env = req.env.empty() && !req.replace_env ? std::wstring() : environment_block(req.env, req.replace_env);
     const std::wstring cwd = widen(req.cwd);
 
@@ -262,40 +264,24 @@ std::error_code check_directory(const std::string& path) noexcept try {
     return std::make_error_code(std::errc::not_enough_memory);
 }
 
-static int decode_exit_code(DWORD code) noexcept {
+static int exit_code_of(DWORD code) noexcept {
     if ((code & 0xFFFF0000u) == kSignalExitBase && (code & 0xFFFFu) > 0 && (code & 0xFFFFu) < 65)
         return -static_cast<int>(code & 0xFFFFu);
     return static_cast<int>(code);
 }
 
-static DWORD to_wait_ms(std::chrono::nanoseconds timeout) noexcept {
-    if (timeout < std::chrono::nanoseconds::zero()) return INFINITE;
-    // Round up, so that a wait is never shorter than asked for.
-    const auto ms = (timeout.count() + 999999) / 1000000;
-    return ms >= static_cast<long long>(INFINITE) ? INFINITE - 1 : static_cast<DWORD>(ms);
-}
-
-std::error_code wait_process(Child& c, std::chrono::nanoseconds timeout, bool& exited, int& exitcode) noexcept {
-    using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + (timeout < std::chrono::nanoseconds::zero() ? std::chrono::nanoseconds::zero() : timeout);
-    for (;;) {
-        DWORD r = WaitForSingleObject(c.process.get(), to_wait_ms(timeout));
-        if (r == WAIT_FAILED) return last_error();
-        if (r == WAIT_TIMEOUT) {
-            // Windows rounds waits to its timer tick; finish the remainder rather than return early.
-            if (timeout >= std::chrono::nanoseconds::zero() && timeout.count() > 0 && clock::now() < deadline) {
-                timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
-                continue;
-            }
-            exited = false;
-            return {};
-        }
-        break;
+std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, int& exitcode) noexcept {
+    std::size_t signalled = 1;
+    native_handle h = c.process.get();
+    if (auto ec = wait_objects(&h, 1, deadline, signalled)) return ec;
+    if (signalled != 0) {
+        exited = false;
+        return {};
     }
     DWORD code = 0;
     if (!GetExitCodeProcess(c.process.get(), &code)) return last_error();
     exited = true;
-    exitcode = decode_exit_code(code);
+    exitcode = exit_code_of(code);
     c.process.reset();
     return {};
 }
@@ -352,10 +338,10 @@ std::error_code open_watch(int pid, Handle& out) noexcept {
     return {};
 }
 
-std::error_code wait_watch(native_handle h, std::chrono::nanoseconds timeout, bool& ended) noexcept {
-    DWORD r = WaitForSingleObject(h, to_wait_ms(timeout));
-    if (r == WAIT_FAILED) return last_error();
-    ended = r == WAIT_OBJECT_0;
+std::error_code wait_watch(native_handle h, const Deadline& deadline, bool& ended) noexcept {
+    std::size_t signalled = 1;
+    if (auto ec = wait_objects(&h, 1, deadline, signalled)) return ec;
+    ended = signalled == 0;
     return {};
 }
 

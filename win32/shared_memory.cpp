@@ -9,19 +9,18 @@
 // The creator gets the default security descriptor of its token, so processes of the same
 // user can attach (Wine enforces DACLs on mappings too). A view is sized in pages: an
 // attacher sees the size rounded up to the page size, as in CPython.
-// POSIX differs: a /dev/shm name outlives every process until shm_unlink, so mp builds a
-// tracker process there that unlinks a crashed creator's names.
+// POSIX differs: a /dev/shm name outlives every process until shm_unlink, so mp's resource
+// tracker (posix/tracker.cpp) unlinks a crashed creator's names there.
 #include "../common/sys/shared_memory.hpp"
 
 #include <windows.h>
 
 #include "../common/sys/os.hpp"
-#include "mp/errors.hpp"
+#include "../common/sys/error.hpp"
 
 namespace mp::sys {
 
 namespace {
-std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
 constexpr std::size_t kMaxName = MAX_PATH;
 }  // namespace
 
@@ -35,7 +34,9 @@ const char* shm_name_problem(const std::string& name) noexcept {
     return nullptr;
 }
 
-std::error_code shm_create(const std::string& name, std::size_t size, Handle& out) noexcept {
+// tracked: the kernel's own (it ends the mapping with its last handle), so always true.
+std::error_code shm_create(const std::string& name, std::size_t size, Handle& out, bool& tracked) noexcept {
+    tracked = true;
     try {
         const std::wstring w = widen(name);
         const auto big = static_cast<unsigned long long>(size);
@@ -44,12 +45,12 @@ std::error_code shm_create(const std::string& name, std::size_t size, Handle& ou
         if (!h) return last_error();
         if (GetLastError() == ERROR_ALREADY_EXISTS) {  // an existing mapping was opened instead
             CloseHandle(h);
-            return {ERROR_ALREADY_EXISTS, win32_category()};
+            return os_error(ERROR_ALREADY_EXISTS);
         }
         out.reset(h);
         return {};
     } catch (...) {
-        return {ERROR_NOT_ENOUGH_MEMORY, win32_category()};
+        return os_error(ERROR_NOT_ENOUGH_MEMORY);
     }
 }
 
@@ -61,7 +62,7 @@ std::error_code shm_attach(const std::string& name, Handle& out) noexcept {
         out.reset(h);
         return {};
     } catch (...) {
-        return {ERROR_NOT_ENOUGH_MEMORY, win32_category()};
+        return os_error(ERROR_NOT_ENOUGH_MEMORY);
     }
 }
 
@@ -86,14 +87,8 @@ std::error_code shm_unmap(void* addr, std::size_t) noexcept {
     return {};
 }
 
+// shm_remove: nothing to remove; the kernel deletes a mapping, name and memory, with its last
+// handle.
 std::error_code shm_remove(const std::string&) noexcept { return {}; }
-
-// run_tracker() is POSIX-only: the Windows kernel deletes a mapping with its last handle.
-
-std::error_code shm_track(const std::string&, bool) noexcept { return {}; }
-
-int shm_tracker_pid() noexcept { return 0; }
-
-void shm_stop_tracker() noexcept {}
 
 }  // namespace mp::sys
