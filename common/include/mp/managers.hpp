@@ -111,6 +111,7 @@
 #include "errors.hpp"
 #include "listener.hpp"
 #include "pool.hpp"
+#include "portability.hpp"
 #include "queues.hpp"
 
 namespace mp {
@@ -1752,7 +1753,7 @@ public:
     [[maybe_unused]] inline ::mp::detail::ManagedInfo<T, F, MP_DETAIL_MEMBERS(T, __VA_ARGS__)> mp_managed_info(T*) { \
         return {#T, #__VA_ARGS__};                                                                     \
     }                                                                                                  \
-    [[maybe_unused]] static const bool MP_DETAIL_CONCAT(mp_managed_registered_, __COUNTER__) =         \
+    [[maybe_unused]] static const bool MP_DETAIL_CONCAT(mp_managed_registered_, MP_UNIQUE_LINE_ID) =         \
         ::mp::detail::register_managed(mp_managed_info(static_cast<T*>(nullptr)))
 
 #define MP_DETAIL_NARGS(...)                                                                          \
