@@ -354,6 +354,7 @@ struct ServerState {
     Address address;
     std::string key;
     std::uint64_t manager_id = 0;
+    int owner_pid = 0;  // a fork child's copy of this state is not a server (no threads run it)
 
     std::mutex mu;  // everything below, and the state of every builtin object
     std::unordered_map<std::uint64_t, std::shared_ptr<Object>> objects;
@@ -1823,6 +1824,8 @@ void remember(std::uint64_t manager_id, const Address& a, const std::string& key
 
 }  // namespace
 
+void drop_inherited_connections();
+
 // ---- serving --------------------------------------------------------------------------------
 
 std::shared_ptr<ServerState> make_server_state(const Address& where, const std::string& key) {
@@ -1832,6 +1835,7 @@ std::shared_ptr<ServerState> make_server_state(const Address& where, const std::
     st->address = st->listener.address();
     st->key = key;
     st->manager_id = random_u64();
+    st->owner_pid = mp::getpid();
     remember(st->manager_id, connectable(st->address), key);
     return st;
 }
@@ -1883,6 +1887,7 @@ void start_accepting(const std::shared_ptr<ServerState>& st) {
 // After a stop: no more clients (the socket file goes), and up to 2 s for the connections'
 // threads, which see the stop within a slice, to close.
 void finish(ServerState& st) {
+    if (st.owner_pid != mp::getpid()) return;  // a fork child's copy: the server is the parent's
     request_stop(st);
     if (st.acceptor.joinable()) st.acceptor.join();
     if (st.finished) return;
@@ -1922,6 +1927,9 @@ void wait_for_stop(const std::shared_ptr<ServerState>& st, int mode) {
 }
 
 int manager_server_process(Connection report, Address where, std::string key) {
+    // A fork of a process that was a client of other managers holds copies of its connections:
+    // they go, or those servers would not see that process end.
+    drop_inherited_connections();
     // Before the socket file exists: a SIGTERM from then on ends the server cleanly.
     auto target = std::make_shared<std::weak_ptr<ServerState>>();
     install_stop_signals(target, 1);
@@ -2154,6 +2162,10 @@ public:
         return down_;
     }
     void renew_lock_after_fork() { new (&mu_) std::mutex; }
+    void drop_connections() {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (gen_ != g_fork_generation) after_fork_locked();
+    }
 
 private:
     struct Entry {
@@ -2355,6 +2367,21 @@ std::shared_ptr<ManagerClient> client_for(const Address& a, const std::string& k
     }
     return c;
 }
+
+}  // namespace
+
+// In a fork child (a manager's server): every client's connections are its parent's.
+void drop_inherited_connections() {
+    std::vector<std::shared_ptr<ManagerClient>> all;
+    {
+        std::lock_guard<std::mutex> lk(clients_mu());
+        for (auto& entry : clients())
+            if (auto c = entry.second.lock()) all.push_back(std::move(c));
+    }
+    for (auto& c : all) c->drop_connections();
+}
+
+namespace {
 
 // The client for a proxy's token: the live one for that manager, else one by the token's
 // address and key (or a key this process knows for that manager).
@@ -2579,6 +2606,7 @@ struct ManagerState {
     Process server;
     std::shared_ptr<ManagerClient> client;
     double call_timeout = -1;
+    int owner_pid = 0;  // the process that started the server: only it shuts it down
 };
 
 }  // namespace detail
@@ -2665,6 +2693,7 @@ void BaseManager::start() {
     s.address = decode<Address>(std::string_view(report).substr(1));
     s.client = detail::client_for(s.address, s.key);
     s.client->default_timeout = s.call_timeout;
+    s.owner_pid = mp::getpid();
     s.phase = Phase::started;
 }
 
@@ -2702,6 +2731,10 @@ void BaseManager::shutdown(double timeout) {
     }
     if (s.phase != Phase::started) return;
     s.phase = Phase::shut_down;
+    if (s.owner_pid != mp::getpid()) {  // a fork child's copy of the manager: the server is not ours
+        s.client.reset();
+        return;
+    }
     s.client->shutdown_server();
     s.client->mark_down();
     s.server.join(timeout);

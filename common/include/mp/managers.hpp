@@ -70,6 +70,11 @@
 // manager.set_call_timeout(s) sets a default for the proxies of that manager in this process;
 // blocking methods (get, acquire, wait, join) also take their own timeouts, as in Python.
 //
+// Threads: proxies, their copies and the manager's factories (dict(), Queue(), create<T>() ...)
+// may be used from any number of threads at once; a thread blocked in a call (q.get()) holds
+// up no other. start(), connect(), get_server(), shutdown() and moving the manager belong to
+// the thread that owns the manager object. ManagerServer::stop() may come from any thread.
+//
 // Lifetime: objects are reference-counted across processes. A proxy holds a reference; copies
 // of a proxy in one process share it; a proxy sent to another process (or stored in a managed
 // container: nested proxies) takes its own. An object is freed when the last reference to it
