@@ -101,6 +101,9 @@ void open_gate(const std::string& p) { std::ofstream(p) << "go"; }
 
 bool spawn_mode() { return mp::mpi::world_size() == 1; }
 
+// Local pools in an MPI process use spawn: the MPI library runs threads of its own.
+mp::PoolOptions local_options() { return mp::PoolOptions().context(mp::get_context("spawn")); }
+
 // The options of the mode this program runs in: spawn mode starts two workers (oversubscribed:
 // this machine may have fewer cores than processes).
 mp::mpi::Options options() { return mp::mpi::Options().spawn_info("map_by", "slot:OVERSUBSCRIBE"); }
@@ -156,7 +159,7 @@ TEST_F(Mpi, SubmitAndMapEqualALocalRun) {
     std::vector<int> local_map;
     std::vector<std::string> local_labels;
     {
-        fu::ProcessPoolExecutor local(2);
+        fu::ProcessPoolExecutor local(2, local_options());
         local_map = local.map(square, items);
         for (int i = 0; i < 20; ++i) local_labels.push_back(local.submit(label, "x", i).result(30.0));
     }
@@ -171,7 +174,7 @@ TEST_F(Mpi, SubmitAndMapEqualALocalRun) {
 }
 
 TEST_F(Mpi, OneFunctionTakesEitherExecutor) {
-    fu::ProcessPoolExecutor local(2);
+    fu::ProcessPoolExecutor local(2, local_options());
     mp::mpi::PoolExecutor remote(0, options());
     EXPECT_EQ(squares_on(local, 100, 7), squares_on(remote, 100, 7));
 }
@@ -437,7 +440,7 @@ namespace {
 
 // Runs `mpirun -n ranks mp_mpi_test_helper mode` as a job of its own: the variables of the job
 // this test runs in are left out, so mpirun does not take itself for one of its ranks.
-mp::subprocess::CompletedProcess run_job(int ranks, const std::string& mode) {
+mp::subprocess::CompletedProcess run_job(int ranks, const std::string& mode, const std::string& program = "mp_mpi_test_helper") {
     std::map<std::string, std::string> env;
     for (char** e = environ; *e; ++e) {
         const std::string kv(*e);
@@ -450,8 +453,10 @@ mp::subprocess::CompletedProcess run_job(int ranks, const std::string& mode) {
     }
     std::string self;
     mp::sys::current_executable(self);
-    const std::string helper = self.substr(0, self.find_last_of('/') + 1) + "mp_mpi_test_helper";
-    return mp::subprocess::run({"mpirun", "--allow-run-as-root", "--oversubscribe", "-n", std::to_string(ranks), helper, mode},
+    const std::string helper = self.substr(0, self.find_last_of('/') + 1) + program;
+    std::vector<std::string> args{"mpirun", "--allow-run-as-root", "--oversubscribe", "-n", std::to_string(ranks), helper};
+    if (!mode.empty()) args.push_back(mode);
+    return mp::subprocess::run(args,
                                mp::subprocess::Options().std_out(mp::subprocess::PIPE).std_err(mp::subprocess::STDOUT).env(env).timeout(90));
 }
 
@@ -488,6 +493,28 @@ TEST_F(Mpi, TaskThatExitsItsRankEndsTheStaticJobWithAnErrorNamingTheRank) {
     EXPECT_NE(out.find("in task 'exit_rank' called exit()"), std::string::npos) << out;
     EXPECT_NE(out.find("[[") , std::string::npos) << out;  // mpirun names the process: [[job,1],1]
     expect_rank0_saw_at_most_a_lost_worker(out);
+}
+
+TEST_F(Mpi, SampleT30RunsTheSameWorkLocallyAndOnFourRanks) {
+    if (!spawn_mode()) GTEST_SKIP() << "started once, from the run without mpirun";
+    std::string self;
+    mp::sys::current_executable(self);
+    if (!std::ifstream(self.substr(0, self.find_last_of('/') + 1) + "../samples/t30_mpi"))
+        GTEST_SKIP() << "the samples are not built (-Dsamples=false)";
+    auto r = run_job(4, "", "../samples/t30_mpi");
+    const std::string out = r.std_out;
+    ASSERT_EQ(r.returncode, 0) << out;
+    EXPECT_NE(out.find("rank 0 of 4 on "), std::string::npos) << out;
+    const auto checksum = [&](const std::string& what) {
+        const auto at = out.find(what);
+        if (at == std::string::npos) return std::string("missing: ") + what;
+        const auto c = out.find("(checksum ", at);
+        return out.substr(c, out.find(')', c) - c);
+    };
+    EXPECT_EQ(checksum("local pool, "), checksum("serial: "));
+    EXPECT_EQ(checksum("MPI ranks, 3 workers: "), checksum("serial: "));
+    for (int rank = 1; rank <= 3; ++rank) EXPECT_NE(out.find("  worker: rank " + std::to_string(rank) + " on "), std::string::npos) << out;
+    EXPECT_NE(out.find("3 of 3 tasks ran outside rank 0"), std::string::npos) << out;
 }
 
 TEST_F(Mpi, SpawnedWorkerThatDiesFailsItsTaskAndNeverHangs) {
