@@ -693,6 +693,9 @@ bool engine_wait(std::unique_lock<std::mutex>& lk, const std::function<bool()>& 
             idle = 0;
             continue;
         }
+        // A large send moves only while this rank calls into MPI: no sleeping while one is
+        // under way.
+        if (!g_sends.empty()) idle = std::min(idle, 63);
         lk.unlock();
         backoff(idle++);
         lk.lock();
