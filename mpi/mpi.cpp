@@ -59,7 +59,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-enum Tag : int { kTagHello = 0x6d70, kTagTask, kTagResult, kTagStop, kTagHeartbeat };
+enum Tag : int { kTagHello = 0x6d70, kTagTask, kTagResult, kTagStop, kTagHeartbeat, kTagBye };
 enum : std::uint8_t { kOk = 0, kError = 1 };
 constexpr std::size_t kApart = 256 * 1024;  // bodies larger than this travel as their own message
 constexpr const char* kWorkerArg = "--mp-mpi-worker";
@@ -346,6 +346,11 @@ void serve(MPI_Comm comm, bool heartbeat) {
     }
     stop_heartbeat.store(true);
     if (beat.joinable()) beat.join();
+    // The last message: rank 0 reads up to it, so that no heartbeat is left unread when the two
+    // sides disconnect.
+    const char none = 0;
+    std::lock_guard<std::mutex> lk(g_mu);
+    MPI_Send(&none, 0, MPI_BYTE, 0, kTagBye, comm);
 }
 
 [[noreturn]] void worker_exit(MPI_Comm comm, bool spawned) {
@@ -545,6 +550,18 @@ void lose(Group& g, Slot& s, const std::string& how, Callbacks& run) {
     }
 }
 
+// A spawned job is ended whole by Open MPI when one of its ranks dies, and its other ranks may
+// hang in the meantime: they are all given up at once, rather than sent tasks they might never
+// answer.
+void lose_job_of(Group& g, Slot& dead, const std::string& how, Callbacks& run) {
+    const std::string who = describe(dead);
+    lose(g, dead, how, run);
+    if (!g.spawned) return;
+    for (Slot& s : g.slots)
+        if (s.info.alive)
+            lose(g, s, "is given up: " + who + " " + how + ", and Open MPI ends a spawned job whole", run);
+}
+
 void watch(Callbacks& run) {
     const auto now = Clock::now();
     if (now - g_last_watch < std::chrono::milliseconds(20)) return;
@@ -557,9 +574,9 @@ void watch(Callbacks& run) {
             if (s.heartbeat) {
                 const double silent = std::chrono::duration<double>(now - s.last_heard).count();
                 if (silent > g.heartbeat_timeout_s)
-                    lose(g, s, "has not been heard from for " + std::to_string(static_cast<int>(silent)) + " s", run);
+                    lose_job_of(g, s, "has not been heard from for " + std::to_string(static_cast<int>(silent)) + " s", run);
             } else if (!mp::sys::pid_exists(s.info.pid)) {
-                lose(g, s, "ended", run);
+                lose_job_of(g, s, "ended", run);
             }
         }
     }
@@ -597,6 +614,29 @@ void apply_result(Group& g, int source, std::string& wire, Callbacks& run) {
     if (auto owner = s.owner.lock()) dispatch(*owner);
 }
 
+// Reads every message of comm (heartbeats, results nobody waits for) up to n goodbyes, at most
+// 10 s, so that nothing is left unread when the communicator goes.
+void drain_until_goodbyes(MPI_Comm comm, std::size_t n) {
+    std::size_t byes = 0;
+    const auto limit = Clock::now() + std::chrono::seconds(10);
+    int idle = 0;
+    while (byes < n && Clock::now() < limit) {
+        MPI_Message msg;
+        MPI_Status st;
+        int flag = 0;
+        if (MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm, &flag, &msg, &st) != MPI_SUCCESS) break;
+        if (!flag) {
+            backoff(idle++);
+            continue;
+        }
+        int count = 0;
+        MPI_Get_count(&st, MPI_BYTE, &count);
+        std::string buf(static_cast<std::size_t>(count), '\0');
+        if (MPI_Mrecv(buf.data(), count, MPI_BYTE, &msg, MPI_STATUS_IGNORE) != MPI_SUCCESS) break;
+        if (st.MPI_TAG == kTagBye) ++byes;
+    }
+}
+
 void retire(Group& g) {
     if (g.retired) return;
     bool any_lost = false;
@@ -614,6 +654,7 @@ void retire(Group& g) {
     }
     if (!any_lost) {
         MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE);
+        drain_until_goodbyes(g.comm, reqs.size());
         MPI_Comm_disconnect(&g.comm);  // waits for the workers to disconnect too
     } else {
         // A lost worker would never disconnect: the others are left to Open MPI, which ends
@@ -621,6 +662,13 @@ void retire(Group& g) {
         for (auto& r : reqs) MPI_Request_free(&r);
         MPI_Comm_free(&g.comm);
     }
+    // Then for the workers to exit (those on this host, up to 10 s): Open MPI 4.1 with PMIx 4
+    // hangs now and then in the next MPI_Comm_spawn, far more often while the previous spawned
+    // job is still ending (README, "Beyond one machine").
+    const auto until = Clock::now() + std::chrono::seconds(10);
+    for (const Slot& s : g.slots)
+        while (s.info.host == g_host && s.info.pid > 0 && mp::sys::pid_exists(s.info.pid) && Clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
     g.retired = true;
 }
 
@@ -831,6 +879,7 @@ void finalize_locked(std::unique_lock<std::mutex>& lk) {
                 reqs.push_back(r);
             }
             MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE);
+            drain_until_goodbyes(g_world, reqs.size());
         }
         while (!g_sends.empty()) {
             MPI_Wait(&g_sends.front()->req, MPI_STATUS_IGNORE);

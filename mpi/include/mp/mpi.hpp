@@ -23,7 +23,8 @@
 //    other executor holds (max_workers of them, 0: all that are free).
 //  - Spawn mode, a program started without mpiexec (a world of one rank): each executor starts
 //    its workers with MPI_Comm_spawn, new runs of the same executable that bootstrap() turns into
-//    workers, and ends them at shutdown.
+//    workers, and ends them at shutdown (waiting for them to exit). Open MPI 4.1 built with an
+//    external PMIx 4 (Debian 12's) now and then hangs inside MPI_Comm_spawn; see the README.
 //
 // What crosses: a task's function name and its arguments, encoded by mp's codec, as for the
 // local pool; results the same way. An exception in a task comes back as mp::RemoteError with
@@ -47,9 +48,10 @@
 //  - In spawn mode (and under `mpiexec --enable-recovery`) rank 0 lives on: a rank on rank 0's
 //    host is watched by its pid, and its death fails the task it was running with
 //    mp::WorkerLostError ("MPI rank 2 (pid 4242 on node1) ended while running this task"); the
-//    tasks it had not started go to the other ranks. Open MPI ends a spawned job whole, so the
-//    other workers usually die with it; once no worker is left, every unfinished task and every
-//    later submit fails with mp::BrokenProcessPool naming the lost ranks. A rank on another host
+//    tasks it had not started go to the other ranks of a static job. Open MPI ends a spawned job
+//    whole (and its other ranks may hang until then), so in spawn mode the other workers are given
+//    up at once: their running tasks fail with WorkerLostError too, and every queued task and
+//    every later submit fails with mp::BrokenProcessPool naming the lost ranks. A rank on another host
 //    says it is alive every second; silence for Options::heartbeat_timeout counts as its death.
 //
 // Threads: one PoolExecutor may be used by several threads; mp makes all its MPI calls under one
