@@ -25,9 +25,13 @@ const char* shm_generated_prefix() noexcept;
 const char* shm_name_problem(const std::string& name) noexcept;
 
 // Creates a new segment of `size` bytes, failing with file_exists when the name is taken.
-std::error_code shm_create(const std::string& name, std::size_t size, Handle& out) noexcept;
+// The name is protected by the resource tracker (sys/tracker.hpp) from before it exists, so
+// that no instant of a create leaves a segment behind if the creator dies; tracked says
+// whether it is (false: the tracker could not be started, the segment is made untracked).
+// POSIX makes and sizes it at a private name and links it to its own name after, so that an
+// attacher never sees it before it has its size.
+std::error_code shm_create(const std::string& name, std::size_t size, Handle& out, bool& tracked) noexcept;
 
-// Opens an existing segment by name (no_such_file_or_directory when there is none).
 std::error_code shm_attach(const std::string& name, Handle& out) noexcept;
 
 // Maps a view of the whole segment read-write. size == 0 on entry: the segment's own size
@@ -36,19 +40,8 @@ std::error_code shm_map(native_handle h, std::size_t& size, void*& addr) noexcep
 
 std::error_code shm_unmap(void* addr, std::size_t size) noexcept;
 
-// Removes the name (POSIX shm_unlink). Windows has nothing to remove: the kernel deletes a
-// mapping with its last handle, so this does nothing there.
+// Removes the name (POSIX shm_unlink) and forgets it in the tracker. Windows has nothing to
+// remove: the kernel deletes a mapping with its last handle, so this does nothing there.
 std::error_code shm_remove(const std::string& name) noexcept;
-
-// Crash cleanup for names this process created (POSIX: tells the tracker process to forget or
-// remember the name, starting the tracker on first need; Windows: nothing to do).
-std::error_code shm_track(const std::string& name, bool track) noexcept;
-
-// The tracker's pid, 0 when none runs (always 0 on Windows).
-int shm_tracker_pid() noexcept;
-
-// Closes the pipe to the tracker and waits for it to end (it removes whatever is still
-// registered, with a warning). A later shm_track starts a new one.
-void shm_stop_tracker() noexcept;
 
 }  // namespace mp::sys
