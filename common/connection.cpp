@@ -7,7 +7,7 @@
 
 #include "connection_internal.hpp"
 #include "timeout.hpp"
-#include "sys/pipe.hpp"
+#include "sys/connection.hpp"
 
 namespace mp {
 

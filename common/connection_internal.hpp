@@ -3,7 +3,7 @@
 #pragma once
 
 #include "mp/connection.hpp"
-#include "sys/pipe.hpp"
+#include "sys/connection.hpp"
 
 namespace mp {
 

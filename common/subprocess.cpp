@@ -12,7 +12,7 @@
 
 #include "sys/handle.hpp"
 #include "sys/os.hpp"
-#include "sys/pipe.hpp"
+#include "sys/connection.hpp"
 #include "sys/process.hpp"
 #include "timeout.hpp"
 

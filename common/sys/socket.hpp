@@ -16,7 +16,7 @@
 #include <utility>
 
 #include "handle.hpp"
-#include "pipe.hpp"
+#include "connection.hpp"
 
 namespace mp::sys {
 

@@ -17,7 +17,7 @@
 // no poll() on pipes, so waiting is a zero-byte overlapped read (completes when bytes arrive);
 // communicate keeps an overlapped read or write in flight on each pipe at once and waits for
 // any of them, or the process, with WaitForMultipleObjects.
-#include "../common/sys/pipe.hpp"
+#include "../common/sys/connection.hpp"
 #include "../common/sys/error.hpp"
 
 #include <algorithm>

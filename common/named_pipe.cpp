@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "sys/fifo.hpp"
+#include "sys/named_pipe.hpp"
 #include "timeout.hpp"
-#include "sys/pipe.hpp"
+#include "sys/connection.hpp"
 
 namespace mp {
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <system_error>
 
-#include "pipe.hpp"
+#include "connection.hpp"
 
 namespace mp::sys {
 

@@ -16,7 +16,7 @@
 // POSIX differs: a FIFO is a file-system node made by mkfifo that outlives every process until
 // unlinked, protected by its file mode; creator and peer are equal, both just open(2) the path,
 // which blocks until the other direction has an opener too.
-#include "../common/sys/fifo.hpp"
+#include "../common/sys/named_pipe.hpp"
 
 #include <windows.h>
 

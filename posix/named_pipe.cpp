@@ -18,7 +18,7 @@
 // that exists only while its creating (server) handle is open; the creator is special (it
 // must wait for a client in ConnectNamedPipe), exactly one client joins each instance, and
 // access is decided by a DACL instead of a file mode.
-#include "../common/sys/fifo.hpp"
+#include "../common/sys/named_pipe.hpp"
 #include "../common/sys/error.hpp"
 
 #include <algorithm>

@@ -25,7 +25,7 @@
 // POSIX differs: a socketpair (duplex) or pipe (one-way), SIGPIPE to guard against on write,
 // and poll(2) to wait (one poll() over all of a child's pipes); a TCP or Unix socket fd needs
 // no branch there.
-#include "../common/sys/pipe.hpp"
+#include "../common/sys/connection.hpp"
 
 #include <winsock2.h>
 #include <windows.h>
