@@ -1,7 +1,8 @@
 // common/subprocess.cpp - mp::subprocess: options and their checks, the pipes' buffering and
 // universal newlines, Popen's bookkeeping, communicate's rules (the drain after the child's
 // exit), run and friends, and Python's messages. The OS work is in the platform layer:
-// spawn_process (sys/process.hpp), make_child_pipe and pipe_exchange (sys/pipe.hpp).
+// spawn_process (sys/process.hpp), the child's pipes and communicate's exchange
+// (sys/child_stdio.hpp), the reads and writes of our ends (sys/connection.hpp).
 #include "mp/subprocess.hpp"
 
 #include <algorithm>
@@ -10,9 +11,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "sys/child_stdio.hpp"
+#include "sys/connection.hpp"
 #include "sys/handle.hpp"
 #include "sys/os.hpp"
-#include "sys/connection.hpp"
 #include "sys/process.hpp"
 #include "timeout.hpp"
 

@@ -45,58 +45,8 @@ static bool is_peer_gone(DWORD e) noexcept {
     return e == ERROR_BROKEN_PIPE || e == ERROR_NO_DATA || e == ERROR_PIPE_NOT_CONNECTED;
 }
 
-// A uniquely named pipe and its client end, connected. server_mode says the server end's
-// direction and flags, client_access and client_flags how the client end opens it.
-static std::error_code make_named_pair(DWORD server_mode, DWORD client_access, DWORD client_flags, Handle& server_out,
-                                       Handle& client_out) noexcept {
-    static std::atomic<unsigned> counter{0};
-    unsigned random = 0;
-    try {
-        random = std::random_device{}();
-    } catch (...) {
-        random = static_cast<unsigned>(GetTickCount()) ^ static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(&random));
-    }
-    wchar_t name[96];
-    std::swprintf(name, sizeof name / sizeof name[0], L"\\\\.\\pipe\\mp-%lu-%u-%08x",
-                  static_cast<unsigned long>(GetCurrentProcessId()), counter.fetch_add(1), random);
-    const DWORD buffer = 64 * 1024;
-    // Not inheritable, and only this user may open the name in the moment before our own
-    // client end does (FIRST_PIPE_INSTANCE already keeps anyone from having created it first).
-    std::error_code sec_ec;
-    SECURITY_ATTRIBUTES sa{sizeof sa, owner_only_security_descriptor(sec_ec), FALSE};
-    if (sec_ec) return sec_ec;
-    HANDLE server = CreateNamedPipeW(name, server_mode | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
-                                     PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-                                     1, buffer, buffer, 0, &sa);
-    if (server == INVALID_HANDLE_VALUE) return last_error();
-    Handle s(server);
-    HANDLE client = CreateFileW(name, client_access, 0, nullptr, OPEN_EXISTING,
-                                client_flags | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr);
-    if (client == INVALID_HANDLE_VALUE) return last_error();
-    Handle c(client);
-    // The client is already there, so this reports ERROR_PIPE_CONNECTED at once.
-    OVERLAPPED ov{};
-    Handle ev(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-    if (!ev) return last_error();
-    ov.hEvent = ev.get();
-    if (!ConnectNamedPipe(server, &ov)) {
-        const DWORD e = GetLastError();
-        if (e == ERROR_IO_PENDING) {
-            DWORD ignored = 0;
-            if (!GetOverlappedResult(server, &ov, &ignored, TRUE)) return last_error();
-        } else if (e != ERROR_PIPE_CONNECTED) {
-            return os_error(e);
-        }
-    }
-    server_out = std::move(s);
-    client_out = std::move(c);
-    return {};
-}
-
 std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& second) noexcept {
-    return make_named_pair(duplex ? PIPE_ACCESS_DUPLEX : PIPE_ACCESS_INBOUND,
-                           duplex ? GENERIC_READ | GENERIC_WRITE : GENERIC_WRITE | FILE_READ_ATTRIBUTES,
-                           FILE_FLAG_OVERLAPPED, first.h, second.h);
+    return make_named_pair(duplex ? PairFlow::duplex : PairFlow::to_server, true, first.h, second.h);
 }
 
 // ---- socket ends (is_socket) ---------------------------------------------------------------
@@ -321,152 +271,6 @@ std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) n
     return os_error(static_cast<int>(err));
 }
 
-std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& child) noexcept {
-    // Our end is the overlapped server, the child's a synchronous client: a C runtime reads
-    // and writes its standard handles without an OVERLAPPED, which an overlapped handle does
-    // not allow. Overlapped-ness belongs to each handle, so one pipe can have one of each (an
-    // anonymous CreatePipe pipe cannot: both of its ends are synchronous).
-    return make_named_pair(parent_reads ? PIPE_ACCESS_INBOUND : PIPE_ACCESS_OUTBOUND,
-                           parent_reads ? GENERIC_WRITE | FILE_READ_ATTRIBUTES : GENERIC_READ | FILE_WRITE_ATTRIBUTES,
-                           0, parent.h, child);
-}
-
-namespace {
-
-constexpr DWORD kExchangeChunk = 64 * 1024;
-
-// One overlapped ReadFile or WriteFile of pipe_exchange, possibly still in flight.
-struct Transfer {
-    OVERLAPPED ov{};
-    bool pending = false;
-};
-
-}  // namespace
-
-// Puts what a finished (or cancelled) transfer moved where it belongs. A peer that has gone
-// ends that stream; any other failure is the caller's error.
-static std::error_code account(PipeExchange& x, int slot, BOOL ok, DWORD moved) noexcept {
-    const DWORD e = ok ? 0 : GetLastError();
-    if (slot < 0) {
-        x.sent += moved;
-        if (x.sent == x.size || (!ok && is_peer_gone(e))) {
-            x.input->h.reset();  // the child may be waiting for end of file
-            x.input = nullptr;
-        }
-    } else {
-        if (moved) append_captured(*x.sink[slot], x.scratch.get() + static_cast<std::size_t>(slot) * kExchangeChunk, moved);
-        if (!ok && is_peer_gone(e)) x.output[slot] = nullptr;  // end of file
-    }
-    if (!ok && !is_peer_gone(e) && e != ERROR_OPERATION_ABORTED && e != ERROR_MORE_DATA)
-        return os_error(e);
-    return {};
-}
-
-std::error_code pipe_exchange(PipeExchange& x, native_handle watch, const Deadline& deadline, bool& watch_ready) noexcept try {
-    watch_ready = false;
-    if (!x.scratch) x.scratch.reset(new char[2 * kExchangeChunk]);
-    // Slot -1 is stdin, 0 and 1 the outputs. Each end waits on its own event.
-    Transfer in, out[2];
-    auto end_of = [&](int slot) -> PipeEnd* { return slot < 0 ? x.input : x.output[slot]; };
-    auto transfer_of = [&](int slot) -> Transfer& { return slot < 0 ? in : out[slot]; };
-    // Whatever is still in flight when we leave is cancelled, and what it moved is kept.
-    auto settle = [&]() -> std::error_code {
-        std::error_code first;
-        for (int slot = -1; slot < 2; ++slot) {
-            Transfer& t = transfer_of(slot);
-            if (!t.pending) continue;
-            PipeEnd* end = end_of(slot);
-            CancelIoEx(end->h.get(), &t.ov);
-            DWORD moved = 0;
-            const BOOL ok = GetOverlappedResult(end->h.get(), &t.ov, &moved, TRUE);
-            t.pending = false;
-            if (auto ec = account(x, slot, ok, moved); ec && !first) first = ec;
-        }
-        return first;
-    };
-    if (x.input && x.sent == x.size) account(x, -1, TRUE, 0);
-    for (;;) {
-        // Start what is not running; a transfer that completes at once is counted and started
-        // again, until one has to wait. A few rounds at most, so that a peer that always has
-        // more cannot keep us from looking at the watch and the clock.
-        bool busy = false;
-        for (int slot = -1; slot < 2; ++slot) {
-            Transfer& t = transfer_of(slot);
-            for (int round = 0; end_of(slot) && !t.pending; ++round) {
-                if (round == 16) {
-                    busy = true;
-                    break;
-                }
-                PipeEnd* end = end_of(slot);
-                Handle& ev = slot < 0 ? end->write_event : end->read_event;
-                if (auto ec = ensure_event(ev)) {
-                    settle();
-                    return ec;
-                }
-                t.ov = OVERLAPPED{};
-                t.ov.hEvent = ev.get();
-                BOOL ok;
-                if (slot < 0) {
-                    const std::size_t rest = x.size - x.sent;
-                    ok = WriteFile(end->h.get(), const_cast<char*>(x.data + x.sent),
-                                   rest > kExchangeChunk ? kExchangeChunk : static_cast<DWORD>(rest), nullptr, &t.ov);
-                } else {
-                    ok = ReadFile(end->h.get(), x.scratch.get() + static_cast<std::size_t>(slot) * kExchangeChunk,
-                                  kExchangeChunk, nullptr, &t.ov);
-                }
-                if (!ok && GetLastError() == ERROR_IO_PENDING) {
-                    t.pending = true;
-                    break;
-                }
-                DWORD moved = 0;
-                if (ok) ok = GetOverlappedResult(end->h.get(), &t.ov, &moved, TRUE);
-                if (auto ec = account(x, slot, ok, moved)) {
-                    settle();
-                    return ec;
-                }
-            }
-        }
-        if (!x.input && !x.output[0] && !x.output[1]) return {};
-        // The watch first: WaitForMultipleObjects reports the lowest ready index, and once the
-        // child has ended the caller's drain takes over from here.
-        HANDLE hs[4];
-        int slots[4];
-        DWORD n = 0;
-        if (watch) hs[n++] = watch;
-        for (int slot = -1; slot < 2; ++slot) {
-            if (!transfer_of(slot).pending) continue;
-            slots[n] = slot;
-            hs[n++] = transfer_of(slot).ov.hEvent;
-        }
-        std::size_t index = n;
-        if (n) {
-            if (auto ec = wait_objects(hs, n, busy ? Deadline::now() : deadline, index)) {
-                settle();
-                return ec;
-            }
-        }
-        if (index == n) {
-            if (!deadline.passed()) continue;  // busy: another round
-            return settle();
-        }
-        if (watch && index == 0) {
-            watch_ready = true;
-            return settle();
-        }
-        const int slot = slots[index];
-        Transfer& t = transfer_of(slot);
-        DWORD moved = 0;
-        const BOOL ok = GetOverlappedResult(end_of(slot)->h.get(), &t.ov, &moved, FALSE);
-        t.pending = false;
-        if (auto ec = account(x, slot, ok, moved)) {
-            settle();
-            return ec;
-        }
-    }
-} catch (const std::bad_alloc&) {
-    return std::make_error_code(std::errc::not_enough_memory);
-}
-
 void close_socket_end(PipeEnd& end) noexcept {
     if (!end.is_socket) return;  // a pipe end closes through its Handle
     if (end.h) ::closesocket(sock_of(end));
@@ -476,6 +280,61 @@ void close_socket_end(PipeEnd& end) noexcept {
 
 PipeEnd::~PipeEnd() {
     if (is_socket) close_socket_end(*this);
+}
+
+std::error_code make_named_pair(PairFlow flow, bool client_overlapped, Handle& server_out, Handle& client_out) noexcept {
+    static std::atomic<unsigned> counter{0};
+    unsigned random = 0;
+    try {
+        random = std::random_device{}();
+    } catch (...) {
+        random = static_cast<unsigned>(GetTickCount()) ^ static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(&random));
+    }
+    wchar_t name[96];
+    std::swprintf(name, sizeof name / sizeof name[0], L"\\\\.\\pipe\\mp-%lu-%u-%08x",
+                  static_cast<unsigned long>(GetCurrentProcessId()), counter.fetch_add(1), random);
+    // The server's direction, and how the client opens it. FILE_READ_ATTRIBUTES or
+    // FILE_WRITE_ATTRIBUTES on a one-way client lets it ask PeekNamedPipe and the like.
+    const DWORD server_mode = flow == PairFlow::duplex    ? PIPE_ACCESS_DUPLEX
+                              : flow == PairFlow::to_server ? PIPE_ACCESS_INBOUND
+                                                            : PIPE_ACCESS_OUTBOUND;
+    const DWORD client_access = flow == PairFlow::duplex    ? GENERIC_READ | GENERIC_WRITE
+                                : flow == PairFlow::to_server ? GENERIC_WRITE | FILE_READ_ATTRIBUTES
+                                                              : GENERIC_READ | FILE_WRITE_ATTRIBUTES;
+    const DWORD buffer = 64 * 1024;
+    // Not inheritable, and only this user may open the name in the moment before our own
+    // client end does (FIRST_PIPE_INSTANCE already keeps anyone from having created it first).
+    std::error_code sec_ec;
+    SECURITY_ATTRIBUTES sa{sizeof sa, owner_only_security_descriptor(sec_ec), FALSE};
+    if (sec_ec) return sec_ec;
+    HANDLE server = CreateNamedPipeW(name, server_mode | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                                     PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+                                     1, buffer, buffer, 0, &sa);
+    if (server == INVALID_HANDLE_VALUE) return last_error();
+    Handle s(server);
+    HANDLE client = CreateFileW(name, client_access, 0, nullptr, OPEN_EXISTING,
+                                (client_overlapped ? FILE_FLAG_OVERLAPPED : 0) | SECURITY_SQOS_PRESENT |
+                                    SECURITY_IDENTIFICATION,
+                                nullptr);
+    if (client == INVALID_HANDLE_VALUE) return last_error();
+    Handle c(client);
+    // The client is already there, so this reports ERROR_PIPE_CONNECTED at once.
+    OVERLAPPED ov{};
+    Handle ev(CreateEventW(nullptr, TRUE, FALSE, nullptr));
+    if (!ev) return last_error();
+    ov.hEvent = ev.get();
+    if (!ConnectNamedPipe(server, &ov)) {
+        const DWORD e = GetLastError();
+        if (e == ERROR_IO_PENDING) {
+            DWORD ignored = 0;
+            if (!GetOverlappedResult(server, &ov, &ignored, TRUE)) return last_error();
+        } else if (e != ERROR_PIPE_CONNECTED) {
+            return os_error(e);
+        }
+    }
+    server_out = std::move(s);
+    client_out = std::move(c);
+    return {};
 }
 
 }  // namespace mp::sys

@@ -7,10 +7,8 @@
 // std::errc::broken_pipe (never a SIGPIPE death).
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <memory>
-#include <string>
 #include <system_error>
 
 #include "handle.hpp"
@@ -62,50 +60,16 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
 // deadline passes (not ready). Deadline::now() only looks.
 std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) noexcept;
 
-// ---- the pipes of a child's standard streams (mp::subprocess) -------------------------------
+#if defined(_WIN32)
+// ---- Windows only: what the other win32/ files use ------------------------------------------
 
-// A one-way pipe between this process and a child's stdin, stdout or stderr. parent is our
-// end, used with the functions above and pipe_exchange; child is the end that goes into
-// SpawnRequest::std*_handle. parent_reads: the child writes (its stdout or stderr), else the
-// child reads (its stdin). The child's end is an ordinary blocking (POSIX) or synchronous
-// (Windows) handle, because the child's runtime reads and writes it with plain calls; ours can
-// wait with a timeout (on POSIX a writing end is non-blocking, on Windows it is overlapped).
-// Both are close-on-exec / non-inheritable until spawn_process passes the child's.
-std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& child) noexcept;
-
-// The state of Popen.communicate: the child's stdin fed from data[sent..size) while its stdout
-// and stderr are read into sink[0] and sink[1], all at once, so that no pipe fills up while we
-// wait on another (the deadlock of writing all input before reading any output). Kept between
-// calls, so that a call that ran out of time can be continued. Once everything is written, or
-// the child has closed its end (the rest is dropped, as Python drops it on BrokenPipeError),
-// pipe_exchange closes the input end at once (the child may be waiting for end of file) and
-// sets input to nullptr; at an output's end of file it sets output[i] to nullptr.
-struct PipeExchange {
-    PipeEnd* input = nullptr;
-    const char* data = nullptr;
-    std::size_t size = 0;
-    std::size_t sent = 0;
-    PipeEnd* output[2] = {nullptr, nullptr};
-    std::string* sink[2] = {nullptr, nullptr};
-    std::unique_ptr<char[]> scratch;  // the reads land here (64 KiB per output), made once
-};
-
-// Appends a read to a capture buffer. Past 1 MiB the buffer grows 4x at a time instead of
-// std::string's 2x: every growth copies what is there into fresh pages, and at 64 MiB that
-// copying costs a third of the throughput with 2x. Pages the reads never reach are not
-// touched, so the larger reservation costs address space, not memory (on Linux; Windows
-// commits it).
-inline void append_captured(std::string& sink, const char* p, std::size_t n) {
-    if (sink.size() + n > sink.capacity() && sink.capacity() >= (std::size_t{1} << 20))
-        sink.reserve(std::max(sink.capacity() * 4, sink.size() + n));
-    sink.append(p, n);
-}
-
-// Moves bytes until every stream is finished, the deadline passes (Deadline::now(): one round
-// of what can move without waiting), or `watch` (a sentinel of the child, see open_sentinel;
-// invalid_handle(): none) is ready, which sets watch_ready. EINTR never surfaces. Reads go
-// into the reused scratch and are appended to the sinks.
-std::error_code pipe_exchange(PipeExchange& x, native_handle watch, const Deadline& deadline, bool& watch_ready) noexcept;
+// The pair behind make_connection_pair and make_child_pipe (sys/child_stdio.hpp): a uniquely
+// named pipe's one server end and its client end, connected. duplex: both read and write;
+// to_server: the client writes; to_client: the server writes. The server end is overlapped,
+// the client end only if client_overlapped (a child's runtime needs a synchronous one).
+enum class PairFlow { duplex, to_server, to_client };
+std::error_code make_named_pair(PairFlow flow, bool client_overlapped, Handle& server, Handle& client) noexcept;
+#endif
 
 #if defined(_WIN32)
 // Closes a socket end with closesocket() (a no-op for a pipe end). Windows-only: on POSIX a
