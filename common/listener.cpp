@@ -11,6 +11,7 @@
 #include "connection_internal.hpp"
 #include "hmac_sha256.hpp"
 #include "socket_internal.hpp"
+#include "sys/connection.hpp"
 #include "sys/os.hpp"
 #include "sys/socket.hpp"
 #include "timeout.hpp"
@@ -300,7 +301,7 @@ Connection Listener::accept_ms(double timeout_ms) {
         Address a = detail::from_sys_address(peer);
         if (st.address.family == AddressFamily::unix_socket) a.family = AddressFamily::unix_socket;
         st.last = a;
-        if (auto ec = sys::socket_to_pipe_end(std::move(c), end)) detail::raise_socket_error(ec, what);
+        if (auto ec = sys::end_from_socket(std::move(c), end)) detail::raise_socket_error(ec, what);
     }
     if (!st.authkey.empty()) {
         const sys::Deadline deadline = sys::Deadline::after_ms(st.handshake_ms);
@@ -338,7 +339,7 @@ Connection Client(const Address& address, const std::string& authkey, std::optio
             if (!ready) throw TimeoutError(what + ": timed out");
             if (auto ec = sys::socket_connect_result(s.get())) detail::raise_socket_error(ec, what);
         }
-        if (auto ec = sys::socket_to_pipe_end(std::move(s), end)) detail::raise_socket_error(ec, what);
+        if (auto ec = sys::end_from_socket(std::move(s), end)) detail::raise_socket_error(ec, what);
     }
     if (!authkey.empty()) {
         const sys::Deadline deadline = sys::Deadline::after_ms(timeout_seconds ? timeout_ms : Listener::kDefaultHandshakeTimeout * 1000.0);

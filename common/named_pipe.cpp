@@ -92,7 +92,7 @@ NamedPipe& NamedPipe::operator=(NamedPipe&& o) noexcept {
 
 NamedPipe::~NamedPipe() {
     if (s_ && s_->owns_name) {
-        s_->end.h.reset();
+        sys::close_end(s_->end);
         sys::fifo_remove(s_->path);  // a failure here (someone removed it already) is no one's business
     }
 }
@@ -233,11 +233,7 @@ void NamedPipe::write(const void* data, std::size_t n) {
 
 void NamedPipe::close() {
     if (!s_) return;
-    s_->end.h.reset();
-#if defined(_WIN32)
-    s_->end.read_event.reset();
-    s_->end.write_event.reset();
-#endif
+    sys::close_end(s_->end);
     s_->connected = true;  // so that later calls report "closed" instead of accepting again
     s_->ahead.clear();
     s_->ahead_pos = 0;

@@ -191,7 +191,7 @@ std::size_t PipeWriter::write(std::string_view data, double timeout_seconds) {
 }
 
 void PipeWriter::close() noexcept {
-    s_->end.h.reset();
+    sys::close_end(s_->end);
     s_->closed = true;
 }
 
@@ -266,7 +266,7 @@ struct PipeReader::State {
         if (pending_cr) buf += '\n';
         pending_cr = false;
         eof = true;
-        end.h.reset();
+        sys::close_end(end);
     }
 
     void check_open(const char* what) const {
@@ -328,7 +328,7 @@ std::string PipeReader::readline(double timeout_seconds) {
 }
 
 void PipeReader::close() noexcept {
-    s_->end.h.reset();
+    sys::close_end(s_->end);
     s_->closed = true;
     s_->buf.clear();
     s_->pos = 0;

@@ -54,7 +54,7 @@ std::error_code pipe_exchange(PipeExchange& x, native_handle watch, const Deadli
     watch_ready = false;
     if (!x.scratch) x.scratch.reset(new char[kExchangeChunk]);
     if (x.input && x.sent == x.size) {
-        x.input->h.reset();
+        close_end(*x.input);
         x.input = nullptr;
     }
     for (;;) {
@@ -74,7 +74,7 @@ std::error_code pipe_exchange(PipeExchange& x, native_handle watch, const Deadli
                 if (w >= 0) x.sent += static_cast<std::size_t>(w);
                 // All written, or EPIPE: the child closed its stdin and wants no more.
                 if (x.sent == x.size || (w < 0 && errno == EPIPE)) {
-                    x.input->h.reset();
+                    close_end(*x.input);
                     x.input = nullptr;
                 } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
                     return last_error();

@@ -1,37 +1,35 @@
-// posix/pipe.cpp - the ends of mp::Pipe on POSIX: a socketpair or a pipe.
+// posix/connection.cpp - the ends of mp::Connection on POSIX: a socketpair or a pipe.
 //
 // A duplex Pipe is socketpair(AF_UNIX, SOCK_STREAM): one fd per end, each both readable and
 // writable, a byte stream (Connection adds its own message framing). A one-way Pipe is a plain
-// pipe(2), which is a little cheaper. Both are born close-on-exec. Writing to an end whose peer
-// has gone raises SIGPIPE, which kills a process that has not chosen otherwise; mp never
-// changes that process-wide choice: a socket is written with sendmsg(MSG_NOSIGNAL), a pipe with
-// SIGPIPE blocked for this thread around writev() (and a raised SIGPIPE consumed), so the
-// caller gets EPIPE. Waiting for data is poll(2), which also wakes on a closed peer (POLLHUP).
-// Every call is retried on EINTR.
-// A child's standard streams (mp::subprocess) are plain pipes too; the child's end stays
-// blocking and ours, when we write, is non-blocking. communicate's pipe_exchange is one poll()
-// loop over stdin (POLLOUT), stdout, stderr and the child's pidfd, so that no pipe fills up
-// while we wait on another.
-// Windows differs: there a pair is a uniquely named pipe opened from both sides, a closed peer
-// is ERROR_BROKEN_PIPE / ERROR_NO_DATA with no signal at all, I/O is overlapped, and there is
-// no poll() on pipes, so waiting is a zero-byte overlapped read (completes when bytes arrive);
-// communicate keeps an overlapped read or write in flight on each pipe at once and waits for
-// any of them, or the process, with WaitForMultipleObjects.
+// pipe(2), which is a little cheaper. Both are born close-on-exec. A Listener's or Client's
+// socket is an end as it is: read(), poll() and close() work on any fd. Writing to an end whose
+// peer has gone raises SIGPIPE, which kills a process that has not chosen otherwise; mp never
+// changes that process-wide choice: a socket is written with sendmsg(MSG_NOSIGNAL), a pipe
+// with SIGPIPE blocked for this thread around writev() (posix/handle.cpp), so the caller gets
+// EPIPE. Waiting for data is poll(2), which also wakes on a closed peer (POLLHUP). Every call
+// is retried on EINTR.
+// Windows differs: a pair is a uniquely named pipe opened from both sides, a closed peer is
+// ERROR_BROKEN_PIPE / ERROR_NO_DATA with no signal at all, I/O is overlapped on an event the
+// end keeps beside its handle, a socket end needs Winsock's own calls, and there is no poll()
+// on pipes (a wait is a zero-byte overlapped read).
+// A child's standard streams are in posix/child_stdio.cpp, named pipes in posix/named_pipe.cpp.
 #include "../common/sys/connection.hpp"
 #include "../common/sys/error.hpp"
 
-#include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 namespace mp::sys {
 
+// POSIX keeps nothing beside an end's fd: no EndState is ever made.
+struct EndState {};
+
+void EndStateDeleter::operator()(EndState* s) const noexcept { delete s; }
 
 std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& second) noexcept {
     int fds[2];
@@ -52,6 +50,12 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
     }
     first.h.reset(fds[0]);
     second.h.reset(fds[1]);
+    return {};
+}
+
+std::error_code end_from_socket(SocketHandle&& s, PipeEnd& out) noexcept {
+    if (auto ec = socket_set_blocking(s.get(), true)) return ec;
+    out.h.reset(s.release());  // the calls below work on a socket fd as they are
     return {};
 }
 
@@ -153,6 +157,14 @@ std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) n
     return {};
 }
 
-// close_socket_end() is Windows-only: a POSIX socket is an fd and closes like a pipe.
+void close_end(PipeEnd& end) noexcept {
+    end.h.reset();  // a socket is an fd and closes like one
+    end.os.reset();
+}
+
+const char* end_inherit_problem(const PipeEnd&) noexcept { return nullptr; }  // every fd passes
+
+// end_event() and make_named_pair() are Windows-only: POSIX waits on an fd with poll(2) and
+// pairs with socketpair() and pipe2().
 
 }  // namespace mp::sys

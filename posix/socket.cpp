@@ -2,7 +2,7 @@
 //
 // A socket is an fd like any other: close() releases it, poll() waits on it, read()/write()
 // work on a connected one, and fork/exec pass it like a pipe (so a Connection over a socket is
-// the ordinary posix/pipe.cpp code). Sockets are born non-blocking and close-on-exec
+// the ordinary posix/connection.cpp code). Sockets are born non-blocking and close-on-exec
 // (SOCK_NONBLOCK | SOCK_CLOEXEC, and accept4 for accepted ones) so that no fork on another
 // thread can leak them. Sends pass MSG_NOSIGNAL: a closed peer is EPIPE, never SIGPIPE.
 // AF_UNIX sockets are named by a filesystem path. Every call is retried on EINTR; a connect
@@ -10,8 +10,9 @@
 // writability like a non-blocking one. Randomness comes from getrandom().
 // Windows differs: Winsock must be started (WSAStartup), a SOCKET is closed with closesocket()
 // and waited on with select(), errors come from WSAGetLastError(), a connected socket is not a
-// pipe (Connection branches on a flag), sockets cannot be inherited usefully (only
-// WSADuplicateSocketW passes one), and the Listener's default family is a named pipe.
+// pipe (a Connection's end that is a socket goes through socket_end_write/read_some here),
+// sockets cannot be inherited usefully (only WSADuplicateSocketW passes one), and the
+// Listener's default family is a named pipe.
 #include "../common/sys/socket.hpp"
 #include "../common/sys/error.hpp"
 
@@ -112,6 +113,13 @@ std::error_code socket_create(SockFamily family, SocketHandle& out) noexcept {
 
 std::error_code socket_close(native_handle s) noexcept {
     if (::close(s) != 0 && errno != EINTR) return last_socket_error();  // never retried: the fd is gone
+    return {};
+}
+
+std::error_code socket_set_blocking(native_handle s, bool blocking) noexcept {
+    const int flags = ::fcntl(s, F_GETFL);
+    if (flags < 0 || ::fcntl(s, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK) != 0)
+        return last_socket_error();
     return {};
 }
 
@@ -265,12 +273,7 @@ std::error_code socket_name(native_handle s, bool peer, SockAddress& out) noexce
     return {};
 }
 
-std::error_code socket_to_pipe_end(SocketHandle&& s, PipeEnd& out) noexcept {
-    const int flags = ::fcntl(s.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(s.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) return last_socket_error();
-    out.h.reset(s.release());  // posix/pipe.cpp's calls work on a socket fd as they are
-    return {};
-}
+const char* socket_inherit_problem() noexcept { return nullptr; }  // an fd passes like any other
 
 std::error_code random_bytes(void* data, std::size_t n) noexcept {
     auto* p = static_cast<unsigned char*>(data);
@@ -299,5 +302,8 @@ std::error_code named_pipe_accept(Handle&, const Deadline&, bool& connected) noe
 std::error_code named_pipe_connect(const std::string&, const Deadline&, PipeEnd&) noexcept {
     return std::make_error_code(std::errc::not_supported);
 }
+
+// socket_end_write() and socket_end_read_some() are Windows-only: a POSIX socket end is an fd,
+// which posix/connection.cpp reads and writes as it is.
 
 }  // namespace mp::sys

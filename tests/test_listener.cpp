@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "sys/connection.hpp"
 #include "sys/socket.hpp"
 #include "test_util.hpp"
 
@@ -57,7 +58,7 @@ mp::sys::PipeEnd raw_connect(const mp::Address& a) {
         mp::sys::socket_wait(s.get(), true, mp::sys::Deadline::after_seconds(10), ready);
         if (auto ec = mp::sys::socket_connect_result(s.get())) mp::raise_os_error(ec, "raw_connect");
     }
-    if (auto ec = mp::sys::socket_to_pipe_end(std::move(s), end)) mp::raise_os_error(ec, "raw_connect");
+    if (auto ec = mp::sys::end_from_socket(std::move(s), end)) mp::raise_os_error(ec, "raw_connect");
     return end;
 }
 

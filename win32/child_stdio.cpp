@@ -60,7 +60,7 @@ std::error_code account(PipeExchange& x, int slot, BOOL ok, DWORD moved) noexcep
     if (slot < 0) {
         x.sent += moved;
         if (x.sent == x.size || (!ok && is_peer_gone(e))) {
-            x.input->h.reset();  // the child may be waiting for end of file
+            close_end(*x.input);  // the child may be waiting for end of file
             x.input = nullptr;
         }
     } else {
@@ -110,15 +110,13 @@ std::error_code pipe_exchange(PipeExchange& x, native_handle watch, const Deadli
                     break;
                 }
                 PipeEnd* end = end_of(slot);
-                Handle& ev = slot < 0 ? end->write_event : end->read_event;
-                if (!ev) ev.reset(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-                if (!ev) {
-                    const auto ec = last_error();
+                native_handle ev = nullptr;
+                if (auto ec = end_event(*end, slot < 0, ev)) {
                     settle();
                     return ec;
                 }
                 t.ov = OVERLAPPED{};
-                t.ov.hEvent = ev.get();
+                t.ov.hEvent = ev;
                 BOOL ok;
                 if (slot < 0) {
                     const std::size_t rest = x.size - x.sent;

@@ -1,30 +1,25 @@
-// win32/pipe.cpp - the ends of mp::Pipe on Windows: a named-pipe pair.
+// win32/connection.cpp - the ends of mp::Connection on Windows: a named-pipe pair.
 //
 // Windows has no socketpair() and its anonymous pipes are one-way and cannot do overlapped
 // I/O, so a pair is made as CPython does: a named pipe with a unique name
 // (\\.\pipe\mp-<pid>-<counter>-<random>) is created with FILE_FLAG_FIRST_PIPE_INSTANCE (so no
-// one can have squatted the name), a DACL that lets only the current user open it, and one instance, and its client end is opened at once with
-// CreateFileW. Duplex: PIPE_ACCESS_DUPLEX, both ends read and write. One-way: the server end is
-// PIPE_ACCESS_INBOUND (the reader), the client opens it write-only. Byte mode: Connection adds
-// its own framing, the same bytes as on POSIX. Both handles are overlapped and non-inheritable.
-// A closed peer is an error code, never a signal: ERROR_BROKEN_PIPE on a read (end of file),
-// ERROR_BROKEN_PIPE / ERROR_NO_DATA / ERROR_PIPE_NOT_CONNECTED on a write (broken_pipe). There
-// is no EINTR. Reads and writes are overlapped ReadFile/WriteFile completed with
-// GetOverlappedResult on an event of the end's own, one per direction. There is no poll() for
-// pipes: PeekNamedPipe says how many bytes wait, and a wait with timeout is a zero-byte
-// overlapped ReadFile, which completes when bytes arrive (consuming none) or the peer closes,
-// and is cancelled (CancelIoEx) when the time runs out.
-// An end can also be a connected SOCKET (a Listener/Client connection over TCP, flagged
-// is_socket): a SOCKET is not a pipe, so those ends use send/recv and select() to wait, and
-// closesocket() to close; the framing above them is the same.
-// A child's standard stream (mp::subprocess) is such a pair with a synchronous client end for
-// the child, whose C runtime uses plain ReadFile/WriteFile. communicate's pipe_exchange keeps
-// one overlapped transfer in flight per pipe (stdin, stdout, stderr) and waits for the first
-// to finish, or for the process, in one WaitForMultipleObjects; what is still in flight when
-// it returns is cancelled with CancelIoEx, keeping the bytes it had moved.
+// one can have squatted the name), a DACL that lets only the current user open it, and one
+// instance, and its client end is opened at once with CreateFileW. Duplex: PIPE_ACCESS_DUPLEX,
+// both ends read and write. One-way: the server end is PIPE_ACCESS_INBOUND (the reader), the
+// client opens it write-only. Byte mode: Connection adds its own framing, the same bytes as on
+// POSIX. Both handles are overlapped and non-inheritable. A closed peer is an error code, never
+// a signal: ERROR_BROKEN_PIPE on a read (end of file), ERROR_BROKEN_PIPE / ERROR_NO_DATA /
+// ERROR_PIPE_NOT_CONNECTED on a write (broken_pipe). There is no EINTR. Reads and writes are
+// overlapped ReadFile/WriteFile on an event the end keeps beside its handle (EndState, one per
+// direction). There is no poll() for pipes: PeekNamedPipe says how many bytes wait, and a wait
+// with timeout is a zero-byte overlapped ReadFile, which completes when bytes arrive
+// (consuming none) or the peer closes, and is cancelled (CancelIoEx) when the time runs out.
+// An end can also be a connected SOCKET (a Listener or
+// Client connection over TCP, marked in its EndState): those ends are written, read, waited on
+// and closed with Winsock's calls (win32/socket.cpp); the framing above them is the same.
 // POSIX differs: a socketpair (duplex) or pipe (one-way), SIGPIPE to guard against on write,
-// and poll(2) to wait (one poll() over all of a child's pipes); a TCP or Unix socket fd needs
-// no branch there.
+// poll(2) to wait, and a socket is an fd that needs no branch. A child's standard streams are
+// in win32/child_stdio.cpp, named pipes (and the Listener's) in win32/named_pipe.cpp.
 #include "../common/sys/connection.hpp"
 
 #include <winsock2.h>
@@ -33,6 +28,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <random>
 
 #include "../common/sys/error.hpp"
@@ -40,90 +36,35 @@
 
 namespace mp::sys {
 
+// What Windows keeps beside an end's handle. Made on an end's first overlapped transfer, or
+// when a socket becomes an end.
+struct EndState {
+    Handle read_event;   // overlapped reads (and pipe_poll's zero-byte read) wait here
+    Handle write_event;  // overlapped writes wait here
+    bool is_socket = false;  // h holds a SOCKET: Winsock calls, and closesocket()
+};
 
-static bool is_peer_gone(DWORD e) noexcept {
+void EndStateDeleter::operator()(EndState* s) const noexcept { delete s; }
+
+namespace {
+
+bool is_peer_gone(DWORD e) noexcept {
     return e == ERROR_BROKEN_PIPE || e == ERROR_NO_DATA || e == ERROR_PIPE_NOT_CONNECTED;
 }
 
-std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& second) noexcept {
-    return make_named_pair(duplex ? PairFlow::duplex : PairFlow::to_server, true, first.h, second.h);
-}
+bool is_socket(const PipeEnd& end) noexcept { return end.os && end.os->is_socket; }
 
-// ---- socket ends (is_socket) ---------------------------------------------------------------
-
-static SOCKET sock_of(const PipeEnd& end) noexcept {
-    return static_cast<SOCKET>(reinterpret_cast<std::uintptr_t>(end.h.get()));
-}
-
-static bool is_socket_peer_gone(int e) noexcept {
-    return e == WSAECONNRESET || e == WSAECONNABORTED || e == WSAESHUTDOWN || e == WSAENOTCONN;
-}
-
-// Sends p[0..n). With a deadline the socket is switched to non-blocking for the call (a
-// Windows socket end never leaves this process, so no one else sees the mode change), and
-// select() waits for room until the deadline.
-static std::error_code socket_write_block(PipeEnd& end, const char* p, std::size_t n, const Deadline& deadline,
-                                          std::size_t& total) noexcept {
-    const bool forever = deadline.is_never();
-    const SOCKET s = sock_of(end);
-    u_long mode = forever ? 0 : 1;
-    if (!forever && ::ioctlsocket(s, FIONBIO, &mode) == SOCKET_ERROR) return last_socket_error();
-    std::error_code ec;
-    while (n > 0) {
-        const int chunk = n > 0x40000000 ? 0x40000000 : static_cast<int>(n);
-        const int w = ::send(s, p, chunk, 0);
-        if (w == SOCKET_ERROR) {
-            const int e = WSAGetLastError();
-            if (e == WSAEWOULDBLOCK) {
-                bool room = false;
-                if ((ec = socket_wait(end.h.get(), true, deadline, room))) break;
-                if (!room) {
-                    ec = std::make_error_code(std::errc::timed_out);
-                    break;
-                }
-                continue;
-            }
-            ec = is_socket_peer_gone(e) ? std::make_error_code(std::errc::broken_pipe)
-                                        : os_error(e);
-            break;
-        }
-        p += w;
-        n -= static_cast<std::size_t>(w);
-        total += static_cast<std::size_t>(w);
+std::error_code state_of(PipeEnd& end, EndState*& out) noexcept {
+    if (!end.os) {
+        end.os.reset(new (std::nothrow) EndState);
+        if (!end.os) return std::make_error_code(std::errc::not_enough_memory);
     }
-    if (!forever) {
-        mode = 0;
-        ::ioctlsocket(s, FIONBIO, &mode);
-    }
-    return ec;
-}
-
-// One blocking recv; a peer that reset or shut down reads as end of file, as on POSIX.
-static std::error_code socket_read_some(PipeEnd& end, char* p, std::size_t n, std::size_t& got) noexcept {
-    got = 0;
-    const int chunk = n > 0x40000000 ? 0x40000000 : static_cast<int>(n);
-    const int r = ::recv(sock_of(end), p, chunk, 0);
-    if (r == SOCKET_ERROR) {
-        const int e = WSAGetLastError();
-        if (is_socket_peer_gone(e)) return {};
-        return os_error(e);
-    }
-    got = static_cast<std::size_t>(r);
-    return {};
-}
-
-// ---- pipe ends -------------------------------------------------------------------------------
-
-static std::error_code ensure_event(Handle& ev) noexcept {
-    if (!ev) {
-        ev.reset(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-        if (!ev) return last_error();
-    }
+    out = end.os.get();
     return {};
 }
 
 // One overlapped ReadFile or WriteFile, waited for. done is the bytes moved.
-static BOOL overlapped_io(bool write, HANDLE h, HANDLE ev, void* p, DWORD n, DWORD& done) noexcept {
+BOOL overlapped_io(bool write, HANDLE h, HANDLE ev, void* p, DWORD n, DWORD& done) noexcept {
     OVERLAPPED ov{};
     ov.hEvent = ev;
     done = 0;
@@ -134,20 +75,20 @@ static BOOL overlapped_io(bool write, HANDLE h, HANDLE ev, void* p, DWORD n, DWO
 
 // Writes p[0..n), waiting for each overlapped write until the deadline. When it passes, the
 // write is cancelled; `total` counts what went out either way.
-static std::error_code write_block(PipeEnd& end, const char* p, std::size_t n, const Deadline& deadline,
-                                   std::size_t& total) noexcept {
+std::error_code write_block(HANDLE h, HANDLE ev, const char* p, std::size_t n, const Deadline& deadline,
+                            std::size_t& total) noexcept {
     while (n > 0) {
         const DWORD chunk = n > 0x40000000 ? 0x40000000 : static_cast<DWORD>(n);
         OVERLAPPED ov{};
-        ov.hEvent = end.write_event.get();
-        if (!WriteFile(end.h.get(), const_cast<char*>(p), chunk, nullptr, &ov) && GetLastError() != ERROR_IO_PENDING) {
+        ov.hEvent = ev;
+        if (!WriteFile(h, const_cast<char*>(p), chunk, nullptr, &ov) && GetLastError() != ERROR_IO_PENDING) {
             const DWORD e = GetLastError();
             if (is_peer_gone(e)) return std::make_error_code(std::errc::broken_pipe);
             return os_error(e);
         }
         bool ok = false;
         unsigned long e = 0, put = 0;
-        if (auto ec = finish_overlapped(end.h.get(), ov, deadline, ok, e, put)) return ec;
+        if (auto ec = finish_overlapped(h, ov, deadline, ok, e, put)) return ec;
         total += put;
         if (!ok) {
             if (e == ERROR_OPERATION_ABORTED) return std::make_error_code(std::errc::timed_out);
@@ -162,12 +103,34 @@ static std::error_code write_block(PipeEnd& end, const char* p, std::size_t n, c
     return {};
 }
 
+// Writes one block to a pipe end or a socket end.
+std::error_code write_any(PipeEnd& end, const char* p, std::size_t n, const Deadline& deadline,
+                          std::size_t& total) noexcept {
+    if (is_socket(end)) return socket_end_write(end.h.get(), p, n, deadline, total);
+    native_handle ev = nullptr;
+    if (auto ec = end_event(end, true, ev)) return ec;
+    return write_block(end.h.get(), ev, p, n, deadline, total);
+}
+
+}  // namespace
+
+std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& second) noexcept {
+    return make_named_pair(duplex ? PairFlow::duplex : PairFlow::to_server, true, first.h, second.h);
+}
+
+std::error_code end_from_socket(SocketHandle&& s, PipeEnd& out) noexcept {
+    if (auto ec = socket_set_blocking(s.get(), true)) return ec;
+    EndState* st = nullptr;
+    PipeEnd end;
+    if (auto ec = state_of(end, st)) return ec;
+    st->is_socket = true;  // set before h, so that a failure never CloseHandle()s a SOCKET
+    end.h.reset(s.release());
+    out = std::move(end);
+    return {};
+}
+
 std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, const void* body,
                            std::size_t body_n, const Deadline& deadline, std::size_t* written) noexcept {
-    if (!end.is_socket) {
-        if (auto ec = ensure_event(end.write_event)) return ec;
-    }
-    const auto block = end.is_socket ? socket_write_block : write_block;
     std::size_t total = 0;
     std::error_code ec;
     // No gather write: a small message is copied behind its header and written once (under
@@ -176,34 +139,34 @@ std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, c
         char buf[4096];
         if (head_n) std::memcpy(buf, head, head_n);
         if (body_n) std::memcpy(buf + head_n, body, body_n);
-        ec = block(end, buf, head_n + body_n, deadline, total);
+        ec = write_any(end, buf, head_n + body_n, deadline, total);
     } else {
-        ec = block(end, static_cast<const char*>(head), head_n, deadline, total);
-        if (!ec) ec = block(end, static_cast<const char*>(body), body_n, deadline, total);
+        ec = write_any(end, static_cast<const char*>(head), head_n, deadline, total);
+        if (!ec) ec = write_any(end, static_cast<const char*>(body), body_n, deadline, total);
     }
     if (written) *written = total;
     return ec;
 }
 
 std::error_code pipe_read(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept {
-    if (end.is_socket) {
-        got = 0;
+    char* p = static_cast<char*>(data);
+    got = 0;
+    if (is_socket(end)) {
         while (got < n) {
             std::size_t r = 0;
-            if (auto ec = socket_read_some(end, static_cast<char*>(data) + got, n - got, r)) return ec;
+            if (auto ec = socket_end_read_some(end.h.get(), p + got, n - got, r)) return ec;
             if (r == 0) break;  // end of file
             got += r;
         }
         return {};
     }
-    if (auto ec = ensure_event(end.read_event)) return ec;
-    char* p = static_cast<char*>(data);
-    got = 0;
+    native_handle ev = nullptr;
+    if (auto ec = end_event(end, false, ev)) return ec;
     while (got < n) {
         const std::size_t left = n - got;
         const DWORD chunk = left > 0x40000000 ? 0x40000000 : static_cast<DWORD>(left);
         DWORD r = 0;
-        if (!overlapped_io(false, end.h.get(), end.read_event.get(), p + got, chunk, r)) {
+        if (!overlapped_io(false, end.h.get(), ev, p + got, chunk, r)) {
             const DWORD e = GetLastError();
             if (is_peer_gone(e)) break;  // the peer closed: end of file
             if (e != ERROR_MORE_DATA) return os_error(e);
@@ -215,12 +178,13 @@ std::error_code pipe_read(PipeEnd& end, void* data, std::size_t n, std::size_t& 
 }
 
 std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept {
-    if (end.is_socket) return socket_read_some(end, static_cast<char*>(data), n, got);
-    if (auto ec = ensure_event(end.read_event)) return ec;
+    if (is_socket(end)) return socket_end_read_some(end.h.get(), data, n, got);
+    native_handle ev = nullptr;
+    if (auto ec = end_event(end, false, ev)) return ec;
     got = 0;
     const DWORD chunk = n > 0x40000000 ? 0x40000000 : static_cast<DWORD>(n);
     DWORD r = 0;
-    if (!overlapped_io(false, end.h.get(), end.read_event.get(), data, chunk, r)) {
+    if (!overlapped_io(false, end.h.get(), ev, data, chunk, r)) {
         const DWORD e = GetLastError();
         if (is_peer_gone(e)) return {};  // end of file
         if (e != ERROR_MORE_DATA) return os_error(e);
@@ -230,7 +194,7 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
 }
 
 std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) noexcept {
-    if (end.is_socket) return socket_wait(end.h.get(), false, deadline, ready);
+    if (is_socket(end)) return socket_wait(end.h.get(), false, deadline, ready);
     ready = false;
     DWORD avail = 0;
     if (!PeekNamedPipe(end.h.get(), nullptr, 0, nullptr, &avail, nullptr)) {
@@ -245,9 +209,10 @@ std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) n
     }
     // A zero-byte overlapped read completes when bytes arrive (consuming none) or the peer
     // closes: a real wait, where PeekNamedPipe alone would have to be asked again and again.
-    if (auto ec = ensure_event(end.read_event)) return ec;
+    native_handle ev = nullptr;
+    if (auto ec = end_event(end, false, ev)) return ec;
     OVERLAPPED ov{};
-    ov.hEvent = end.read_event.get();
+    ov.hEvent = ev;
     char none = 0;
     if (ReadFile(end.h.get(), &none, 0, nullptr, &ov)) {
         ready = true;
@@ -271,15 +236,26 @@ std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) n
     return os_error(static_cast<int>(err));
 }
 
-void close_socket_end(PipeEnd& end) noexcept {
-    if (!end.is_socket) return;  // a pipe end closes through its Handle
-    if (end.h) ::closesocket(sock_of(end));
-    end.h.release();
-    end.is_socket = false;
+void close_end(PipeEnd& end) noexcept {
+    if (is_socket(end) && end.h) socket_close(end.h.release());  // never CloseHandle() on a SOCKET
+    end.h.reset();
+    end.os.reset();  // the events
 }
 
-PipeEnd::~PipeEnd() {
-    if (is_socket) close_socket_end(*this);
+const char* end_inherit_problem(const PipeEnd& end) noexcept {
+    return is_socket(end) ? socket_inherit_problem() : nullptr;  // a pipe HANDLE passes like any other
+}
+
+std::error_code end_event(PipeEnd& end, bool for_write, native_handle& out) noexcept {
+    EndState* st = nullptr;
+    if (auto ec = state_of(end, st)) return ec;
+    Handle& ev = for_write ? st->write_event : st->read_event;
+    if (!ev) {
+        ev.reset(CreateEventW(nullptr, TRUE, FALSE, nullptr));
+        if (!ev) return last_error();
+    }
+    out = ev.get();
+    return {};
 }
 
 std::error_code make_named_pair(PairFlow flow, bool client_overlapped, Handle& server_out, Handle& client_out) noexcept {

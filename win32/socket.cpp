@@ -8,14 +8,17 @@
 // so the flag is cleared at once. Waiting is select(), which has no EINTR. There is no SIGPIPE:
 // a closed peer is an error code. A SOCKET handle inherited by a child is not usable there
 // (only WSADuplicateSocketW with the child's pid passes a socket), so mp does not pass sockets
-// to spawned children on Windows (common/socket.cpp explains the error). Randomness comes from
-// RtlGenRandom.
+// to spawned children on Windows (socket_inherit_problem says why). Randomness comes from
+// RtlGenRandom. A Connection's end that is a SOCKET (a Listener or Client connection over TCP)
+// is not a pipe either: win32/connection.cpp hands its writes and reads to socket_end_write
+// and socket_end_read_some at the end of this file (blocking send/recv, select() for a timed
+// write), and closes it with socket_close.
 // The Listener's default family on Windows is a named pipe (\\.\pipe\name): instances made
 // with CreateNamedPipeW (overlapped, owner-only DACL, FILE_FLAG_FIRST_PIPE_INSTANCE for the
 // first), a client waited for with an overlapped ConnectNamedPipe, the client end opened with
 // CreateFileW (WaitNamedPipeW while every instance is busy).
 // POSIX differs: a socket is an fd (close, poll, read/write all work on it, so a socket
-// Connection is the ordinary pipe code), SOCK_CLOEXEC at birth, MSG_NOSIGNAL on sends, EINTR
+// Connection is the ordinary posix/connection.cpp code), SOCK_CLOEXEC at birth, MSG_NOSIGNAL on sends, EINTR
 // to retry, AF_UNIX paths as the Listener's default family, and fds pass to children freely.
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -23,6 +26,7 @@
 #include <ntsecapi.h>
 
 #include "../common/sys/socket.hpp"
+#include "../common/sys/connection.hpp"  // PipeEnd, for the Listener's named pipes
 
 #include <chrono>
 #include <cstring>
@@ -115,6 +119,10 @@ std::error_code socket_create(SockFamily family, SocketHandle& out) noexcept {
 std::error_code socket_close(native_handle s) noexcept {
     if (::closesocket(to_sock(s)) != 0) return last_socket_error();
     return {};
+}
+
+std::error_code socket_set_blocking(native_handle s, bool blocking) noexcept {
+    return set_nonblocking(to_sock(s), !blocking);
 }
 
 std::error_code socket_set_reuseaddr(native_handle s, bool on) noexcept {
@@ -252,11 +260,9 @@ std::error_code socket_name(native_handle s, bool peer, SockAddress& out) noexce
     return {};
 }
 
-std::error_code socket_to_pipe_end(SocketHandle&& s, PipeEnd& out) noexcept {
-    if (auto ec = set_nonblocking(to_sock(s.get()), false)) return ec;
-    out.h.reset(s.release());
-    out.is_socket = true;  // win32/pipe.cpp then uses send/recv/select, and closesocket
-    return {};
+const char* socket_inherit_problem() noexcept {
+    return "an inherited SOCKET is not usable in a child on Windows (only WSADuplicateSocketW aimed at the "
+           "child's pid passes one, and the child does not exist yet when its arguments are encoded)";
 }
 
 std::error_code random_bytes(void* data, std::size_t n) noexcept {
@@ -364,6 +370,63 @@ std::error_code named_pipe_connect(const std::string& name, const Deadline& dead
             return os_error(w);
         }
     }
+}
+
+namespace {
+
+bool is_peer_gone(int e) noexcept {
+    return e == WSAECONNRESET || e == WSAECONNABORTED || e == WSAESHUTDOWN || e == WSAENOTCONN;
+}
+
+}  // namespace
+
+std::error_code socket_end_write(native_handle s, const char* p, std::size_t n, const Deadline& deadline,
+                                 std::size_t& total) noexcept {
+    // With a deadline the socket is switched to non-blocking for the call (a Windows socket end
+    // never leaves this process, so no one else sees the mode change), and select() waits for
+    // room until the deadline.
+    const bool forever = deadline.is_never();
+    const SOCKET sock = to_sock(s);
+    if (!forever) {
+        if (auto ec = set_nonblocking(sock, true)) return ec;
+    }
+    std::error_code ec;
+    while (n > 0) {
+        const int chunk = n > 0x40000000 ? 0x40000000 : static_cast<int>(n);
+        const int w = ::send(sock, p, chunk, 0);
+        if (w == SOCKET_ERROR) {
+            const int e = WSAGetLastError();
+            if (e == WSAEWOULDBLOCK) {
+                bool room = false;
+                if ((ec = socket_wait(s, true, deadline, room))) break;
+                if (!room) {
+                    ec = std::make_error_code(std::errc::timed_out);
+                    break;
+                }
+                continue;
+            }
+            ec = is_peer_gone(e) ? std::make_error_code(std::errc::broken_pipe) : os_error(e);
+            break;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+        total += static_cast<std::size_t>(w);
+    }
+    if (!forever) set_nonblocking(sock, false);
+    return ec;
+}
+
+std::error_code socket_end_read_some(native_handle s, void* data, std::size_t n, std::size_t& got) noexcept {
+    got = 0;
+    const int chunk = n > 0x40000000 ? 0x40000000 : static_cast<int>(n);
+    const int r = ::recv(to_sock(s), static_cast<char*>(data), chunk, 0);
+    if (r == SOCKET_ERROR) {
+        const int e = WSAGetLastError();
+        if (is_peer_gone(e)) return {};  // a peer that reset or shut down: end of file, as on POSIX
+        return os_error(e);
+    }
+    got = static_cast<std::size_t>(r);
+    return {};
 }
 
 }  // namespace mp::sys

@@ -1,10 +1,13 @@
-// common/sys/pipe.hpp - the internal contract for the two ends of a Connection (mp::Pipe).
+// common/sys/connection.hpp - the internal contract for the ends of mp::Connection (mp::Pipe,
+// and the ends a Listener or Client hands over): how a pair is made, how one end is written,
+// read, waited on and closed.
 //
-// posix/pipe.cpp and win32/pipe.cpp implement these functions, in this order. Everything here
-// is noexcept and reports std::error_code; common/connection.cpp does the framing, the codec
-// and the exceptions. A closed peer is reported the same way on both sides: a read that meets
-// it returns got < n with no error (end of file), a write that meets it returns
-// std::errc::broken_pipe (never a SIGPIPE death).
+// posix/connection.cpp and win32/connection.cpp implement these functions, in this order.
+// Everything here is noexcept and reports std::error_code; common/connection.cpp does the
+// framing, the codec and the exceptions. The same end serves mp::NamedPipe (sys/named_pipe.hpp)
+// and the parent's side of a child's standard streams (sys/child_stdio.hpp). A closed peer is
+// reported the same way on both sides: a read that meets it returns got < n with no error (end
+// of file), a write that meets it returns std::errc::broken_pipe (never a SIGPIPE death).
 #pragma once
 
 #include <cstddef>
@@ -12,31 +15,38 @@
 #include <system_error>
 
 #include "handle.hpp"
+#include "socket.hpp"
 
 namespace mp::sys {
 
-// One end of a pipe as a Connection holds it. Windows does its reads and writes as overlapped
-// I/O and keeps one event per direction here (made on first use), so that a thread reading
-// and another writing the same duplex end do not wait on each other's completion. POSIX needs
-// only the fd.
+// What an OS keeps beside an end's handle, defined in its own connection.cpp. Windows: the two
+// events its overlapped reads and writes wait on, and whether the end is a SOCKET. POSIX keeps
+// nothing beside the fd and never makes one.
+struct EndState;
+struct EndStateDeleter {
+    void operator()(EndState* s) const noexcept;
+};
+
+// One end of a pipe, a socket or a named pipe, as a Connection, a NamedPipe or a child's stream
+// holds it: the same on both systems. It closes with close_end (below), also on destruction.
 struct PipeEnd {
     Handle h;
-#if defined(_WIN32)
-    Handle read_event;
-    Handle write_event;
-    // A connected SOCKET (a Listener/Client connection over TCP), not a pipe: reads and writes
-    // go through recv/send/select instead, and it is closed with closesocket().
-    bool is_socket = false;
-    PipeEnd() = default;
-    PipeEnd(PipeEnd&&) = default;
-    PipeEnd& operator=(PipeEnd&&) = default;
+    std::unique_ptr<EndState, EndStateDeleter> os;  // made by the platform on need; POSIX: none
+
+    PipeEnd() noexcept = default;
+    PipeEnd(PipeEnd&&) noexcept = default;
+    PipeEnd& operator=(PipeEnd&& o) noexcept;
     ~PipeEnd();
-#endif
 };
 
 // Makes a connected pair. duplex: both ends read and write. One-way: first reads, second
 // writes. Both ends are close-on-exec / non-inheritable.
 std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& second) noexcept;
+
+// Makes a connected socket (one a Listener accepted, or a Client's) the end of a Connection:
+// blocking again (a Connection's reads and writes block), and on Windows marked as a socket,
+// which is then written, read, waited on and closed with Winsock calls (win32/socket.cpp).
+std::error_code end_from_socket(SocketHandle&& s, PipeEnd& out) noexcept;
 
 // Writes head[0..head_n) then body[0..body_n) completely, as one gather write where the OS has
 // one, retrying on EINTR and short writes. A closed peer is std::errc::broken_pipe.
@@ -60,8 +70,21 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
 // deadline passes (not ready). Deadline::now() only looks.
 std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) noexcept;
 
+// Closes an end and what the OS kept beside it (Windows: closesocket() for a socket end, whose
+// SOCKET CloseHandle must not be given). The end is left empty; closing it again does nothing.
+void close_end(PipeEnd& end) noexcept;
+
+// Why this end cannot be passed to a spawned child, or nullptr when it can. POSIX: never (an
+// fd passes like any other). Windows: a socket end (an inherited SOCKET is not usable there).
+const char* end_inherit_problem(const PipeEnd& end) noexcept;
+
 #if defined(_WIN32)
 // ---- Windows only: what the other win32/ files use ------------------------------------------
+
+// The event that an overlapped transfer on this end waits on, one per direction (made on first
+// use, so that a thread reading and another writing one duplex end never share one): win32/
+// child_stdio.cpp's exchange keeps its transfers on them.
+std::error_code end_event(PipeEnd& end, bool for_write, native_handle& out) noexcept;
 
 // The pair behind make_connection_pair and make_child_pipe (sys/child_stdio.hpp): a uniquely
 // named pipe's one server end and its client end, connected. duplex: both read and write;
@@ -71,10 +94,15 @@ enum class PairFlow { duplex, to_server, to_client };
 std::error_code make_named_pair(PairFlow flow, bool client_overlapped, Handle& server, Handle& client) noexcept;
 #endif
 
-#if defined(_WIN32)
-// Closes a socket end with closesocket() (a no-op for a pipe end). Windows-only: on POSIX a
-// socket is an fd and closes like one.
-void close_socket_end(PipeEnd& end) noexcept;
-#endif
+inline PipeEnd& PipeEnd::operator=(PipeEnd&& o) noexcept {
+    if (this != &o) {
+        close_end(*this);
+        h = std::move(o.h);
+        os = std::move(o.os);
+    }
+    return *this;
+}
+
+inline PipeEnd::~PipeEnd() { close_end(*this); }
 
 }  // namespace mp::sys
