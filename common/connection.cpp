@@ -275,6 +275,10 @@ Connection ConnectionAccess::from_end(sys::PipeEnd&& end) {
     return Connection(std::move(s));
 }
 
+sys::PipeEnd& ConnectionAccess::readable_end(const Connection& c) { return checked(c.s_, true, false).end; }
+
+bool ConnectionAccess::has_buffered(const Connection& c) noexcept { return c.s_ && c.s_->buffered(); }
+
 std::pair<Connection, Connection> Pipe(bool duplex) {
     auto a = std::make_shared<Connection::State>();
     auto b = std::make_shared<Connection::State>();

@@ -7,18 +7,20 @@
 // peer has gone raises SIGPIPE, which kills a process that has not chosen otherwise; mp never
 // changes that process-wide choice: a socket is written with sendmsg(MSG_NOSIGNAL), a pipe
 // with SIGPIPE blocked for this thread around writev() (posix/handle.cpp), so the caller gets
-// EPIPE. Waiting for data is poll(2), which also wakes on a closed peer (POLLHUP). Every call
-// is retried on EINTR.
+// EPIPE. Waiting for data is poll(2), which also wakes on a closed peer (POLLHUP), and mp::wait
+// is one poll() over every end and sentinel. Every call is retried on EINTR.
 // Windows differs: a pair is a uniquely named pipe opened from both sides, a closed peer is
 // ERROR_BROKEN_PIPE / ERROR_NO_DATA with no signal at all, I/O is overlapped on an event the
 // end keeps beside its handle, a socket end needs Winsock's own calls, and there is no poll()
-// on pipes (a wait is a zero-byte overlapped read).
+// on pipes (a wait is a zero-byte overlapped read; mp::wait looks at the ends in slices).
 // A child's standard streams are in posix/child_stdio.cpp, named pipes in posix/named_pipe.cpp.
 #include "../common/sys/connection.hpp"
 #include "../common/sys/error.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
+#include <memory>
+#include <new>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -160,6 +162,21 @@ std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) n
 void close_end(PipeEnd& end) noexcept {
     end.h.reset();  // a socket is an fd and closes like one
     end.os.reset();
+}
+
+std::error_code wait_ready(PipeEnd* const* ends, std::size_t n_ends, const native_handle* objects,
+                           std::size_t n_objects, const Deadline& deadline, unsigned char* ready) noexcept try {
+    // One poll(): an end's fd and a sentinel (a pidfd, or a pipe) are alike to it.
+    native_handle few[16];
+    std::unique_ptr<native_handle[]> many;
+    native_handle* hs = few;
+    const std::size_t n = n_ends + n_objects;
+    if (n > 16) hs = (many = std::unique_ptr<native_handle[]>(new native_handle[n])).get();
+    for (std::size_t i = 0; i < n_ends; ++i) hs[i] = ends[i]->h.get();
+    for (std::size_t i = 0; i < n_objects; ++i) hs[n_ends + i] = objects[i];
+    return wait_handles(hs, n, deadline, ready);
+} catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
 }
 
 const char* end_inherit_problem(const PipeEnd&) noexcept { return nullptr; }  // every fd passes

@@ -14,7 +14,8 @@
 // direction). There is no poll() for pipes: PeekNamedPipe says how many bytes wait, and a wait
 // with timeout is a zero-byte overlapped ReadFile, which completes when bytes arrive
 // (consuming none) or the peer closes, and is cancelled (CancelIoEx) when the time runs out.
-// An end can also be a connected SOCKET (a Listener or
+// So mp::wait, which has pipes and process handles to wait for at once, looks at the pipes and
+// waits on the handles in short slices. An end can also be a connected SOCKET (a Listener or
 // Client connection over TCP, marked in its EndState): those ends are written, read, waited on
 // and closed with Winsock's calls (win32/socket.cpp); the framing above them is the same.
 // POSIX differs: a socketpair (duplex) or pipe (one-way), SIGPIPE to guard against on write,
@@ -25,7 +26,9 @@
 #include <winsock2.h>
 #include <windows.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -240,6 +243,28 @@ void close_end(PipeEnd& end) noexcept {
     if (is_socket(end) && end.h) socket_close(end.h.release());  // never CloseHandle() on a SOCKET
     end.h.reset();
     end.os.reset();  // the events
+}
+
+std::error_code wait_ready(PipeEnd* const* ends, std::size_t n_ends, const native_handle* objects,
+                           std::size_t n_objects, const Deadline& deadline, unsigned char* ready) noexcept {
+    // WaitForMultipleObjects cannot wait for a pipe or a socket to become readable, so the
+    // ends are looked at between waits on the objects, in slices of 1 ms that grow to 10 ms:
+    // quick to see a message that comes soon, cheap when none comes for long.
+    int step_ms = 1;
+    for (;;) {
+        bool any = false;
+        for (std::size_t i = 0; i < n_ends; ++i) {
+            bool r = false;
+            if (auto ec = pipe_poll(*ends[i], Deadline::now(), r)) return ec;
+            ready[i] = r ? 1 : 0;
+            any = any || r;
+        }
+        const Deadline slice = any ? Deadline::now() : deadline.or_within(std::chrono::milliseconds(step_ms));
+        if (auto ec = wait_handles(objects, n_objects, slice, ready + n_ends)) return ec;
+        for (std::size_t k = 0; k < n_objects; ++k) any = any || ready[n_ends + k];
+        if (any || deadline.passed()) return {};
+        step_ms = std::min(step_ms + 1, 10);
+    }
 }
 
 const char* end_inherit_problem(const PipeEnd& end) noexcept {

@@ -1,6 +1,6 @@
 // common/sys/connection.hpp - the internal contract for the ends of mp::Connection (mp::Pipe,
 // and the ends a Listener or Client hands over): how a pair is made, how one end is written,
-// read, waited on and closed.
+// read, waited on and closed, and mp::wait's wait over ends and waitable objects together.
 //
 // posix/connection.cpp and win32/connection.cpp implement these functions, in this order.
 // Everything here is noexcept and reports std::error_code; common/connection.cpp does the
@@ -73,6 +73,15 @@ std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) n
 // Closes an end and what the OS kept beside it (Windows: closesocket() for a socket end, whose
 // SOCKET CloseHandle must not be given). The end is left empty; closing it again does nothing.
 void close_end(PipeEnd& end) noexcept;
+
+// mp::wait: waits until at least one of ends[0..n_ends) is ready to read (pipe_poll's meaning)
+// or one of objects[0..n_objects) is ready (wait_handles' meaning: a process sentinel), or the
+// deadline passes. ready[0..n_ends) are set for the ends, ready[n_ends..n_ends + n_objects)
+// for the objects: 1 ready, 0 not. POSIX: one poll(2) over all of them. Windows: a pipe or a
+// socket is no waitable object, so the ends are looked at, the objects waited for in slices
+// that grow from 1 to 10 ms, and the ends looked at again: data is seen within one slice.
+std::error_code wait_ready(PipeEnd* const* ends, std::size_t n_ends, const native_handle* objects,
+                           std::size_t n_objects, const Deadline& deadline, unsigned char* ready) noexcept;
 
 // Why this end cannot be passed to a spawned child, or nullptr when it can. POSIX: never (an
 // fd passes like any other). Windows: a socket end (an inherited SOCKET is not usable there).
