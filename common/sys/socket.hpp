@@ -1,5 +1,6 @@
-// common/sys/socket.hpp - the internal contract for stream sockets, the Listener's named pipes
-// (Windows) and the OS random source used by the authentication handshake.
+// common/sys/socket.hpp - the internal contract for stream sockets (mp::Socket, and the socket
+// families of Listener and Client) and the OS random source used by the authentication
+// handshake. The Listener's named pipes (Windows) are in sys/named_pipe.hpp.
 //
 // posix/socket.cpp and win32/socket.cpp implement these functions, in this order. Everything
 // here is noexcept and reports std::error_code; common/socket.cpp and common/listener.cpp add
@@ -19,8 +20,6 @@
 #include "handle.hpp"
 
 namespace mp::sys {
-
-struct PipeEnd;  // sys/connection.hpp
 
 // The families mp::Socket knows (the same values as mp::AddressFamily).
 enum class SockFamily : int { inet = 0, inet6 = 1, unix_path = 2 };
@@ -64,6 +63,11 @@ std::error_code socket_close(native_handle s) noexcept;
 std::error_code socket_set_blocking(native_handle s, bool blocking) noexcept;
 std::error_code socket_set_reuseaddr(native_handle s, bool on) noexcept;
 std::error_code socket_bind(native_handle s, const SockAddress& a) noexcept;
+// Binds a Listener's socket. POSIX first sets SO_REUSEADDR on an inet socket, so that a
+// restarted server can rebind a port still in TIME_WAIT (as CPython does); Windows binds
+// without it, because there the option lets another socket steal a port in use (and a port in
+// TIME_WAIT can be rebound anyway).
+std::error_code socket_bind_listener(native_handle s, const SockAddress& a) noexcept;
 std::error_code socket_listen(native_handle s, int backlog) noexcept;
 
 // Waits until a read (or accept), or a write (or a connect's completion), would not block, or
@@ -95,16 +99,6 @@ const char* socket_inherit_problem() noexcept;
 
 // Fills data with n bytes from the OS's cryptographic random source.
 std::error_code random_bytes(void* data, std::size_t n) noexcept;
-
-// Named-pipe Listener instances (Windows only; POSIX has placeholders that report
-// not_supported). name is UTF-8 (\\.\pipe\...). first: the first instance, made with
-// FILE_FLAG_FIRST_PIPE_INSTANCE so that a squatter who made the name first is an error.
-std::error_code named_pipe_create(const std::string& name, bool first, Handle& out) noexcept;
-// Waits until the deadline for a client to connect to the instance; connected says whether
-// one did (false: timed out, the instance is still usable).
-std::error_code named_pipe_accept(Handle& instance, const Deadline& deadline, bool& connected) noexcept;
-// Opens the client end, waiting until the deadline while every instance is busy.
-std::error_code named_pipe_connect(const std::string& name, const Deadline& deadline, PipeEnd& out) noexcept;
 
 #if defined(_WIN32)
 // ---- Windows only: a Connection's end that is a SOCKET (for win32/connection.cpp) -----------
