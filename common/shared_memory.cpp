@@ -31,10 +31,14 @@ struct SharedMemory::Impl {
 namespace {
 
 std::string normalise(const std::string& name) {
-#if !defined(_WIN32)
-    if (!name.empty() && name[0] == '/') return name.substr(1);  // POSIX names may start with '/'
-#endif
+    if (sys::kShmSlashPrefix && !name.empty() && name[0] == '/') return name.substr(1);  // shm_open's spelling
     return name;
+}
+
+// Asks the tracker to remember (or forget) a name this process created, where there is one.
+std::error_code track(const std::string& name, bool remember) noexcept {
+    if constexpr (sys::kShmTracker) return sys::shm_track(name, remember);
+    return {};
 }
 
 void check_name(const std::string& name, const std::string& given) {
@@ -101,7 +105,7 @@ SharedMemory SharedMemory::create(std::size_t size, const std::string& name) {
         throw;
     }
     impl->size = size;  // the creator sees the size it asked for (a Windows view is page-rounded)
-    if (auto ec = sys::shm_track(impl->name, true)) {
+    if (auto ec = track(impl->name, true)) {
         static bool warned = false;
         if (!warned) {
             warned = true;
@@ -152,7 +156,7 @@ void SharedMemory::close() {
 void SharedMemory::unlink() {
     if (!impl_) throw ValueError("SharedMemory: unlink() on an object that names no segment");
     if (auto ec = sys::shm_remove(impl_->name)) raise_os_error(ec, "SharedMemory: unlinking '" + impl_->name + "'");
-    sys::shm_track(impl_->name, false);
+    track(impl_->name, false);
 }
 
 void SharedMemory::mp_encode(Encoder& e) const {
@@ -174,8 +178,13 @@ void SharedMemory::mp_decode(Decoder& d) {
     impl_ = std::move(impl);
 }
 
-int SharedMemory::tracker_pid() noexcept { return sys::shm_tracker_pid(); }
+int SharedMemory::tracker_pid() noexcept {
+    if constexpr (sys::kShmTracker) return sys::shm_tracker_pid();
+    return 0;  // no tracker: nothing outlives its last handle
+}
 
-void SharedMemory::stop_tracker() noexcept { sys::shm_stop_tracker(); }
+void SharedMemory::stop_tracker() noexcept {
+    if constexpr (sys::kShmTracker) sys::shm_stop_tracker();
+}
 
 }  // namespace mp

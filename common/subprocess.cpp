@@ -119,11 +119,7 @@ void no_nul(const std::string& s, const char* what) {
 
 void check_env_name(const std::string& name) {
     no_nul(name, "an environment variable name");
-#if defined(_WIN32)
-    const std::size_t from = 1;  // Windows keeps per-drive directories in names like "=C:"
-#else
-    const std::size_t from = 0;
-#endif
+    const std::size_t from = sys::kEnvNameLeadingEquals ? 1 : 0;  // Windows' "=C:" names
     if (name.empty() || name.find('=', from) != std::string::npos)
         throw ValueError("mp::subprocess: illegal environment variable name " + py_repr(name));
 }
@@ -401,12 +397,9 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
     const std::string program = A::executable(options).value_or(args[0]);
     no_nul(program, "the executable");
     if (program.empty()) throw ValueError("mp::subprocess::Popen: the program name is empty");
-#if defined(_WIN32)
-    // The C runtime reads a command line's first word up to the next quote, with no escapes.
-    if (args[0].find('"') != std::string::npos)
+    if (!sys::kArg0MayHoldQuote && args[0].find('"') != std::string::npos)
         throw ValueError("mp::subprocess::Popen: on Windows args[0] cannot hold a '\"' (the C runtime reads the "
                          "program name up to the next quote)");
-#endif
     no_nul(A::cwd(options), "cwd");
 
     const Redirect rin = A::in(options).value_or(INHERIT);
@@ -619,11 +612,9 @@ std::pair<std::string, std::string> Popen::communicate(std::string input, double
 void Popen::send_signal(int sig) {
     Impl& m = usable(impl_);
     if (m.reap(Deadline::now())) return;  // reaped: the pid may be someone else's by now
-#if defined(_WIN32)
-    if (sig != 15 && sig != 9)
+    if (!sys::kAnySignal && sig != 15 && sig != 9)
         throw ValueError("mp::subprocess::Popen::send_signal: Windows has no signal " + std::to_string(sig) +
                          " to send to another program; terminate() and kill() (TerminateProcess) are what exists");
-#endif
     if (auto ec = sys::signal_process(m.child, sig))
         raise_os_error(ec, "mp::subprocess: signalling process " + std::to_string(m.child.pid));
 }

@@ -85,14 +85,11 @@ std::error_code shm_unmap(void* addr, std::size_t) noexcept {
     return {};
 }
 
+// Nothing to remove: a mapping's name goes with its last handle, and the kernel frees it then.
 std::error_code shm_remove(const std::string&) noexcept { return {}; }
 
-// run_tracker() is POSIX-only: the Windows kernel deletes a mapping with its last handle.
-
-std::error_code shm_track(const std::string&, bool) noexcept { return {}; }
-
-int shm_tracker_pid() noexcept { return 0; }
-
-void shm_stop_tracker() noexcept {}
+// shm_track() is POSIX-only: the Windows kernel deletes a mapping with its last handle.
+// shm_tracker_pid() is POSIX-only: Windows runs no tracker.
+// shm_stop_tracker() is POSIX-only: Windows runs no tracker.
 
 }  // namespace mp::sys

@@ -40,15 +40,32 @@ std::error_code shm_unmap(void* addr, std::size_t size) noexcept;
 // mapping with its last handle, so this does nothing there.
 std::error_code shm_remove(const std::string& name) noexcept;
 
-// Crash cleanup for names this process created (POSIX: tells the tracker process to forget or
-// remember the name, starting the tracker on first need; Windows: nothing to do).
+// ---- the tracker (POSIX only) ---------------------------------------------------------------
+// A POSIX segment outlives a creator that crashed, so a tracker process removes what such a
+// creator left. Windows needs none (the kernel deletes a mapping with its last handle):
+// common/ calls these only where kShmTracker is true (inside `if constexpr`, so Windows needs
+// no definitions), and win32/shared_memory.cpp holds a placeholder for each.
+
+// Crash cleanup for names this process created: tells the tracker process to forget or
+// remember the name, starting the tracker on first need.
 std::error_code shm_track(const std::string& name, bool track) noexcept;
 
-// The tracker's pid, 0 when none runs (always 0 on Windows).
+// The tracker's pid, 0 when none runs.
 int shm_tracker_pid() noexcept;
 
 // Closes the pipe to the tracker and waits for it to end (it removes whatever is still
 // registered, with a warning). A later shm_track starts a new one.
 void shm_stop_tracker() noexcept;
+
+// What common/shared_memory.cpp asks about this OS. kShmTracker: the functions above exist.
+// kShmSlashPrefix: a name may be given with shm_open's leading '/', which common/ strips (on
+// Windows a '/' is an ordinary character of a mapping's name).
+#if defined(_WIN32)
+inline constexpr bool kShmTracker = false;
+inline constexpr bool kShmSlashPrefix = false;
+#else
+inline constexpr bool kShmTracker = true;
+inline constexpr bool kShmSlashPrefix = true;
+#endif
 
 }  // namespace mp::sys
