@@ -4,6 +4,7 @@
 #include "mp/shared_memory.hpp"
 
 #include <chrono>
+#include <atomic>
 #include <cstdio>
 #include <random>
 
@@ -11,6 +12,7 @@
 #include "mp/errors.hpp"
 #include "sys/os.hpp"
 #include "sys/shared_memory.hpp"
+#include "sys/tracker.hpp"
 
 namespace mp {
 
@@ -33,12 +35,6 @@ namespace {
 std::string normalise(const std::string& name) {
     if (sys::kShmSlashPrefix && !name.empty() && name[0] == '/') return name.substr(1);  // shm_open's spelling
     return name;
-}
-
-// Asks the tracker to remember (or forget) a name this process created, where there is one.
-std::error_code track(const std::string& name, bool remember) noexcept {
-    if constexpr (sys::kShmTracker) return sys::shm_track(name, remember);
-    return {};
 }
 
 void check_name(const std::string& name, const std::string& given) {
@@ -89,10 +85,11 @@ SharedMemory SharedMemory::create(std::size_t size, const std::string& name) {
     if (size == 0) throw ValueError("SharedMemory: 'size' must be a positive number different from zero");
     auto impl = std::make_shared<Impl>();
     const bool generated = name.empty();
+    bool tracked = true;
     for (int attempt = 0;; ++attempt) {
         impl->name = generated ? unique_name() : normalise(name);
         if (!generated) check_name(impl->name, name);
-        const std::error_code ec = sys::shm_create(impl->name, size, impl->handle);
+        const std::error_code ec = sys::shm_create(impl->name, size, impl->handle, tracked);
         if (!ec) break;
         if (generated && ec == std::errc::file_exists && attempt < 100) continue;
         raise_os_error(ec, "SharedMemory: creating '" + impl->name + "'");
@@ -105,15 +102,12 @@ SharedMemory SharedMemory::create(std::size_t size, const std::string& name) {
         throw;
     }
     impl->size = size;  // the creator sees the size it asked for (a Windows view is page-rounded)
-    if (auto ec = track(impl->name, true)) {
-        static bool warned = false;
-        if (!warned) {
-            warned = true;
+    if (!tracked) {
+        static std::atomic<bool> warned{false};
+        if (!warned.exchange(true))
             std::fprintf(stderr,
-                         "mp: warning: the shared memory tracker could not be started (%s); segments this "
-                         "process creates will not be unlinked if it crashes\n",
-                         ec.message().c_str());
-        }
+                         "mp: warning: the resource tracker could not be started; shared memory segments this "
+                         "process creates will not be unlinked if it crashes\n");
     }
     SharedMemory shm;
     shm.impl_ = std::move(impl);
@@ -156,7 +150,6 @@ void SharedMemory::close() {
 void SharedMemory::unlink() {
     if (!impl_) throw ValueError("SharedMemory: unlink() on an object that names no segment");
     if (auto ec = sys::shm_remove(impl_->name)) raise_os_error(ec, "SharedMemory: unlinking '" + impl_->name + "'");
-    track(impl_->name, false);
 }
 
 void SharedMemory::mp_encode(Encoder& e) const {
@@ -178,13 +171,8 @@ void SharedMemory::mp_decode(Decoder& d) {
     impl_ = std::move(impl);
 }
 
-int SharedMemory::tracker_pid() noexcept {
-    if constexpr (sys::kShmTracker) return sys::shm_tracker_pid();
-    return 0;  // no tracker: nothing outlives its last handle
-}
+int SharedMemory::tracker_pid() noexcept { return sys::tracker_pid(); }
 
-void SharedMemory::stop_tracker() noexcept {
-    if constexpr (sys::kShmTracker) sys::shm_stop_tracker();
-}
+void SharedMemory::stop_tracker() noexcept { sys::stop_tracker(); }
 
 }  // namespace mp

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "sys/child_stdio.hpp"
 #include "sys/connection.hpp"
@@ -163,6 +165,9 @@ struct Options::Access {
     template <class O> static auto& extra_env(O& o) { return o.extra_env_; }
     template <class O> static auto& new_session(O& o) { return o.new_session_; }
     template <class O> static auto& executable(O& o) { return o.executable_; }
+    template <class O> static auto& caller(O& o) { return o.caller_; }
+    // The name of the call the user made, for the messages of the Popen it made.
+    static std::string what(const Options& o) { return o.caller_ ? o.caller_ : "mp::subprocess::Popen"; }
 };
 using A = Options::Access;
 
@@ -336,9 +341,17 @@ bool PipeReader::closed() const noexcept { return s_->closed; }
 
 struct Popen::Impl {
     std::vector<std::string> args;
+    // Threads may share a Popen for waiting (CPython's test_threadsafe_wait): `mu` guards the
+    // child, its return code and its sentinel, and is held only for a reap that does not wait
+    // or a signal, never across a wait; waits happen on the sentinel without it, so every
+    // waiter gets the return code and the child is reaped once. communicate() and the pipe
+    // streams belong to one thread at a time.
+    mutable std::mutex mu;
     sys::Child child;
     std::optional<int> returncode;
-    sys::Handle watch;  // a sentinel of the child for communicate, opened on first need
+    // The child's sentinel, for waits and communicate, opened on first need; shared so that a
+    // waiting thread keeps it open while another lets go of it.
+    std::shared_ptr<sys::Handle> watch;
     PipeWriter::State in;
     PipeReader::State out, err;
     PipeWriter in_writer{&in};
@@ -351,18 +364,44 @@ struct Popen::Impl {
     sys::PipeExchange x;
     std::string raw[2];  // text mode: what arrived, before universal newlines
 
-    // Reaps the child if it ends before the deadline (Deadline::now(): just looks).
-    bool reap(const Deadline& deadline) {
+    // With mu held: reaps the child if it has ended, without waiting.
+    bool reap_now() {
         if (returncode) return true;
         bool exited = false;
         int code = 0;
-        if (auto ec = sys::wait_process(child, deadline, exited, code))
+        if (auto ec = sys::wait_process(child, Deadline::now(), exited, code))
             raise_os_error(ec, "mp::subprocess: waiting for process " + std::to_string(child.pid));
-        if (exited) {
-            returncode = code;
-            watch.reset();
-        }
+        if (exited) returncode = code;
         return exited;
+    }
+
+    // With mu held: the sentinel (nullptr when this system cannot give one).
+    std::shared_ptr<sys::Handle> sentinel() {
+        if (!watch && !returncode) {
+            auto h = std::make_shared<sys::Handle>();
+            if (!sys::open_sentinel(child, false, *h)) watch = std::move(h);
+        }
+        return watch;
+    }
+
+    // Reaps the child if it ends before the deadline (Deadline::now(): just looks).
+    bool reap(const Deadline& deadline) {
+        for (;;) {
+            std::shared_ptr<sys::Handle> w;
+            {
+                std::lock_guard<std::mutex> lk(mu);
+                if (reap_now()) return true;
+                if (deadline.passed()) return false;
+                w = sentinel();
+            }
+            bool ended = false;
+            if (w) {
+                if (auto ec = sys::wait_watch(w->get(), deadline, ended))
+                    raise_os_error(ec, "mp::subprocess: waiting for process " + std::to_string(child.pid));
+            } else {
+                std::this_thread::sleep_until(deadline.or_within(std::chrono::milliseconds(5)).time_point());
+            }
+        }
     }
 
     // As leaving Python's `with Popen(...)` block: pipes closed, the child waited for.
@@ -370,11 +409,14 @@ struct Popen::Impl {
         in_writer.close();
         out_reader.close();
         err_reader.close();
-        if (!returncode && child.pid > 0) {
-            bool exited = false;
-            int code = 0;
-            if (!sys::wait_process(child, Deadline::never(), exited, code) && exited) returncode = code;
+        if (child.pid > 0) {
+            try {
+                reap(Deadline::never());
+            } catch (...) {
+                // A destructor cannot report it: the child is the OS's to reap.
+            }
         }
+        std::lock_guard<std::mutex> lk(mu);
         watch.reset();
     }
 
@@ -389,16 +431,17 @@ static Popen::Impl& usable(const std::unique_ptr<Popen::Impl>& impl) {
 
 Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
-    if (args.empty()) throw ValueError("mp::subprocess::Popen: args is empty (args[0] is the program to run)");
+    const std::string what = A::what(options);
+    if (args.empty()) throw ValueError(what + ": args is empty (args[0] is the program to run)");
     for (const auto& a : args) no_nul(a, "an argument");
     if (A::input(options) || A::check(options) || A::timeout(options))
-        throw ValueError("mp::subprocess::Popen: input, check and timeout are options of run(); give a Popen's input "
+        throw ValueError(what + ": input, check and timeout are options of run(); give a Popen's input "
                          "to communicate() and its timeout to wait() or communicate()");
     const std::string program = A::executable(options).value_or(args[0]);
     no_nul(program, "the executable");
-    if (program.empty()) throw ValueError("mp::subprocess::Popen: the program name is empty");
+    if (program.empty()) throw ValueError(what + ": the program name is empty");
     if (!sys::kArg0MayHoldQuote && args[0].find('"') != std::string::npos)
-        throw ValueError("mp::subprocess::Popen: on Windows args[0] cannot hold a '\"' (the C runtime reads the "
+        throw ValueError(what + ": on Windows args[0] cannot hold a '\"' (the C runtime reads the "
                          "program name up to the next quote)");
     no_nul(A::cwd(options), "cwd");
 
@@ -468,12 +511,12 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
         if (!req.cwd.empty()) {
             if (auto bad = sys::check_directory(req.cwd)) {
                 if (bad == std::errc::no_such_file_or_directory)
-                    throw FileNotFoundError(bad, "mp::subprocess::Popen: the working directory " + py_repr(req.cwd) +
+                    throw FileNotFoundError(bad, what + ": the working directory " + py_repr(req.cwd) +
                                                      " does not exist");
-                raise_os_error(bad, "mp::subprocess::Popen: the working directory " + py_repr(req.cwd));
+                raise_os_error(bad, what + ": the working directory " + py_repr(req.cwd));
             }
         }
-        raise_os_error(ec, "mp::subprocess::Popen: cannot run " + py_repr(program));
+        raise_os_error(ec, what + ": cannot run " + py_repr(program));
     }
     m.args = std::move(req.args);
     // The child's ends close here, in the parent: from now on only the child holds them, so
@@ -498,11 +541,16 @@ const std::vector<std::string>& Popen::args() const { return usable(impl_).args;
 
 int Popen::pid() const { return usable(impl_).child.pid; }
 
-std::optional<int> Popen::returncode() const { return usable(impl_).returncode; }
+std::optional<int> Popen::returncode() const {
+    const Impl& m = usable(impl_);
+    std::lock_guard<std::mutex> lk(m.mu);
+    return m.returncode;
+}
 
 std::optional<int> Popen::poll() {
     Impl& m = usable(impl_);
-    m.reap(Deadline::now());
+    std::lock_guard<std::mutex> lk(m.mu);
+    m.reap_now();
     return m.returncode;
 }
 
@@ -510,6 +558,7 @@ int Popen::wait(double timeout_seconds) {
     Impl& m = usable(impl_);
     if (!m.reap(detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::wait")))
         throw TimeoutExpired(m.args, timeout_seconds);
+    std::lock_guard<std::mutex> lk(m.mu);
     return *m.returncode;
 }
 
@@ -534,7 +583,12 @@ void Popen::Impl::exchange_round(const Deadline& deadline, bool use_watch, bool&
         }
         before += x.sink[i]->size();
     }
-    const auto ec = sys::pipe_exchange(x, use_watch && watch ? watch.get() : sys::invalid_handle(), deadline, ended);
+    std::shared_ptr<sys::Handle> w;
+    if (use_watch) {
+        std::lock_guard<std::mutex> lk(mu);
+        w = watch;
+    }
+    const auto ec = sys::pipe_exchange(x, w ? w->get() : sys::invalid_handle(), deadline, ended);
     moved = 0;
     for (int i = 0; i < 2; ++i) {
         PipeReader::State& r = *outs[i];
@@ -569,14 +623,19 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
     auto pending = [&] { return (!in.closed && x.sent < x.size) || (!out.closed && !out.eof) || (!err.closed && !err.eof); };
     auto so_far = [&](PipeReader::State& r) { return r.closed ? std::string() : r.buf.substr(r.pos); };
 
-    bool ended = returncode.has_value();
-    if (!ended && pending() && !watch) sys::open_sentinel(child, false, watch);  // none: look now and then
+    bool ended = false;
+    bool have_watch = false;
+    {
+        std::lock_guard<std::mutex> lk(mu);
+        ended = returncode.has_value();
+        if (!ended && pending()) have_watch = sentinel() != nullptr;  // none: look now and then
+    }
     while (!ended && pending()) {
         // Without a sentinel, the child's end is looked for every 10 ms.
-        const Deadline slice = watch ? deadline : deadline.or_within(std::chrono::milliseconds(10));
+        const Deadline slice = have_watch ? deadline : deadline.or_within(std::chrono::milliseconds(10));
         std::size_t moved = 0;
         exchange_round(slice, true, ended, moved);
-        if (!watch) ended = reap(Deadline::now());
+        if (!have_watch) ended = reap(Deadline::now());
         if (!ended && pending() && deadline.passed())
             throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
     }
@@ -611,7 +670,10 @@ std::pair<std::string, std::string> Popen::communicate(std::string input, double
 
 void Popen::send_signal(int sig) {
     Impl& m = usable(impl_);
-    if (m.reap(Deadline::now())) return;  // reaped: the pid may be someone else's by now
+    // Under the lock nobody reaps the child between the look and the signal: a pid is never
+    // signalled after its reap, when it may be someone else's.
+    std::lock_guard<std::mutex> lk(m.mu);
+    if (m.reap_now()) return;
     if (!sys::kAnySignal && sig != 15 && sig != 9)
         throw ValueError("mp::subprocess::Popen::send_signal: Windows has no signal " + std::to_string(sig) +
                          " to send to another program; terminate() and kill() (TerminateProcess) are what exists");
@@ -647,6 +709,7 @@ PipeReader& Popen::stderr_pipe() {
 
 CompletedProcess run(std::vector<std::string> args, const Options& options) {
     Options o = options;
+    if (!A::caller(o)) A::caller(o) = "mp::subprocess::run";
     if (A::capture(o) && (A::out(o) || A::err(o)))
         throw ValueError("mp::subprocess::run: stdout and stderr arguments may not be used with capture_output.");
     std::string input;
@@ -684,12 +747,14 @@ CompletedProcess run(std::vector<std::string> args, const Options& options) {
 
 int call(std::vector<std::string> args, const Options& options) {
     Options o = options;
+    A::caller(o) = "mp::subprocess::call";
     A::check(o) = false;
     return run(std::move(args), o).returncode;
 }
 
 void check_call(std::vector<std::string> args, const Options& options) {
     Options o = options;
+    A::caller(o) = "mp::subprocess::check_call";
     A::check(o) = true;
     run(std::move(args), o);
 }
@@ -701,6 +766,7 @@ std::string check_output(std::vector<std::string> args, const Options& options) 
         throw ValueError("mp::subprocess::check_output: stdout and stderr arguments may not be used with capture_output.");
     A::out(o) = PIPE;
     A::check(o) = true;
+    A::caller(o) = "mp::subprocess::check_output";
     return run(std::move(args), o).std_out;
 }
 

@@ -3,14 +3,15 @@
 // A child's stdin, stdout or stderr that we talk to is a pipe(2): the child's end is an
 // ordinary blocking fd (the child's runtime reads and writes it with plain calls) and is dup2'd
 // onto 0, 1 or 2 by spawn_process; ours is close-on-exec, and non-blocking when we write, so
-// that a write takes what fits and a timed write waits in poll(). DEVNULL is /dev/null.
+// that a write takes what fits and a timed write waits in poll().
 // communicate's pipe_exchange is one poll() loop over stdin (POLLOUT), stdout, stderr (POLLIN)
 // and the child's pidfd, so that no pipe fills up while we wait on another, with SIGPIPE held
 // off around the writes (posix/handle.cpp). Every call is retried on EINTR.
 // Windows differs: a child's stream is a named-pipe pair with an overlapped end for us and a
-// synchronous one for the child, DEVNULL is NUL, and the exchange keeps one overlapped read or
-// write in flight per pipe and waits for the first to finish, or the process, with one
-// WaitForMultipleObjects. The ends' own reads and writes are posix/connection.cpp's.
+// synchronous one for the child, and the exchange keeps one overlapped read or write in flight
+// per pipe and waits for the first to finish, or the process, with one WaitForMultipleObjects.
+// The ends' own reads and writes are posix/connection.cpp's; DEVNULL is open_null_device
+// (posix/handle.cpp).
 #include "../common/sys/child_stdio.hpp"
 #include "../common/sys/error.hpp"
 
@@ -22,16 +23,6 @@
 #include <unistd.h>
 
 namespace mp::sys {
-
-std::error_code open_null_device(Handle& out) noexcept {
-    int fd;
-    do {
-        fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return last_error();
-    out.reset(fd);
-    return {};
-}
 
 std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& child) noexcept {
     PipeEnds p;

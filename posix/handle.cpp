@@ -38,6 +38,16 @@ std::error_code make_pipe(PipeEnds& out) noexcept {
     return {};
 }
 
+std::error_code open_null_device(Handle& out) noexcept {
+    int fd;
+    do {
+        fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return last_error();
+    out.reset(fd);
+    return {};
+}
+
 // write() to a pipe whose reader has gone raises SIGPIPE, which kills a process that has not
 // chosen to ignore it. mp never changes that process-wide choice: on a socket it passes
 // MSG_NOSIGNAL; on a pipe it blocks SIGPIPE for this thread around the write and consumes the

@@ -17,6 +17,11 @@
 // no signals: TerminateProcess sets an exit code of the caller's choosing. There, a program
 // found in PATH, a working directory and a new process group are all arguments of
 // CreateProcessW (after SearchPathW for the name).
+// The rest of the fork/spawn lesson is portable and lives in common/: process.cpp's
+// start_fork (the registry lock held across fork_process, and become_forked_child: what the
+// copy does once fork returns 0, without allocating) and start_spawn (the payload a new run of
+// the program receives), and bootstrap.cpp (that new run's side: mp::bootstrap reads the
+// payload and becomes the child).
 #include "../common/sys/process.hpp"
 #include "../common/sys/error.hpp"
 
@@ -78,6 +83,28 @@ struct SpawnAttr {
 };
 
 }  // namespace
+
+// Our environment (or none, for replace) with `extra` applied, as the NULL-terminated array
+// posix_spawn wants; `added` keeps the "name=value" strings of `extra` alive.
+static std::vector<char*> environment_block(const std::vector<std::pair<std::string, std::string>>& extra, bool replace,
+                                            std::vector<std::string>& added) {
+    std::vector<char*> envp;
+    for (char** p = replace ? nullptr : environ; p && *p; ++p) {
+        bool replaced = false;
+        for (const auto& kv : extra) {
+            const std::size_t k = kv.first.size();
+            if (std::strncmp(*p, kv.first.c_str(), k) == 0 && (*p)[k] == '=') replaced = true;
+        }
+        if (!replaced) envp.push_back(*p);
+    }
+    added.reserve(extra.size());
+    for (const auto& kv : extra) {
+        added.push_back(kv.first + "=" + kv.second);
+        envp.push_back(const_cast<char*>(added.back().c_str()));
+    }
+    envp.push_back(nullptr);
+    return envp;
+}
 
 std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try {
     const int n = static_cast<int>(req.inherit.size());
@@ -141,21 +168,7 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     argv.push_back(nullptr);
 
     std::vector<std::string> added;
-    std::vector<char*> envp;
-    for (char** p = req.replace_env ? nullptr : environ; p && *p; ++p) {
-        bool replaced = false;
-        for (const auto& kv : req.env) {
-            const std::size_t k = kv.first.size();
-            if (std::strncmp(*p, kv.first.c_str(), k) == 0 && (*p)[k] == '=') replaced = true;
-        }
-        if (!replaced) envp.push_back(*p);
-    }
-    added.reserve(req.env.size());
-    for (const auto& kv : req.env) {
-        added.push_back(kv.first + "=" + kv.second);
-        envp.push_back(const_cast<char*>(added.back().c_str()));
-    }
-    envp.push_back(nullptr);
+    std::vector<char*> envp = environment_block(req.env, req.replace_env, added);
 
     // posix_spawnp looks a name without '/' up in PATH, as execvp does, and treats a name with
     // one exactly as posix_spawn would.
@@ -177,7 +190,8 @@ std::error_code check_directory(const std::string& path) noexcept {
     return {};
 }
 
-static int decode_status(int status) noexcept {
+// A wait status as Python reports it: the exit code, or -signum for a death by signal.
+static int exit_code_of(int status) noexcept {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return -WTERMSIG(status);
     return 255;
@@ -195,7 +209,7 @@ static std::error_code reap(Child& c, bool hang, bool& exited, int& exitcode) no
         return {};
     }
     exited = true;
-    exitcode = decode_status(status);
+    exitcode = exit_code_of(status);
     c.process.reset();
     return {};
 }
@@ -212,6 +226,8 @@ static int open_pidfd(int pid) noexcept {
 }
 
 std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, int& exitcode) noexcept {
+    // waitpid(0) and waitpid(-1) would reap somebody else's child.
+    if (c.pid <= 0) return std::make_error_code(std::errc::invalid_argument);
     if (deadline.is_never()) return reap(c, true, exited, exitcode);
     if (auto ec = reap(c, false, exited, exitcode); ec || exited || deadline.passed()) return ec;
     if (!c.process) {

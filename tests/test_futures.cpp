@@ -92,10 +92,14 @@ TEST_P(FuturesTest, AsCompletedYieldsInFinishingOrder) {
 TEST_P(FuturesTest, WaitReturnWhen) {
     mp_test::time_limit(120);
     fu::ProcessPoolExecutor ex(2, options());
-    std::vector<fu::Future<int>> fs = {ex.submit(nap, 1), ex.submit(nap, 800)};
+    // The second task waits for the test to open its gate: it is still running when the first
+    // one is done, however slow the machine.
+    mp_test::Gate gate;
+    std::vector<fu::Future<int>> fs = {ex.submit(nap, 1), ex.submit(mp_test::wait_at_gate, gate.name(), 2)};
     auto first = fu::wait(fs, 60.0, fu::ReturnWhen::FIRST_COMPLETED);
     EXPECT_EQ(first.done.size(), 1u);
     EXPECT_EQ(first.not_done.size(), 1u);
+    gate.open();
     auto all = fu::wait(fs, 60.0);
     EXPECT_EQ(all.done.size(), 2u);
     std::vector<fu::Future<std::string>> gs = {ex.submit(shout, std::string()), ex.submit(shout, std::string("x"))};
@@ -103,16 +107,21 @@ TEST_P(FuturesTest, WaitReturnWhen) {
     bool failure_done = false;
     for (const auto& f : failed.done) failure_done = failure_done || f.exception() != nullptr;
     EXPECT_TRUE(failure_done) << "FIRST_EXCEPTION returned before the failing future was done";
-    auto none = fu::wait(std::vector<fu::Future<int>>{ex.submit(nap, 2000)}, 0.05);
+    mp_test::Gate closed;
+    std::vector<fu::Future<int>> held = {ex.submit(mp_test::wait_at_gate, closed.name(), 3)};
+    auto none = fu::wait(held, 0.05);
     EXPECT_EQ(none.not_done.size(), 1u);
+    closed.open();
+    EXPECT_EQ(held[0].result(60.0), 3);
 }
 
 TEST_P(FuturesTest, CancelCallbacksAndShutdown) {
     mp_test::time_limit(120);
     fu::ProcessPoolExecutor ex(1, options());
-    fu::Future<int> busy = ex.submit(nap, 300);
+    mp_test::Gate gate;
+    fu::Future<int> busy = ex.submit(mp_test::wait_at_gate, gate.name(), 300);
     fu::Future<int> queued = ex.submit(nap, 1);
-    EXPECT_TRUE(queued.cancel());  // no worker has it: the only worker is busy
+    EXPECT_TRUE(queued.cancel());  // no worker has it: the only worker is busy (at the gate)
     EXPECT_TRUE(queued.cancelled());
     EXPECT_TRUE(queued.done());
     EXPECT_THROW(queued.result(), mp::CancelledError);
@@ -120,6 +129,7 @@ TEST_P(FuturesTest, CancelCallbacksAndShutdown) {
     EXPECT_FALSE(busy.cancel());
     int called = 0;
     busy.add_done_callback([&](const fu::Future<int>& f) { called += f.result(); });
+    gate.open();
     EXPECT_EQ(busy.result(30.0), 300);
     EXPECT_EQ(called, 300);
     fu::Future<int> pending = ex.submit(nap, 200);

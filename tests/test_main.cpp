@@ -3,6 +3,7 @@
 // past its time limit.
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -31,12 +32,18 @@ namespace mp_test {
 
 namespace {
 constexpr int kDefaultLimit = 60;
-std::string g_test_name;
+// The message is made when a test starts, so that the timeout (a signal handler on POSIX)
+// only writes it: no allocation, no stdio in a handler.
+char g_timeout_message[512] = "\n*** TIMEOUT ***\n";
 
 [[noreturn]] void on_timeout() {
-    const std::string msg = "\n*** TIMEOUT: " + g_test_name + " ran past its time limit ***\n";
-    std::fputs(msg.c_str(), stderr);
+#if defined(_WIN32)
+    std::fputs(g_timeout_message, stderr);
     std::fflush(stderr);
+#else
+    const ssize_t ignored = ::write(2, g_timeout_message, std::strlen(g_timeout_message));
+    (void)ignored;
+#endif
     std::_Exit(3);
 }
 
@@ -70,7 +77,8 @@ void start_watchdog() { std::signal(SIGALRM, [](int) { on_timeout(); }); }
 
 class Watchdog : public ::testing::EmptyTestEventListener {
     void OnTestStart(const ::testing::TestInfo& info) override {
-        g_test_name = std::string(info.test_suite_name()) + "." + info.name();
+        std::snprintf(g_timeout_message, sizeof g_timeout_message, "\n*** TIMEOUT: %s.%s ran past its time limit ***\n",
+                      info.test_suite_name(), info.name());
         arm(kDefaultLimit * (under_wine() ? 3 : 1));
     }
     void OnTestEnd(const ::testing::TestInfo&) override { arm(3600); }
@@ -166,6 +174,58 @@ int wait_reaped(int pid, std::chrono::seconds limit) {
 #endif
 }
 
+// The flag is a file's existence: it needs no process, descriptor or tracker of its own.
+Gate::Gate() : name_(temp_path("gate")) { std::remove(name_.c_str()); }
+
+Gate::~Gate() { std::remove(name_.c_str()); }
+
+void Gate::open() { write_file(name_, "open"); }
+
+static bool gate_is_open(const std::string& name) { return std::ifstream(name).good(); }
+
+bool Gate::is_open() const { return gate_is_open(name_); }
+
+bool Gate::wait_open(std::chrono::seconds limit) const {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!is_open()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+int wait_at_gate(std::string gate, int v) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!gate_is_open(gate) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return v;
+}
+
+int raise_gate_then_sleep(std::string gate, int ms) {
+    write_file(gate, "begun");
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+}
+
+void reap_orphans(std::chrono::seconds limit) {
+#if !defined(_WIN32)
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        int status = 0;
+        const pid_t r = ::waitpid(-1, &status, WNOHANG);
+        if (r > 0) continue;
+        if (r < 0 || count_children() == 0) return;
+        if (std::chrono::steady_clock::now() > deadline) {
+            ADD_FAILURE() << "an orphan re-parented to the test binary is still alive after " << limit.count() << " s";
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+#else
+    (void)limit;
+#endif
+}
+
 std::string path_beside(const std::string& program) {
     std::string self;
     if (auto ec = mp::sys::current_executable(self)) throw std::system_error(ec, "current_executable");
@@ -226,6 +286,9 @@ void MethodTest::TearDown() {
 std::string method_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
 
 }  // namespace mp_test
+
+MP_TARGET(mp_test::wait_at_gate);
+MP_TARGET(mp_test::raise_gate_then_sleep);
 
 int main(int argc, char** argv) {
     mp::bootstrap(argc, argv);  // a spawned child runs its target here and never returns

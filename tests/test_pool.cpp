@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -44,6 +45,10 @@ MP_TARGET(fail_on_three);
 
 void do_nothing() {}
 MP_TARGET(do_nothing);
+
+// Waits at the gate named by the pair's first half, if any, then returns its second.
+int gated(std::pair<std::string, int> p) { return p.first.empty() ? p.second : mp_test::wait_at_gate(p.first, p.second); }
+MP_TARGET(gated);
 
 int sleep_ms(int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -127,18 +132,43 @@ TEST_P(PoolTest, ImapInOrderAndUnorderedAsTheyComplete) {
     std::vector<int> expect;
     for (int i : range(50)) expect.push_back(i * i);
     EXPECT_EQ(got, expect);
-    // The long task is first, but imap_unordered hands out the short ones before it.
-    auto it = pool.imap_unordered(sleep_ms, std::vector<int>{600, 1, 2});
+    // The first task waits at a gate the test opens only after the others came back:
+    // imap_unordered hands those out before it.
+    mp_test::Gate gate;
+    auto it = pool.imap_unordered(gated, std::vector<std::pair<std::string, int>>{{gate.name(), 600}, {"", 1}, {"", 2}});
     std::vector<int> order;
+    for (int i = 0; i < 2; ++i) order.push_back(it.next(30.0).value_or(-1));
+    gate.open();
     while (auto v = it.next(30.0)) order.push_back(*v);
     ASSERT_EQ(order.size(), 3u);
     EXPECT_EQ(order.back(), 600);
-    auto slow = pool.imap(sleep_ms, std::vector<int>{400});
+    mp_test::Gate closed;
+    auto slow = pool.imap(gated, std::vector<std::pair<std::string, int>>{{closed.name(), 400}});
     const auto t0 = Clock::now();
     EXPECT_THROW(slow.next(0.05), mp::TimeoutError);
     EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(50));
+    closed.open();
     EXPECT_EQ(slow.next(30.0), 400);
     EXPECT_EQ(slow.next(30.0), std::nullopt);
+}
+
+TEST_P(PoolTest, ErrorCallbackCanReadTheRemoteError) {
+    mp_test::time_limit(120);
+    mp::Pool pool(1, options());
+    std::string type, message, what;
+    auto r = pool.apply_async(fail_on_three, 3).then([](int) {}, [&](const std::exception& e) {
+        what = e.what();
+        if (auto* remote = dynamic_cast<const mp::RemoteError*>(&e)) {
+            type = remote->type_name();
+            message = remote->message();
+        }
+    });
+    r.wait(60.0);
+    pool.close();
+    pool.join();
+    EXPECT_NE(type.find("ValueError"), std::string::npos) << type;
+    EXPECT_FALSE(message.empty());
+    EXPECT_NE(what.find(message), std::string::npos) << what;
 }
 
 TEST_P(PoolTest, CallbacksRunOnceInTheCollectingThread) {
@@ -216,8 +246,9 @@ TEST_P(PoolTest, AWorkerKilledFromOutsideIsReplaced) {
     mp::Pool pool(1, options());
     const int first = pool.apply(worker_pid, 0);
     const std::string first_name = pool.apply(worker_name, 0);
-    auto busy = pool.apply_async(sleep_ms, 20000);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it is running now
+    mp_test::Gate begun;
+    auto busy = pool.apply_async(mp_test::raise_gate_then_sleep, begun.name(), 20000);
+    ASSERT_TRUE(begun.wait_open(std::chrono::seconds(60))) << "the task never began";  // it is running now
     mp::kill(first, mp::sig::KILL);
     EXPECT_THROW(busy.get(60.0), mp::WorkerLostError);
     EXPECT_NE(pool.apply(worker_name, 0), first_name);
@@ -343,9 +374,18 @@ TEST_P(PoolTest, PollingWithAZeroTimeoutSeesResults) {
         ASSERT_LT(++polls, 20000) << "ready() never saw the result";
     }
     EXPECT_EQ(r.get(0), 81);
+    // Arrives while nobody waits: only get(0) itself can collect it, and does.
     auto s = pool.apply_async(square, 4);
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    EXPECT_EQ(s.get(0), 16);  // arrived while nobody waited; a zero timeout still collects
+    std::optional<int> got;
+    for (polls = 0; !got; ++polls) {
+        try {
+            got = s.get(0);
+        } catch (const mp::TimeoutError&) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            ASSERT_LT(polls, 20000) << "get(0) never collected the result";
+        }
+    }
+    EXPECT_EQ(got, 16);
 }
 
 TEST_P(PoolTest, APoolMadeInAThreadThatEndsKeepsItsWorkers) {
@@ -353,7 +393,7 @@ TEST_P(PoolTest, APoolMadeInAThreadThatEndsKeepsItsWorkers) {
     std::unique_ptr<mp::Pool> pool;
     std::thread([&] {
         pool = std::make_unique<mp::Pool>(2, options());
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the workers are set up
+        pool->map(square, range(10));  // the workers are set up
     }).join();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     EXPECT_EQ(pool->map(square, range(10)).back(), 81);

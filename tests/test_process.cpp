@@ -1,6 +1,8 @@
 // tests/test_process.cpp - mp::Process, contexts and the spawn bootstrap, run once for every
 // start method this platform has.
 #include <algorithm>
+#include <atomic>
+#include <optional>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -315,6 +317,67 @@ TEST_P(MethodTest, HundredStartedAndTerminatedAtOnce) {
     EXPECT_TRUE(mp::active_children().empty());
 }
 
+// Threads are users too: each of 16 threads starts and joins its own children, while the
+// others do the same (start() reaps finished children of every thread, as Python's does).
+// Every join gets its own child's exit code; none sees ECHILD or a closed handle.
+TEST_P(MethodTest, SixteenThreadsStartAndJoinAtOnce) {
+    mp_test::time_limit(240);
+    const int rounds = mp_test::under_wine() ? 6 : 25;
+    std::atomic<int> failures{0};
+    std::vector<std::string> errors(16);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 16; ++t) {
+        threads.emplace_back([&, t] {
+            try {
+                for (int i = 0; i < rounds; ++i) {
+                    mp::Process p = ctx().Process(exit_with, 1 + (t * 7 + i) % 100);
+                    p.start();
+                    p.join(60);
+                    if (p.exitcode() != 1 + (t * 7 + i) % 100) {
+                        ++failures;
+                        errors[static_cast<std::size_t>(t)] = "round " + std::to_string(i) + ": exit code " +
+                                                              std::to_string(p.exitcode().value_or(-999));
+                        return;
+                    }
+                }
+            } catch (const std::exception& e) {
+                ++failures;
+                errors[static_cast<std::size_t>(t)] = e.what();
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    for (std::size_t t = 0; t < errors.size(); ++t) EXPECT_EQ(errors[t], "") << "thread " << t;
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_TRUE(mp::active_children().empty());
+}
+
+// One Process shared by threads: two join it at once while a third polls and one terminates;
+// all see the same exit code.
+TEST_P(MethodTest, OneProcessSharedByThreads) {
+    mp_test::time_limit(120);
+    mp::Process p = ctx().Process(sleep_for_ms, 60000);
+    p.start();
+    std::vector<std::optional<int>> seen(3);
+    std::thread a([&] {
+        p.join();
+        seen[0] = p.exitcode();
+    });
+    std::thread b([&] {
+        p.join(120);
+        seen[1] = p.exitcode();
+    });
+    std::thread c([&] {
+        while (p.is_alive()) std::this_thread::sleep_for(1ms);
+        seen[2] = p.exitcode();
+    });
+    p.terminate();
+    a.join();
+    b.join();
+    c.join();
+    for (const auto& s : seen) EXPECT_EQ(s, -15);
+}
+
 TEST_P(MethodTest, ArgumentsOfManyTypes) {
     Record r{7, "rec", {1.0, 2.0, 3.0}};
     mp::Process p = ctx().Process(check_arguments, -42, "caf\xc3\xa9 \"quoted\"", std::vector<double>{1.5, -2.25},
@@ -333,6 +396,30 @@ TEST_P(MethodTest, IdentityOfChildAndParent) {
     EXPECT_EQ(mp::current_process().name(), "MainProcess");
     EXPECT_FALSE(mp::parent_process());
     EXPECT_TRUE(mp::current_process().is_alive());
+}
+
+// Python's Process(name=..., daemon=...): the options come before the target.
+int report_own_name(mp::Connection c) {
+    c.send(mp::current_process().name());
+    c.send(mp::current_process().daemon());
+    return 0;
+}
+MP_TARGET(report_own_name);
+
+TEST_P(MethodTest, NameAndDaemonInTheConstructor) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p = ctx().Process(mp::ProcessOptions().name("worker-7").daemon(), report_own_name, w);
+    EXPECT_EQ(p.name(), "worker-7");
+    EXPECT_TRUE(p.daemon());
+    p.start();
+    w.close();
+    EXPECT_EQ(r.recv<std::string>(), "worker-7");
+    EXPECT_TRUE(r.recv<bool>());
+    p.join(60);
+    EXPECT_EQ(p.exitcode(), 0);
+    mp::Process q(mp::ProcessOptions().name("plain"), exit_with, 3);
+    EXPECT_EQ(q.name(), "plain");
+    EXPECT_FALSE(q.daemon());
 }
 
 TEST_P(MethodTest, DefaultNamesCount) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -216,6 +217,38 @@ TEST_F(SharedMemoryTest, ForgottenUnlinkIsCleanedUp) {
     EXPECT_FALSE(name_exists(name));
 }
 
+#if !defined(_WIN32)
+// A tracker killed by someone is replaced at the next create, with CPython's warning, and the
+// new one knows the names the old one did (the registry is kept).
+TEST_F(SharedMemoryTest, KilledTrackerIsReplaced) {
+    const std::string first = test_name("before");
+    const std::string second = test_name("after");
+    mp::SharedMemory a = remember(mp::SharedMemory::create(64, first));
+    const int old_tracker = mp::SharedMemory::tracker_pid();
+    ASSERT_GT(old_tracker, 0);
+    ASSERT_EQ(::kill(old_tracker, SIGKILL), 0);
+    // tracker_pid() reaps a dead tracker and says 0 until a new one is needed.
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         mp::SharedMemory::tracker_pid() != 0 && std::chrono::steady_clock::now() < until;)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    EXPECT_EQ(mp::SharedMemory::tracker_pid(), 0);
+    testing::internal::CaptureStderr();
+    mp::SharedMemory b = remember(mp::SharedMemory::create(64, second));
+    const std::string warning = testing::internal::GetCapturedStderr();
+    EXPECT_NE(warning.find("resource_tracker: process " + std::to_string(old_tracker) + " died unexpectedly"),
+              std::string::npos)
+        << warning;
+    const int new_tracker = mp::SharedMemory::tracker_pid();
+    EXPECT_GT(new_tracker, 0);
+    EXPECT_NE(new_tracker, old_tracker);
+    a.close();
+    b.close();
+    mp::SharedMemory::stop_tracker();  // the new tracker unlinks both
+    EXPECT_FALSE(name_exists(first));
+    EXPECT_FALSE(name_exists(second));
+}
+#endif
+
 // Attaching never takes ownership: an attacher's end (close or destruction) leaves the name.
 TEST_F(SharedMemoryTest, AttachingNeverOwns) {
     const std::string name = test_name("own");
@@ -254,6 +287,35 @@ int create_and_wait(std::string name, std::string text, std::string report, int 
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
 MP_TARGET(create_and_wait);
+
+// Creates named segments, one after another, never unlinking them, until it is killed: a kill
+// then lands at some instant of a create.
+int create_until_killed(std::string stem) {
+    for (int i = 0;; ++i) mp::SharedMemory::create(64, stem + std::to_string(i)).close();
+}
+MP_TARGET(create_until_killed);
+
+// Whether some segment whose name starts with stem (or a creator's private "mp_c_<pid>_" name)
+// still exists.
+bool any_left(const std::string& stem, int creator) {
+#if defined(_WIN32)
+    (void)creator;
+    for (int i = 0; i < 64; ++i)
+        if (name_exists(stem + std::to_string(i))) return true;
+    return false;
+#else
+    const std::string temporary = "mp_c_" + std::to_string(creator) + "_";
+    bool found = false;
+    if (DIR* d = ::opendir("/dev/shm")) {
+        while (const dirent* e = ::readdir(d)) {
+            const std::string n = e->d_name;
+            if (n.rfind(stem, 0) == 0 || n.rfind(temporary, 0) == 0) found = true;
+        }
+        ::closedir(d);
+    }
+    return found;
+#endif
+}
 
 class SharedMemoryMethodTest : public mp_test::MethodTest {
 protected:
@@ -342,6 +404,35 @@ TEST_P(SharedMemoryMethodTest, KilledCreatorsNameVanishes) {
     }
     EXPECT_TRUE(reaped) << "the tracker " << tracker << " did not exit";
 #endif
+}
+
+// "No leaked segment however the creator ends", at every instant of create: creators killed
+// at random moments (their first create also starts their tracker) leave no name and no
+// private name behind within 2 s.
+TEST_P(SharedMemoryMethodTest, CreatorKilledAtAnyInstantLeavesNothing) {
+    mp_test::time_limit(300);
+    const int trials = mp_test::under_wine() ? 20 : 200;
+    std::mt19937 random(static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    std::uniform_int_distribution<int> delay_us(0, 30000);
+    int left = 0;
+    for (int t = 0; t < trials; ++t) {
+        const std::string stem = test_name("instant") + "_";
+        mp::Process p = ctx().Process(create_until_killed, stem);
+        p.start();
+        std::this_thread::sleep_for(std::chrono::microseconds(delay_us(random)));  // when to strike, not a wait
+        const int pid = p.pid().value();
+        p.kill();
+        p.join();
+        bool clean = false;
+        for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2); !clean;) {
+            clean = !any_left(stem, pid);
+            if (clean || std::chrono::steady_clock::now() > until) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        if (!clean) ++left;
+    }
+    EXPECT_EQ(left, 0) << left << " of " << trials << " killed creators left a segment behind";
+    mp_test::reap_orphans(std::chrono::seconds(10));  // their trackers, re-parented to us
 }
 
 MP_INSTANTIATE_FOR_EACH_METHOD(SharedMemoryMethodTest);

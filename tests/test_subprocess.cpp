@@ -3,11 +3,13 @@
 // Windows command-line quoting. The child is tests/helper_subprocess.cpp, built beside the
 // test binary on both systems.
 #include <chrono>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -386,6 +388,32 @@ TEST_F(Subprocess, WaitWithATimeout) {
     EXPECT_NO_THROW(p.kill()) << "a reaped child is not signalled again";
 }
 
+// CPython's test_threadsafe_wait: threads waiting on one Popen all get its return code, and
+// the child is reaped once (no ECHILD, no wait on a closed handle).
+TEST_F(Subprocess, ThreadsWaitingOnOnePopenAllGetTheReturnCode) {
+    for (int round = 0; round < 20; ++round) {
+        sp::Popen p(child({"sleep", "20", "exit", "7"}));
+        std::vector<int> got(4, -1000);
+        std::vector<std::string> errors(4);
+        std::vector<std::thread> ts;
+        for (int i = 0; i < 4; ++i) {
+            ts.emplace_back([&, i] {
+                try {
+                    got[static_cast<std::size_t>(i)] = i % 2 ? p.wait() : p.wait(60);
+                } catch (const std::exception& e) {
+                    errors[static_cast<std::size_t>(i)] = e.what();
+                }
+            });
+        }
+        for (auto& t : ts) t.join();
+        for (int i = 0; i < 4; ++i) {
+            EXPECT_EQ(errors[static_cast<std::size_t>(i)], "") << "round " << round << ", thread " << i;
+            EXPECT_EQ(got[static_cast<std::size_t>(i)], 7) << "round " << round << ", thread " << i;
+        }
+        EXPECT_EQ(p.poll(), 7);
+    }
+}
+
 TEST_F(Subprocess, SignalsAndReturncodes) {
     sp::Popen t(child({"sleep", "30000"}));
     t.terminate();
@@ -435,6 +463,22 @@ TEST_F(Subprocess, MissingProgramIsFileNotFoundError) {
         EXPECT_NE(std::string(e.what()).find("'mp-no-such-program-on-path'"), std::string::npos) << e.what();
     }
     EXPECT_THROW(sp::check_output({"mp-no-such-program-on-path"}), mp::FileNotFoundError);
+    // The message names the call the user made, not the Popen it made underneath.
+    const std::vector<std::pair<std::string, std::function<void()>>> calls = {
+        {"mp::subprocess::run", [&] { sp::run({missing}); }},
+        {"mp::subprocess::call", [&] { sp::call({missing}); }},
+        {"mp::subprocess::check_call", [&] { sp::check_call({missing}); }},
+        {"mp::subprocess::check_output", [&] { sp::check_output({missing}); }},
+        {"mp::subprocess::Popen", [&] { sp::Popen p({missing}); }},
+    };
+    for (const auto& [name, call] : calls) {
+        try {
+            call();
+            ADD_FAILURE() << name << " ran a missing program";
+        } catch (const mp::FileNotFoundError& e) {
+            EXPECT_EQ(std::string(e.what()).rfind(name + ": cannot run", 0), 0u) << e.what();
+        }
+    }
 }
 
 TEST_F(Subprocess, ProgramThatMayNotBeRunIsPermissionError) {

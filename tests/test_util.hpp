@@ -45,6 +45,36 @@ std::string wait_for_file(const std::string& path, std::chrono::seconds limit);
 // it (the test binary is a child subreaper, so orphans come back to it). 0 once it is gone.
 int wait_reaped(int pid, std::chrono::seconds limit);
 
+// Reaps the orphans re-parented to us (POSIX; the test binary is a child subreaper) until no
+// child is left, waiting at most `limit` for the live ones to end (a failure if one does not).
+void reap_orphans(std::chrono::seconds limit);
+
+// A gate that tasks in other processes (pool workers, which take their tasks by value and so
+// cannot be handed an Event) wait at until the test opens it, and that they can also raise
+// themselves to say they have begun: a file that exists once the gate is open, looked at
+// every millisecond. It stands for an event between processes, never for "enough time has
+// passed".
+class Gate {
+public:
+    Gate();
+    ~Gate();
+    Gate(const Gate&) = delete;
+    Gate& operator=(const Gate&) = delete;
+    const std::string& name() const { return name_; }
+    void open();                       // lets every waiter through
+    bool is_open() const;
+    // Waits until some process raised the flag (wait_at_gate's "begun" flag); false after limit.
+    bool wait_open(std::chrono::seconds limit) const;
+
+private:
+    std::string name_;
+};
+
+// Task/target side: waits until the gate named `gate` is open (at most 120 s), then returns v.
+int wait_at_gate(std::string gate, int v);
+// Raises the gate named `gate` (to say "I have begun"), then sleeps `ms`; returns ms.
+int raise_gate_then_sleep(std::string gate, int ms);
+
 // The fixture for tests that start processes: parameterised by start method, it checks in
 // TearDown that no child and no extra fd/handle remain.
 class MethodTest : public ::testing::TestWithParam<std::string> {

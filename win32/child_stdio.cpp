@@ -6,15 +6,15 @@
 // synchronous client, because a C runtime reads and writes its standard handles without an
 // OVERLAPPED, which an overlapped handle does not allow. Overlapped-ness belongs to each
 // handle, so one pipe can have one of each (an anonymous CreatePipe pipe cannot: both of its
-// ends are synchronous, and ours could not wait with a timeout). DEVNULL is NUL.
+// ends are synchronous, and ours could not wait with a timeout).
 // communicate's pipe_exchange keeps one overlapped transfer in flight per pipe (stdin, stdout,
 // stderr), each on its end's own event, and waits for the first to finish, or for the
 // process, in one WaitForMultipleObjects; what is still in flight when it returns is cancelled
 // with CancelIoEx, keeping the bytes it had moved. A closed peer is ERROR_BROKEN_PIPE /
 // ERROR_NO_DATA, never a signal.
-// POSIX differs: plain pipe(2)s (ours non-blocking when we write), /dev/null, and one poll()
-// loop over the three pipes and the child's pidfd. The ends' own reads and writes are
-// win32/connection.cpp's.
+// POSIX differs: plain pipe(2)s (ours non-blocking when we write), and one poll() loop over
+// the three pipes and the child's pidfd. The ends' own reads and writes are
+// win32/connection.cpp's; DEVNULL is open_null_device (win32/handle.cpp).
 #include "../common/sys/child_stdio.hpp"
 
 #include <windows.h>
@@ -24,16 +24,6 @@
 #include "../common/sys/error.hpp"
 
 namespace mp::sys {
-
-std::error_code open_null_device(Handle& out) noexcept {
-    // No SECURITY_ATTRIBUTES: not inheritable. Shared both ways, so that one NUL handle can
-    // serve a child's stdin and stdout at once.
-    HANDLE h = CreateFileW(L"NUL", GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr,
-                           OPEN_EXISTING, 0, nullptr);
-    if (h == INVALID_HANDLE_VALUE) return last_error();
-    out.reset(h);
-    return {};
-}
 
 std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& child) noexcept {
     return make_named_pair(parent_reads ? PairFlow::to_server : PairFlow::to_client, false, parent.h, child);

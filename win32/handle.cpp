@@ -32,6 +32,16 @@ std::error_code make_pipe(PipeEnds& out) noexcept {
     return {};
 }
 
+std::error_code open_null_device(Handle& out) noexcept {
+    // No SECURITY_ATTRIBUTES: not inheritable. Shared both ways, so that one NUL handle can
+    // serve a child's stdin and stdout at once.
+    HANDLE h = CreateFileW(L"NUL", GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr,
+                           OPEN_EXISTING, 0, nullptr);
+    if (h == INVALID_HANDLE_VALUE) return last_error();
+    out.reset(h);
+    return {};
+}
+
 // writev_without_sigpipe() is POSIX-only: Windows has no SIGPIPE (a closed reader is ERROR_NO_DATA).
 
 std::error_code write_all(native_handle h, const void* data, std::size_t n) noexcept {

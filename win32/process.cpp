@@ -18,6 +18,9 @@
 // POSIX differs: fork+exec are two steps, a child is found by pid and reaped with waitpid, and
 // SIGTERM/SIGKILL are real signals; the PATH search, the chdir and setsid() happen in the
 // child, between its fork and its exec.
+// The rest of the spawn lesson is portable and lives in common/: process.cpp's start_spawn
+// (the payload a new run of the program receives through an inherited pipe) and bootstrap.cpp
+// (that run's side: mp::bootstrap reads the payload and becomes the child).
 #include "../common/sys/process.hpp"
 
 #include <windows.h>
@@ -261,7 +264,7 @@ std::error_code check_directory(const std::string& path) noexcept try {
     return std::make_error_code(std::errc::not_enough_memory);
 }
 
-static int decode_exit_code(DWORD code) noexcept {
+static int exit_code_of(DWORD code) noexcept {
     if ((code & 0xFFFF0000u) == kSignalExitBase && (code & 0xFFFFu) > 0 && (code & 0xFFFFu) < 65)
         return -static_cast<int>(code & 0xFFFFu);
     return static_cast<int>(code);
@@ -278,7 +281,7 @@ std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, i
     DWORD code = 0;
     if (!GetExitCodeProcess(c.process.get(), &code)) return last_error();
     exited = true;
-    exitcode = decode_exit_code(code);
+    exitcode = exit_code_of(code);
     c.process.reset();
     return {};
 }

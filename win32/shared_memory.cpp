@@ -9,8 +9,8 @@
 // The creator gets the default security descriptor of its token, so processes of the same
 // user can attach (Wine enforces DACLs on mappings too). A view is sized in pages: an
 // attacher sees the size rounded up to the page size, as in CPython.
-// POSIX differs: a /dev/shm name outlives every process until shm_unlink, so mp builds a
-// tracker process there that unlinks a crashed creator's names.
+// POSIX differs: a /dev/shm name outlives every process until shm_unlink, so mp's resource
+// tracker (posix/tracker.cpp) unlinks a crashed creator's names there.
 #include "../common/sys/shared_memory.hpp"
 
 #include <windows.h>
@@ -34,7 +34,9 @@ const char* shm_name_problem(const std::string& name) noexcept {
     return nullptr;
 }
 
-std::error_code shm_create(const std::string& name, std::size_t size, Handle& out) noexcept {
+// tracked: the kernel's own (it ends the mapping with its last handle), so always true.
+std::error_code shm_create(const std::string& name, std::size_t size, Handle& out, bool& tracked) noexcept {
+    tracked = true;
     try {
         const std::wstring w = widen(name);
         const auto big = static_cast<unsigned long long>(size);
@@ -85,11 +87,8 @@ std::error_code shm_unmap(void* addr, std::size_t) noexcept {
     return {};
 }
 
-// Nothing to remove: a mapping's name goes with its last handle, and the kernel frees it then.
+// shm_remove: nothing to remove; the kernel deletes a mapping, name and memory, with its last
+// handle.
 std::error_code shm_remove(const std::string&) noexcept { return {}; }
-
-// shm_track() is POSIX-only: the Windows kernel deletes a mapping with its last handle.
-// shm_tracker_pid() is POSIX-only: Windows runs no tracker.
-// shm_stop_tracker() is POSIX-only: Windows runs no tracker.
 
 }  // namespace mp::sys

@@ -1,6 +1,6 @@
 // common/sys/child_stdio.hpp - the internal contract for a child's standard streams
-// (mp::subprocess): what its stdin, stdout and stderr are given (a pipe to us, or the null
-// device), and communicate's exchange, which moves all three at once.
+// (mp::subprocess): the pipes between us and its stdin, stdout and stderr, and communicate's
+// exchange, which moves all three at once. (DEVNULL is open_null_device, sys/handle.hpp.)
 //
 // posix/child_stdio.cpp and win32/child_stdio.cpp implement these functions, in this order, the
 // way libuv keeps a child's stdio apart from its other pipes. Everything here is noexcept and
@@ -20,10 +20,6 @@
 #include "handle.hpp"
 
 namespace mp::sys {
-
-// The null device (/dev/null, NUL), open for reading and writing, close-on-exec /
-// non-inheritable: what a child's stream is given for "discard" (subprocess.DEVNULL).
-std::error_code open_null_device(Handle& out) noexcept;
 
 // A one-way pipe between this process and a child's stdin, stdout or stderr. parent is our
 // end, child the end that goes into SpawnRequest::std*_handle. parent_reads: the child writes

@@ -25,6 +25,8 @@ public:
     const std::string& get_start_method() const noexcept { return method_; }
 
     // ctx.Process(target, args...) is a Process that will start with this context's method.
+    // ctx.Process(mp::ProcessOptions().name("w"), target, args...) with Python's name= and
+    // daemon= as well.
     template <class F, class... Args>
     mp::Process Process(F&& target, Args&&... args) const {
         mp::Process p(std::forward<F>(target), std::forward<Args>(args)...);

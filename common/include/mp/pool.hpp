@@ -218,6 +218,28 @@ double timeout_to_ms(const std::optional<double>& seconds, const char* api);
 }  // namespace detail
 
 // Python's AsyncResult: the result of apply_async.
+namespace detail {
+// Hands a failed task's exception to an error callback, in the form it takes: the
+// exception_ptr itself (to rethrow), or the exception as a const std::exception& (a task's own
+// failure is a RemoteError, whose type_name() and message() tell what the worker threw).
+template <class Eb>
+void deliver_error(const Eb& error_callback, const TaskRef& t) {
+    try {
+        t.rethrow();
+    } catch (const std::exception& e) {
+        if constexpr (std::is_invocable_v<const Eb&, std::exception_ptr>)
+            error_callback(std::current_exception());
+        else
+            error_callback(e);
+    } catch (...) {
+        if constexpr (std::is_invocable_v<const Eb&, std::exception_ptr>)
+            error_callback(std::current_exception());
+        else
+            error_callback(RemoteError("unknown", "a task failed with something that is not a std::exception"));
+    }
+}
+}  // namespace detail
+
 template <class R>
 class AsyncResult {
 public:
@@ -244,10 +266,12 @@ public:
         return t_.ok();
     }
     // Python's callback / error_callback: on success callback(result), on failure
-    // error_callback(the exception). They run once, in the thread that collects the result
-    // (or at once if it is already there). Returns *this.
-    template <class Cb>
-    const AsyncResult& then(Cb callback, std::function<void(std::exception_ptr)> error_callback = nullptr) const {
+    // error_callback(the exception), which takes a std::exception_ptr (to rethrow) or a
+    // const std::exception& (read it: a task's own failure is an mp::RemoteError, with the
+    // worker's type_name() and message()). They run once, in the thread that collects the
+    // result (or at once if it is already there). Returns *this.
+    template <class Cb, class Eb = std::nullptr_t>
+    const AsyncResult& then(Cb callback, Eb error_callback = nullptr) const {
         detail::TaskRef t = t_;
         t_.on_done([t, callback, error_callback] {
             if (t.ok()) {
@@ -256,12 +280,8 @@ public:
                 } else {
                     callback(detail::decode_first<R>(t));
                 }
-            } else if (error_callback) {
-                try {
-                    t.rethrow();
-                } catch (...) {
-                    error_callback(std::current_exception());
-                }
+            } else if constexpr (!std::is_same_v<Eb, std::nullptr_t>) {
+                detail::deliver_error(error_callback, t);
             }
         });
         return *this;

@@ -293,6 +293,26 @@ struct ProcessAccess;
         #T                                                                                 \
     }
 
+// The keyword arguments of Python's Process that are not the target's own:
+//     mp::Process p(mp::ProcessOptions().name("worker-1").daemon(), work, 7);
+// (the same as constructing, then set_name() and set_daemon()).
+class ProcessOptions {
+public:
+    ProcessOptions& name(std::string n) {
+        name_ = std::move(n);
+        return *this;
+    }
+    ProcessOptions& daemon(bool on = true) {
+        daemon_ = on;
+        return *this;
+    }
+
+private:
+    std::optional<std::string> name_;
+    std::optional<bool> daemon_;
+    friend class Process;
+};
+
 class Process {
 public:
     // A process with no target: run() does nothing unless a subclass overrides it.
@@ -302,13 +322,21 @@ public:
 
     template <class F, class... Args,
               class = std::enable_if_t<!std::is_base_of_v<Process, std::decay_t<F>> &&
-                                       !std::is_same_v<std::decay_t<F>, Context>>>
+                                       !std::is_same_v<std::decay_t<F>, Context> &&
+                                       !std::is_same_v<std::decay_t<F>, ProcessOptions>>>
     explicit Process(F&& target, Args&&... args) : Process() {
         static_assert(std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>,
                       "mp::Process: the target cannot be called with these arguments (check "
                       "their number and types against the target's parameters)");
         set_target(std::make_unique<detail::BoundTarget<std::decay_t<F>, std::decay_t<Args>...>>(
             std::forward<F>(target), std::forward<Args>(args)...));
+    }
+    // With Python's name= and daemon= (see ProcessOptions).
+    template <class F, class... Args>
+    Process(const ProcessOptions& options, F&& target, Args&&... args)
+        : Process(std::forward<F>(target), std::forward<Args>(args)...) {
+        if (options.name_) set_name(*options.name_);
+        if (options.daemon_) set_daemon(*options.daemon_);
     }
 
     Process(Process&& other) noexcept;
@@ -355,7 +383,7 @@ private:
     void set_target(std::unique_ptr<detail::TargetBase> target);
     void join_for(std::chrono::nanoseconds timeout);
 
-    std::unique_ptr<detail::ProcessImpl> impl_;
+    std::shared_ptr<detail::ProcessImpl> impl_;  // shared with the registry of children
     friend struct detail::ProcessAccess;
     friend Process& current_process();
 };

@@ -189,6 +189,7 @@ private:
     std::vector<std::pair<std::string, std::string>> extra_env_;
     bool new_session_ = false;
     std::optional<std::string> executable_;
+    const char* caller_ = nullptr;  // the API the user called (run, call, ...), for messages
 };
 
 // ---- pipes ---------------------------------------------------------------------------------
