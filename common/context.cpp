@@ -3,17 +3,13 @@
 
 #include "process_internal.hpp"
 #include "sys/os.hpp"
+#include "sys/process.hpp"
 
 namespace mp {
 namespace detail {
 
-const char* platform_default_method() noexcept {
-#if defined(_WIN32)
-    return "spawn";
-#else
-    return "fork";
-#endif
-}
+// fork where the OS has it (as CPython before 3.14 on POSIX), spawn elsewhere.
+const char* platform_default_method() noexcept { return sys::kHasFork ? "fork" : "spawn"; }
 
 void check_start_method(const std::string& method) {
     for (const auto& m : get_all_start_methods())
@@ -26,15 +22,13 @@ void check_start_method(const std::string& method) {
 int Context::cpu_count() const { return sys::cpu_count(); }
 
 const Context& get_context(const std::string& method) {
-#if !defined(_WIN32)
-    static const Context fork_ctx("fork");
-#endif
     static const Context spawn_ctx("spawn");
     const std::string m = method.empty() ? get_start_method() : method;
     detail::check_start_method(m);
-#if !defined(_WIN32)
-    if (m == "fork") return fork_ctx;
-#endif
+    if constexpr (sys::kHasFork) {
+        static const Context fork_ctx("fork");
+        if (m == "fork") return fork_ctx;
+    }
     return spawn_ctx;
 }
 
@@ -59,11 +53,8 @@ std::string get_start_method(bool allow_none) {
 }
 
 std::vector<std::string> get_all_start_methods() {
-#if defined(_WIN32)
+    if constexpr (sys::kHasFork) return {"fork", "spawn"};
     return {"spawn"};
-#else
-    return {"fork", "spawn"};
-#endif
 }
 
 }  // namespace mp
