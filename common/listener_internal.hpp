@@ -8,7 +8,7 @@
 #include <string>
 
 #include "mp/listener.hpp"
-#include "sys/pipe.hpp"
+#include "sys/connection.hpp"
 
 namespace mp {
 
