@@ -1887,7 +1887,13 @@ void start_accepting(const std::shared_ptr<ServerState>& st) {
 // After a stop: no more clients (the socket file goes), and up to 2 s for the connections'
 // threads, which see the stop within a slice, to close.
 void finish(ServerState& st) {
-    if (st.owner_pid != mp::getpid()) return;  // a fork child's copy: the server is the parent's
+    if (st.owner_pid != mp::getpid()) {
+        // A fork child's copy: the server is the parent's. Its sockets are the parent's too (a
+        // shutdown here would cut the parent's clients off), and its acceptor names a thread
+        // that does not run here: neither joined nor destroyed (std::terminate), but left.
+        if (st.acceptor.joinable()) new std::thread(std::move(st.acceptor));
+        return;
+    }
     request_stop(st);
     if (st.acceptor.joinable()) st.acceptor.join();
     if (st.finished) return;

@@ -14,6 +14,12 @@
 #include <thread>
 #include <vector>
 
+#if !defined(_WIN32)
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
 #include "hmac_sha256.hpp"
 #include "test_util.hpp"
 
@@ -599,6 +605,71 @@ TEST(Manager, ServeForeverInThisProcessStopsWithClientsConnected) {
             EXPECT_FALSE(std::filesystem::exists(server.address().path));
         }
     }
+}
+
+#if !defined(_WIN32)
+namespace {
+// Waits (bounded) for a raw fork child; its exit code, or -1 (then it is killed) when it hangs
+// or dies by a signal.
+int wait_forked(pid_t pid, std::chrono::seconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    for (;;) {
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        if (r < 0) return -1;
+        if (std::chrono::steady_clock::now() > end) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return -1;
+        }
+        std::this_thread::sleep_for(5ms);
+    }
+}
+}  // namespace
+#endif
+
+// A fork child (os.fork in Python) of a process that owns a started manager and a server it
+// serves itself holds copies of both; when the child destroys them (or exits through the
+// statics' destructors), the parent's server goes on serving and its clients keep their
+// connections, as CPython's finalizers run only in the process that made them.
+TEST(Manager, AForkChildsCopyIsNotTheServer) {
+#if defined(_WIN32)
+    GTEST_SKIP() << "fork() is POSIX: a Windows child never holds a copy of its parent's objects";
+#else
+    mp_test::time_limit(60);
+    mp::Manager m;
+    auto d = m.dict<int, int>({{1, 1}});
+    mp::SyncManager served(mp::arbitrary_address(mp::default_family()), "k");
+    mp::ManagerServer server = served.get_server();
+    mp::SyncManager client(server.address(), "k");
+    client.connect();
+    auto d2 = client.dict<int, int>({{2, 2}});
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        d = {};
+        d2 = {};
+        { mp::Manager gone = std::move(m); }
+        { mp::SyncManager gone = std::move(client); }
+        { mp::ManagerServer gone = std::move(server); }
+        ::_exit(0);
+    }
+    EXPECT_EQ(wait_forked(pid, 30s), 0) << "the fork child did not end cleanly";
+    // Both servers serve, with their objects and the connections they had.
+    EXPECT_EQ(d.at(1), 1);
+    EXPECT_EQ(d2.at(2), 2);
+    EXPECT_EQ(m.number_of_objects(), 1u);
+    EXPECT_EQ(client.number_of_objects(), 1u);
+    mp::SyncManager another(server.address(), "k");
+    another.connect(10.0);
+    auto d3 = another.dict<int, int>({{3, 3}});
+    EXPECT_EQ(d3.at(3), 3);
+    if (m.address().family == mp::AddressFamily::unix_socket) {
+        EXPECT_TRUE(std::filesystem::exists(m.address().path));
+        EXPECT_TRUE(std::filesystem::exists(server.address().path));
+    }
+#endif
 }
 
 TEST(Manager, ReferenceCountsFreeObjects) {
