@@ -17,6 +17,7 @@
 #include "sys/named_pipe.hpp"
 #include "sys/os.hpp"
 #include "sys/socket.hpp"
+#include "sys/tracker.hpp"
 #include "timeout.hpp"
 
 namespace mp {
@@ -169,7 +170,16 @@ struct Listener::State {
     sys::PipeEnd pipe_instance;     // named_pipe: the instance waiting for the next client
     bool open = false;
     int owner_pid = 0;              // the process that made the socket file (removes it)
+    bool tracked = false;           // the socket file is registered with the resource tracker
     std::optional<Address> last;
+
+    // Removes the socket file, then forgets it in the tracker.
+    void remove_socket_file() {
+        std::error_code ignored;
+        std::filesystem::remove(address.path, ignored);
+        if (tracked) sys::untrack(sys::Resource::file, address.path);
+        tracked = false;
+    }
 };
 
 Listener::Listener(AddressFamily family, std::string authkey, int backlog)
@@ -187,28 +197,57 @@ Listener::Listener(const Address& address, std::string authkey, int backlog) : s
         s_->open = true;
         return;
     }
-    if (address.family == AddressFamily::unix_socket) check_unix_path(address.path, what);
-    const sys::SockAddress sa = detail::to_sys_address(address, what);
-    if (auto ec = sys::socket_create(sa.family, s_->sock)) detail::raise_socket_error(ec, what);
-    // SO_REUSEADDR where it only means "rebind a port in TIME_WAIT" (POSIX), as CPython does.
-    if (auto ec = sys::socket_bind_listener(s_->sock.get(), sa)) detail::raise_socket_error(ec, what);
-    if (address.family == AddressFamily::unix_socket) {
-        s_->owner_pid = sys::current_pid();
-        // Before listen(): until then nobody can connect, so no one slips in under the umask's mode.
-        std::error_code ec;
-        std::filesystem::permissions(address.path,
-                                     std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-                                     std::filesystem::perm_options::replace, ec);
-        if (ec) {
-            std::filesystem::remove(address.path, ec);
-            raise_os_error(ec, what + ": chmod 0600");
+    const bool unix_file = address.family == AddressFamily::unix_socket;
+    if (unix_file) check_unix_path(address.path, what);
+    if (auto ec = sys::socket_create(detail::to_sys_address(address, what).family, s_->sock))
+        detail::raise_socket_error(ec, what);
+    // A socket file is made under the resource tracker (sys/tracker.hpp), so that it goes
+    // however this process ends, SIGKILL included: bound at a private name beside it, given
+    // its mode there (before listen(), nobody can connect: no one slips in under the umask's
+    // mode), then linked to its name, which fails if the name is taken. A name the tracker
+    // cannot hold (too long) is bound as it is, untracked.
+    sys::Creation creation;
+    bool tracked = unix_file && !sys::begin_creation(sys::Resource::file, address.path, creation);
+    auto untracked = [&] {
+        sys::finish_creation(creation, false);
+        tracked = false;
+    };
+    sys::SockAddress sa;
+    if (tracked) {
+        try {
+            sa = detail::to_sys_address(Address::unix_socket(creation.temporary), what);
+        } catch (const ValueError&) {  // the private name is over the socket path limit
+            untracked();
         }
     }
-    if (auto ec = sys::socket_listen(s_->sock.get(), backlog < 1 ? 1 : backlog)) {
-        if (address.family == AddressFamily::unix_socket) {
+    if (!tracked) sa = detail::to_sys_address(address, what);
+    // SO_REUSEADDR where it only means "rebind a port in TIME_WAIT" (POSIX), as CPython does.
+    if (auto ec = sys::socket_bind_listener(s_->sock.get(), sa)) {
+        untracked();
+        detail::raise_socket_error(ec, what);
+    }
+    if (unix_file) {
+        const std::string bound = tracked ? creation.temporary : address.path;
+        std::error_code ec;
+        std::filesystem::permissions(bound, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                     std::filesystem::perm_options::replace, ec);
+        if (ec) {
             std::error_code ignored;
-            std::filesystem::remove(address.path, ignored);
+            std::filesystem::remove(bound, ignored);
+            untracked();
+            raise_os_error(ec, what + ": chmod 0600");
         }
+        if (tracked) {
+            if (auto lec = sys::finish_creation(creation, true)) {  // the private name is gone either way
+                detail::raise_socket_error(lec == std::errc::file_exists ? std::make_error_code(std::errc::address_in_use) : lec,
+                                           what);
+            }
+        }
+        s_->owner_pid = sys::current_pid();
+        s_->tracked = tracked;
+    }
+    if (auto ec = sys::socket_listen(s_->sock.get(), backlog < 1 ? 1 : backlog)) {
+        if (unix_file) s_->remove_socket_file();
         detail::raise_socket_error(ec, what);
     }
     if (address.family != AddressFamily::unix_socket) {
@@ -237,10 +276,7 @@ void Listener::close() {
     sys::close_end(s_->pipe_instance);
     // Only the creator removes the file: a fork child's copy must not pull it from under the
     // parent.
-    if (s_->address.family == AddressFamily::unix_socket && s_->owner_pid == sys::current_pid()) {
-        std::error_code ignored;
-        std::filesystem::remove(s_->address.path, ignored);
-    }
+    if (s_->address.family == AddressFamily::unix_socket && s_->owner_pid == sys::current_pid()) s_->remove_socket_file();
 }
 
 bool Listener::closed() const noexcept { return !s_ || !s_->open; }

@@ -51,6 +51,7 @@
 #include "mp/lock.hpp"
 #include "mp/signals.hpp"
 #include "process_internal.hpp"
+#include "sys/tracker.hpp"
 #include "sys/os.hpp"
 #include "sys/socket.hpp"
 
@@ -527,8 +528,10 @@ template <class Pred>
 Waited wait_until(Ctx& cx, std::unique_lock<std::mutex>& lk, Object& o, const Deadline& d, Pred pred) {
     for (;;) {
         if (pred()) return Waited::ready;
-        if (o.dead) return Waited::dead;
+        // A stopping server frees the objects of the sessions whose connections it closed: the
+        // stop is the answer then (the connection closes), not the object's end.
         if (cx.st.stop) return Waited::gone;
+        if (o.dead) return Waited::dead;
         const auto now = clock::now();
         if (d.has && now >= d.at) return d.limit ? Waited::limit : Waited::timeout;
         auto until = now + kSlice;
@@ -1953,7 +1956,8 @@ int manager_server_process(Connection report, Address where, std::string key) {
     wait_for_stop(st, 1);
     finish(*st);
     // Other threads may still be inside a request: end here, without the exit-time destructors
-    // they could run into. The socket file is already gone.
+    // they could run into. The socket file is already gone; so goes the tracker that watched it.
+    sys::stop_tracker();
     std::fflush(nullptr);
     std::_Exit(0);
 }

@@ -22,6 +22,7 @@
 
 #include "mp/context.hpp"
 #include "sys/os.hpp"
+#include "sys/tracker.hpp"
 
 namespace mp {
 namespace detail {
@@ -252,6 +253,9 @@ void run_child_and_exit(Process& self, bool forked) {
         code = 1;
     }
     finish_children();
+    // A resource tracker this child started ends before the child does (it removes what is
+    // still registered): a fork child skips the exit handlers, and no tracker is left orphaned.
+    sys::stop_tracker();
     sys::flush_std_streams();
     if (forked) sys::exit_now(code);  // the parent's atexit handlers and statics are not ours
     std::exit(code);                  // a spawned child is its own program: a normal exit

@@ -215,6 +215,9 @@ std::error_code start_tracker(Tracker& t) noexcept try {
     if (!t.atfork_set) {
         if (::pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0)
             return std::make_error_code(std::errc::not_enough_memory);
+        // A normal exit ends the tracker and waits for it, so it is never left an orphan (a
+        // fork child's copy of this handler stops only a tracker the child started itself).
+        if (std::atexit([] { stop_tracker(); }) != 0) return std::make_error_code(std::errc::not_enough_memory);
         t.atfork_set = true;
     }
     std::string exe;

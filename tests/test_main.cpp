@@ -81,7 +81,10 @@ class Watchdog : public ::testing::EmptyTestEventListener {
                       info.test_suite_name(), info.name());
         arm(kDefaultLimit * (under_wine() ? 3 : 1));
     }
-    void OnTestEnd(const ::testing::TestInfo&) override { arm(3600); }
+    void OnTestEnd(const ::testing::TestInfo&) override {
+        mp::SharedMemory::stop_tracker();  // a tracker a test started ends with the test
+        arm(3600);
+    }
 };
 }  // namespace
 
@@ -275,6 +278,9 @@ void MethodTest::SetUp() {
 }
 
 void MethodTest::TearDown() {
+    // The resource tracker (socket files, segments) that this process started during the test
+    // is one of its children: it ends here, removing whatever the test left registered.
+    mp::SharedMemory::stop_tracker();
     EXPECT_EQ(count_children(), 0) << "the test left a child process behind";
     // Wine's handle count moves with its own internal objects; there the loop tests compare
     // counts over many cycles instead.
