@@ -164,12 +164,12 @@ void Connection::send_bytes(const void* data, std::size_t size) {
 }
 
 void Connection::send_bytes_ms(const void* data, std::size_t size, double timeout_ms) {
-    timeout_ms = detail::checked_timeout_ms(timeout_ms, "mp::Connection::send");
+    const sys::Deadline deadline = detail::deadline_in_ms(timeout_ms, "mp::Connection::send");
     State& s = checked(s_, false, true);
     unsigned char h[12];
     const std::size_t hn = put_header(h, size);
     std::size_t written = 0;
-    const auto ec = sys::pipe_write(s.end, h, hn, data, size, timeout_ms < 0 ? -1 : timeout_ms, &written);
+    const auto ec = sys::pipe_write(s.end, h, hn, data, size, deadline, &written);
     if (ec == std::errc::timed_out) {
         if (written == 0) throw TimeoutError("mp::Connection::send: timed out; nothing was sent");
         // Part of the frame is in the stream and cannot be taken back: the peer will see a
@@ -232,11 +232,11 @@ void Connection::recv_frame(std::string& out) {
 }
 
 bool Connection::poll_ms(double timeout_ms) {
-    timeout_ms = detail::checked_timeout_ms(timeout_ms, "mp::Connection::poll");
+    const sys::Deadline deadline = detail::deadline_in_ms(timeout_ms, "mp::Connection::poll");
     State& s = checked(s_, true, false);
     if (s.buffered()) return true;
     bool ready = false;
-    if (auto ec = sys::pipe_poll(s.end, timeout_ms, ready)) raise_os_error(ec, "mp::Connection::poll");
+    if (auto ec = sys::pipe_poll(s.end, deadline, ready)) raise_os_error(ec, "mp::Connection::poll");
     return ready;
 }
 

@@ -29,9 +29,7 @@ namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
 
-double to_ms(double seconds) {
-    return seconds < 0 ? -1 : detail::checked_timeout_ms(seconds * 1000.0, "mp::NamedPipe");
-}
+sys::Deadline deadline_of(double seconds) { return detail::deadline_in_seconds(seconds, "mp::NamedPipe"); }
 
 bool parse_mode(const std::string& mode) {
     if (mode == "r") return true;
@@ -119,7 +117,7 @@ NamedPipe NamedPipe::open(const std::string& name, const std::string& mode, doub
     s->reader = parse_mode(mode);
     s->name = name;
     s->path = os_path(name);
-    if (auto ec = sys::fifo_open(s->path, s->reader, s->end, to_ms(timeout_seconds))) {
+    if (auto ec = sys::fifo_open(s->path, s->reader, s->end, deadline_of(timeout_seconds))) {
         if (ec == std::errc::no_such_file_or_directory)
             throw FileNotFoundError(ec, "mp::NamedPipe::open: no named pipe " + s->path + " (its creator makes it)");
         throw_open_error(ec, "mp::NamedPipe::open", s->path, s->reader, timeout_seconds);
@@ -128,14 +126,17 @@ NamedPipe NamedPipe::open(const std::string& name, const std::string& mode, doub
     return NamedPipe(std::move(s));
 }
 
-void NamedPipe::accept(double timeout_seconds) {
-    if (!s_) throw_closed("mp::NamedPipe::accept");
-    if (s_->connected) return;
-    if (!s_->creator) throw ValueError("mp::NamedPipe::accept: only the creator accepts; this end was opened");
-    if (auto ec = sys::fifo_accept(s_->path, s_->reader, s_->end, to_ms(timeout_seconds)))
-        throw_open_error(ec, "mp::NamedPipe::accept", s_->path, s_->reader, timeout_seconds);
-    s_->connected = true;
+// accept(), until a deadline that poll() may already have started.
+static void accept_until(NamedPipe::State* s, const sys::Deadline& deadline, double timeout_seconds) {
+    if (!s) throw_closed("mp::NamedPipe::accept");
+    if (s->connected) return;
+    if (!s->creator) throw ValueError("mp::NamedPipe::accept: only the creator accepts; this end was opened");
+    if (auto ec = sys::fifo_accept(s->path, s->reader, s->end, deadline))
+        throw_open_error(ec, "mp::NamedPipe::accept", s->path, s->reader, timeout_seconds);
+    s->connected = true;
 }
+
+void NamedPipe::accept(double timeout_seconds) { accept_until(s_.get(), deadline_of(timeout_seconds), timeout_seconds); }
 
 static NamedPipe::State& ready(const std::unique_ptr<NamedPipe::State>& s, NamedPipe& self, bool want_read,
                                const char* what) {
@@ -207,24 +208,20 @@ std::string NamedPipe::readline() {
 }
 
 bool NamedPipe::poll(double timeout_seconds) {
+    const sys::Deadline deadline = deadline_of(timeout_seconds);
     if (s_ && s_->reader && s_->creator && !s_->connected) {
-        // No writer has come yet: waiting for one is part of waiting for data, within the
-        // same time.
-        const auto t0 = std::chrono::steady_clock::now();
+        // No writer has come yet: waiting for one is part of waiting for data, until the same
+        // deadline.
         try {
-            accept(timeout_seconds);
+            accept_until(s_.get(), deadline, timeout_seconds);
         } catch (const TimeoutError&) {
             return false;
         }
-        if (timeout_seconds >= 0)
-            timeout_seconds = std::max(0.0, timeout_seconds - std::chrono::duration<double>(
-                                                                  std::chrono::steady_clock::now() - t0)
-                                                                  .count());
     }
     State& s = ready(s_, *this, true, "mp::NamedPipe::poll");
     if (s.ahead_pos < s.ahead.size()) return true;
     bool ok = false;
-    if (auto ec = sys::pipe_poll(s.end, to_ms(timeout_seconds), ok)) raise_os_error(ec, "mp::NamedPipe::poll");
+    if (auto ec = sys::pipe_poll(s.end, deadline, ok)) raise_os_error(ec, "mp::NamedPipe::poll");
     return ok;
 }
 

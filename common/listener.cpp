@@ -38,11 +38,11 @@ void send_message(sys::PipeEnd& end, const std::string& m) {
         auth_fail("sending a handshake message failed: " + ec.message());
 }
 
-void read_within(sys::PipeEnd& end, char* p, std::size_t n, const detail::Deadline& deadline) {
+void read_within(sys::PipeEnd& end, char* p, std::size_t n, const sys::Deadline& deadline) {
     std::size_t got = 0;
     while (got < n) {
         bool ready = false;
-        if (auto ec = sys::pipe_poll(end, deadline.left_ms(), ready)) auth_fail("waiting for the peer failed: " + ec.message());
+        if (auto ec = sys::pipe_poll(end, deadline, ready)) auth_fail("waiting for the peer failed: " + ec.message());
         if (!ready) auth_fail("the peer did not complete the handshake in time");
         std::size_t r = 0;
         if (auto ec = sys::pipe_read_some(end, p + got, n - got, r)) auth_fail("reading from the peer failed: " + ec.message());
@@ -51,7 +51,7 @@ void read_within(sys::PipeEnd& end, char* p, std::size_t n, const detail::Deadli
     }
 }
 
-std::string recv_message(sys::PipeEnd& end, const detail::Deadline& deadline) {
+std::string recv_message(sys::PipeEnd& end, const sys::Deadline& deadline) {
     unsigned char h[4];
     read_within(end, reinterpret_cast<char*>(h), 4, deadline);
     std::uint32_t n = 0;
@@ -70,7 +70,7 @@ std::string digest_of(const std::string& key, const std::string& message) {
 }
 
 // Proves that the peer knows the key: it must return the HMAC of a fresh random nonce.
-void deliver_challenge(sys::PipeEnd& end, const std::string& key, const detail::Deadline& deadline) {
+void deliver_challenge(sys::PipeEnd& end, const std::string& key, const sys::Deadline& deadline) {
     std::string nonce(kNonceBytes, '\0');
     if (auto ec = sys::random_bytes(nonce.data(), nonce.size())) raise_os_error(ec, "mp authentication: random nonce");
     const std::string message = kDigestTag + nonce;
@@ -89,7 +89,7 @@ void deliver_challenge(sys::PipeEnd& end, const std::string& key, const detail::
 }
 
 // Answers the peer's challenge.
-void answer_challenge(sys::PipeEnd& end, const std::string& key, const detail::Deadline& deadline) {
+void answer_challenge(sys::PipeEnd& end, const std::string& key, const sys::Deadline& deadline) {
     const std::string m = recv_message(end, deadline);
     if (m.compare(0, kChallenge.size(), kChallenge) != 0) auth_fail("protocol error: expected a challenge");
     const std::string message = m.substr(kChallenge.size());
@@ -255,13 +255,15 @@ std::optional<Address> Listener::last_accepted() const { return s_ ? s_->last : 
 
 void Listener::set_handshake_timeout(double seconds) {
     if (!(seconds > 0)) throw ValueError("mp::Listener::set_handshake_timeout: the timeout must be > 0 seconds");
-    if (s_) s_->handshake_ms = detail::checked_timeout_ms(seconds * 1000.0, "mp::Listener::set_handshake_timeout");
+    detail::check_not_nan(seconds, "mp::Listener::set_handshake_timeout");
+    if (s_) s_->handshake_ms = seconds * 1000.0 > sys::Deadline::kMaxMs ? -1 : seconds * 1000.0;
 }
 
 Connection Listener::accept() { return accept_ms(-1); }
 Connection Listener::accept(double timeout_seconds) {
     if (!(timeout_seconds >= 0)) throw ValueError("mp::Listener::accept: the timeout must be >= 0 seconds");
-    return accept_ms(detail::checked_timeout_ms(timeout_seconds * 1000.0, "mp::Listener::accept"));
+    detail::check_not_nan(timeout_seconds, "mp::Listener::accept");
+    return accept_ms(timeout_seconds * 1000.0);
 }
 
 Connection Listener::accept_ms(double timeout_ms) {
@@ -271,7 +273,8 @@ Connection Listener::accept_ms(double timeout_ms) {
     sys::PipeEnd end;
     if (st.address.family == AddressFamily::named_pipe) {
         bool connected = false;
-        if (auto ec = sys::named_pipe_accept(st.pipe_instance, timeout_ms, connected)) raise_os_error(ec, what);
+        if (auto ec = sys::named_pipe_accept(st.pipe_instance, sys::Deadline::after_ms(timeout_ms), connected))
+            raise_os_error(ec, what);
         if (!connected) throw TimeoutError(what + ": timed out");
         // The next instance exists before this one leaves, so clients never find the name gone.
         sys::Handle next;
@@ -280,7 +283,7 @@ Connection Listener::accept_ms(double timeout_ms) {
         st.pipe_instance = std::move(next);
         st.last = st.address;
     } else {
-        const detail::Deadline deadline(timeout_ms);
+        const sys::Deadline deadline = sys::Deadline::after_ms(timeout_ms);
         sys::SocketHandle c;
         sys::SockAddress peer;
         for (;;) {
@@ -289,7 +292,7 @@ Connection Listener::accept_ms(double timeout_ms) {
             if (ec != std::errc::operation_would_block) detail::raise_socket_error(ec, what);
             bool ready = false;
             if (!deadline.passed()) {
-                if (auto wec = sys::socket_wait(st.sock.get(), false, deadline.left_ms(), ready))
+                if (auto wec = sys::socket_wait(st.sock.get(), false, deadline, ready))
                     detail::raise_socket_error(wec, what);
             }
             if (!ready) throw TimeoutError(what + ": timed out");
@@ -300,7 +303,7 @@ Connection Listener::accept_ms(double timeout_ms) {
         if (auto ec = sys::socket_to_pipe_end(std::move(c), end)) detail::raise_socket_error(ec, what);
     }
     if (!st.authkey.empty()) {
-        const detail::Deadline deadline(st.handshake_ms);
+        const sys::Deadline deadline = sys::Deadline::after_ms(st.handshake_ms);
         deliver_challenge(end, st.authkey, deadline);
         answer_challenge(end, st.authkey, deadline);
     }
@@ -310,11 +313,12 @@ Connection Listener::accept_ms(double timeout_ms) {
 Connection Client(const Address& address, const std::string& authkey, std::optional<double> timeout_seconds) {
     const std::string what = "mp::Client to " + address.to_string();
     if (timeout_seconds && !(*timeout_seconds >= 0)) throw ValueError(what + ": the timeout must be >= 0 seconds");
-    const double timeout_ms = timeout_seconds ? detail::checked_timeout_ms(*timeout_seconds * 1000.0, "mp::Client") : -1;
+    const sys::Deadline connect_deadline = detail::deadline_in_seconds(timeout_seconds, "mp::Client");
+    const double timeout_ms = timeout_seconds ? *timeout_seconds * 1000.0 : -1;
     sys::PipeEnd end;
     if (address.family == AddressFamily::named_pipe) {
         check_pipe_name(address.path, what);
-        if (auto ec = sys::named_pipe_connect(address.path, timeout_ms, end)) {
+        if (auto ec = sys::named_pipe_connect(address.path, connect_deadline, end)) {
             if (ec == std::errc::timed_out) throw TimeoutError(what + ": timed out");
             raise_os_error(ec, what);
         }
@@ -324,20 +328,20 @@ Connection Client(const Address& address, const std::string& authkey, std::optio
         sys::SocketHandle s;
         if (auto ec = sys::socket_create(sa.family, s)) detail::raise_socket_error(ec, what);
         bool in_progress = false;
-        if (auto ec = sys::socket_connect_start(s.get(), sa, timeout_ms, in_progress)) {
+        if (auto ec = sys::socket_connect_start(s.get(), sa, connect_deadline, in_progress)) {
             if (ec == std::errc::timed_out) throw TimeoutError(what + ": timed out");
             detail::raise_socket_error(ec, what);
         }
         if (in_progress) {
             bool ready = false;
-            if (auto ec = sys::socket_wait(s.get(), true, timeout_ms, ready)) detail::raise_socket_error(ec, what);
+            if (auto ec = sys::socket_wait(s.get(), true, connect_deadline, ready)) detail::raise_socket_error(ec, what);
             if (!ready) throw TimeoutError(what + ": timed out");
             if (auto ec = sys::socket_connect_result(s.get())) detail::raise_socket_error(ec, what);
         }
         if (auto ec = sys::socket_to_pipe_end(std::move(s), end)) detail::raise_socket_error(ec, what);
     }
     if (!authkey.empty()) {
-        const detail::Deadline deadline(timeout_seconds ? timeout_ms : Listener::kDefaultHandshakeTimeout * 1000.0);
+        const sys::Deadline deadline = sys::Deadline::after_ms(timeout_seconds ? timeout_ms : Listener::kDefaultHandshakeTimeout * 1000.0);
         answer_challenge(end, authkey, deadline);
         deliver_challenge(end, authkey, deadline);
     }

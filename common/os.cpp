@@ -27,6 +27,17 @@ int resolve(int pid, const char* fn) {
     raise_os_error(ec, std::string("mp::os::") + fn + "(pid " + std::to_string(pid) + ")");
 }
 
+// The contract's copies of the public enums, enumerator for enumerator.
+static_assert(static_cast<int>(sys::ProcState::unknown) == static_cast<int>(ProcessState::unknown) &&
+                  static_cast<int>(sys::ProcState::zombie) == static_cast<int>(ProcessState::zombie) &&
+                  static_cast<int>(sys::ProcState::running) == 0,
+              "sys::ProcState follows mp::os::ProcessState");
+static_assert(static_cast<int>(sys::SchedPolicy::rr) == static_cast<int>(SchedPolicy::rr) &&
+                  static_cast<int>(sys::SchedPolicy::fifo) == static_cast<int>(SchedPolicy::fifo) &&
+                  static_cast<int>(sys::SchedPolicy::other) == 0,
+              "sys::SchedPolicy follows mp::os::SchedPolicy");
+sys::SchedPolicy to_sys(SchedPolicy p) { return static_cast<sys::SchedPolicy>(p); }
+
 }  // namespace
 
 int parent_pid_of(int pid) {
@@ -58,9 +69,9 @@ const char* to_string(ProcessState s) noexcept {
 
 ProcessState process_state(int pid) {
     pid = resolve(pid, "process_state");
-    ProcessState out = ProcessState::unknown;
+    sys::ProcState out = sys::ProcState::unknown;
     if (auto ec = sys::process_state(pid, out)) fail(ec, "process_state", pid);
-    return out;
+    return static_cast<ProcessState>(out);
 }
 
 int get_priority(int pid) {
@@ -90,22 +101,22 @@ const char* to_string(SchedPolicy p) noexcept {
 }
 
 PriorityRange scheduling_priority_range(SchedPolicy policy) {
-    PriorityRange out;
-    if (auto ec = sys::scheduling_priority_range(policy, out)) fail(ec, "scheduling_priority_range", 0);
-    return out;
+    sys::PriorityRange out;
+    if (auto ec = sys::scheduling_priority_range(to_sys(policy), out)) fail(ec, "scheduling_priority_range", 0);
+    return {out.min, out.max};
 }
 
 Scheduling get_scheduling(int pid) {
     pid = resolve(pid, "get_scheduling");
-    Scheduling out;
+    sys::Scheduling out;
     if (auto ec = sys::get_scheduling(pid, out)) fail(ec, "get_scheduling", pid);
-    return out;
+    return {static_cast<SchedPolicy>(out.policy), out.priority};
 }
 
 void set_scheduling(int pid, SchedPolicy policy, int priority) {
     pid = resolve(pid, "set_scheduling");
-    PriorityRange range;
-    if (auto ec = sys::scheduling_priority_range(policy, range)) {
+    sys::PriorityRange range;
+    if (auto ec = sys::scheduling_priority_range(to_sys(policy), range)) {
         // Windows: only {other, 0} exists; anything else is not a range problem but a missing
         // concept.
         fail(ec, "set_scheduling", pid);
@@ -114,7 +125,7 @@ void set_scheduling(int pid, SchedPolicy policy, int priority) {
         throw ValueError(std::string("mp::os::set_scheduling: priority for policy ") + to_string(policy) +
                          " must be in " + std::to_string(range.min) + ".." + std::to_string(range.max) +
                          ", got " + std::to_string(priority));
-    if (auto ec = sys::set_scheduling(pid, Scheduling{policy, priority})) fail(ec, "set_scheduling", pid);
+    if (auto ec = sys::set_scheduling(pid, sys::Scheduling{to_sys(policy), priority})) fail(ec, "set_scheduling", pid);
 }
 
 }  // namespace mp::os

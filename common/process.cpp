@@ -166,7 +166,7 @@ bool poll_child(ProcessImpl& impl) {
     if (impl.exitcode) return true;
     bool exited = false;
     int code = 0;
-    if (auto ec = sys::wait_process(impl.child, std::chrono::nanoseconds::zero(), exited, code))
+    if (auto ec = sys::wait_process(impl.child, sys::Deadline::now(), exited, code))
         raise_os_error(ec, "waiting for process " + std::to_string(impl.child.pid));
     if (exited) record_exit(impl, code);
     return exited;
@@ -187,7 +187,7 @@ void finish_children() noexcept {
     for (ProcessImpl* impl : snapshot) {
         bool exited = false;
         int code = 0;
-        if (!impl->exitcode && !sys::wait_process(impl->child, std::chrono::nanoseconds(-1), exited, code) && exited)
+        if (!impl->exitcode && !sys::wait_process(impl->child, sys::Deadline::never(), exited, code) && exited)
             impl->exitcode = code;
     }
     std::lock_guard<std::mutex> lock(g.mu);
@@ -260,11 +260,10 @@ void check_own_child(const ProcessImpl& impl, const char* verb) {
         throw ProcessError(std::string("can only ") + verb + " a child process");
 }
 
-std::chrono::nanoseconds seconds_to_ns(double seconds) {
+// Python's join(timeout): a negative timeout only looks, as 0 does.
+sys::Deadline join_deadline(double seconds) {
     if (std::isnan(seconds)) throw ValueError("timeout is NaN");
-    if (seconds <= 0) return std::chrono::nanoseconds::zero();
-    if (seconds > 1e9) return std::chrono::nanoseconds(-1);  // ~31 years: forever
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(seconds * 1e9));
+    return seconds <= 0 ? sys::Deadline::now() : sys::Deadline::after_seconds(seconds);
 }
 
 }  // namespace
@@ -293,7 +292,7 @@ Process::~Process() {
         if (impl_->daemon) sys::signal_process(impl_->child, 15);
         bool exited = false;
         int code = 0;
-        if (!sys::wait_process(impl_->child, std::chrono::nanoseconds(-1), exited, code) && exited)
+        if (!sys::wait_process(impl_->child, sys::Deadline::never(), exited, code) && exited)
             impl_->exitcode = code;
     }
     detail::forget_child(impl_.get());
@@ -497,22 +496,24 @@ void Process::start() {
 
 // ---- waiting and signalling ----------------------------------------------------------------
 
-void Process::join() { join_for(std::chrono::nanoseconds(-1)); }
-
-void Process::join(double timeout_seconds) { join_for(seconds_to_ns(timeout_seconds)); }
-
-void Process::join_for(std::chrono::nanoseconds timeout) {
+static void join_until(const std::unique_ptr<ProcessImpl>& impl_, const sys::Deadline& deadline) {
     check_usable(impl_);
     check_own_child(*impl_, "join");
     if (impl_->state != State::started) throw ProcessError("can only join a started process");
     if (impl_->exitcode) return;
-    if (timeout < std::chrono::nanoseconds::zero()) timeout = std::chrono::nanoseconds(-1);
     bool exited = false;
     int code = 0;
-    if (auto ec = sys::wait_process(impl_->child, timeout, exited, code))
+    if (auto ec = sys::wait_process(impl_->child, deadline, exited, code))
         raise_os_error(ec, "waiting for process " + std::to_string(impl_->child.pid));
     if (exited) detail::record_exit(*impl_, code);
 }
+
+void Process::join() { join_until(impl_, sys::Deadline::never()); }
+
+void Process::join(double timeout_seconds) { join_until(impl_, join_deadline(timeout_seconds)); }
+
+// A negative duration waits without limit.
+void Process::join_for(std::chrono::nanoseconds timeout) { join_until(impl_, sys::Deadline::after(timeout)); }
 
 bool Process::is_alive() {
     check_usable(impl_);
@@ -629,7 +630,7 @@ bool ParentProcess::is_alive() const {
     // A fork child has no watch handle; POSIX re-parents an orphan, so getppid() tells.
     if (!g.parent_watch) return sys::parent_pid() == pid_;
     bool ended = false;
-    if (auto ec = sys::wait_watch(g.parent_watch.get(), std::chrono::nanoseconds::zero(), ended))
+    if (auto ec = sys::wait_watch(g.parent_watch.get(), sys::Deadline::now(), ended))
         raise_os_error(ec, "checking the parent process");
     return !ended;
 }
@@ -638,16 +639,16 @@ void ParentProcess::join() const { join(1e10); }
 
 void ParentProcess::join(double timeout_seconds) const {
     auto& g = globals();
-    const auto timeout = seconds_to_ns(timeout_seconds);
+    const sys::Deadline deadline = join_deadline(timeout_seconds);
     if (g.parent_watch) {
         bool ended = false;
-        if (auto ec = sys::wait_watch(g.parent_watch.get(), timeout, ended))
+        if (auto ec = sys::wait_watch(g.parent_watch.get(), deadline, ended))
             raise_os_error(ec, "waiting for the parent process");
         return;
     }
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (sys::parent_pid() == pid_ && (timeout.count() < 0 || std::chrono::steady_clock::now() < deadline))
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    // A fork child has no watch handle: it looks at its parent pid (POSIX re-parents an orphan).
+    while (sys::parent_pid() == pid_ && !deadline.passed())
+        std::this_thread::sleep_until(deadline.or_within(std::chrono::milliseconds(5)).time_point());
 }
 
 std::optional<ParentProcess> parent_process() {

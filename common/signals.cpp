@@ -13,6 +13,12 @@
 
 namespace mp {
 
+static_assert(sig::HUP == sys::signum::HUP && sig::INT == sys::signum::INT && sig::QUIT == sys::signum::QUIT &&
+                  sig::KILL == sys::signum::KILL && sig::USR1 == sys::signum::USR1 && sig::USR2 == sys::signum::USR2 &&
+                  sig::PIPE == sys::signum::PIPE && sig::ALRM == sys::signum::ALRM && sig::TERM == sys::signum::TERM &&
+                  sig::CHLD == sys::signum::CHLD,
+              "mp::sig and the platform contract number signals alike");
+
 namespace {
 
 std::mutex g_mu;
@@ -25,9 +31,9 @@ void check_signal(int s, const char* what) {
 void check_catchable(int s, const char* what) {
     check_signal(s, what);
     if (s == sig::KILL) throw ValueError(std::string(what) + ": SIGKILL cannot be caught or ignored");
-#if !defined(_WIN32)
+    // SIGSTOP, in mp's (Linux's) numbering: not catchable on POSIX, and kept so on Windows,
+    // where a "signal" is mp's own event, so that a program behaves the same on both.
     if (s == 19) throw ValueError(std::string(what) + ": SIGSTOP cannot be caught or ignored");
-#endif
 }
 
 // A fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) is raised again by the very instruction that caused
@@ -82,18 +88,11 @@ void restore(int s) {
 }
 
 std::vector<int> dispatch(double timeout_seconds) {
-    using clock = std::chrono::steady_clock;
-    if (!(timeout_seconds < 0))  // NaN is refused, decades mean no limit
-        timeout_seconds = detail::checked_timeout_ms(timeout_seconds * 1000.0, "mp::signals::dispatch") / 1000.0;
-    const bool forever = timeout_seconds < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double>(forever ? 0 : timeout_seconds));
+    const sys::Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::signals::dispatch");
     std::vector<int> ran;
     for (;;) {
-        double left_ms = -1;
-        if (!forever) left_ms = std::max(0.0, std::chrono::duration<double, std::milli>(deadline - clock::now()).count());
         std::uint64_t fired = 0;
-        if (auto ec = sys::signal_wait(left_ms, fired)) raise_os_error(ec, "mp::signals::dispatch");
+        if (auto ec = sys::signal_wait(deadline, fired)) raise_os_error(ec, "mp::signals::dispatch");
         for (int s = 1; s <= 64; ++s) {
             if (!(fired & sys::signal_bit(s))) continue;
             Handler h;
@@ -106,7 +105,7 @@ std::vector<int> dispatch(double timeout_seconds) {
             h(s);
         }
         if (!ran.empty()) return ran;
-        if (!forever && clock::now() >= deadline) return ran;
+        if (deadline.passed()) return ran;
     }
 }
 

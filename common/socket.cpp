@@ -84,7 +84,7 @@ namespace {
 // between, within the socket's timeout.
 template <class Op>
 void with_timeout(Socket::State& st, bool for_write, const std::string& what, Op op) {
-    const detail::Deadline deadline(st.timeout_ms);
+    const sys::Deadline deadline = sys::Deadline::after_ms(st.timeout_ms);
     for (;;) {
         const std::error_code ec = op();
         if (!ec) return;
@@ -92,7 +92,7 @@ void with_timeout(Socket::State& st, bool for_write, const std::string& what, Op
         if (st.timeout_ms == 0) throw BlockingIOError(ec, what);
         if (deadline.passed()) throw TimeoutError(what + ": timed out");
         bool ready = false;
-        if (auto wec = sys::socket_wait(st.s.get(), for_write, deadline.left_ms(), ready)) detail::raise_socket_error(wec, what);
+        if (auto wec = sys::socket_wait(st.s.get(), for_write, deadline, ready)) detail::raise_socket_error(wec, what);
         if (!ready) throw TimeoutError(what + ": timed out");
     }
 }
@@ -156,7 +156,8 @@ void Socket::connect(const Address& address) {
     const std::string what = "mp::Socket::connect to " + address.to_string();
     check_family(st, address, what);
     bool in_progress = false;
-    if (auto ec = sys::socket_connect_start(st.s.get(), detail::to_sys_address(address, what), st.timeout_ms,
+    const sys::Deadline deadline = sys::Deadline::after_ms(st.timeout_ms);
+    if (auto ec = sys::socket_connect_start(st.s.get(), detail::to_sys_address(address, what), deadline,
                                             in_progress)) {
         if (ec == std::errc::timed_out) throw TimeoutError(what + ": timed out");
         detail::raise_socket_error(ec, what);
@@ -165,7 +166,7 @@ void Socket::connect(const Address& address) {
     if (st.timeout_ms == 0)
         throw BlockingIOError(std::make_error_code(std::errc::operation_in_progress), what + " (still in progress)");
     bool ready = false;
-    if (auto ec = sys::socket_wait(st.s.get(), true, st.timeout_ms, ready)) detail::raise_socket_error(ec, what);
+    if (auto ec = sys::socket_wait(st.s.get(), true, deadline, ready)) detail::raise_socket_error(ec, what);
     if (!ready) throw TimeoutError(what + ": timed out");
     if (auto ec = sys::socket_connect_result(st.s.get())) detail::raise_socket_error(ec, what);
 }
@@ -179,7 +180,7 @@ std::size_t Socket::send(const void* data, std::size_t size) {
 
 void Socket::sendall(const void* data, std::size_t size) {
     State& st = open_state(s_, "mp::Socket::sendall");
-    const detail::Deadline deadline(st.timeout_ms);
+    const sys::Deadline deadline = sys::Deadline::after_ms(st.timeout_ms);
     const char* p = static_cast<const char*>(data);
     while (size > 0) {
         std::size_t sent = 0;
@@ -193,7 +194,7 @@ void Socket::sendall(const void* data, std::size_t size) {
         if (st.timeout_ms == 0) throw BlockingIOError(ec, "mp::Socket::sendall");
         bool ready = false;
         if (!deadline.passed()) {
-            if (auto wec = sys::socket_wait(st.s.get(), true, deadline.left_ms(), ready))
+            if (auto wec = sys::socket_wait(st.s.get(), true, deadline, ready))
                 detail::raise_socket_error(wec, "mp::Socket::sendall");
         }
         if (!ready) throw TimeoutError("mp::Socket::sendall: timed out");
@@ -216,7 +217,8 @@ bytes Socket::recv(std::size_t bufsize) {
 void Socket::settimeout(std::optional<double> seconds) {
     State& st = open_state(s_, "mp::Socket::settimeout");
     if (seconds && !(*seconds >= 0)) throw ValueError("mp::Socket::settimeout: timeout must be >= 0 or nullopt");
-    st.timeout_ms = seconds ? detail::checked_timeout_ms(*seconds * 1000.0, "mp::Socket::settimeout") : -1;
+    if (seconds) detail::check_not_nan(*seconds, "mp::Socket::settimeout");
+    st.timeout_ms = !seconds || *seconds * 1000.0 > sys::Deadline::kMaxMs ? -1 : *seconds * 1000.0;
 }
 
 std::optional<double> Socket::gettimeout() const {

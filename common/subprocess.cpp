@@ -108,24 +108,7 @@ std::string called_process_text(int returncode, const std::vector<std::string>& 
 
 // ---- checks ---------------------------------------------------------------------------------
 
-double to_ms(double seconds, const char* what) {
-    return seconds < 0 ? -1 : detail::checked_timeout_ms(seconds * 1000.0, what);
-}
-
-std::chrono::nanoseconds ms_to_ns(double ms) {
-    if (ms < 0) return std::chrono::nanoseconds(-1);
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(ms * 1e6)));
-}
-
-// The time left before deadline in ms (never negative), or -1 for no deadline.
-double left_ms(bool limited, clock::time_point deadline) {
-    if (!limited) return -1;
-    return std::max(0.0, std::chrono::duration<double, std::milli>(deadline - clock::now()).count());
-}
-
-clock::time_point deadline_after(double ms) {
-    return clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double, std::milli>(ms < 0 ? 0 : ms));
-}
+using sys::Deadline;
 
 void no_nul(const std::string& s, const char* what) {
     if (s.find('\0') != std::string::npos)
@@ -195,10 +178,10 @@ struct PipeWriter::State {
 
 std::size_t PipeWriter::write(std::string_view data, double timeout_seconds) {
     if (s_->closed) throw ValueError("mp::subprocess: write to a closed stdin pipe");
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeWriter::write");
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeWriter::write");
     std::size_t written = 0;
     if (data.empty()) return 0;
-    if (auto ec = sys::pipe_write(s_->end, data.data(), data.size(), nullptr, 0, ms, &written)) {
+    if (auto ec = sys::pipe_write(s_->end, data.data(), data.size(), nullptr, 0, deadline, &written)) {
         if (ec == std::errc::timed_out) return written;
         raise_os_error(ec, "mp::subprocess: writing to the stdin of " + py_repr(*s_->args));
     }
@@ -288,12 +271,13 @@ struct PipeReader::State {
         if (closed) throw ValueError(std::string("mp::subprocess: ") + what + " on a closed " + name + " pipe");
     }
 
-    // One read, waiting at most ms (< 0: no limit). False if the time ran out first.
-    bool fill(double ms) {
+    // One read, waiting until the deadline. False if it passed first.
+    bool fill(const Deadline& deadline) {
         if (eof) return true;
-        if (ms >= 0) {
+        if (!deadline.is_never()) {
             bool ready = false;
-            if (auto ec = sys::pipe_poll(end, ms, ready)) raise_os_error(ec, std::string("mp::subprocess: waiting on ") + name);
+            if (auto ec = sys::pipe_poll(end, deadline, ready))
+                raise_os_error(ec, std::string("mp::subprocess: waiting on ") + name);
             if (!ready) return false;
         }
         if (!scratch) scratch.reset(new char[kChunk]);
@@ -312,35 +296,32 @@ struct PipeReader::State {
 
 std::string PipeReader::read(std::ptrdiff_t n, double timeout_seconds) {
     s_->check_open("read");
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeReader::read");
-    const auto deadline = deadline_after(ms);
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeReader::read");
     const std::size_t want = n < 0 ? std::string::npos : static_cast<std::size_t>(n);
     while (!s_->eof && s_->available() < want)
-        if (!s_->fill(left_ms(ms >= 0, deadline))) s_->timed_out(timeout_seconds);
+        if (!s_->fill(deadline)) s_->timed_out(timeout_seconds);
     return s_->take(want);
 }
 
 std::string PipeReader::read_some(std::size_t n, double timeout_seconds) {
     s_->check_open("read_some");
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeReader::read_some");
-    const auto deadline = deadline_after(ms);
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeReader::read_some");
     if (n == 0) return {};
     while (!s_->eof && s_->available() == 0)
-        if (!s_->fill(left_ms(ms >= 0, deadline))) s_->timed_out(timeout_seconds);
+        if (!s_->fill(deadline)) s_->timed_out(timeout_seconds);
     return s_->take(n);
 }
 
 std::string PipeReader::readline(double timeout_seconds) {
     s_->check_open("readline");
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::PipeReader::readline");
-    const auto deadline = deadline_after(ms);
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeReader::readline");
     std::size_t searched = s_->pos;
     for (;;) {
         const std::size_t nl = s_->buf.find('\n', searched);
         if (nl != std::string::npos) return s_->take(nl + 1 - s_->pos);
         if (s_->eof) return s_->take(s_->available());
         searched = s_->buf.size();  // fill only appends
-        if (!s_->fill(left_ms(ms >= 0, deadline))) s_->timed_out(timeout_seconds);
+        if (!s_->fill(deadline)) s_->timed_out(timeout_seconds);
     }
 }
 
@@ -372,12 +353,12 @@ struct Popen::Impl {
     sys::PipeExchange x;
     std::string raw[2];  // text mode: what arrived, before universal newlines
 
-    // Reaps the child if it has ended within timeout (< 0: no limit; 0: just looks).
-    bool reap(std::chrono::nanoseconds timeout) {
+    // Reaps the child if it ends before the deadline (Deadline::now(): just looks).
+    bool reap(const Deadline& deadline) {
         if (returncode) return true;
         bool exited = false;
         int code = 0;
-        if (auto ec = sys::wait_process(child, timeout, exited, code))
+        if (auto ec = sys::wait_process(child, deadline, exited, code))
             raise_os_error(ec, "mp::subprocess: waiting for process " + std::to_string(child.pid));
         if (exited) {
             returncode = code;
@@ -394,13 +375,13 @@ struct Popen::Impl {
         if (!returncode && child.pid > 0) {
             bool exited = false;
             int code = 0;
-            if (!sys::wait_process(child, std::chrono::nanoseconds(-1), exited, code) && exited) returncode = code;
+            if (!sys::wait_process(child, Deadline::never(), exited, code) && exited) returncode = code;
         }
         watch.reset();
     }
 
     std::pair<std::string, std::string> communicate(std::string data, double timeout_seconds);
-    void exchange_round(double ms, bool use_watch, bool& ended, std::size_t& moved);
+    void exchange_round(const Deadline& deadline, bool use_watch, bool& ended, std::size_t& moved);
 };
 
 static Popen::Impl& usable(const std::unique_ptr<Popen::Impl>& impl) {
@@ -526,20 +507,20 @@ std::optional<int> Popen::returncode() const { return usable(impl_).returncode; 
 
 std::optional<int> Popen::poll() {
     Impl& m = usable(impl_);
-    m.reap(std::chrono::nanoseconds::zero());
+    m.reap(Deadline::now());
     return m.returncode;
 }
 
 int Popen::wait(double timeout_seconds) {
     Impl& m = usable(impl_);
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::Popen::wait");
-    if (!m.reap(ms_to_ns(ms))) throw TimeoutExpired(m.args, timeout_seconds);
+    if (!m.reap(detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::wait")))
+        throw TimeoutExpired(m.args, timeout_seconds);
     return *m.returncode;
 }
 
 // One call of pipe_exchange on the streams still open, then the bookkeeping: ends that are
 // finished are closed, text is translated. moved: bytes read.
-void Popen::Impl::exchange_round(double ms, bool use_watch, bool& ended, std::size_t& moved) {
+void Popen::Impl::exchange_round(const Deadline& deadline, bool use_watch, bool& ended, std::size_t& moved) {
     PipeReader::State* outs[2] = {&out, &err};
     x.input = !in.closed && in.end.h && x.sent < x.size ? &in.end : nullptr;
     std::size_t before = 0;
@@ -558,7 +539,7 @@ void Popen::Impl::exchange_round(double ms, bool use_watch, bool& ended, std::si
         }
         before += x.sink[i]->size();
     }
-    const auto ec = sys::pipe_exchange(x, use_watch && watch ? watch.get() : sys::invalid_handle(), ms, ended);
+    const auto ec = sys::pipe_exchange(x, use_watch && watch ? watch.get() : sys::invalid_handle(), deadline, ended);
     moved = 0;
     for (int i = 0; i < 2; ++i) {
         PipeReader::State& r = *outs[i];
@@ -575,9 +556,7 @@ void Popen::Impl::exchange_round(double ms, bool use_watch, bool& ended, std::si
 }
 
 std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, double timeout_seconds) {
-    const double ms = to_ms(timeout_seconds, "mp::subprocess::Popen::communicate");
-    const auto deadline = deadline_after(ms);
-    const bool limited = ms >= 0;
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::communicate");
     if (!communicating) {
         if (!data.empty() && !in_is_pipe)
             throw ValueError("mp::subprocess::Popen::communicate: input needs a stdin pipe (Options().std_in(PIPE))");
@@ -598,12 +577,12 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
     bool ended = returncode.has_value();
     if (!ended && pending() && !watch) sys::open_sentinel(child, false, watch);  // none: look now and then
     while (!ended && pending()) {
-        double slice = left_ms(limited, deadline);
-        if (!watch && (slice < 0 || slice > 10)) slice = 10;
+        // Without a sentinel, the child's end is looked for every 10 ms.
+        const Deadline slice = watch ? deadline : deadline.or_within(std::chrono::milliseconds(10));
         std::size_t moved = 0;
         exchange_round(slice, true, ended, moved);
-        if (!watch) ended = reap(std::chrono::nanoseconds::zero());
-        if (!ended && pending() && limited && clock::now() >= deadline)
+        if (!watch) ended = reap(Deadline::now());
+        if (!ended && pending() && deadline.passed())
             throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
     }
     if (ended && pending()) {
@@ -615,13 +594,13 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
         for (;;) {
             std::size_t moved = 0;
             bool ignored = false;
-            exchange_round(0, false, ignored, moved);
+            exchange_round(Deadline::now(), false, ignored, moved);
             if (moved == 0 || !pending() || clock::now() >= until) break;
         }
         for (PipeReader::State* r : {&out, &err})
             if (!r->closed && !r->eof) r->at_eof();
     }
-    if (!reap(ms_to_ns(left_ms(limited, deadline))))
+    if (!reap(deadline))
         throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
     std::pair<std::string, std::string> result;
     if (!out.closed) result.first = out.take(std::string::npos);
@@ -637,7 +616,7 @@ std::pair<std::string, std::string> Popen::communicate(std::string input, double
 
 void Popen::send_signal(int sig) {
     Impl& m = usable(impl_);
-    if (m.reap(std::chrono::nanoseconds::zero())) return;  // reaped: the pid may be someone else's by now
+    if (m.reap(Deadline::now())) return;  // reaped: the pid may be someone else's by now
 #if defined(_WIN32)
     if (sig != 15 && sig != 9)
         throw ValueError("mp::subprocess::Popen::send_signal: Windows has no signal " + std::to_string(sig) +
@@ -688,7 +667,7 @@ CompletedProcess run(std::vector<std::string> args, const Options& options) {
     const double timeout = A::timeout(o).value_or(-1);
     A::check(o) = false;
     A::timeout(o).reset();
-    to_ms(timeout, "mp::subprocess::run");  // a NaN is refused before anything starts
+    detail::check_not_nan(timeout, "mp::subprocess::run");  // refused before anything starts
 
     Popen p(std::move(args), o);
     std::pair<std::string, std::string> outputs;

@@ -18,30 +18,19 @@
 #include <vector>
 
 #include "mp/synchronize.hpp"
+#include "sync_state.hpp"
 #include "sys/synchronize.hpp"
 #include "timeout.hpp"
 
 namespace mp {
 namespace detail {
 
+using sys::Deadline;
+
 namespace {
 
 constexpr std::uint32_t kMagic = 0x6d707379;  // "mpsy"
 constexpr std::size_t kHeader = 64;
-
-enum Kind : std::uint8_t { kLock = 1, kRLock, kSemaphore, kEvent, kCondition, kBarrier, kBlock };
-
-const char* kind_name(std::uint8_t k) {
-    switch (k) {
-    case kLock: return "mp::Lock";
-    case kRLock: return "mp::RLock";
-    case kSemaphore: return "mp::Semaphore";
-    case kEvent: return "mp::Event";
-    case kCondition: return "mp::Condition";
-    case kBarrier: return "mp::Barrier";
-    default: return "mp::Value/Array";
-    }
-}
 
 struct Header {
     std::uint32_t magic;
@@ -49,109 +38,99 @@ struct Header {
     std::uint64_t payload_size;
 };
 
-double to_ms(bool block, double timeout_s) {
-    if (!block) return 0;
-    return timeout_s < 0 ? -1 : checked_timeout_ms(timeout_s * 1000.0, "mp: a lock or wait");
+std::size_t layout_size(std::size_t n_mutex, std::size_t n_cond, std::uint64_t payload) {
+    return kHeader + n_mutex * sys::mutex_bytes + n_cond * sys::cond_bytes + static_cast<std::size_t>(payload);
 }
 
-using Clock = std::chrono::steady_clock;
-
-// Time left in ms until `end` for a wait of `total_ms` (< 0: no limit, returns -1).
-double left_ms(double total_ms, Clock::time_point end) {
-    if (total_ms < 0) return -1;
-    const double l = std::chrono::duration<double, std::milli>(end - Clock::now()).count();
-    return l > 0 ? l : 0;
+// Points the slots and the payload into the mapped region.
+void place(SyncState& s) {
+    auto* base = static_cast<unsigned char*>(s.region.addr);
+    std::size_t off = kHeader;
+    for (auto& m : s.mutexes) {
+        m.mem = base + off;
+        off += sys::mutex_bytes;
+    }
+    for (auto& c : s.conds) {
+        c.mem = base + off;
+        off += sys::cond_bytes;
+    }
+    s.payload = base + off;
 }
-Clock::time_point end_of(double total_ms) {
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                              std::chrono::duration<double, std::milli>(total_ms < 0 ? 0 : total_ms));
+
+// A slot's kernel object, where the OS has one beside the memory: a flag, then the handle.
+void encode_kernel(Encoder& e, const sys::Handle& h) {
+    e.write(h.valid());
+    if (h) e.write_handle(sys::handle_to_value(h.get()));
+}
+void decode_kernel(Decoder& d, sys::Handle& h) {
+    if (d.read<bool>()) h.reset(sys::handle_from_value(d.read_handle()));
 }
 
 }  // namespace
 
-struct SyncState {
-    sys::SharedRegion region;
-    std::vector<sys::Mutex> mutexes;
-    std::vector<sys::Cond> conds;
-    void* payload = nullptr;
-    std::uint8_t kind = 0;
-    SyncState() = default;
-    SyncState(const SyncState&) = delete;
-    SyncState& operator=(const SyncState&) = delete;
-    ~SyncState() { sys::region_unmap(region); }
-
-    Header& header() const { return *static_cast<Header*>(region.addr); }
-    template <class P>
-    P& data() const {
-        return *static_cast<P*>(payload);
+const char* sync_kind_name(std::uint8_t k) {
+    switch (k) {
+    case kLock: return "mp::Lock";
+    case kRLock: return "mp::RLock";
+    case kSemaphore: return "mp::Semaphore";
+    case kEvent: return "mp::Event";
+    case kCondition: return "mp::Condition";
+    case kBarrier: return "mp::Barrier";
+    case kQueue: return "mp::Queue";
+    default: return "mp::Value/Array";
     }
-    void place() {
-        auto* base = static_cast<unsigned char*>(region.addr);
-        std::size_t off = kHeader;
-        for (auto& m : mutexes) {
-            m.mem = base + off;
-            off += sys::mutex_bytes;
-        }
-        for (auto& c : conds) {
-            c.mem = base + off;
-            off += sys::cond_bytes;
-        }
-        payload = base + off;
-    }
-};
+}
 
-namespace {
-
-std::shared_ptr<SyncState> create(std::uint8_t kind, std::size_t n_mutex, std::size_t n_cond, std::size_t payload) {
+std::shared_ptr<SyncState> create_sync_state(SyncKind kind, std::size_t n_mutex, std::size_t n_cond, std::size_t payload) {
     auto s = std::make_shared<SyncState>();
     s->kind = kind;
     s->mutexes.resize(n_mutex);
     s->conds.resize(n_cond);
-    const std::size_t size = kHeader + n_mutex * sys::mutex_bytes + n_cond * sys::cond_bytes + payload;
-    if (auto ec = sys::region_create(size, s->region)) raise_os_error(ec, std::string(kind_name(kind)) + ": shared memory");
-    s->place();
+    s->payload_size = payload;
+    const std::string what = sync_kind_name(kind);
+    if (auto ec = sys::region_create(layout_size(n_mutex, n_cond, payload), s->region)) raise_os_error(ec, what + ": shared memory");
+    place(*s);
     for (auto& m : s->mutexes)
-        if (auto ec = sys::mutex_init(m)) raise_os_error(ec, std::string(kind_name(kind)) + ": mutex");
+        if (auto ec = sys::mutex_init(m)) raise_os_error(ec, what + ": mutex");
     for (auto& c : s->conds)
-        if (auto ec = sys::cond_init(c)) raise_os_error(ec, std::string(kind_name(kind)) + ": condition variable");
-    s->header() = Header{kMagic, kind, static_cast<std::uint8_t>(n_mutex), static_cast<std::uint8_t>(n_cond), 0, payload};
+        if (auto ec = sys::cond_init(c)) raise_os_error(ec, what + ": condition variable");
+    *static_cast<Header*>(s->region.addr) =
+        Header{kMagic, kind, static_cast<std::uint8_t>(n_mutex), static_cast<std::uint8_t>(n_cond), 0, payload};
     return s;
 }
 
-void encode_state(const std::shared_ptr<SyncState>& s, Encoder& e) {
+void encode_sync_state(const std::shared_ptr<SyncState>& s, Encoder& e) {
     e.write_handle(sys::handle_to_value(s->region.h.get()));
     e.write(static_cast<std::uint64_t>(s->region.size));
-#if defined(_WIN32)
-    for (auto& m : s->mutexes) e.write_handle(sys::handle_to_value(m.kernel.get()));
-    for (auto& c : s->conds) e.write_handle(sys::handle_to_value(c.sem.get()));
-#endif
+    for (auto& m : s->mutexes) encode_kernel(e, m.kernel);
+    for (auto& c : s->conds) encode_kernel(e, c.kernel);
 }
 
-std::shared_ptr<SyncState> decode_state(Decoder& d, std::uint8_t kind) {
+std::shared_ptr<SyncState> decode_sync_state(Decoder& d, SyncKind kind) {
     auto s = std::make_shared<SyncState>();
     s->kind = kind;
+    const std::string what = sync_kind_name(kind);
     s->region.h.reset(sys::handle_from_value(d.read_handle()));
     const auto size = d.read<std::uint64_t>();
-    if (size < kHeader || size > (std::uint64_t{1} << 40))
-        throw DecodeError(std::string(kind_name(kind)) + ": bad shared memory size", d.offset());
+    if (size < kHeader || size > (std::uint64_t{1} << 40)) throw DecodeError(what + ": bad shared memory size", d.offset());
     if (auto ec = sys::region_map(s->region, static_cast<std::size_t>(size)))
-        raise_os_error(ec, std::string(kind_name(kind)) + ": mapping the shared memory received");
-    const Header& h = s->header();
+        raise_os_error(ec, what + ": mapping the shared memory received");
+    const Header& h = *static_cast<const Header*>(s->region.addr);
     if (h.magic != kMagic || h.kind != kind)
-        throw DecodeError(std::string("expected an ") + kind_name(kind) + ", received " +
-                              (h.magic == kMagic ? kind_name(h.kind) : "something else"),
+        throw DecodeError("expected an " + what + ", received " + (h.magic == kMagic ? sync_kind_name(h.kind) : "something else"),
                           d.offset());
-    if (kHeader + h.n_mutex * sys::mutex_bytes + h.n_cond * sys::cond_bytes + h.payload_size != size)
-        throw DecodeError(std::string(kind_name(kind)) + ": inconsistent shared memory layout", d.offset());
+    if (h.payload_size > size || layout_size(h.n_mutex, h.n_cond, h.payload_size) != size)
+        throw DecodeError(what + ": inconsistent shared memory layout", d.offset());
     s->mutexes.resize(h.n_mutex);
     s->conds.resize(h.n_cond);
-#if defined(_WIN32)
-    for (auto& m : s->mutexes) m.kernel.reset(sys::handle_from_value(d.read_handle()));
-    for (auto& c : s->conds) c.sem.reset(sys::handle_from_value(d.read_handle()));
-#endif
-    s->place();
+    s->payload_size = h.payload_size;
+    for (auto& m : s->mutexes) decode_kernel(d, m.kernel);
+    for (auto& c : s->conds) decode_kernel(d, c.kernel);
+    place(*s);
     return s;
 }
+
+namespace {
 
 // The internal mutex (slot 0) of Semaphore, Event, Condition, Barrier: held briefly, so it is
 // taken without limit, and a dead holder is simply forgiven (see the top of this file). A
@@ -165,7 +144,7 @@ public:
             return;
         }
         sys::LockStatus st;
-        if (auto ec = sys::mutex_lock(s.mutexes[0], -1, st)) raise_os_error(ec, what);
+        if (auto ec = sys::mutex_lock(s.mutexes[0], Deadline::never(), st)) raise_os_error(ec, what);
         if (st == sys::LockStatus::owner_dead) sys::mutex_consistent(s.mutexes[0]);
     }
     ~Internal() {
@@ -175,10 +154,10 @@ public:
     Internal& operator=(const Internal&) = delete;
     bool reentered() const { return reentered_; }
 
-    // Waits on cond `i`; false on timeout. total_ms < 0: no limit.
-    bool wait(std::size_t i, double ms, const char* what) {
+    // Waits on cond `i` until notified (true) or the deadline (false).
+    bool wait(std::size_t i, const Deadline& deadline, const char* what) {
         sys::LockStatus st;
-        if (auto ec = sys::cond_wait(s_.conds[i], s_.mutexes[0], ms, st)) raise_os_error(ec, what);
+        if (auto ec = sys::cond_wait(s_.conds[i], s_.mutexes[0], deadline, st)) raise_os_error(ec, what);
         if (st == sys::LockStatus::owner_dead) sys::mutex_consistent(s_.mutexes[0]);
         return st != sys::LockStatus::timed_out;
     }
@@ -195,21 +174,21 @@ private:
 
 enum : std::uint32_t { kPendingConsistent = 1, kUnrecoverable = 2 };
 
-[[noreturn, gnu::cold, gnu::noinline]] void throw_unrecoverable(const char* name) {
+[[noreturn]] MP_COLD void throw_unrecoverable(const char* name) {
     throw OSError(std::make_error_code(std::errc::state_not_recoverable),
                   std::string(name) +
                       ": the lock is broken for good: its owner died holding it, and the next owner released it "
                       "without make_consistent()");
 }
 
-[[noreturn, gnu::cold, gnu::noinline]] void throw_owner_dead(const char* name) {
+[[noreturn]] MP_COLD void throw_owner_dead(const char* name) {
     throw OwnerDeadError(std::string(name) +
                          ": the previous owner died holding the lock; this thread now holds it. Repair the "
                          "data it guards, then call make_consistent() (releasing it without that breaks the "
                          "lock for good)");
 }
 
-[[noreturn, gnu::cold, gnu::noinline]] void throw_release_error(const char* name, bool recursive, std::uint64_t owner) {
+[[noreturn]] MP_COLD void throw_release_error(const char* name, bool recursive, std::uint64_t owner) {
     if (!recursive && owner == 0) throw ValueError("mp::Lock::release: semaphore or lock released too many times");
     throw RuntimeError(std::string(name) + "::release: cannot release un-acquired lock" +
                        (owner ? " (another thread or process holds it)" : ""));
@@ -220,7 +199,7 @@ enum : std::uint32_t { kPendingConsistent = 1, kUnrecoverable = 2 };
 std::uint64_t thread_token_slow() noexcept { return sys::thread_token(); }
 
 LockBase::LockBase(bool recursive)
-    : s_(create(recursive ? kRLock : kLock, 1, 0, sizeof(LockShared))), recursive_(recursive) {
+    : s_(create_sync_state(recursive ? kRLock : kLock, 1, 0, sizeof(LockShared))), recursive_(recursive) {
     bind();
 }
 
@@ -230,13 +209,13 @@ void LockBase::bind() {
 }
 
 bool LockBase::acquire_held(bool block, double timeout) {
-    const double ms = to_ms(block, timeout);
+    const Deadline deadline = deadline_for_block(block, timeout, name());
     // Python would wait on itself; mp keeps the observable outcome without the hang.
-    if (ms < 0)
+    if (deadline.is_never())
         throw RuntimeError(std::string(name()) +
                            "::acquire: this thread already holds the lock; waiting for it without a timeout "
                            "would deadlock (use an RLock to re-enter)");
-    if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
+    std::this_thread::sleep_until(deadline.time_point());
     return false;
 }
 
@@ -245,7 +224,7 @@ bool LockBase::acquire_free(std::uint64_t me, double ms) {
     // into the cache (the flags stand for an unrecoverable lock or a pending repair).
     const bool taken = sys::mutex_try_uncontended(*m_);
     LockShared& d = *w_;
-    if (__builtin_expect(taken && d.flags.load(std::memory_order_relaxed) == 0, 1)) {
+    if (MP_LIKELY(taken && d.flags.load(std::memory_order_relaxed) == 0)) {
         d.owner.store(me, std::memory_order_relaxed);
         d.count.store(1, std::memory_order_relaxed);
         return true;
@@ -254,11 +233,11 @@ bool LockBase::acquire_free(std::uint64_t me, double ms) {
 }
 
 bool LockBase::acquire_slow(std::uint64_t me, double ms, bool taken) {
-    ms = checked_timeout_ms(ms, name());
+    const Deadline deadline = deadline_in_ms(ms, name());
     LockShared& d = *w_;
     sys::LockStatus st = sys::LockStatus::acquired;
     if (!taken) {
-        if (auto ec = sys::mutex_lock(*m_, ms, st)) raise_os_error(ec, std::string(name()) + "::acquire");
+        if (auto ec = sys::mutex_lock(*m_, deadline, st)) raise_os_error(ec, std::string(name()) + "::acquire");
         if (st == sys::LockStatus::timed_out) return false;
     }
     // The mutex has no broken state of its own: mp's flag stands for it.
@@ -281,8 +260,8 @@ void LockBase::release_last(std::uint64_t me) {
     if (owner != me) throw_release_error(name(), recursive_, owner);
     d.count.store(0, std::memory_order_relaxed);
     d.owner.store(0, std::memory_order_relaxed);
-    if (__builtin_expect(d.flags.load(std::memory_order_relaxed) & kPendingConsistent, 0)) d.flags.store(kUnrecoverable);
-    if (__builtin_expect(!sys::mutex_unlock_uncontended(*m_), 0)) release_slow();
+    if (MP_UNLIKELY(d.flags.load(std::memory_order_relaxed) & kPendingConsistent)) d.flags.store(kUnrecoverable);
+    if (MP_UNLIKELY(!sys::mutex_unlock_uncontended(*m_))) release_slow();
 }
 
 void LockBase::release_slow() {
@@ -298,23 +277,23 @@ void LockBase::make_consistent() {
     d.flags.fetch_and(~std::uint32_t{kPendingConsistent});
 }
 
-void LockBase::mp_encode(Encoder& e) const { encode_state(s_, e); }
+void LockBase::mp_encode(Encoder& e) const { encode_sync_state(s_, e); }
 void LockBase::mp_decode(Decoder& d) {
-    s_ = decode_state(d, recursive_ ? kRLock : kLock);
+    s_ = decode_sync_state(d, recursive_ ? kRLock : kLock);
     bind();
 }
 
 // ---- SharedBlock -------------------------------------------------------------------------
 
-SharedBlock::SharedBlock(std::size_t bytes) : s_(create(kBlock, 0, 0, bytes)), data_(s_->payload), size_(bytes) {}
+SharedBlock::SharedBlock(std::size_t bytes) : s_(create_sync_state(kBlock, 0, 0, bytes)), data_(s_->payload), size_(bytes) {}
 void SharedBlock::mp_encode(Encoder& e) const {
     if (!s_) throw ValueError("mp::Value/Array: empty");
-    encode_state(s_, e);
+    encode_sync_state(s_, e);
 }
 void SharedBlock::mp_decode(Decoder& d) {
-    s_ = decode_state(d, kBlock);
+    s_ = decode_sync_state(d, kBlock);
     data_ = s_->payload;
-    size_ = static_cast<std::size_t>(s_->header().payload_size);
+    size_ = static_cast<std::size_t>(s_->payload_size);
 }
 
 void throw_no_lock(const char* what) {
@@ -338,19 +317,17 @@ struct SemData {
 
 Semaphore::Semaphore(int value, int max) {
     if (value < 0) throw ValueError("mp::Semaphore: initial value must be >= 0, not " + std::to_string(value));
-    s_ = detail::create(detail::kSemaphore, 1, 1, sizeof(SemData));
+    s_ = detail::create_sync_state(detail::kSemaphore, 1, 1, sizeof(SemData));
     s_->data<SemData>() = SemData{value, max};
 }
 
 bool Semaphore::acquire(bool block, double timeout) {
-    const double ms = detail::to_ms(block, timeout);
-    const auto end = detail::end_of(ms);
+    const auto deadline = detail::deadline_for_block(block, timeout, "mp::Semaphore::acquire");
     Internal g(*s_, "mp::Semaphore::acquire");
     auto& d = s_->data<SemData>();
     while (d.value == 0) {
-        const double left = detail::left_ms(ms, end);
-        if (left == 0) return false;
-        g.wait(0, left, "mp::Semaphore::acquire");
+        if (deadline.passed()) return false;
+        g.wait(0, deadline, "mp::Semaphore::acquire");
     }
     --d.value;
     return true;
@@ -370,8 +347,8 @@ int Semaphore::get_value() const {
     return static_cast<int>(s_->data<SemData>().value);
 }
 
-void Semaphore::mp_encode(Encoder& e) const { detail::encode_state(s_, e); }
-void Semaphore::mp_decode(Decoder& d) { s_ = detail::decode_state(d, detail::kSemaphore); }
+void Semaphore::mp_encode(Encoder& e) const { detail::encode_sync_state(s_, e); }
+void Semaphore::mp_decode(Decoder& d) { s_ = detail::decode_sync_state(d, detail::kSemaphore); }
 
 // ---- Event -------------------------------------------------------------------------------
 
@@ -381,7 +358,7 @@ struct EventData {
 };
 }  // namespace
 
-Event::Event() : s_(detail::create(detail::kEvent, 1, 1, sizeof(EventData))) {}
+Event::Event() : s_(detail::create_sync_state(detail::kEvent, 1, 1, sizeof(EventData))) {}
 
 bool Event::is_set() const {
     Internal g(*s_, "mp::Event::is_set");
@@ -400,24 +377,22 @@ void Event::clear() {
 }
 
 bool Event::wait(double timeout) {
-    const double ms = detail::to_ms(true, timeout);
-    const auto end = detail::end_of(ms);
+    const auto deadline = detail::deadline_in_seconds(timeout, "mp::Event::wait");
     Internal g(*s_, "mp::Event::wait");
     auto& d = s_->data<EventData>();
     while (!d.flag) {
-        const double left = detail::left_ms(ms, end);
-        if (left == 0) break;
-        g.wait(0, left, "mp::Event::wait");
+        if (deadline.passed()) break;
+        g.wait(0, deadline, "mp::Event::wait");
     }
     return d.flag != 0;
 }
 
-void Event::mp_encode(Encoder& e) const { detail::encode_state(s_, e); }
-void Event::mp_decode(Decoder& d) { s_ = detail::decode_state(d, detail::kEvent); }
+void Event::mp_encode(Encoder& e) const { detail::encode_sync_state(s_, e); }
+void Event::mp_decode(Decoder& d) { s_ = detail::decode_sync_state(d, detail::kEvent); }
 
 // ---- Condition ---------------------------------------------------------------------------
 
-Condition::Condition(const detail::LockBase& lock) : lock_(lock), s_(detail::create(detail::kCondition, 0, 1, 0)) {}
+Condition::Condition(const detail::LockBase& lock) : lock_(lock), s_(detail::create_sync_state(detail::kCondition, 0, 1, 0)) {}
 Condition::Condition(const Lock& lock) : Condition(static_cast<const detail::LockBase&>(lock)) {}
 Condition::Condition(const RLock& lock) : Condition(static_cast<const detail::LockBase&>(lock)) {}
 
@@ -430,7 +405,7 @@ bool Condition::wait(double timeout) {
     d.owner.store(0, std::memory_order_relaxed);
     d.count.store(0, std::memory_order_relaxed);
     sys::LockStatus st;
-    const auto ec = sys::cond_wait(s_->conds[0], *lock_.m_, detail::to_ms(true, timeout), st);
+    const auto ec = sys::cond_wait(s_->conds[0], *lock_.m_, detail::deadline_in_seconds(timeout, "mp::Condition::wait"), st);
     d.owner.store(me, std::memory_order_relaxed);
     d.count.store(depth, std::memory_order_relaxed);
     if (ec) raise_os_error(ec, "mp::Condition::wait");
@@ -451,13 +426,13 @@ void Condition::notify(unsigned n) {
 void Condition::notify_all() { notify(~0u); }
 
 void Condition::mp_encode(Encoder& e) const {
-    detail::encode_state(s_, e);
+    detail::encode_sync_state(s_, e);
     e.write(lock_.recursive_);
     lock_.mp_encode(e);
 }
 
 void Condition::mp_decode(Decoder& d) {
-    s_ = detail::decode_state(d, detail::kCondition);
+    s_ = detail::decode_sync_state(d, detail::kCondition);
     lock_.recursive_ = d.read<bool>();
     lock_.mp_decode(d);
 }
@@ -480,15 +455,14 @@ void set_outcome(BarrierData& d, std::uint64_t gen, bool broken) {
 
 Barrier::Barrier(int parties, std::function<void()> action, double timeout) : action_(std::move(action)) {
     if (parties < 1) throw ValueError("mp::Barrier: parties must be > 0, not " + std::to_string(parties));
-    s_ = detail::create(detail::kBarrier, 1, 1, sizeof(BarrierData) + sizeof(double));
+    s_ = detail::create_sync_state(detail::kBarrier, 1, 1, sizeof(BarrierData) + sizeof(double));
     s_->data<BarrierData>() = BarrierData{parties, 0, 0, 0, 0};
     std::memcpy(static_cast<char*>(s_->payload) + sizeof(BarrierData), &timeout, sizeof timeout);
 }
 
 std::size_t Barrier::wait(double timeout) {
     if (timeout < 0) std::memcpy(&timeout, static_cast<char*>(s_->payload) + sizeof(BarrierData), sizeof timeout);
-    const double ms = detail::to_ms(true, timeout);
-    const auto end = detail::end_of(ms);
+    const auto deadline = detail::deadline_in_seconds(timeout, "mp::Barrier::wait");
     Internal g(*s_, "mp::Barrier::wait");
     if (g.reentered()) throw RuntimeError("mp::Barrier::wait: called from the barrier's own action (a certain deadlock)");
     auto& d = s_->data<BarrierData>();
@@ -518,8 +492,7 @@ std::size_t Barrier::wait(double timeout) {
         return index;
     }
     for (;;) {
-        const double left = detail::left_ms(ms, end);
-        const bool timed_out = left == 0 || !g.wait(0, left, "mp::Barrier::wait");
+        const bool timed_out = deadline.passed() || !g.wait(0, deadline, "mp::Barrier::wait");
         if (d.generation != gen) {
             if (d.broken_bits & (std::uint64_t{1} << (gen % 64)))
                 throw BrokenBarrierError("mp::Barrier::wait: the barrier was reset while waiting");
@@ -529,7 +502,7 @@ std::size_t Barrier::wait(double timeout) {
             --d.count;
             throw BrokenBarrierError("mp::Barrier::wait: the barrier was broken (aborted, timed out or its action failed)");
         }
-        if (timed_out && detail::left_ms(ms, end) == 0) {
+        if (timed_out && deadline.passed()) {
             d.broken = 1;
             --d.count;
             g.notify(0, ~0u, "mp::Barrier::wait");
@@ -569,7 +542,7 @@ bool Barrier::broken() const {
     return s_->data<BarrierData>().broken != 0;
 }
 
-void Barrier::mp_encode(Encoder& e) const { detail::encode_state(s_, e); }
-void Barrier::mp_decode(Decoder& d) { s_ = detail::decode_state(d, detail::kBarrier); }
+void Barrier::mp_encode(Encoder& e) const { detail::encode_sync_state(s_, e); }
+void Barrier::mp_decode(Decoder& d) { s_ = detail::decode_sync_state(d, detail::kBarrier); }
 
 }  // namespace mp

@@ -1,25 +1,50 @@
-// common/timeout.hpp - how a timeout that a user gives (a double, in seconds or milliseconds)
-// becomes the milliseconds that common/ and the platform layer wait for.
+// common/timeout.hpp - where a timeout that a user gives becomes the Deadline that common/ and
+// the platform layer wait until (sys/deadline.hpp).
 //
-// < 0 means no limit, as everywhere in mp. NaN is a ValueError (it would compare false with
-// everything and turn into garbage clock ticks). More than about 31 years (1e12 ms), infinity
-// included, also means no limit: a steady_clock deadline that far away overflows its int64
-// nanoseconds, and no OS wait call takes such a number. Process::join and Queue use the same
-// limit in seconds.
+// A timeout is seconds as a double (or milliseconds where an API speaks them): < 0, or an
+// absent optional, means no limit, as everywhere in mp; 0 means "only look". NaN is a
+// ValueError naming the call, since it would compare false with everything. Infinity and
+// anything beyond about 31 years also mean no limit (Deadline's own rule). Each public call
+// converts once, at its top, and passes the Deadline down.
 #pragma once
 
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "mp/errors.hpp"
+#include "sys/deadline.hpp"
 
 namespace mp::detail {
 
-constexpr double kMaxTimeoutMs = 1e12;
+inline void check_not_nan(double t, const char* what) {
+    if (std::isnan(t)) throw ValueError(std::string(what) + ": the timeout is NaN");
+}
 
+inline sys::Deadline deadline_in_seconds(double seconds, const char* what) {
+    check_not_nan(seconds, what);
+    return sys::Deadline::after_seconds(seconds);
+}
+
+inline sys::Deadline deadline_in_seconds(const std::optional<double>& seconds, const char* what) {
+    return seconds ? deadline_in_seconds(*seconds, what) : sys::Deadline::never();
+}
+
+inline sys::Deadline deadline_in_ms(double ms, const char* what) {
+    check_not_nan(ms, what);
+    return sys::Deadline::after_ms(ms);
+}
+
+// Python's acquire(block, timeout): not blocking is a try, whatever the timeout says.
+inline sys::Deadline deadline_for_block(bool block, double seconds, const char* what) {
+    return block ? deadline_in_seconds(seconds, what) : sys::Deadline::now();
+}
+
+// The same rules for the internal APIs that still pass milliseconds as a double (the pool's,
+// whose templates live in public headers): -1 for no limit, else the milliseconds.
 inline double checked_timeout_ms(double ms, const char* what) {
-    if (std::isnan(ms)) throw ValueError(std::string(what) + ": the timeout is NaN");
-    return ms > kMaxTimeoutMs ? -1.0 : ms;
+    check_not_nan(ms, what);
+    return ms > sys::Deadline::kMaxMs ? -1.0 : ms;
 }
 
 }  // namespace mp::detail

@@ -13,14 +13,7 @@ namespace mp {
 WaitObject::WaitObject(Process& p) : sentinel_(p.sentinel()) {}
 
 std::vector<std::size_t> wait_ms(const std::vector<WaitObject>& objects, double timeout_ms) {
-    using clock = std::chrono::steady_clock;
-    timeout_ms = detail::checked_timeout_ms(timeout_ms, "mp::wait");
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
-    const auto left_ms = [&] {
-        return forever ? -1.0 : std::max(0.0, std::chrono::duration<double, std::milli>(deadline - clock::now()).count());
-    };
+    const sys::Deadline deadline = detail::deadline_in_ms(timeout_ms, "mp::wait");
     // Connections are copies sharing the caller's state; poll() needs a non-const one.
     std::vector<Connection> conns;
     for (const auto& o : objects) conns.push_back(o.is_connection_ ? o.conn_ : Connection());
@@ -43,17 +36,17 @@ std::vector<std::size_t> wait_ms(const std::vector<WaitObject>& objects, double 
         index.push_back(i);
     }
     std::vector<unsigned char> ready(handles.size());
-    double step = 1;
+    int step_ms = 1;
     for (;;) {
         look_at_connections();
-        const double left = left_ms();
-        const double this_wait = result.empty() ? (forever ? step : std::min(step, left)) : 0;
+        const sys::Deadline this_wait =
+            result.empty() ? deadline.or_within(std::chrono::milliseconds(step_ms)) : sys::Deadline::now();
         if (auto ec = sys::wait_handles(handles.data(), handles.size(), this_wait, ready.data()))
             raise_os_error(ec, "mp::wait");
         for (std::size_t k = 0; k < handles.size(); ++k)
             if (ready[k]) result.push_back(index[k]);
-        if (!result.empty() || (!forever && left <= 0)) break;
-        step = std::min(step + 1, 10.0);
+        if (!result.empty() || deadline.passed()) break;
+        step_ms = std::min(step_ms + 1, 10);
     }
 #else
     for (std::size_t i = 0; i < objects.size(); ++i) {
@@ -63,7 +56,8 @@ std::vector<std::size_t> wait_ms(const std::vector<WaitObject>& objects, double 
     }
     look_at_connections();
     std::vector<unsigned char> ready(handles.size());
-    if (auto ec = sys::wait_handles(handles.data(), handles.size(), result.empty() ? left_ms() : 0, ready.data()))
+    if (auto ec = sys::wait_handles(handles.data(), handles.size(), result.empty() ? deadline : sys::Deadline::now(),
+                                    ready.data()))
         raise_os_error(ec, "mp::wait");
     for (std::size_t k = 0; k < handles.size(); ++k)
         if (ready[k]) result.push_back(index[k]);

@@ -19,11 +19,11 @@
 // must wait for a client in ConnectNamedPipe), exactly one client joins each instance, and
 // access is decided by a DACL instead of a file mode.
 #include "../common/sys/fifo.hpp"
+#include "../common/sys/error.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <cstdlib>
 #include <fcntl.h>
 #include <poll.h>
@@ -34,16 +34,6 @@
 namespace mp::sys {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
-
-// Milliseconds left before deadline, rounded up so that a wait is never shorter than asked.
-int ms_left(Clock::time_point deadline) noexcept {
-    const double left = std::chrono::duration<double, std::milli>(deadline - Clock::now()).count();
-    return left <= 0 ? 0 : static_cast<int>(std::min(std::ceil(left), 2.0e9));
-}
 
 // A path that exists but is not a FIFO is refused before it is opened (opening a device or a
 // regular file for writing is not harmless), and again after (it may have been swapped).
@@ -61,12 +51,10 @@ std::error_code clear_nonblock(int fd) noexcept {
     return {};
 }
 
-std::error_code open_fifo(const std::string& path, bool reader, PipeEnd& end, double timeout_ms) noexcept {
+std::error_code open_fifo(const std::string& path, bool reader, PipeEnd& end, const Deadline& deadline) noexcept {
     if (auto ec = check_is_fifo(-1, path)) return ec;
     const int access = (reader ? O_RDONLY : O_WRONLY) | O_CLOEXEC;
-    const bool forever = timeout_ms < 0;
-    const auto deadline =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    const bool forever = deadline.is_never();
     Handle h;
     if (forever) {
         for (;;) {
@@ -87,9 +75,11 @@ std::error_code open_fifo(const std::string& path, bool reader, PipeEnd& end, do
             }
             if (errno == EINTR) continue;
             if (errno != ENXIO) return last_error();  // ENXIO: no reader yet
-            const int left = ms_left(deadline);
-            if (left == 0) return std::make_error_code(std::errc::timed_out);
-            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(nap_ms, left)));
+            // A FIFO has no way to wait for a reader without blocking in open(): look again
+            // after a nap that grows to 10 ms, never past the deadline.
+            if (deadline.passed()) return std::make_error_code(std::errc::timed_out);
+            const Deadline nap = deadline.or_within(std::chrono::milliseconds(nap_ms));
+            std::this_thread::sleep_until(nap.time_point());
             nap_ms = std::min(nap_ms * 2, 10);
         }
     } else {
@@ -102,13 +92,11 @@ std::error_code open_fifo(const std::string& path, bool reader, PipeEnd& end, do
             if (errno != EINTR) return last_error();
         }
         if (auto ec = check_is_fifo(h.get(), path)) return ec;
-        for (;;) {
-            pollfd p{h.get(), POLLIN, 0};
-            const int r = ::poll(&p, 1, ms_left(deadline));
-            if (r > 0) break;  // data, or a writer that came and closed: a read will not block
-            if (r < 0 && errno != EINTR) return last_error();
-            if (r == 0 && Clock::now() >= deadline) return std::make_error_code(std::errc::timed_out);
-        }
+        pollfd p{h.get(), POLLIN, 0};
+        int ready = 0;
+        if (auto ec = poll_until(&p, 1, deadline, ready)) return ec;
+        // Ready: data, or a writer that came and closed (a read will not block).
+        if (ready == 0) return std::make_error_code(std::errc::timed_out);
     }
     if (auto ec = check_is_fifo(h.get(), path)) return ec;
     if (!forever) {
@@ -142,13 +130,13 @@ std::error_code fifo_create(const std::string& path, bool /*reader*/, PipeEnd& /
     return {};
 }
 
-std::error_code fifo_accept(const std::string& path, bool reader, PipeEnd& end, double timeout_ms) noexcept {
+std::error_code fifo_accept(const std::string& path, bool reader, PipeEnd& end, const Deadline& deadline) noexcept {
     // The creator of a FIFO is no different from any other opener.
-    return open_fifo(path, reader, end, timeout_ms);
+    return open_fifo(path, reader, end, deadline);
 }
 
-std::error_code fifo_open(const std::string& path, bool reader, PipeEnd& end, double timeout_ms) noexcept {
-    return open_fifo(path, reader, end, timeout_ms);
+std::error_code fifo_open(const std::string& path, bool reader, PipeEnd& end, const Deadline& deadline) noexcept {
+    return open_fifo(path, reader, end, deadline);
 }
 
 std::error_code fifo_remove(const std::string& path) noexcept {

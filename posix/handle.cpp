@@ -8,9 +8,11 @@
 // Windows differs: a HANDLE is an opaque kernel reference, the "inheritable" bit is chosen at
 // creation, and CreateProcessW can be given the exact list of handles to pass.
 #include "../common/sys/handle.hpp"
+#include "../common/sys/error.hpp"
 
 #include <cerrno>
-#include <chrono>
+#include <memory>
+#include <new>
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,12 +20,9 @@
 #include <csignal>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 namespace mp::sys {
-
-static std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
 
 std::error_code close_handle(native_handle h) noexcept {
     // Linux releases the fd even when close() reports EINTR, so it must not be retried.
@@ -138,33 +137,39 @@ std::error_code count_open_handles(std::size_t& out) noexcept {
 }
 
 
-std::error_code wait_handles(const native_handle* hs, std::size_t n, double timeout_ms,
-                             unsigned char* ready) noexcept {
-    using clock = std::chrono::steady_clock;
-    constexpr std::size_t kMax = 256;  // mp::wait gives a handful; more is a caller's mistake
-    if (n > kMax) return std::make_error_code(std::errc::invalid_argument);
-    pollfd fds[kMax];
+std::error_code wait_handles(const native_handle* hs, std::size_t n, const Deadline& deadline,
+                             unsigned char* ready) noexcept try {
+    // poll(2) takes any number of fds; the few mp::wait is usually given fit on the stack.
+    pollfd few[16];
+    std::unique_ptr<pollfd[]> many;
+    pollfd* fds = few;
+    if (n > 16) fds = (many = std::unique_ptr<pollfd[]>(new pollfd[n])).get();
     for (std::size_t i = 0; i < n; ++i) fds[i] = pollfd{hs[i], POLLIN, 0};
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+    int r = 0;
+    if (auto ec = poll_until(fds, n, deadline, r)) return ec;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (fds[i].revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
+        ready[i] = (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) ? 1 : 0;
+    }
+    return {};
+} catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+}
+
+std::error_code poll_until(pollfd* fds, std::size_t n, const Deadline& deadline, int& ready) noexcept {
+    ready = 0;
     for (;;) {
-        timespec ts{};
-        if (!forever) {
-            auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
-            if (left < std::chrono::nanoseconds::zero()) left = std::chrono::nanoseconds::zero();
-            ts = timespec{static_cast<time_t>(left.count() / 1000000000), static_cast<long>(left.count() % 1000000000)};
+        const int r = ::poll(fds, static_cast<nfds_t>(n), static_cast<int>(deadline.wait_ms()));
+        if (r > 0) {
+            ready = r;
+            return {};
         }
-        const int r = ::ppoll(fds, static_cast<nfds_t>(n), forever ? nullptr : &ts, nullptr);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return last_error();
-        for (std::size_t i = 0; i < n; ++i) {
-            if (fds[i].revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
-            ready[i] = (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) ? 1 : 0;
-        }
-        return {};
+        if (r < 0 && errno != EINTR) return last_error();
+        if (deadline.passed()) return {};  // r == 0 (or EINTR) with the time used up
     }
 }
+
+// wait_objects() and finish_overlapped() are Windows-only: POSIX waits on descriptors with poll_until.
 
 }  // namespace mp::sys
 

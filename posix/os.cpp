@@ -6,6 +6,7 @@
 // Windows records a parent pid only at creation, never re-parents, and keeps the environment
 // as UTF-16.
 #include "../common/sys/os.hpp"
+#include "../common/sys/error.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -108,11 +109,9 @@ void flush_std_streams() noexcept {
 void exit_now(int code) noexcept { ::_exit(code); }
 
 std::error_code at_fork_in_child(void (*fn)()) noexcept {
-    if (const int e = ::pthread_atfork(nullptr, nullptr, fn)) return {e, std::generic_category()};
+    if (const int e = ::pthread_atfork(nullptr, nullptr, fn)) return os_error(e);
     return {};
 }
-
-std::string win32_error_text(int code) { return "Win32 error " + std::to_string(code); }
 
 }  // namespace mp::sys
 

@@ -18,11 +18,10 @@
 // communicate keeps an overlapped read or write in flight on each pipe at once and waits for
 // any of them, or the process, with WaitForMultipleObjects.
 #include "../common/sys/pipe.hpp"
+#include "../common/sys/error.hpp"
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
-#include <cmath>
 #include <csignal>
 #include <fcntl.h>
 #include <poll.h>
@@ -33,7 +32,6 @@
 
 namespace mp::sys {
 
-static std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
 
 std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& second) noexcept {
     int fds[2];
@@ -58,36 +56,17 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
 }
 
 // Waits for room to write; false when the deadline passed first.
-static std::error_code wait_writable(int fd, bool forever, std::chrono::steady_clock::time_point deadline,
-                                     bool& ok) noexcept {
-    using clock = std::chrono::steady_clock;
-    for (;;) {
-        int wait_ms = -1;
-        if (!forever) {
-            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-            if (left <= 0) {
-                ok = false;
-                return {};
-            }
-            wait_ms = static_cast<int>(std::min(std::ceil(left), 2.0e9));
-        }
-        pollfd p{fd, POLLOUT, 0};
-        const int r = ::poll(&p, 1, wait_ms);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return last_error();
-        if (r > 0) {
-            ok = true;  // room, or POLLERR/POLLHUP: the write that follows reports it
-            return {};
-        }
-    }
+static std::error_code wait_writable(int fd, const Deadline& deadline, bool& ok) noexcept {
+    pollfd p{fd, POLLOUT, 0};
+    int ready = 0;
+    if (auto ec = poll_until(&p, 1, deadline, ready)) return ec;
+    ok = ready > 0;  // room, or POLLERR/POLLHUP: the write that follows reports it
+    return {};
 }
 
 std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, const void* body,
-                           std::size_t body_n, double timeout_ms, std::size_t* written) noexcept {
-    using clock = std::chrono::steady_clock;
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+                           std::size_t body_n, const Deadline& deadline, std::size_t* written) noexcept {
+    const bool forever = deadline.is_never();
     iovec iov[2] = {{const_cast<void*>(head), head_n}, {const_cast<void*>(body), body_n}};
     iovec* cur = iov;
     int cnt = 2;
@@ -113,7 +92,7 @@ std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, c
             }
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 bool room = false;
-                if (auto ec = wait_writable(end.h.get(), forever, deadline, room)) return ec;
+                if (auto ec = wait_writable(end.h.get(), deadline, room)) return ec;
                 if (!room) return std::make_error_code(std::errc::timed_out);
                 continue;
             }
@@ -165,32 +144,13 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
     }
 }
 
-std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept {
-    using clock = std::chrono::steady_clock;
-    ready = false;
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
-    for (;;) {
-        int wait_ms = -1;
-        if (!forever) {
-            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-            // Rounded up, so that the wait is never shorter than asked.
-            wait_ms = left <= 0 ? 0 : static_cast<int>(std::min(std::ceil(left), 2.0e9));
-        }
-        pollfd p{end.h.get(), POLLIN, 0};
-        const int r = ::poll(&p, 1, wait_ms);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return last_error();
-        }
-        if (r > 0) {
-            if (p.revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
-            ready = true;  // data, or POLLHUP / POLLERR: a read will not block (it sees end of file)
-            return {};
-        }
-        if (!forever && clock::now() >= deadline) return {};
-    }
+std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) noexcept {
+    pollfd p{end.h.get(), POLLIN, 0};
+    int n = 0;
+    if (auto ec = poll_until(&p, 1, deadline, n)) return ec;
+    if (p.revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
+    ready = n > 0;  // data, or POLLHUP / POLLERR: a read will not block (it sees end of file)
+    return {};
 }
 
 std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& child) noexcept {
@@ -210,13 +170,9 @@ namespace {
 constexpr std::size_t kExchangeChunk = 64 * 1024;
 }
 
-std::error_code pipe_exchange(PipeExchange& x, native_handle watch, double timeout_ms, bool& watch_ready) noexcept try {
-    using clock = std::chrono::steady_clock;
+std::error_code pipe_exchange(PipeExchange& x, native_handle watch, const Deadline& deadline, bool& watch_ready) noexcept try {
     watch_ready = false;
     if (!x.scratch) x.scratch.reset(new char[kExchangeChunk]);
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     if (x.input && x.sent == x.size) {
         x.input->h.reset();
         x.input = nullptr;
@@ -228,10 +184,8 @@ std::error_code pipe_exchange(PipeExchange& x, native_handle watch, double timeo
                          {x.output[1] ? x.output[1]->h.get() : -1, POLLIN, 0},
                          {watch, POLLIN, 0}};
         if (!x.input && !x.output[0] && !x.output[1]) return {};
-        int wait_ms = -1;
-        if (!forever) wait_ms = static_cast<int>(wait_call_ms(std::chrono::duration<double, std::milli>(deadline - clock::now()).count()));
-        const int r = ::poll(fds, 4, wait_ms);
-        if (r < 0 && errno != EINTR) return last_error();
+        int r = 0;
+        if (auto ec = poll_until(fds, 4, deadline, r)) return ec;
         if (r > 0) {
             if (fds[0].revents) {
                 // All that is left at once: a non-blocking pipe takes what fits and says how much.
@@ -263,7 +217,7 @@ std::error_code pipe_exchange(PipeExchange& x, native_handle watch, double timeo
                 return {};
             }
         }
-        if (!forever && clock::now() >= deadline) return {};
+        if (r == 0 || deadline.passed()) return {};  // out of time (a zero deadline: one round)
     }
 } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);

@@ -18,9 +18,11 @@
 // found in PATH, a working directory and a new process group are all arguments of
 // CreateProcessW (after SearchPathW for the name).
 #include "../common/sys/process.hpp"
+#include "../common/sys/error.hpp"
 
 #include <cerrno>
 #include <climits>
+#include <algorithm>
 #include <thread>
 #include <csignal>
 #include <cstring>
@@ -38,7 +40,6 @@ extern char** environ;
 
 namespace mp::sys {
 
-static std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
 
 int fork_process(std::error_code& ec) noexcept {
     pid_t pid = ::fork();
@@ -83,7 +84,7 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     const int first_free = 3 + n;
 
     FileActions fa;
-    if (fa.err) return {fa.err, std::generic_category()};
+    if (fa.err) return os_error(fa.err);
     const native_handle stdio[3] = {req.stdin_handle, req.stdout_handle, req.stderr_handle};
     int stdio_src[3];
     for (int i = 0; i < 3; ++i) {
@@ -116,10 +117,10 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
         e = ENOSYS;
 #endif
     }
-    if (e) return {e, std::generic_category()};
+    if (e) return os_error(e);
 
     SpawnAttr sa;
-    if (sa.err) return {sa.err, std::generic_category()};
+    if (sa.err) return os_error(sa.err);
     // The child starts with no signals blocked, and with SIGPIPE and SIGXFSZ back at their
     // default action even if this process ignores them (as CPython's subprocess does).
     sigset_t none, defaults;
@@ -132,7 +133,7 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
     if (req.new_session) flags |= POSIX_SPAWN_SETSID;
     if (!e) e = posix_spawnattr_setflags(&sa.attr, flags);
-    if (e) return {e, std::generic_category()};
+    if (e) return os_error(e);
 
     std::vector<char*> argv;
     argv.reserve(req.args.size() + 1);
@@ -161,7 +162,7 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     pid_t pid = 0;
     e = (req.search_path ? ::posix_spawnp : ::posix_spawn)(&pid, req.program.c_str(), &fa.fa, &sa.attr,
                                                            argv.data(), envp.data());
-    if (e) return {e, std::generic_category()};
+    if (e) return os_error(e);
     out.pid = pid;
     out.process.reset();
     return {};
@@ -210,36 +211,26 @@ static int open_pidfd(int pid) noexcept {
 #endif
 }
 
-std::error_code wait_process(Child& c, std::chrono::nanoseconds timeout, bool& exited,
-                             int& exitcode) noexcept {
-    using clock = std::chrono::steady_clock;
-    if (timeout < std::chrono::nanoseconds::zero()) return reap(c, true, exited, exitcode);
-    if (auto ec = reap(c, false, exited, exitcode); ec || exited || timeout.count() == 0) return ec;
-
+std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, int& exitcode) noexcept {
+    if (deadline.is_never()) return reap(c, true, exited, exitcode);
+    if (auto ec = reap(c, false, exited, exitcode); ec || exited || deadline.passed()) return ec;
     if (!c.process) {
         int fd = open_pidfd(c.pid);
         if (fd >= 0) c.process.reset(fd);
     }
-    const auto deadline = clock::now() + timeout;
     auto pause = std::chrono::microseconds(50);
     for (;;) {
-        auto left = deadline - clock::now();
-        if (left <= clock::duration::zero()) return reap(c, false, exited, exitcode);
         if (c.process) {
             pollfd p{c.process.get(), POLLIN, 0};
-            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-            timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-            int r = ::ppoll(&p, 1, &ts, nullptr);
-            if (r < 0 && errno != EINTR) return last_error();
+            int ready = 0;
+            if (auto ec = poll_until(&p, 1, deadline, ready)) return ec;
         } else {
             // No pidfd (an old kernel): poll waitpid with a pause that grows to 5 ms.
-            auto nap = std::min<clock::duration>(left, pause);
-            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(nap).count();
-            timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-            ::nanosleep(&ts, nullptr);
+            const auto nap = deadline.or_within(pause);
+            std::this_thread::sleep_until(nap.time_point());
             pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::microseconds(5000));
         }
-        if (auto ec = reap(c, false, exited, exitcode); ec || exited) return ec;
+        if (auto ec = reap(c, false, exited, exitcode); ec || exited || deadline.passed()) return ec;
     }
 }
 
@@ -302,24 +293,12 @@ std::error_code open_watch(int pid, Handle& out) noexcept {
     return {};
 }
 
-std::error_code wait_watch(native_handle h, std::chrono::nanoseconds timeout, bool& ended) noexcept {
-    using clock = std::chrono::steady_clock;
-    const bool forever = timeout < std::chrono::nanoseconds::zero();
-    const auto deadline = clock::now() + (forever ? std::chrono::nanoseconds::zero() : timeout);
-    for (;;) {
-        pollfd p{h, POLLIN, 0};
-        timespec ts{};
-        if (!forever) {
-            auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
-            if (left < std::chrono::nanoseconds::zero()) left = std::chrono::nanoseconds::zero();
-            ts = timespec{static_cast<time_t>(left.count() / 1000000000), static_cast<long>(left.count() % 1000000000)};
-        }
-        int r = ::ppoll(&p, 1, forever ? nullptr : &ts, nullptr);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return last_error();
-        ended = r > 0;
-        return {};
-    }
+std::error_code wait_watch(native_handle h, const Deadline& deadline, bool& ended) noexcept {
+    pollfd p{h, POLLIN, 0};
+    int ready = 0;
+    if (auto ec = poll_until(&p, 1, deadline, ready)) return ec;
+    ended = ready > 0;
+    return {};
 }
 
 std::error_code open_sentinel(Child& c, bool reaped, Handle& out) noexcept {

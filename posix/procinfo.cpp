@@ -13,6 +13,7 @@
 // class (six levels, no policies), and the parent pid is recorded once at creation and never
 // follows re-parenting, because there is none.
 #include "../common/sys/procinfo.hpp"
+#include "../common/sys/error.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -27,12 +28,11 @@ namespace mp::sys {
 
 namespace {
 
-std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
 
 // /proc/<pid>/X missing means the process does not exist.
 std::error_code proc_error(int err) noexcept {
     if (err == ENOENT || err == ESRCH) return std::make_error_code(std::errc::no_such_process);
-    return {err, std::generic_category()};
+    return os_error(err);
 }
 
 // Reads /proc/<pid>/stat and points `rest` just past the command name: field 2 is "(comm)",
@@ -54,13 +54,13 @@ std::error_code read_stat(int pid, char (&buf)[1024], const char*& rest) noexcep
     return {};
 }
 
-int native_policy(mp::os::SchedPolicy p) noexcept {
+int native_policy(SchedPolicy p) noexcept {
     switch (p) {
-        case mp::os::SchedPolicy::batch: return SCHED_BATCH;
-        case mp::os::SchedPolicy::idle: return SCHED_IDLE;
-        case mp::os::SchedPolicy::fifo: return SCHED_FIFO;
-        case mp::os::SchedPolicy::rr: return SCHED_RR;
-        case mp::os::SchedPolicy::other: break;
+        case SchedPolicy::batch: return SCHED_BATCH;
+        case SchedPolicy::idle: return SCHED_IDLE;
+        case SchedPolicy::fifo: return SCHED_FIFO;
+        case SchedPolicy::rr: return SCHED_RR;
+        case SchedPolicy::other: break;
     }
     return SCHED_OTHER;
 }
@@ -102,8 +102,8 @@ std::error_code executable_of(int pid, std::string& out) noexcept {
     return {};
 }
 
-std::error_code process_state(int pid, mp::os::ProcessState& out) noexcept {
-    using S = mp::os::ProcessState;
+std::error_code process_state(int pid, ProcState& out) noexcept {
+    using S = ProcState;
     char buf[1024];
     const char* rest = nullptr;
     if (auto ec = read_stat(pid, buf, rest)) return ec;
@@ -134,7 +134,7 @@ std::error_code set_priority(int pid, int niceness) noexcept {
     return {};
 }
 
-std::error_code scheduling_priority_range(mp::os::SchedPolicy policy, mp::os::PriorityRange& out) noexcept {
+std::error_code scheduling_priority_range(SchedPolicy policy, PriorityRange& out) noexcept {
     const int p = native_policy(policy);
     const int lo = ::sched_get_priority_min(p), hi = ::sched_get_priority_max(p);
     if (lo < 0 || hi < 0) return last_error();
@@ -142,8 +142,8 @@ std::error_code scheduling_priority_range(mp::os::SchedPolicy policy, mp::os::Pr
     return {};
 }
 
-std::error_code get_scheduling(int pid, mp::os::Scheduling& out) noexcept {
-    using P = mp::os::SchedPolicy;
+std::error_code get_scheduling(int pid, Scheduling& out) noexcept {
+    using P = SchedPolicy;
     int p = ::sched_getscheduler(pid);
     if (p < 0) return last_error();
 #ifdef SCHED_RESET_ON_FORK
@@ -162,7 +162,7 @@ std::error_code get_scheduling(int pid, mp::os::Scheduling& out) noexcept {
     return {};
 }
 
-std::error_code set_scheduling(int pid, const mp::os::Scheduling& s) noexcept {
+std::error_code set_scheduling(int pid, const Scheduling& s) noexcept {
     sched_param param{};
     param.sched_priority = s.priority;
     if (::sched_setscheduler(pid, native_policy(s.policy), &param) < 0) return last_error();

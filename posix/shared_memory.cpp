@@ -14,6 +14,7 @@
 // Windows differs: a named file mapping lives exactly as long as some handle to it, so the
 // kernel already cleans up after a crash, unlink has nothing to do, and there is no tracker.
 #include "../common/sys/shared_memory.hpp"
+#include "../common/sys/error.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -36,7 +37,6 @@
 namespace mp::sys {
 
 namespace {
-std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
 constexpr const char* kTrackerEnv = "MP_SHM_TRACKER_FD";
 
 // glibc refuses names whose length (after the '/') plus the terminating NUL reaches NAME_MAX.
@@ -269,7 +269,7 @@ void stop_locked(Tracker& t) noexcept {
     t.fd = -1;
     bool exited = false;
     int code = 0;
-    wait_process(t.child, std::chrono::nanoseconds(-1), exited, code);
+    wait_process(t.child, Deadline::never(), exited, code);
     t.child = Child{};
     drop_registry(t);
 }

@@ -19,6 +19,8 @@
 // a named event Local\mp-signal-<pid>-<sig>; mp::kill sets it, and dispatch waits on the
 // events. Nothing interrupts a thread there, so there is no EINTR, and no handler context.
 #include "../common/sys/signals.hpp"
+#include "../common/sys/handle.hpp"
+#include "../common/sys/error.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -31,15 +33,12 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "mp/signals.hpp"
-
 namespace mp::sys {
 
-static_assert(mp::sig::HUP == SIGHUP && mp::sig::INT == SIGINT && mp::sig::QUIT == SIGQUIT &&
-                  mp::sig::KILL == SIGKILL && mp::sig::USR1 == SIGUSR1 && mp::sig::USR2 == SIGUSR2 &&
-                  mp::sig::PIPE == SIGPIPE && mp::sig::ALRM == SIGALRM && mp::sig::TERM == SIGTERM &&
-                  mp::sig::CHLD == SIGCHLD,
-              "mp::sig numbers are Linux's; this system numbers its signals differently");
+static_assert(signum::HUP == SIGHUP && signum::INT == SIGINT && signum::QUIT == SIGQUIT && signum::KILL == SIGKILL &&
+                  signum::USR1 == SIGUSR1 && signum::USR2 == SIGUSR2 && signum::PIPE == SIGPIPE &&
+                  signum::ALRM == SIGALRM && signum::TERM == SIGTERM && signum::CHLD == SIGCHLD,
+              "mp's signal numbers are Linux's; this system numbers its signals differently");
 
 namespace {
 
@@ -49,7 +48,6 @@ std::atomic<int> g_wake_write{-1};
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
               "the signal handler needs lock-free atomics");
 
-std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
 
 void record(int sig) {
     const int saved = errno;
@@ -96,7 +94,7 @@ std::error_code ensure_wake_pipe() noexcept {
     static std::error_code made = [] {
         if (auto ec = make_wake_pipe()) return ec;
         if (int e = ::pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child))
-            return std::error_code(e, std::generic_category());
+            return os_error(e);
         return std::error_code{};
     }();
     return made;
@@ -130,13 +128,9 @@ std::error_code signal_default(int sig) noexcept {
     return {};
 }
 
-std::error_code signal_wait(double timeout_ms, std::uint64_t& fired) noexcept {
-    using clock = std::chrono::steady_clock;
+std::error_code signal_wait(const Deadline& deadline, std::uint64_t& fired) noexcept {
     fired = 0;
     if (auto ec = ensure_wake_pipe()) return ec;
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     for (;;) {
         // Drain the wakeups first, then take the mask: a signal that lands between the two
         // leaves its byte for the next wait, which then finds an empty mask and waits again.
@@ -146,16 +140,13 @@ std::error_code signal_wait(double timeout_ms, std::uint64_t& fired) noexcept {
         }
         fired = g_recorded.exchange(0);
         if (fired) return {};
-        int wait_ms = -1;
-        if (!forever) {
-            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-            if (left <= 0) return {};
-            wait_ms = static_cast<int>(std::min(std::ceil(left), 2.0e9));
-        }
+        if (deadline.passed()) return {};
+        // A wakeup, or EINTR (likely our own handler ran on this thread): look at the mask
+        // again. poll_until restarts an EINTR by itself, but the handler's byte is then
+        // already in the pipe, so that costs nothing.
         pollfd p{rfd, POLLIN, 0};
-        const int r = ::poll(&p, 1, wait_ms);
-        if (r < 0 && errno != EINTR) return last_error();
-        // EINTR (likely our own handler ran on this thread) or a wakeup: look at the mask again.
+        int ready = 0;
+        if (auto ec = poll_until(&p, 1, deadline, ready)) return ec;
     }
 }
 

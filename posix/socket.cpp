@@ -13,6 +13,7 @@
 // pipe (Connection branches on a flag), sockets cannot be inherited usefully (only
 // WSADuplicateSocketW passes one), and the Listener's default family is a named pipe.
 #include "../common/sys/socket.hpp"
+#include "../common/sys/error.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -32,10 +33,6 @@
 
 namespace mp::sys {
 
-static std::error_code last_error() noexcept {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return std::make_error_code(std::errc::operation_would_block);
-    return {errno, std::generic_category()};
-}
 
 void SocketHandle::reset(native_handle h) noexcept {
     if (h_ != invalid_handle()) socket_close(h_);
@@ -71,7 +68,7 @@ static std::error_code to_native(const SockAddress& a, sockaddr_storage& ss, soc
     addrinfo* res = nullptr;
     const int rc = ::getaddrinfo(a.host.empty() ? nullptr : a.host.c_str(), "0", &hints, &res);
     if (rc != 0 || !res) {
-        if (rc == EAI_SYSTEM) return {errno, std::generic_category()};
+        if (rc == EAI_SYSTEM) return last_error();
         return std::make_error_code(std::errc::address_not_available);
     }
     std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
@@ -108,19 +105,19 @@ static void from_native(const sockaddr_storage& ss, socklen_t len, SockAddress& 
 
 std::error_code socket_create(SockFamily family, SocketHandle& out) noexcept {
     const int fd = ::socket(native_family(family), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return last_error();
+    if (fd < 0) return last_socket_error();
     out.reset(fd);
     return {};
 }
 
 std::error_code socket_close(native_handle s) noexcept {
-    if (::close(s) != 0 && errno != EINTR) return last_error();  // never retried: the fd is gone
+    if (::close(s) != 0 && errno != EINTR) return last_socket_error();  // never retried: the fd is gone
     return {};
 }
 
 std::error_code socket_set_reuseaddr(native_handle s, bool on) noexcept {
     const int v = on ? 1 : 0;
-    if (::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &v, sizeof v) != 0) return last_error();
+    if (::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &v, sizeof v) != 0) return last_socket_error();
     return {};
 }
 
@@ -128,40 +125,22 @@ std::error_code socket_bind(native_handle s, const SockAddress& a) noexcept {
     sockaddr_storage ss;
     socklen_t len = 0;
     if (auto ec = to_native(a, ss, len)) return ec;
-    if (::bind(s, reinterpret_cast<const sockaddr*>(&ss), len) != 0) return last_error();
+    if (::bind(s, reinterpret_cast<const sockaddr*>(&ss), len) != 0) return last_socket_error();
     return {};
 }
 
 std::error_code socket_listen(native_handle s, int backlog) noexcept {
-    if (::listen(s, backlog) != 0) return last_error();
+    if (::listen(s, backlog) != 0) return last_socket_error();
     return {};
 }
 
-std::error_code socket_wait(native_handle s, bool for_write, double timeout_ms, bool& ready) noexcept {
-    using clock = std::chrono::steady_clock;
-    ready = false;
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
-    for (;;) {
-        int wait_ms = -1;
-        if (!forever) {
-            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-            wait_ms = left <= 0 ? 0 : static_cast<int>(std::min(std::ceil(left), 2.0e9));  // rounded up: never early
-        }
-        pollfd p{s, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
-        const int r = ::poll(&p, 1, wait_ms);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return last_error();
-        }
-        if (r > 0) {
-            if (p.revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
-            ready = true;
-            return {};
-        }
-        if (!forever && clock::now() >= deadline) return {};
-    }
+std::error_code socket_wait(native_handle s, bool for_write, const Deadline& deadline, bool& ready) noexcept {
+    pollfd p{s, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+    int n = 0;
+    if (auto ec = poll_until(&p, 1, deadline, n)) return ec;
+    if (p.revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
+    ready = n > 0;
+    return {};
 }
 
 std::error_code socket_accept(native_handle s, SocketHandle& out, SockAddress& peer) noexcept {
@@ -174,7 +153,7 @@ std::error_code socket_accept(native_handle s, SocketHandle& out, SockAddress& p
             // Linux reports a connection that died in the backlog as an error of accept():
             // POSIX says to try again, so it is reported as "nothing there yet".
             if (errno == ECONNABORTED) return std::make_error_code(std::errc::operation_would_block);
-            return last_error();
+            return last_socket_error();
         }
         out.reset(fd);
         from_native(ss, len, peer);
@@ -186,35 +165,29 @@ std::error_code socket_accept(native_handle s, SocketHandle& out, SockAddress& p
 // Linux queues only what fits. A blocking connect waits for room, up to SO_SNDTIMEO, so the
 // socket is made blocking with that timeout for as long as the backlog stays full.
 static std::error_code connect_unix_waiting(native_handle s, const sockaddr* sa, socklen_t len,
-                                            double timeout_ms) noexcept {
-    using clock = std::chrono::steady_clock;
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
+                                            const Deadline& deadline) noexcept {
     const int flags = ::fcntl(s, F_GETFL);
-    if (flags < 0 || ::fcntl(s, F_SETFL, flags & ~O_NONBLOCK) != 0) return last_error();
+    if (flags < 0 || ::fcntl(s, F_SETFL, flags & ~O_NONBLOCK) != 0) return last_socket_error();
     std::error_code result;
     for (;;) {
         timeval tv{};  // zero: no limit
-        if (!forever) {
-            const double left = std::chrono::duration<double, std::micro>(deadline - clock::now()).count();
-            if (left <= 0) {
+        if (!deadline.is_never()) {
+            if (deadline.passed()) {
                 result = std::make_error_code(std::errc::timed_out);
                 break;
             }
-            const double us = std::ceil(left);
-            tv.tv_sec = static_cast<time_t>(us / 1e6);
-            tv.tv_usec = static_cast<suseconds_t>(us - static_cast<double>(tv.tv_sec) * 1e6);
-            if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1;
+            const auto us = std::chrono::duration_cast<std::chrono::microseconds>(deadline.left()).count() + 1;
+            tv.tv_sec = static_cast<time_t>(us / 1000000);
+            tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
         }
         if (::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
-            result = last_error();
+            result = last_socket_error();
             break;
         }
         if (::connect(s, sa, len) == 0) break;
         if (errno == EINTR) continue;  // not connected: try again with the time left
         if (errno == EAGAIN) continue;  // SO_SNDTIMEO ran out: the deadline check above decides
-        result = last_error();
+        result = last_socket_error();
         break;
     }
     const timeval none{};
@@ -223,7 +196,7 @@ static std::error_code connect_unix_waiting(native_handle s, const sockaddr* sa,
     return result;
 }
 
-std::error_code socket_connect_start(native_handle s, const SockAddress& a, double timeout_ms,
+std::error_code socket_connect_start(native_handle s, const SockAddress& a, const Deadline& deadline,
                                      bool& in_progress) noexcept {
     in_progress = false;
     sockaddr_storage ss;
@@ -236,17 +209,17 @@ std::error_code socket_connect_start(native_handle s, const SockAddress& a, doub
         return {};
     }
     if (errno == EAGAIN && a.family == SockFamily::unix_path) {
-        if (timeout_ms == 0) return std::make_error_code(std::errc::operation_would_block);
-        return connect_unix_waiting(s, reinterpret_cast<const sockaddr*>(&ss), len, timeout_ms);
+        if (deadline.passed()) return std::make_error_code(std::errc::operation_would_block);
+        return connect_unix_waiting(s, reinterpret_cast<const sockaddr*>(&ss), len, deadline);
     }
-    return last_error();
+    return last_socket_error();
 }
 
 std::error_code socket_connect_result(native_handle s) noexcept {
     int err = 0;
     socklen_t len = sizeof err;
-    if (::getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return last_error();
-    if (err) return {err, std::generic_category()};
+    if (::getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return last_socket_error();
+    if (err) return os_error(err);
     return {};
 }
 
@@ -259,7 +232,7 @@ std::error_code socket_send(native_handle s, const void* data, std::size_t n, st
             return {};
         }
         if (errno == EINTR) continue;
-        return last_error();
+        return last_socket_error();
     }
 }
 
@@ -272,13 +245,13 @@ std::error_code socket_recv(native_handle s, void* data, std::size_t n, std::siz
             return {};
         }
         if (errno == EINTR) continue;
-        return last_error();
+        return last_socket_error();
     }
 }
 
 std::error_code socket_shutdown(native_handle s, int how) noexcept {
     const int native = how == 0 ? SHUT_RD : how == 1 ? SHUT_WR : SHUT_RDWR;
-    if (::shutdown(s, native) != 0) return last_error();
+    if (::shutdown(s, native) != 0) return last_socket_error();
     return {};
 }
 
@@ -287,14 +260,14 @@ std::error_code socket_name(native_handle s, bool peer, SockAddress& out) noexce
     socklen_t len = sizeof ss;
     const int r = peer ? ::getpeername(s, reinterpret_cast<sockaddr*>(&ss), &len)
                        : ::getsockname(s, reinterpret_cast<sockaddr*>(&ss), &len);
-    if (r != 0) return last_error();
+    if (r != 0) return last_socket_error();
     from_native(ss, len, out);
     return {};
 }
 
 std::error_code socket_to_pipe_end(SocketHandle&& s, PipeEnd& out) noexcept {
     const int flags = ::fcntl(s.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(s.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) return last_error();
+    if (flags < 0 || ::fcntl(s.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) return last_socket_error();
     out.h.reset(s.release());  // posix/pipe.cpp's calls work on a socket fd as they are
     return {};
 }
@@ -305,7 +278,7 @@ std::error_code random_bytes(void* data, std::size_t n) noexcept {
         const ssize_t r = ::getrandom(p, n, 0);
         if (r < 0) {
             if (errno == EINTR) continue;
-            return last_error();
+            return last_socket_error();
         }
         p += r;
         n -= static_cast<std::size_t>(r);
@@ -318,12 +291,12 @@ std::error_code named_pipe_create(const std::string&, bool, Handle&) noexcept {
     return std::make_error_code(std::errc::not_supported);
 }
 // named_pipe_accept() is Windows-only.
-std::error_code named_pipe_accept(Handle&, double, bool& connected) noexcept {
+std::error_code named_pipe_accept(Handle&, const Deadline&, bool& connected) noexcept {
     connected = false;
     return std::make_error_code(std::errc::not_supported);
 }
 // named_pipe_connect() is Windows-only.
-std::error_code named_pipe_connect(const std::string&, double, PipeEnd&) noexcept {
+std::error_code named_pipe_connect(const std::string&, const Deadline&, PipeEnd&) noexcept {
     return std::make_error_code(std::errc::not_supported);
 }
 

@@ -1,49 +1,41 @@
-// posix/synchronize.cpp - process-shared synchronisation on POSIX (Linux): a memfd region, an
-// owner-word mutex on a futex, and a futex-counted condition variable.
+// posix/synchronize.cpp - process-shared synchronisation on POSIX (Linux): a memfd region, a
+// priority-inheritance futex as the crash-safe mutex, and a futex-counted condition variable.
 //
 // The region is a memfd (an unnamed file in memory: nothing to unlink, nothing left behind by
-// a crash), mapped MAP_SHARED, its fd close-on-exec; the fd is what spawn passes, fork simply
-// keeps the mapping.
-// The mutex is one 64-bit owner word in the region: 0 when free, else the holder's identity
-// (tid, pid and the thread's start time), taken by compare-and-swap and given back by another,
-// so the uncontended lock never enters the kernel. A contended waiter sets the word's waiters
-// bit and sleeps on the word with futex(2) (FUTEX_WAIT without the PRIVATE flag works across
-// processes); a release that finds the bit wakes one. Owner death is found by the waiter: when
-// the same owner has held the word through a whole slice (1 ms, then 10 ms), or the waiter's
-// time is up, it asks the kernel whether that thread exists (tgkill with signal 0) and reads
-// /proc/<pid>/task/<tid>/stat. No such thread, a zombie (a killed process that its parent has
-// not reaped yet), or a different start time (the tid was reused) means the owner died
-// holding the lock: the waiter swaps the exact word it saw for its own and reports
-// owner_dead. So a later waiter notices a death within about 1 ms, one already asleep within
-// 10 ms, and a try at once. Not seen as a death: an owner thread that calls exec() holding
-// the lock (it keeps its tid and start time; a robust mutex is released by exec), and a
-// zombie when /proc is unreadable; waiters with a timeout still get it.
-// Why not a robust pthread mutex (PTHREAD_MUTEX_ROBUST, EOWNERDEAD), where the kernel marks the
-// mutexes on a dying thread's robust list at once? glibc's robust lock+unlock costs about 13 ns
-// here against 9 ns for two atomic instructions, and mp's wrapper brought it to 17 ns: more
-// than a tenth of CPython's `with lock:` (bench lock.uncontended). What the owner word gives
-// up: detection takes up to a slice instead of being immediate, and needs /proc (without it
-// the kernel still says whether the tid exists, but a zombie looks alive until a timeout).
-// The "consistent" protocol (owner_dead, repair, make_consistent, or the lock is unrecoverable)
-// is kept by common/synchronize.cpp, as for Windows.
+// a crash), mapped MAP_SHARED, its fd close-on-exec; spawn passes the fd, fork keeps the
+// mapping. Everything a primitive needs is in it, so the fd is all that crosses to a child.
+// The mutex is a PI futex word (futex(2), FUTEX_LOCK_PI): 0 when free, else the holder's
+// thread id, which the kernel understands. Taking a free mutex is one compare-and-swap in user
+// space, giving it back another; the kernel is entered only under contention, and then it
+// does two things no user-space lock can: it queues the waiters in arrival order and hands
+// the mutex straight to the first of them on release (nobody can barge in between), and,
+// because it knows the owner, it notices the owner's death. A thread that dies (or execs)
+// while others wait has the mutex handed to the first waiter with FUTEX_OWNER_DIED set; a
+// waiter that arrives after a death finds no thread behind the id and gets ESRCH (a zombie
+// counts as dead). Beside the word, the holder keeps its full identity (thread token: pid,
+// tid and start time) in the region while it holds the mutex and clears it before letting
+// go: a new holder that finds it still set knows the previous one never let go.
+// Not seen as a death: an owner that calls exec() holding the mutex while nobody waits (its
+// thread id lives on in the new program), and a dead owner whose thread id was given to a new
+// thread of its own process before anyone looked (the kernel then waits for that thread);
+// timed waits still end. The "consistent" protocol (owner_dead, repair, make_consistent, or
+// the lock is unrecoverable) is kept by common/synchronize.cpp, as on Windows.
 // The condition variable is not a pthread_cond_t: in glibc (before 2.40) a waiter killed in
 // pthread_cond_wait keeps a reference that a later signal or broadcast waits for, forever. So
 // it is counters in the region (waiters, granted releases, a generation) with the generation
 // as a futex word that waiters sleep on. A waiter killed while waiting stays counted, so a
 // notify may grant it a release it never takes; a later waiter then takes it (a spurious
 // wake-up), never a hang.
-// Windows builds the same owner-word mutex (there is no robust mutex in user memory at all),
-// with an event for contended waiters and the owner's thread handle to wait on for its death,
-// which Windows signals at once; its condition variable sleeps on a kernel semaphore. Those
-// kernel handles must cross to a spawned child beside the region's; here only the memfd does.
+// Windows differs: no kernel object can live in shared memory there, so its mutex is an owner
+// word with an event behind it and the owner's thread handle to wait on for its death, and it
+// hands over through the event; those kernel handles cross to a spawned child beside the
+// region's. The queue ring (common/queues.cpp) uses these same objects.
 #include "../common/sys/synchronize.hpp"
-
-#include "mp/lock.hpp"
+#include "../common/sys/error.hpp"
 
 #include <atomic>
 #include <cerrno>
 #include <climits>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -58,38 +50,26 @@
 #include <unistd.h>
 
 // The per-thread cache mp/lock.hpp reads inline; this file fills it and clears it after fork.
-__thread std::uint64_t mp::detail::thread_token_cache __attribute__((tls_model("initial-exec"))) = 0;
+MP_FAST_TLS std::uint64_t mp::detail::thread_token_cache = 0;
 
 namespace mp::sys {
 
-static std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
-
-static timespec deadline_after(double timeout_ms) noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    const double whole = std::floor(timeout_ms / 1000.0);
-    const double frac_ns = (timeout_ms - whole * 1000.0) * 1e6;
-    ts.tv_sec += static_cast<time_t>(whole);
-    ts.tv_nsec += static_cast<long>(std::ceil(frac_ns));
-    while (ts.tv_nsec >= 1000000000L) {
-        ts.tv_nsec -= 1000000000L;
-        ++ts.tv_sec;
-    }
-    return ts;
+namespace {
+// futex(2) on a 32-bit word of the shared mapping. Without FUTEX_PRIVATE_FLAG the kernel keys
+// the word by its page, so it works across processes.
+long futex(void* word, int op, std::uint32_t val, const timespec* ts, std::uint32_t val3 = 0) noexcept {
+    return ::syscall(SYS_futex, static_cast<std::uint32_t*>(word), op, val, ts, nullptr, val3);
 }
 
-// Time left until a CLOCK_MONOTONIC deadline; false once it has passed.
-static bool time_left(const timespec& deadline, timespec& left) noexcept {
-    timespec now{};
-    ::clock_gettime(CLOCK_MONOTONIC, &now);
-    left.tv_sec = deadline.tv_sec - now.tv_sec;
-    left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
-    if (left.tv_nsec < 0) {
-        left.tv_nsec += 1000000000L;
-        --left.tv_sec;
-    }
-    return left.tv_sec > 0 || (left.tv_sec == 0 && left.tv_nsec > 0);
+timespec to_timespec(std::chrono::nanoseconds ns) noexcept {
+    return timespec{static_cast<time_t>(ns.count() / 1000000000), static_cast<long>(ns.count() % 1000000000)};
 }
+
+// A steady_clock time point as CLOCK_MONOTONIC (libstdc++'s steady_clock is that clock).
+timespec monotonic_of(const Deadline& d) noexcept {
+    return to_timespec(std::chrono::duration_cast<std::chrono::nanoseconds>(d.time_point().time_since_epoch()));
+}
+}  // namespace
 
 // ---- shared region ----------------------------------------------------------------------
 
@@ -122,89 +102,68 @@ void region_unmap(SharedRegion& r) noexcept {
 // ---- mutex ------------------------------------------------------------------------------
 
 namespace {
-// The futex(2) call, on any aligned 32-bit word of the shared mapping. Without the PRIVATE
-// flag the kernel keys the word by its page, so it works across processes.
-long futex(void* word, int op, std::uint32_t val, const timespec* rel) noexcept {
-    return ::syscall(SYS_futex, static_cast<std::uint32_t*>(word), op, val, rel, nullptr, 0);
-}
-
-// The owner word: 0 when free, else the holder's thread_token() (see "identity" below), with
-// kWaiters set when a waiter may be asleep on it. Waiters sleep on its lower 32 bits, which
-// hold the holder's tid and the waiters bit, so every change that matters to a sleeper (a
-// release, a new owner, the bit being set) changes the word the kernel compares.
+// `word` is the PI futex (the holder's tid | FUTEX_WAITERS when the kernel queues waiters |
+// FUTEX_OWNER_DIED after the kernel handed over a dead owner's mutex); `owner` is the
+// holder's thread_token(), set after taking the word and cleared before giving it back.
 struct MutexMem {
-    std::atomic<std::uint64_t> word;
+    std::atomic<std::uint32_t> word;
+    std::atomic<std::uint32_t> sleepers;  // see mutex_sleepers
+    std::atomic<std::uint64_t> owner;
 };
 static_assert(sizeof(MutexMem) <= mutex_bytes, "mutex slot too small");
-static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the owner word must be one atomic word");
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the futex half of the owner word is its first 4 bytes");
-constexpr std::uint64_t kWaiters = std::uint64_t{1} << 31;
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free && std::atomic<std::uint64_t>::is_always_lock_free,
+              "the futex word and the owner must be plain atomic words");
 constexpr std::uint64_t kIdBits = 0x3fffff;  // pids and tids are below 2^22 (PID_MAX_LIMIT)
-// A waiter asleep behind an owner looks at that owner after 1 ms, then every 10 ms (the
-// owner-death detection latency); a release wakes it at once. Most holds end well within the
-// first slice, so a contended lock rarely costs a look (a read under /proc).
-constexpr long kFirstLookNs = 1000 * 1000;
-constexpr long kLookNs = 10 * 1000 * 1000;
 
-std::atomic<std::uint64_t>& word_of(Mutex& m) noexcept { return static_cast<MutexMem*>(m.mem)->word; }
-void* futex_half(std::atomic<std::uint64_t>& w) noexcept { return &w; }
+MutexMem& mem_of(Mutex& m) noexcept { return *static_cast<MutexMem*>(m.mem); }
+std::uint32_t tid_of(std::uint64_t token) noexcept { return static_cast<std::uint32_t>(token & kIdBits); }
+int pid_of(std::uint64_t token) noexcept { return static_cast<int>((token >> 32) & kIdBits); }
 
-// The 19 bits of a thread's start time (clock ticks since boot) kept in its token: two threads
-// that had the same pid and tid one after the other differ there.
-std::uint32_t stamp_of_start(unsigned long long start) noexcept {
-    return static_cast<std::uint32_t>((start * 0x9e3779b97f4a7c15ull) >> 45) | 1u;  // never 0: 0 is "unknown"
-}
-std::uint32_t stamp_of_token(std::uint64_t t) noexcept {
-    return static_cast<std::uint32_t>(((t >> 22) & 0x1ff) | ((t >> 54) << 9));
-}
-
-// Reads state and start time of thread `tid` of process `pid` from /proc/<pid>/task/<tid>/stat.
-// 0, ENOENT (no such thread in that process) or another errno (/proc unreadable here).
-int read_task_stat(int pid, int tid, char& state, unsigned long long& start) noexcept {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ESRCH ? ENOENT : errno;
-    char buf[512];
-    ssize_t n;
-    do {
-        n = ::read(fd, buf, sizeof buf - 1);
-    } while (n < 0 && errno == EINTR);
-    const int read_errno = errno;
-    ::close(fd);
-    if (n <= 0) return n == 0 ? ENOENT : read_errno == ESRCH ? ENOENT : read_errno;  // ended while read
-    buf[n] = 0;
-    // Field 2 is "(comm)" and comm may hold spaces and parentheses: fields 3.. follow the last ')'.
-    const char* p = std::strrchr(buf, ')');
-    if (!p || p[1] != ' ' || !p[2]) return EPROTO;
-    p += 2;
-    state = *p;
-    for (int field = 3; field < 22; ++field) {  // starttime is field 22
-        p = std::strchr(p, ' ');
-        if (!p) return EPROTO;
-        ++p;
+// Having taken the word: records the caller as the holder, and says whether the previous one
+// died holding the mutex (the kernel's OWNER_DIED mark, or an identity it never cleared).
+LockStatus settle_taken(MutexMem& mm, std::uint64_t self) noexcept {
+    bool died = mm.owner.load(std::memory_order_acquire) != 0;
+    std::uint32_t w = mm.word.load(std::memory_order_relaxed);
+    while (w & FUTEX_OWNER_DIED) {
+        died = true;
+        if (mm.word.compare_exchange_weak(w, w & ~std::uint32_t{FUTEX_OWNER_DIED})) break;
     }
-    start = std::strtoull(p, nullptr, 10);
-    return 0;
+    mm.owner.store(self, std::memory_order_relaxed);
+    return died ? LockStatus::owner_dead : LockStatus::acquired;
 }
 
-// Whether the thread named by an owner token has ended: no such thread in that process, a
-// thread that has ended but is not reaped yet (a killed process stays a zombie until its
-// parent waits), or a newer thread that got the same pid and tid (its start time differs).
-// The kernel's own answer comes first: /proc can hide a live thread (hidepid=2 for another
-// user's process), and taking a live owner's lock would break mutual exclusion, so a missing
-// /proc entry alone never counts. When /proc cannot be read, a zombie looks alive (its waiters
-// wait for their timeout instead).
-bool owner_gone(std::uint64_t owner) noexcept {
-    const int pid = static_cast<int>((owner >> 32) & kIdBits);
-    const int tid = static_cast<int>(owner & kIdBits);
-    if (::syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH) return true;  // EPERM: it exists
-    char state = 0;
-    unsigned long long start = 0;
-    if (read_task_stat(pid, tid, state, start) != 0) return false;  // cannot look closer
-    if (state == 'Z' || state == 'X' || state == 'x') return true;
-    const std::uint32_t stamp = stamp_of_token(owner);
-    return stamp != 0 && stamp != stamp_of_start(start);
+// The word names a thread that no longer exists (the kernel said ESRCH, or EDEADLK because
+// this thread got the dead owner's id): the caller takes the mutex over from exactly the
+// word it saw, which a dead thread can never change again.
+bool take_over(MutexMem& mm, std::uint32_t seen, std::uint32_t tid) noexcept {
+    return mm.word.compare_exchange_strong(seen, tid | (seen & FUTEX_WAITERS));
+}
+
+// Before sleeping in the kernel behind the thread the word names: is it the holder the owner
+// identity names, and does that thread still exist in that process? A dead owner's id that
+// another process's new thread got would otherwise make the kernel wait for that stranger.
+bool owner_id_reused(MutexMem& mm, std::uint32_t word) noexcept {
+    const std::uint64_t owner = mm.owner.load(std::memory_order_relaxed);
+    if (owner == 0 || tid_of(owner) != (word & FUTEX_TID_MASK)) return false;  // between its two stores
+    return ::syscall(SYS_tgkill, pid_of(owner), static_cast<int>(tid_of(owner)), 0) != 0 && errno == ESRCH;
+}
+
+// FUTEX_LOCK_PI2 (Linux 5.14) takes a CLOCK_MONOTONIC deadline; FUTEX_LOCK_PI a
+// CLOCK_REALTIME one, so the fallback converts and lets the caller loop on the real deadline.
+long lock_pi(MutexMem& mm, const Deadline& deadline) noexcept {
+    static std::atomic<bool> no_pi2{false};
+    if (deadline.is_never()) return futex(&mm.word, FUTEX_LOCK_PI, 0, nullptr);
+    if (!no_pi2.load(std::memory_order_relaxed)) {
+        const timespec ts = monotonic_of(deadline);
+        const long r = futex(&mm.word, FUTEX_LOCK_PI2, 0, &ts);
+        if (r == 0 || errno != ENOSYS) return r;
+        no_pi2.store(true, std::memory_order_relaxed);
+    }
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    const auto at = std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) + deadline.left();
+    const timespec ts = to_timespec(at);
+    return futex(&mm.word, FUTEX_LOCK_PI, 0, &ts);
 }
 }  // namespace
 
@@ -213,91 +172,104 @@ std::error_code mutex_init(Mutex& m) noexcept {
     return {};
 }
 
-std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept {
-    auto& w = word_of(m);
+std::error_code mutex_lock(Mutex& m, const Deadline& deadline, LockStatus& st) noexcept {
+    MutexMem& mm = mem_of(m);
     const std::uint64_t self = thread_token();
-    std::uint64_t s = 0;
-    if (w.compare_exchange_strong(s, self)) {  // the uncontended path: no system call
-        st = LockStatus::acquired;
-        return {};
-    }
-    const bool forever = timeout_ms < 0;
-    const timespec deadline = deadline_after(forever ? 0 : timeout_ms);
-    bool looked = false;
-    bool woken = false;  // a release's FUTEX_WAKE may have chosen this waiter
+    const std::uint32_t tid = tid_of(self);
     for (;;) {
-        s = w.load();
-        if (s == 0) {
-            // Taken from the slow path, the word keeps the waiters bit: others may still sleep.
-            if (w.compare_exchange_strong(s, self | kWaiters)) {
-                st = LockStatus::acquired;
-                return {};
-            }
-            continue;
-        }
-        timespec left{};
-        const bool may_wait = forever || time_left(deadline, left);
-        if (may_wait) {
-            if (!(s & kWaiters) && !w.compare_exchange_strong(s, s | kWaiters)) continue;
-            s |= kWaiters;
-            timespec slice{0, looked ? kLookNs : kFirstLookNs};
-            if (!forever && left.tv_sec == 0 && left.tv_nsec < slice.tv_nsec) slice = left;
-            // Sleeps only while the word is still the one seen; a release or a new owner
-            // changes its futex half. Woken, changed (EAGAIN) or EINTR: look again.
-            if (futex(futex_half(w), FUTEX_WAIT, static_cast<std::uint32_t>(s), &slice) == 0) {
-                woken = true;
-                continue;
-            }
-            if (errno != ETIMEDOUT) continue;
-        }
-        // The same owner kept the lock through a whole slice, or the time is up: is it alive?
-        // Only the exact word seen can be taken over: a dead thread never changes it again.
-        looked = true;
-        if (owner_gone(s & ~kWaiters)) {
-            if (w.compare_exchange_strong(s, self | kWaiters)) {
-                st = LockStatus::owner_dead;
-                return {};
-            }
-            continue;
-        }
-        if (!may_wait) {
-            // Leaving without the lock: a wake-up this waiter took is passed on, or another
-            // sleeper would wait for its next look although the lock may be free by then.
-            if (woken) futex(futex_half(w), FUTEX_WAKE, 1, nullptr);
-            st = LockStatus::timed_out;
+        std::uint32_t w = 0;
+        if (mm.word.compare_exchange_strong(w, tid, std::memory_order_acquire)) {  // free: no system call
+            st = settle_taken(mm, self);
             return {};
+        }
+        if (owner_id_reused(mm, w) && take_over(mm, w, tid)) {
+            st = settle_taken(mm, self);
+            if (st == LockStatus::acquired) st = LockStatus::owner_dead;
+            return {};
+        }
+        // A try asks the kernel too: it knows whether the thread behind the word is alive.
+        long r;
+        if (deadline.passed()) {
+            r = futex(&mm.word, FUTEX_TRYLOCK_PI, 0, nullptr);
+        } else {
+            mm.sleepers.fetch_add(1, std::memory_order_relaxed);
+            r = lock_pi(mm, deadline);
+            const int saved = errno;
+            mm.sleepers.fetch_sub(1, std::memory_order_relaxed);
+            errno = saved;
+        }
+        if (r == 0) {
+            st = settle_taken(mm, self);
+            return {};
+        }
+        switch (errno) {
+            case ESRCH:    // no thread behind the word (gone, or a zombie): the owner died
+            case EDEADLK:  // the word names this thread: a dead owner had our id
+                w = mm.word.load(std::memory_order_relaxed);
+                if ((w & FUTEX_TID_MASK) != 0 && (errno == ESRCH || (w & FUTEX_TID_MASK) == tid) && take_over(mm, w, tid)) {
+                    st = settle_taken(mm, self);
+                    if (st == LockStatus::acquired) st = LockStatus::owner_dead;
+                    return {};
+                }
+                continue;  // the word changed meanwhile: look again
+            case EAGAIN:   // the owner is exiting right now, or (a try) it is held
+            case EBUSY:
+            case EINTR:
+            case ETIMEDOUT:
+                if (deadline.passed()) {
+                    st = LockStatus::timed_out;
+                    return {};
+                }
+                continue;
+            default:
+                return last_error();
         }
     }
 }
 
 std::error_code mutex_unlock(Mutex& m) noexcept {
-    auto& w = word_of(m);
-    const std::uint64_t self = thread_token();
-    std::uint64_t s = w.load(std::memory_order_relaxed);
-    do {
-        if ((s & ~kWaiters) != self) return std::make_error_code(std::errc::operation_not_permitted);
-    } while (!w.compare_exchange_weak(s, 0));  // only the caller's own word is given back
-    // A waiter set the bit: wake one, which takes the word with the bit again.
-    if ((s & kWaiters) && futex(futex_half(w), FUTEX_WAKE, 1, nullptr) < 0) return last_error();
+    MutexMem& mm = mem_of(m);
+    const std::uint32_t tid = tid_of(thread_token());
+    std::uint32_t w = mm.word.load(std::memory_order_relaxed);
+    if ((w & FUTEX_TID_MASK) != tid || mm.owner.load(std::memory_order_relaxed) != thread_token())
+        return std::make_error_code(std::errc::operation_not_permitted);
+    mm.owner.store(0, std::memory_order_release);
+    std::uint32_t mine = tid;  // exactly our id: no waiters queued
+    if (mm.word.compare_exchange_strong(mine, 0, std::memory_order_release)) return {};
+    // Waiters are queued in the kernel (FUTEX_WAITERS): it hands the mutex to the first of them.
+    if (futex(&mm.word, FUTEX_UNLOCK_PI, 0, nullptr) != 0) return last_error();
     return {};
 }
 
 bool mutex_try_uncontended(Mutex& m) noexcept {
-    std::uint64_t s = 0;
-    return word_of(m).compare_exchange_strong(s, thread_token());
+    MutexMem& mm = mem_of(m);
+    const std::uint64_t self = thread_token();
+    std::uint32_t w = 0;
+    if (!mm.word.compare_exchange_strong(w, tid_of(self), std::memory_order_acquire)) return false;
+    // Free means that the last holder let go (cleared its identity first): nothing to report.
+    mm.owner.store(self, std::memory_order_relaxed);
+    return true;
 }
 
 bool mutex_unlock_uncontended(Mutex& m) noexcept {
-    std::uint64_t s = thread_token();
-    return word_of(m).compare_exchange_strong(s, 0);  // fails when the waiters bit is set
+    MutexMem& mm = mem_of(m);
+    const std::uint64_t self = thread_token();
+    std::uint32_t w = tid_of(self);
+    if (mm.word.load(std::memory_order_relaxed) != w || mm.owner.load(std::memory_order_relaxed) != self) return false;
+    mm.owner.store(0, std::memory_order_release);
+    if (mm.word.compare_exchange_strong(w, 0, std::memory_order_release)) return true;
+    mm.owner.store(self, std::memory_order_relaxed);  // waiters arrived: mutex_unlock hands over
+    return false;
 }
 
 bool mutex_held_by_caller(Mutex& m) noexcept {
-    return (word_of(m).load(std::memory_order_relaxed) & ~kWaiters) == thread_token();
+    return mem_of(m).owner.load(std::memory_order_relaxed) == thread_token();
 }
 
-// mutex_consistent: nothing to do on POSIX either; the owner word is simply the new owner's.
-// (A pthread robust mutex would need pthread_mutex_consistent; common/ keeps that protocol.)
+std::uint32_t mutex_sleepers(Mutex& m) noexcept { return mem_of(m).sleepers.load(); }
+
+// mutex_consistent: nothing to do; the new holder simply owns the word. (A pthread robust
+// mutex would need pthread_mutex_consistent; common/ keeps that protocol.)
 std::error_code mutex_consistent(Mutex&) noexcept { return {}; }
 
 // ---- condition variable -----------------------------------------------------------------
@@ -320,12 +292,11 @@ std::error_code cond_init(Cond& c) noexcept {
     return {};
 }
 
-std::error_code cond_wait(Cond& c, Mutex& m, double timeout_ms, LockStatus& st) noexcept {
+std::error_code cond_wait(Cond& c, Mutex& m, const Deadline& deadline, LockStatus& st) noexcept {
     auto& cm = *static_cast<CondMem*>(c.mem);
     cm.waiters.fetch_add(1);
     const std::uint32_t my_gen = cm.gen.load();
     std::uint32_t seen = my_gen;
-    const timespec deadline = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
         if (auto ec = mutex_unlock(m)) {
             cm.waiters.fetch_sub(1);
@@ -333,14 +304,14 @@ std::error_code cond_wait(Cond& c, Mutex& m, double timeout_ms, LockStatus& st) 
         }
         // Sleeps only while gen is still `seen`; EINTR, EAGAIN and timeouts are judged below,
         // under the mutex.
-        timespec left{};
-        if (timeout_ms < 0) {
+        if (deadline.is_never()) {
             futex(&cm.gen, FUTEX_WAIT, seen, nullptr);
-        } else if (time_left(deadline, left)) {
+        } else if (!deadline.passed()) {
+            const timespec left = to_timespec(deadline.left());
             futex(&cm.gen, FUTEX_WAIT, seen, &left);
         }
         LockStatus relock = LockStatus::acquired;
-        if (auto ec = mutex_lock(m, -1, relock)) return ec;
+        if (auto ec = mutex_lock(m, Deadline::never(), relock)) return ec;
         if (cm.releases.load() > 0 && cm.gen.load() != my_gen) {
             cm.releases.fetch_sub(1);
             cm.waiters.fetch_sub(1);
@@ -348,7 +319,7 @@ std::error_code cond_wait(Cond& c, Mutex& m, double timeout_ms, LockStatus& st) 
             return {};
         }
         // An inconsistent mutex must not be unlocked again (it would be lost): report now.
-        if (relock == LockStatus::owner_dead || (timeout_ms >= 0 && !time_left(deadline, left))) {
+        if (relock == LockStatus::owner_dead || deadline.passed()) {
             cm.waiters.fetch_sub(1);
             st = relock == LockStatus::owner_dead ? LockStatus::owner_dead : LockStatus::timed_out;
             return {};
@@ -385,11 +356,47 @@ struct ForkWatch {
 }  // namespace
 
 namespace {
-// The token is the owner word's value: tid in bits 0-21, pid in bits 32-53, and 19 bits of the
-// thread's start time in bits 22-30 and 54-63 (bit 31 is the waiters bit). Waiters can read
-// from it which thread to look for under /proc, and a dead thread's reused tid gives a
-// different token (the start time differs). Out of line: the lock paths only read the cache.
-[[gnu::cold, gnu::noinline]] std::uint64_t compute_thread_token() noexcept {
+// The 19 bits of a thread's start time (clock ticks since boot) kept in its token: two threads
+// that had the same pid and tid one after the other differ there.
+std::uint32_t stamp_of_start(unsigned long long start) noexcept {
+    return static_cast<std::uint32_t>((start * 0x9e3779b97f4a7c15ull) >> 45) | 1u;  // never 0: 0 is "unknown"
+}
+
+// Reads state and start time of thread `tid` of process `pid` from /proc/<pid>/task/<tid>/stat.
+// 0, ENOENT (no such thread in that process) or another errno (/proc unreadable here).
+int read_task_stat(int pid, int tid, char& state, unsigned long long& start) noexcept {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ESRCH ? ENOENT : errno;
+    char buf[512];
+    ssize_t n;
+    do {
+        n = ::read(fd, buf, sizeof buf - 1);
+    } while (n < 0 && errno == EINTR);
+    const int read_errno = errno;
+    ::close(fd);
+    if (n <= 0) return n == 0 ? ENOENT : read_errno == ESRCH ? ENOENT : read_errno;  // ended while read
+    buf[n] = 0;
+    // Field 2 is "(comm)" and comm may hold spaces and parentheses: fields 3.. follow the last ')'.
+    const char* p = std::strrchr(buf, ')');
+    if (!p || p[1] != ' ' || !p[2]) return EPROTO;
+    p += 2;
+    state = *p;
+    for (int field = 3; field < 22; ++field) {  // starttime is field 22
+        p = std::strchr(p, ' ');
+        if (!p) return EPROTO;
+        ++p;
+    }
+    start = std::strtoull(p, nullptr, 10);
+    return 0;
+}
+
+// The token: tid in bits 0-21, pid in bits 32-53, and 19 bits of the thread's start time in
+// bits 22-30 and 54-63. The mutex takes the tid for its futex word and the pid to ask whether
+// that thread still exists; a dead thread's reused tid gives a different token (the start time
+// differs). Out of line: the lock paths only read the cache.
+MP_COLD std::uint64_t compute_thread_token() noexcept {
     const int pid = static_cast<int>(::getpid());
     const int tid = static_cast<int>(::syscall(SYS_gettid));
     char state = 0;
@@ -402,7 +409,7 @@ namespace {
 
 std::uint64_t thread_token() noexcept {
     const std::uint64_t c = mp::detail::thread_token_cache;
-    return __builtin_expect(c != 0, 1) ? c : compute_thread_token();
+    return MP_LIKELY(c != 0) ? c : compute_thread_token();
 }
 
 }  // namespace mp::sys

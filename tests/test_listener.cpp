@@ -40,7 +40,7 @@ std::vector<mp::AddressFamily> families() { return {mp::AddressFamily::inet, mp:
 mp::sys::PipeEnd raw_connect(const mp::Address& a) {
     mp::sys::PipeEnd end;
     if (a.family == mp::AddressFamily::named_pipe) {
-        if (auto ec = mp::sys::named_pipe_connect(a.path, 10000, end)) mp::raise_os_error(ec, "raw_connect");
+        if (auto ec = mp::sys::named_pipe_connect(a.path, mp::sys::Deadline::after_seconds(10), end)) mp::raise_os_error(ec, "raw_connect");
         return end;
     }
     mp::sys::SockAddress sa;
@@ -51,10 +51,10 @@ mp::sys::PipeEnd raw_connect(const mp::Address& a) {
     mp::sys::SocketHandle s;
     if (auto ec = mp::sys::socket_create(sa.family, s)) mp::raise_os_error(ec, "raw_connect");
     bool in_progress = false;
-    if (auto ec = mp::sys::socket_connect_start(s.get(), sa, -1, in_progress)) mp::raise_os_error(ec, "raw_connect");
+    if (auto ec = mp::sys::socket_connect_start(s.get(), sa, mp::sys::Deadline::never(), in_progress)) mp::raise_os_error(ec, "raw_connect");
     if (in_progress) {
         bool ready = false;
-        mp::sys::socket_wait(s.get(), true, 10000, ready);
+        mp::sys::socket_wait(s.get(), true, mp::sys::Deadline::after_seconds(10), ready);
         if (auto ec = mp::sys::socket_connect_result(s.get())) mp::raise_os_error(ec, "raw_connect");
     }
     if (auto ec = mp::sys::socket_to_pipe_end(std::move(s), end)) mp::raise_os_error(ec, "raw_connect");

@@ -199,11 +199,11 @@ Captured run_beside(const std::string& program, const std::vector<std::string>& 
         if (got < sizeof buf) continue;
     }
     bool exited = false;
-    if (auto ec = mp::sys::wait_process(child, std::chrono::seconds(timeout_s), exited, c.exitcode))
+    if (auto ec = mp::sys::wait_process(child, mp::sys::Deadline::after_seconds(timeout_s), exited, c.exitcode))
         throw std::system_error(ec, "wait");
     if (!exited) {
         mp::sys::signal_process(child, 9);
-        mp::sys::wait_process(child, std::chrono::nanoseconds(-1), exited, c.exitcode);
+        mp::sys::wait_process(child, mp::sys::Deadline::never(), exited, c.exitcode);
         ADD_FAILURE() << program << " did not finish within " << timeout_s << " s";
     }
     return c;

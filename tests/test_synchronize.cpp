@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "sync_state.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -540,9 +541,54 @@ int fill_array(mp::Array<double> a, mp::Value<int> v) {
 }
 MP_TARGET(fill_array);
 
+int take_in_turn(mp::Lock l, mp::Value<int> served, mp::Array<int> order, int me) {
+    l.acquire();
+    order[static_cast<std::size_t>(served.value())] = me;
+    served = served.value() + 1;
+    l.release();
+    return 0;
+}
+MP_TARGET(take_in_turn);
+
 class SyncMethodTest : public mp_test::MethodTest {};
 
 }  // namespace
+
+// Waiters that queue up one after another for a held lock get it in that order: the mutex
+// hands over to the first waiter, and nobody can take a freed lock before it.
+TEST_P(SyncMethodTest, LockServesWaitersInArrivalOrder) {
+    mp_test::time_limit(120);
+    constexpr int n = 5;
+    mp::Lock l;
+    mp::Value<int> served(0, false);
+    mp::Array<int> order(n, false);
+    mp::sys::Mutex& m = l.state_()->mutexes[0];
+    ASSERT_TRUE(l.acquire());
+    std::vector<mp::Process> ps;
+    for (int i = 0; i < n; ++i) {
+        ps.push_back(ctx().Process(take_in_turn, l, served, order, i));
+        ps.back().start();
+        // Child i is asleep on the lock before child i + 1 starts: the mutex counts it among
+        // its sleepers, and on Linux the kernel also says it sleeps. (Wine reports no thread
+        // states, so there the count alone tells: it is taken just before the sleeping call.)
+        for (;;) {
+            const bool counted = mp::sys::mutex_sleepers(m) == static_cast<std::uint32_t>(i + 1);
+#if defined(_WIN32)
+            if (counted) break;
+#else
+            if (counted && mp::os::process_state(ps.back().pid().value()) == mp::os::ProcessState::sleeping) break;
+#endif
+            std::this_thread::sleep_for(1ms);
+        }
+    }
+    l.release();
+    for (auto& p : ps) {
+        p.join(60);
+        EXPECT_EQ(p.exitcode(), 0);
+    }
+    ASSERT_EQ(served.value(), n);
+    for (int i = 0; i < n; ++i) EXPECT_EQ(order[static_cast<std::size_t>(i)], i) << "place " << i;
+}
 
 TEST_P(SyncMethodTest, LockMutualExclusion) {
     mp_test::time_limit(120);

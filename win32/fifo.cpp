@@ -20,33 +20,14 @@
 
 #include <windows.h>
 
-#include <chrono>
-
 #include "../common/sys/os.hpp"
-#include "mp/errors.hpp"
+#include "../common/sys/error.hpp"
 
 namespace mp::sys {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 const std::string kPrefix = "\\\\.\\pipe\\";
-
-std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
-std::error_code win_error(DWORD e) noexcept { return {static_cast<int>(e), win32_category()}; }
-
-// Milliseconds left, rounded up, so that a wait is never shorter than asked.
-DWORD ms_left(Clock::time_point deadline) noexcept {
-    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return 0;
-    const long long ms = (left + 999) / 1000;
-    return ms >= 0x7fffffff ? 0x7fffffffu : static_cast<DWORD>(ms);
-}
-
-Clock::time_point deadline_after(double timeout_ms) noexcept {
-    return Clock::now() +
-           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(timeout_ms < 0 ? 0 : timeout_ms));
-}
 
 }  // namespace
 
@@ -77,7 +58,7 @@ std::error_code fifo_create(const std::string& path, bool reader, PipeEnd& serve
         // FIRST_PIPE_INSTANCE refuses an existing name with ACCESS_DENIED, and the instance
         // limit of 1 with PIPE_BUSY: both mean that the name is taken.
         if (e == ERROR_ACCESS_DENIED || e == ERROR_PIPE_BUSY) return std::make_error_code(std::errc::file_exists);
-        return win_error(e);
+        return os_error(e);
     }
     server.h.reset(h);
     return {};
@@ -85,7 +66,7 @@ std::error_code fifo_create(const std::string& path, bool reader, PipeEnd& serve
     return std::make_error_code(std::errc::not_enough_memory);
 }
 
-std::error_code fifo_accept(const std::string& /*path*/, bool /*reader*/, PipeEnd& end, double timeout_ms) noexcept {
+std::error_code fifo_accept(const std::string& /*path*/, bool /*reader*/, PipeEnd& end, const Deadline& deadline) noexcept {
     Handle ev(CreateEventW(nullptr, TRUE, FALSE, nullptr));
     if (!ev) return last_error();
     OVERLAPPED ov{};
@@ -94,35 +75,18 @@ std::error_code fifo_accept(const std::string& /*path*/, bool /*reader*/, PipeEn
     const DWORD e = GetLastError();
     // The client came before we asked (and may already have gone: then reads see end of file).
     if (e == ERROR_PIPE_CONNECTED || e == ERROR_NO_DATA) return {};
-    if (e != ERROR_IO_PENDING) return win_error(e);
-    const bool forever = timeout_ms < 0;
-    const auto deadline = deadline_after(timeout_ms);
-    for (;;) {
-        // Windows may end a wait up to a timer tick early: loop until the clock agrees.
-        const DWORD r = WaitForSingleObject(ev.get(), forever ? INFINITE : ms_left(deadline));
-        if (r == WAIT_OBJECT_0) break;
-        if (r != WAIT_TIMEOUT) return last_error();
-        if (Clock::now() >= deadline) {
-            CancelIoEx(end.h.get(), &ov);
-            DWORD ignored = 0;
-            // The cancel may lose the race with a client that just connected: then keep it.
-            if (GetOverlappedResult(end.h.get(), &ov, &ignored, TRUE)) return {};
-            if (GetLastError() == ERROR_OPERATION_ABORTED) return std::make_error_code(std::errc::timed_out);
-            return last_error();
-        }
-    }
-    DWORD ignored = 0;
-    if (!GetOverlappedResult(end.h.get(), &ov, &ignored, FALSE)) {
-        if (GetLastError() == ERROR_NO_DATA) return {};
-        return last_error();
-    }
-    return {};
+    if (e != ERROR_IO_PENDING) return os_error(e);
+    bool ok = false;
+    unsigned long err = 0, ignored = 0;
+    if (auto ec = finish_overlapped(end.h.get(), ov, deadline, ok, err, ignored)) return ec;
+    // A cancel that lost the race with a client that just connected: keep the client.
+    if (ok || err == ERROR_NO_DATA) return {};
+    if (err == ERROR_OPERATION_ABORTED) return std::make_error_code(std::errc::timed_out);
+    return os_error(static_cast<int>(err));
 }
 
-std::error_code fifo_open(const std::string& path, bool reader, PipeEnd& end, double timeout_ms) noexcept try {
+std::error_code fifo_open(const std::string& path, bool reader, PipeEnd& end, const Deadline& deadline) noexcept try {
     const std::wstring wpath = widen(path);
-    const bool forever = timeout_ms < 0;
-    const auto deadline = deadline_after(timeout_ms);
     // FILE_READ_ATTRIBUTES lets a write-only end ask PeekNamedPipe whether the reader is there.
     const DWORD access = reader ? GENERIC_READ : GENERIC_WRITE | FILE_READ_ATTRIBUTES;
     for (;;) {
@@ -134,13 +98,14 @@ std::error_code fifo_open(const std::string& path, bool reader, PipeEnd& end, do
             return {};
         }
         const DWORD e = GetLastError();
-        if (e != ERROR_PIPE_BUSY) return win_error(e);  // FILE_NOT_FOUND: no creator holds the name
+        if (e != ERROR_PIPE_BUSY) return os_error(e);  // FILE_NOT_FOUND: no creator holds the name
         // The instance is taken by another client: wait until it is free again.
-        if (!forever && Clock::now() >= deadline) return std::make_error_code(std::errc::timed_out);
-        const DWORD wait = forever ? NMPWAIT_WAIT_FOREVER : (ms_left(deadline) == 0 ? 1 : ms_left(deadline));
+        if (deadline.passed()) return std::make_error_code(std::errc::timed_out);
+        const long left = deadline.wait_ms();
+        const DWORD wait = left < 0 ? NMPWAIT_WAIT_FOREVER : static_cast<DWORD>(left == 0 ? 1 : left);
         if (!WaitNamedPipeW(wpath.c_str(), wait)) {
             const DWORD w = GetLastError();
-            if (w != ERROR_SEM_TIMEOUT && w != WAIT_TIMEOUT) return win_error(w);
+            if (w != ERROR_SEM_TIMEOUT && w != WAIT_TIMEOUT) return os_error(w);
         }
     }
 } catch (const std::bad_alloc&) {

@@ -15,11 +15,9 @@
 
 #include <chrono>
 
-#include "mp/errors.hpp"
+#include "../common/sys/error.hpp"
 
 namespace mp::sys {
-
-static std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
 
 std::error_code close_handle(native_handle h) noexcept {
     if (!CloseHandle(h)) return last_error();
@@ -44,6 +42,8 @@ std::error_code open_null_device(Handle& out) noexcept {
     return {};
 }
 
+// writev_without_sigpipe() is POSIX-only: Windows has no SIGPIPE (a closed reader is ERROR_NO_DATA).
+
 std::error_code write_all(native_handle h, const void* data, std::size_t n) noexcept {
     const char* p = static_cast<const char*>(data);
     while (n > 0) {
@@ -55,8 +55,6 @@ std::error_code write_all(native_handle h, const void* data, std::size_t n) noex
     }
     return {};
 }
-
-// writev_without_sigpipe() is POSIX-only: Windows has no SIGPIPE (a closed reader is ERROR_NO_DATA).
 
 // The DACL holds one ACE: GENERIC_ALL for the SID of the user this process runs as. The
 // descriptor is absolute (it points at the ACL), so both live in one static block.
@@ -90,7 +88,7 @@ void* owner_only_security_descriptor(std::error_code& ec) noexcept {
         return &b;
     }();
     if (block->error) {
-        ec = {static_cast<int>(block->error), win32_category()};
+        ec = os_error(block->error);
         return nullptr;
     }
     ec.clear();
@@ -135,22 +133,11 @@ std::error_code count_open_handles(std::size_t& out) noexcept {
     return {};
 }
 
-std::uintptr_t inherited_value(native_handle h, std::size_t) noexcept { return reinterpret_cast<std::uintptr_t>(h); }
-
-native_handle handle_from_value(std::uintptr_t v) noexcept { return reinterpret_cast<native_handle>(v); }
-
-std::uintptr_t handle_to_value(native_handle h) noexcept { return reinterpret_cast<std::uintptr_t>(h); }
-
-
-std::error_code wait_handles(const native_handle* hs, std::size_t n, double timeout_ms,
+std::error_code wait_handles(const native_handle* hs, std::size_t n, const Deadline& deadline,
                              unsigned char* ready) noexcept {
-    using clock = std::chrono::steady_clock;
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     for (;;) {
-        // Look at every handle without waiting: WaitForMultipleObjects reports only the first
-        // signalled one, and the caller wants them all.
+        // Every handle is looked at without waiting first: WaitForMultipleObjects reports only
+        // the first signalled one, and the caller wants them all.
         bool any = false;
         for (std::size_t i = 0; i < n; ++i) {
             const DWORD r = WaitForSingleObject(hs[i], 0);
@@ -158,24 +145,62 @@ std::error_code wait_handles(const native_handle* hs, std::size_t n, double time
             ready[i] = (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED) ? 1 : 0;
             any = any || ready[i];
         }
-        if (any) return {};
-        DWORD wait_ms = INFINITE;
-        if (!forever) {
-            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-            if (left <= 0) return {};
-            wait_ms = wait_call_ms(left);  // rounded up: never ends before the deadline
-        }
+        if (any || deadline.passed()) return {};
         if (n == 0) {
-            Sleep(wait_ms);
+            Sleep(static_cast<DWORD>(deadline.is_never() ? INFINITE : deadline.wait_ms()));
             continue;
         }
-        if (n <= MAXIMUM_WAIT_OBJECTS) {
-            const DWORD r = WaitForMultipleObjects(static_cast<DWORD>(n), hs, FALSE, wait_ms);
-            if (r == WAIT_FAILED) return last_error();
-        } else {
-            Sleep(wait_ms < 10 ? wait_ms : 10);  // too many to wait on at once: look again soon
-        }
+        // Any of the first 64 ends the wait at once; past MAXIMUM_WAIT_OBJECTS the rest are
+        // looked at again after a short slice.
+        const std::size_t count = n < MAXIMUM_WAIT_OBJECTS ? n : MAXIMUM_WAIT_OBJECTS;
+        std::size_t signalled = count;
+        if (auto ec = wait_objects(hs, count, n > count ? deadline.or_within(std::chrono::milliseconds(10)) : deadline,
+                                   signalled))
+            return ec;
     }
 }
+
+// poll_until() is POSIX-only: Windows waits on objects and overlapped I/O, not descriptors.
+
+std::error_code wait_objects(const native_handle* hs, std::size_t n, const Deadline& deadline,
+                             std::size_t& signalled) noexcept {
+    signalled = n;
+    for (;;) {
+        const DWORD r = WaitForMultipleObjects(static_cast<DWORD>(n), hs, FALSE,
+                                               deadline.is_never() ? INFINITE : static_cast<DWORD>(deadline.wait_ms()));
+        if (r == WAIT_FAILED) return last_error();
+        if (r < WAIT_OBJECT_0 + n) {
+            signalled = r - WAIT_OBJECT_0;
+            return {};
+        }
+        if (r >= WAIT_ABANDONED_0 && r < WAIT_ABANDONED_0 + n) {
+            signalled = r - WAIT_ABANDONED_0;
+            return {};
+        }
+        // WAIT_TIMEOUT: a wait may end a little before the time asked (the timer's tick).
+        if (deadline.passed()) return {};
+    }
+}
+
+std::error_code finish_overlapped(native_handle h, OVERLAPPED& ov, const Deadline& deadline, bool& ok,
+                                  unsigned long& error, unsigned long& moved) noexcept {
+    std::size_t signalled = 1;
+    native_handle ev = ov.hEvent;
+    const std::error_code wait_ec = wait_objects(&ev, 1, deadline, signalled);
+    // Out of time, or the wait itself failed: take the operation back. It may complete as it
+    // is cancelled; GetOverlappedResult then reports what it really did.
+    if (wait_ec || signalled != 0) CancelIoEx(h, &ov);
+    DWORD done = 0;
+    ok = GetOverlappedResult(h, &ov, &done, TRUE) != FALSE;
+    error = ok ? 0 : GetLastError();
+    moved = done;
+    return wait_ec;
+}
+
+std::uintptr_t inherited_value(native_handle h, std::size_t) noexcept { return reinterpret_cast<std::uintptr_t>(h); }
+
+native_handle handle_from_value(std::uintptr_t v) noexcept { return reinterpret_cast<native_handle>(v); }
+
+std::uintptr_t handle_to_value(native_handle h) noexcept { return reinterpret_cast<std::uintptr_t>(h); }
 
 }  // namespace mp::sys

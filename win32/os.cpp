@@ -92,20 +92,6 @@ void exit_now(int code) noexcept { std::_Exit(code); }
 // at_fork_in_child: nothing to register, as there is no fork.
 std::error_code at_fork_in_child(void (*)()) noexcept { return {}; }
 
-std::string win32_error_text(int code) {
-    wchar_t* buf = nullptr;
-    const DWORD n = FormatMessageW(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
-                                   nullptr, static_cast<DWORD>(code), 0, reinterpret_cast<wchar_t*>(&buf), 0, nullptr);
-    std::string text;
-    if (n && buf) {
-        std::wstring w(buf, n);
-        while (!w.empty() && (w.back() == L'\n' || w.back() == L'\r' || w.back() == L' ' || w.back() == L'.')) w.pop_back();
-        text = narrow(w);
-    }
-    if (buf) LocalFree(buf);
-    return (text.empty() ? "Win32 error" : text) + " (" + std::to_string(code) + ")";
-}
-
 std::wstring widen(const std::string& s) {
     if (s.empty()) return {};
     const int n = MultiByteToWideChar(CP_UTF8, 0, s.data(), static_cast<int>(s.size()), nullptr, 0);

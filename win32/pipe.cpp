@@ -31,17 +31,15 @@
 #include <windows.h>
 
 #include <atomic>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
 
-#include "mp/errors.hpp"
+#include "../common/sys/error.hpp"
+#include "../common/sys/socket.hpp"
 
 namespace mp::sys {
 
-static std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
 
 static bool is_peer_gone(DWORD e) noexcept {
     return e == ERROR_BROKEN_PIPE || e == ERROR_NO_DATA || e == ERROR_PIPE_NOT_CONNECTED;
@@ -87,7 +85,7 @@ static std::error_code make_named_pair(DWORD server_mode, DWORD client_access, D
             DWORD ignored = 0;
             if (!GetOverlappedResult(server, &ov, &ignored, TRUE)) return last_error();
         } else if (e != ERROR_PIPE_CONNECTED) {
-            return {static_cast<int>(e), win32_category()};
+            return os_error(e);
         }
     }
     server_out = std::move(s);
@@ -114,13 +112,12 @@ static bool is_socket_peer_gone(int e) noexcept {
 // Sends p[0..n). With a deadline the socket is switched to non-blocking for the call (a
 // Windows socket end never leaves this process, so no one else sees the mode change), and
 // select() waits for room until the deadline.
-static std::error_code socket_write_block(PipeEnd& end, const char* p, std::size_t n, bool forever,
-                                          std::chrono::steady_clock::time_point deadline,
+static std::error_code socket_write_block(PipeEnd& end, const char* p, std::size_t n, const Deadline& deadline,
                                           std::size_t& total) noexcept {
-    using clock = std::chrono::steady_clock;
+    const bool forever = deadline.is_never();
     const SOCKET s = sock_of(end);
     u_long mode = forever ? 0 : 1;
-    if (!forever && ::ioctlsocket(s, FIONBIO, &mode) == SOCKET_ERROR) return {WSAGetLastError(), win32_category()};
+    if (!forever && ::ioctlsocket(s, FIONBIO, &mode) == SOCKET_ERROR) return last_socket_error();
     std::error_code ec;
     while (n > 0) {
         const int chunk = n > 0x40000000 ? 0x40000000 : static_cast<int>(n);
@@ -128,24 +125,16 @@ static std::error_code socket_write_block(PipeEnd& end, const char* p, std::size
         if (w == SOCKET_ERROR) {
             const int e = WSAGetLastError();
             if (e == WSAEWOULDBLOCK) {
-                const double left_us = std::chrono::duration<double, std::micro>(deadline - clock::now()).count();
-                if (left_us <= 0) {
+                bool room = false;
+                if ((ec = socket_wait(end.h.get(), true, deadline, room))) break;
+                if (!room) {
                     ec = std::make_error_code(std::errc::timed_out);
-                    break;
-                }
-                fd_set wr;
-                FD_ZERO(&wr);
-                FD_SET(s, &wr);
-                const long long us = static_cast<long long>(left_us) + 1;
-                timeval tv{static_cast<long>(us / 1000000), static_cast<long>(us % 1000000)};
-                if (::select(0, nullptr, &wr, nullptr, &tv) == SOCKET_ERROR) {
-                    ec = {WSAGetLastError(), win32_category()};
                     break;
                 }
                 continue;
             }
             ec = is_socket_peer_gone(e) ? std::make_error_code(std::errc::broken_pipe)
-                                        : std::error_code{e, win32_category()};
+                                        : os_error(e);
             break;
         }
         p += w;
@@ -167,41 +156,10 @@ static std::error_code socket_read_some(PipeEnd& end, char* p, std::size_t n, st
     if (r == SOCKET_ERROR) {
         const int e = WSAGetLastError();
         if (is_socket_peer_gone(e)) return {};
-        return {e, win32_category()};
+        return os_error(e);
     }
     got = static_cast<std::size_t>(r);
     return {};
-}
-
-static std::error_code socket_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept {
-    using clock = std::chrono::steady_clock;
-    ready = false;
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
-    for (;;) {
-        fd_set rd, ex;
-        FD_ZERO(&rd);
-        FD_ZERO(&ex);
-        FD_SET(sock_of(end), &rd);
-        FD_SET(sock_of(end), &ex);
-        timeval tv{};
-        timeval* ptv = nullptr;
-        if (!forever) {
-            const double left_us = std::chrono::duration<double, std::micro>(deadline - clock::now()).count();
-            const long long us = left_us <= 0 ? 0 : static_cast<long long>(left_us) + 1;
-            tv.tv_sec = static_cast<long>(us / 1000000);
-            tv.tv_usec = static_cast<long>(us % 1000000);
-            ptv = &tv;
-        }
-        const int r = ::select(0, &rd, nullptr, &ex, ptv);
-        if (r == SOCKET_ERROR) return {WSAGetLastError(), win32_category()};
-        if (r > 0) {
-            ready = true;  // data, end of file or an error: a read will not block
-            return {};
-        }
-        if (!forever && clock::now() >= deadline) return {};
-    }
 }
 
 // ---- pipe ends -------------------------------------------------------------------------------
@@ -224,56 +182,41 @@ static BOOL overlapped_io(bool write, HANDLE h, HANDLE ev, void* p, DWORD n, DWO
     return GetOverlappedResult(h, &ov, &done, TRUE);
 }
 
-// Writes p[0..n), waiting for each overlapped write until the deadline (forever: no limit).
-// When time runs out the write is cancelled; `total` counts what went out either way.
-static std::error_code write_block(PipeEnd& end, const char* p, std::size_t n, bool forever,
-                                   std::chrono::steady_clock::time_point deadline, std::size_t& total) noexcept {
-    using clock = std::chrono::steady_clock;
+// Writes p[0..n), waiting for each overlapped write until the deadline. When it passes, the
+// write is cancelled; `total` counts what went out either way.
+static std::error_code write_block(PipeEnd& end, const char* p, std::size_t n, const Deadline& deadline,
+                                   std::size_t& total) noexcept {
     while (n > 0) {
         const DWORD chunk = n > 0x40000000 ? 0x40000000 : static_cast<DWORD>(n);
-        DWORD put = 0;
         OVERLAPPED ov{};
         ov.hEvent = end.write_event.get();
-        BOOL ok = WriteFile(end.h.get(), const_cast<char*>(p), chunk, nullptr, &ov);
-        if (!ok && GetLastError() == ERROR_IO_PENDING) {
-            DWORD wait_ms = INFINITE;
-            if (!forever) {
-                const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-                wait_ms = wait_call_ms(left);
-            }
-            if (WaitForSingleObject(ov.hEvent, wait_ms) == WAIT_TIMEOUT) {
-                // Out of time: cancel, then learn how much the cancelled write moved.
-                CancelIoEx(end.h.get(), &ov);
-                GetOverlappedResult(end.h.get(), &ov, &put, TRUE);
-                total += put;
-                if (put == chunk && n == chunk) return {};  // it finished as it was cancelled
-                return std::make_error_code(std::errc::timed_out);
-            }
-            ok = GetOverlappedResult(end.h.get(), &ov, &put, TRUE);
-        } else if (ok) {
-            GetOverlappedResult(end.h.get(), &ov, &put, TRUE);
-        }
-        if (!ok) {
+        if (!WriteFile(end.h.get(), const_cast<char*>(p), chunk, nullptr, &ov) && GetLastError() != ERROR_IO_PENDING) {
             const DWORD e = GetLastError();
             if (is_peer_gone(e)) return std::make_error_code(std::errc::broken_pipe);
-            return {static_cast<int>(e), win32_category()};
+            return os_error(e);
+        }
+        bool ok = false;
+        unsigned long e = 0, put = 0;
+        if (auto ec = finish_overlapped(end.h.get(), ov, deadline, ok, e, put)) return ec;
+        total += put;
+        if (!ok) {
+            if (e == ERROR_OPERATION_ABORTED) return std::make_error_code(std::errc::timed_out);
+            if (is_peer_gone(e)) return std::make_error_code(std::errc::broken_pipe);
+            return os_error(static_cast<int>(e));
         }
         p += put;
         n -= put;
-        total += put;
+        // Cancelled after part of it went out: the deadline has passed.
+        if (put < chunk && deadline.passed()) return std::make_error_code(std::errc::timed_out);
     }
     return {};
 }
 
 std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, const void* body,
-                           std::size_t body_n, double timeout_ms, std::size_t* written) noexcept {
-    using clock = std::chrono::steady_clock;
+                           std::size_t body_n, const Deadline& deadline, std::size_t* written) noexcept {
     if (!end.is_socket) {
         if (auto ec = ensure_event(end.write_event)) return ec;
     }
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     const auto block = end.is_socket ? socket_write_block : write_block;
     std::size_t total = 0;
     std::error_code ec;
@@ -283,10 +226,10 @@ std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, c
         char buf[4096];
         if (head_n) std::memcpy(buf, head, head_n);
         if (body_n) std::memcpy(buf + head_n, body, body_n);
-        ec = block(end, buf, head_n + body_n, forever, deadline, total);
+        ec = block(end, buf, head_n + body_n, deadline, total);
     } else {
-        ec = block(end, static_cast<const char*>(head), head_n, forever, deadline, total);
-        if (!ec) ec = block(end, static_cast<const char*>(body), body_n, forever, deadline, total);
+        ec = block(end, static_cast<const char*>(head), head_n, deadline, total);
+        if (!ec) ec = block(end, static_cast<const char*>(body), body_n, deadline, total);
     }
     if (written) *written = total;
     return ec;
@@ -313,7 +256,7 @@ std::error_code pipe_read(PipeEnd& end, void* data, std::size_t n, std::size_t& 
         if (!overlapped_io(false, end.h.get(), end.read_event.get(), p + got, chunk, r)) {
             const DWORD e = GetLastError();
             if (is_peer_gone(e)) break;  // the peer closed: end of file
-            if (e != ERROR_MORE_DATA) return {static_cast<int>(e), win32_category()};
+            if (e != ERROR_MORE_DATA) return os_error(e);
         }
         if (r == 0) break;
         got += r;
@@ -330,33 +273,29 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
     if (!overlapped_io(false, end.h.get(), end.read_event.get(), data, chunk, r)) {
         const DWORD e = GetLastError();
         if (is_peer_gone(e)) return {};  // end of file
-        if (e != ERROR_MORE_DATA) return {static_cast<int>(e), win32_category()};
+        if (e != ERROR_MORE_DATA) return os_error(e);
     }
     got = r;
     return {};
 }
 
-std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept {
-    if (end.is_socket) return socket_poll(end, timeout_ms, ready);
-    using clock = std::chrono::steady_clock;
+std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) noexcept {
+    if (end.is_socket) return socket_wait(end.h.get(), false, deadline, ready);
     ready = false;
     DWORD avail = 0;
     if (!PeekNamedPipe(end.h.get(), nullptr, 0, nullptr, &avail, nullptr)) {
         const DWORD e = GetLastError();
-        if (!is_peer_gone(e)) return {static_cast<int>(e), win32_category()};
+        if (!is_peer_gone(e)) return os_error(e);
         ready = true;  // the peer closed: a read will not block (it sees end of file)
         return {};
     }
-    if (avail > 0 || timeout_ms == 0) {
+    if (avail > 0 || deadline.passed()) {
         ready = avail > 0;
         return {};
     }
     // A zero-byte overlapped read completes when bytes arrive (consuming none) or the peer
     // closes: a real wait, where PeekNamedPipe alone would have to be asked again and again.
     if (auto ec = ensure_event(end.read_event)) return ec;
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     OVERLAPPED ov{};
     ov.hEvent = end.read_event.get();
     char none = 0;
@@ -364,45 +303,22 @@ std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept
         ready = true;
         return {};
     }
-    DWORD e = GetLastError();
+    const DWORD e = GetLastError();
     if (is_peer_gone(e)) {
         ready = true;
         return {};
     }
-    if (e != ERROR_IO_PENDING) return {static_cast<int>(e), win32_category()};
-    DWORD moved = 0;
-    for (;;) {
-        DWORD wait_ms = INFINITE;
-        if (!forever) {
-            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-            // A wait may end a little before the time asked (the timer tick): go round again
-            // until the deadline has really passed.
-            wait_ms = wait_call_ms(left);
-        }
-        const DWORD r = WaitForSingleObject(ov.hEvent, wait_ms);
-        if (r == WAIT_FAILED) {
-            e = GetLastError();
-            CancelIoEx(end.h.get(), &ov);
-            GetOverlappedResult(end.h.get(), &ov, &moved, TRUE);
-            return {static_cast<int>(e), win32_category()};
-        }
-        if (r == WAIT_OBJECT_0) break;
-        if (wait_ms == 0) {  // out of time: take the read back
-            CancelIoEx(end.h.get(), &ov);
-            break;
-        }
-    }
-    if (GetOverlappedResult(end.h.get(), &ov, &moved, TRUE)) {
-        ready = true;  // completed (perhaps just as it was cancelled): bytes are there
-        return {};
-    }
-    e = GetLastError();
-    if (is_peer_gone(e)) {
+    if (e != ERROR_IO_PENDING) return os_error(e);
+    bool ok = false;
+    unsigned long err = 0, moved = 0;
+    if (auto ec = finish_overlapped(end.h.get(), ov, deadline, ok, err, moved)) return ec;
+    // Completed (perhaps just as it was cancelled): bytes are there. Cancelled: out of time.
+    if (ok || is_peer_gone(err)) {
         ready = true;
         return {};
     }
-    if (e == ERROR_OPERATION_ABORTED) return {};  // the time ran out
-    return {static_cast<int>(e), win32_category()};
+    if (err == ERROR_OPERATION_ABORTED) return {};
+    return os_error(static_cast<int>(err));
 }
 
 std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& child) noexcept {
@@ -442,17 +358,13 @@ static std::error_code account(PipeExchange& x, int slot, BOOL ok, DWORD moved) 
         if (!ok && is_peer_gone(e)) x.output[slot] = nullptr;  // end of file
     }
     if (!ok && !is_peer_gone(e) && e != ERROR_OPERATION_ABORTED && e != ERROR_MORE_DATA)
-        return {static_cast<int>(e), win32_category()};
+        return os_error(e);
     return {};
 }
 
-std::error_code pipe_exchange(PipeExchange& x, native_handle watch, double timeout_ms, bool& watch_ready) noexcept try {
-    using clock = std::chrono::steady_clock;
+std::error_code pipe_exchange(PipeExchange& x, native_handle watch, const Deadline& deadline, bool& watch_ready) noexcept try {
     watch_ready = false;
     if (!x.scratch) x.scratch.reset(new char[2 * kExchangeChunk]);
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     // Slot -1 is stdin, 0 and 1 the outputs. Each end waits on its own event.
     Transfer in, out[2];
     auto end_of = [&](int slot) -> PipeEnd* { return slot < 0 ? x.input : x.output[slot]; };
@@ -526,22 +438,17 @@ std::error_code pipe_exchange(PipeExchange& x, native_handle watch, double timeo
             slots[n] = slot;
             hs[n++] = transfer_of(slot).ov.hEvent;
         }
-        DWORD wait_ms = INFINITE;
-        if (!forever) wait_ms = wait_call_ms(std::chrono::duration<double, std::milli>(deadline - clock::now()).count());
-        if (busy) wait_ms = 0;
-        const DWORD r = n ? WaitForMultipleObjects(n, hs, FALSE, wait_ms) : WAIT_TIMEOUT;
-        if (r == WAIT_FAILED) {
-            const std::error_code ec = last_error();
-            settle();
-            return ec;
+        std::size_t index = n;
+        if (n) {
+            if (auto ec = wait_objects(hs, n, busy ? Deadline::now() : deadline, index)) {
+                settle();
+                return ec;
+            }
         }
-        if (r == WAIT_TIMEOUT) {
-            // A wait may end a little before the time asked (the timer tick): go on until the
-            // deadline has really passed.
-            if (forever || clock::now() < deadline) continue;
+        if (index == n) {
+            if (!deadline.passed()) continue;  // busy: another round
             return settle();
         }
-        const DWORD index = r - WAIT_OBJECT_0;
         if (watch && index == 0) {
             watch_ready = true;
             return settle();

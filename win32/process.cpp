@@ -27,11 +27,10 @@
 #include <mutex>
 
 #include "../common/sys/os.hpp"
-#include "mp/errors.hpp"
+#include "../common/sys/error.hpp"
 
 namespace mp::sys {
 
-static std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
 
 constexpr DWORD kSignalExitBase = 0x10000;  // TerminateProcess(h, 0x10000 | signum)
 
@@ -177,7 +176,7 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
         append_quoted(cmd, widen(req.args[i]));
     }
     const std::wstring program = req.search_path ? searched_program(widen(req.program)) : widen(req.program);
-    if (program.empty()) return {ERROR_FILE_NOT_FOUND, win32_category()};
+    if (program.empty()) return os_error(ERROR_FILE_NOT_FOUND);
     std::wstring env = req.env.empty() && !req.replace_env ? std::wstring() : environment_block(req.env, req.replace_env);
     const std::wstring cwd = widen(req.cwd);
 
@@ -268,29 +267,13 @@ static int decode_exit_code(DWORD code) noexcept {
     return static_cast<int>(code);
 }
 
-static DWORD to_wait_ms(std::chrono::nanoseconds timeout) noexcept {
-    if (timeout < std::chrono::nanoseconds::zero()) return INFINITE;
-    // Round up, so that a wait is never shorter than asked for.
-    const auto ms = (timeout.count() + 999999) / 1000000;
-    return ms >= static_cast<long long>(INFINITE) ? INFINITE - 1 : static_cast<DWORD>(ms);
-}
-
-std::error_code wait_process(Child& c, std::chrono::nanoseconds timeout, bool& exited, int& exitcode) noexcept {
-    using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + (timeout < std::chrono::nanoseconds::zero() ? std::chrono::nanoseconds::zero() : timeout);
-    for (;;) {
-        DWORD r = WaitForSingleObject(c.process.get(), to_wait_ms(timeout));
-        if (r == WAIT_FAILED) return last_error();
-        if (r == WAIT_TIMEOUT) {
-            // Windows rounds waits to its timer tick; finish the remainder rather than return early.
-            if (timeout >= std::chrono::nanoseconds::zero() && timeout.count() > 0 && clock::now() < deadline) {
-                timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
-                continue;
-            }
-            exited = false;
-            return {};
-        }
-        break;
+std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, int& exitcode) noexcept {
+    std::size_t signalled = 1;
+    native_handle h = c.process.get();
+    if (auto ec = wait_objects(&h, 1, deadline, signalled)) return ec;
+    if (signalled != 0) {
+        exited = false;
+        return {};
     }
     DWORD code = 0;
     if (!GetExitCodeProcess(c.process.get(), &code)) return last_error();
@@ -352,10 +335,10 @@ std::error_code open_watch(int pid, Handle& out) noexcept {
     return {};
 }
 
-std::error_code wait_watch(native_handle h, std::chrono::nanoseconds timeout, bool& ended) noexcept {
-    DWORD r = WaitForSingleObject(h, to_wait_ms(timeout));
-    if (r == WAIT_FAILED) return last_error();
-    ended = r == WAIT_OBJECT_0;
+std::error_code wait_watch(native_handle h, const Deadline& deadline, bool& ended) noexcept {
+    std::size_t signalled = 1;
+    if (auto ec = wait_objects(&h, 1, deadline, signalled)) return ec;
+    ended = signalled == 0;
     return {};
 }
 

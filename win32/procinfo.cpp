@@ -18,13 +18,12 @@
 #include <tlhelp32.h>
 
 #include "../common/sys/os.hpp"
-#include "mp/errors.hpp"
+#include "../common/sys/error.hpp"
 
 namespace mp::sys {
 
 namespace {
 
-std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
 
 // OpenProcess on a pid that names no process fails with ERROR_INVALID_PARAMETER; say so in the
 // portable terms the contract promises.
@@ -33,7 +32,7 @@ HANDLE open_process(int pid, DWORD access, std::error_code& ec) noexcept {
     if (!h) {
         const DWORD err = GetLastError();
         ec = err == ERROR_INVALID_PARAMETER ? std::make_error_code(std::errc::no_such_process)
-                                            : std::error_code(static_cast<int>(err), win32_category());
+                                            : os_error(static_cast<int>(err));
     }
     return h;
 }
@@ -76,7 +75,7 @@ std::error_code executable_of(int pid, std::string& out) noexcept {
     return {};
 }
 
-std::error_code process_state(int pid, mp::os::ProcessState& out) noexcept {
+std::error_code process_state(int pid, ProcState& out) noexcept {
     // Alive or ended is all a process handle tells (the mapping table is in mp/os.hpp). An
     // ended process that can still be opened is held by someone's handle: "dead", the
     // counterpart of a zombie.
@@ -86,7 +85,7 @@ std::error_code process_state(int pid, mp::os::ProcessState& out) noexcept {
     Closer c{h};
     const DWORD r = WaitForSingleObject(h, 0);
     if (r == WAIT_FAILED) return last_error();
-    out = r == WAIT_OBJECT_0 ? mp::os::ProcessState::dead : mp::os::ProcessState::running;
+    out = r == WAIT_OBJECT_0 ? ProcState::dead : ProcState::running;
     return {};
 }
 
@@ -125,28 +124,28 @@ std::error_code set_priority(int pid, int niceness) noexcept {
     return {};
 }
 
-std::error_code scheduling_priority_range(mp::os::SchedPolicy policy, mp::os::PriorityRange& out) noexcept {
+std::error_code scheduling_priority_range(SchedPolicy policy, PriorityRange& out) noexcept {
     // Only "other" exists here, and it has no static priority.
-    if (policy != mp::os::SchedPolicy::other) return std::make_error_code(std::errc::not_supported);
+    if (policy != SchedPolicy::other) return std::make_error_code(std::errc::not_supported);
     out = {0, 0};
     return {};
 }
 
-std::error_code get_scheduling(int pid, mp::os::Scheduling& out) noexcept {
+std::error_code get_scheduling(int pid, Scheduling& out) noexcept {
     // Windows has no scheduling policies: every live process is reported as {other, 0}. The
     // process is still opened, so that a pid naming nothing is an error as on POSIX.
     std::error_code ec;
     HANDLE h = open_process(pid, PROCESS_QUERY_LIMITED_INFORMATION, ec);
     if (!h) return ec;
     CloseHandle(h);
-    out = {mp::os::SchedPolicy::other, 0};
+    out = {SchedPolicy::other, 0};
     return {};
 }
 
-std::error_code set_scheduling(int pid, const mp::os::Scheduling& s) noexcept {
+std::error_code set_scheduling(int pid, const Scheduling& s) noexcept {
     // {other, 0} is what every Windows process already has: a no-op. Anything else cannot be
     // expressed (common/os.cpp turns not_supported into NotImplementedError).
-    if (s.policy != mp::os::SchedPolicy::other || s.priority != 0)
+    if (s.policy != SchedPolicy::other || s.priority != 0)
         return std::make_error_code(std::errc::not_supported);
     std::error_code ec;
     HANDLE h = open_process(pid, PROCESS_QUERY_LIMITED_INFORMATION, ec);

@@ -16,12 +16,11 @@
 #include <windows.h>
 
 #include "../common/sys/os.hpp"
-#include "mp/errors.hpp"
+#include "../common/sys/error.hpp"
 
 namespace mp::sys {
 
 namespace {
-std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
 constexpr std::size_t kMaxName = MAX_PATH;
 }  // namespace
 
@@ -44,12 +43,12 @@ std::error_code shm_create(const std::string& name, std::size_t size, Handle& ou
         if (!h) return last_error();
         if (GetLastError() == ERROR_ALREADY_EXISTS) {  // an existing mapping was opened instead
             CloseHandle(h);
-            return {ERROR_ALREADY_EXISTS, win32_category()};
+            return os_error(ERROR_ALREADY_EXISTS);
         }
         out.reset(h);
         return {};
     } catch (...) {
-        return {ERROR_NOT_ENOUGH_MEMORY, win32_category()};
+        return os_error(ERROR_NOT_ENOUGH_MEMORY);
     }
 }
 
@@ -61,7 +60,7 @@ std::error_code shm_attach(const std::string& name, Handle& out) noexcept {
         out.reset(h);
         return {};
     } catch (...) {
-        return {ERROR_NOT_ENOUGH_MEMORY, win32_category()};
+        return os_error(ERROR_NOT_ENOUGH_MEMORY);
     }
 }
 

@@ -17,6 +17,7 @@
 // (in the middle of anything: hence the async-signal-safe recorder and the self-pipe), and
 // blocking calls fail with EINTR.
 #include "../common/sys/signals.hpp"
+#include "../common/sys/handle.hpp"
 
 #include <windows.h>
 
@@ -29,8 +30,7 @@
 
 #include "../common/sys/fifo.hpp"
 #include "../common/sys/handle.hpp"
-#include "mp/errors.hpp"
-#include "mp/signals.hpp"
+#include "../common/sys/error.hpp"
 
 namespace mp::sys {
 
@@ -38,7 +38,6 @@ namespace {
 
 constexpr DWORD kSignalExitBase = 0x10000;  // as win32/process.cpp: exitcode reads -signum
 
-std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
 
 struct Slot {
     std::shared_ptr<Handle> event;
@@ -51,7 +50,7 @@ void event_name(wchar_t* out, std::size_t n, DWORD pid, int sig) {
     std::swprintf(out, n, L"Local\\mp-signal-%lu-%d", static_cast<unsigned long>(pid), sig);
 }
 
-bool terminates_by_default(int sig) noexcept { return sig != mp::sig::CHLD; }
+bool terminates_by_default(int sig) noexcept { return sig != signum::CHLD; }
 
 std::error_code make_event(int sig, bool ignored) noexcept try {
     std::lock_guard<std::mutex> lock(g_mu);
@@ -83,12 +82,8 @@ std::error_code signal_default(int sig) noexcept {
     return {};
 }
 
-std::error_code signal_wait(double timeout_ms, std::uint64_t& fired) noexcept try {
-    using clock = std::chrono::steady_clock;
+std::error_code signal_wait(const Deadline& deadline, std::uint64_t& fired) noexcept try {
     fired = 0;
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     for (;;) {
         // A snapshot: another thread may catch or restore a signal while this one waits.
         std::vector<std::pair<int, std::shared_ptr<Handle>>> events;
@@ -100,22 +95,17 @@ std::error_code signal_wait(double timeout_ms, std::uint64_t& fired) noexcept tr
         }
         // Waits are cut into slices of at most 100 ms, after which the snapshot is taken again:
         // another thread may have caught a signal (a new event to wait on) or restored one.
-        DWORD wait_ms = 100;
-        if (!forever) {
-            const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - clock::now()).count();
-            if (left <= 0) wait_ms = 0;
-            else if (left < 100000) wait_ms = static_cast<DWORD>((left + 999) / 1000);
-        }
+        const Deadline slice = deadline.or_within(std::chrono::milliseconds(100));
         if (events.empty()) {
-            if (wait_ms == 0) return {};
-            Sleep(wait_ms);
+            if (deadline.passed()) return {};
+            Sleep(static_cast<DWORD>(slice.wait_ms()));
         } else {
             HANDLE hs[MAXIMUM_WAIT_OBJECTS];
             const std::size_t n = events.size() < MAXIMUM_WAIT_OBJECTS ? events.size() : MAXIMUM_WAIT_OBJECTS;
             for (std::size_t i = 0; i < n; ++i) hs[i] = events[i].second->get();
-            const DWORD r = WaitForMultipleObjects(static_cast<DWORD>(n), hs, FALSE, wait_ms);
-            if (r == WAIT_FAILED) return last_error();
-            if (r != WAIT_TIMEOUT) {
+            std::size_t signalled = n;
+            if (auto ec = wait_objects(hs, n, slice, signalled)) return ec;
+            if (signalled < n) {
                 // Take every event that is set, not only the first one reported.
                 for (std::size_t i = 0; i < n; ++i) {
                     if (WaitForSingleObject(hs[i], 0) == WAIT_OBJECT_0) {
@@ -127,8 +117,7 @@ std::error_code signal_wait(double timeout_ms, std::uint64_t& fired) noexcept tr
                 if (fired) return {};
             }
         }
-        // Windows may end a wait up to a timer tick early: only the clock says it is over.
-        if (!forever && clock::now() >= deadline) return {};
+        if (deadline.passed()) return {};
     }
 } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
@@ -151,10 +140,10 @@ std::error_code signal_send(int pid, int sig) noexcept {
     if (!proc) {
         const DWORD e = GetLastError();
         if (e == ERROR_INVALID_PARAMETER) return std::make_error_code(std::errc::no_such_process);
-        return {static_cast<int>(e), win32_category()};
+        return os_error(e);
     }
     if (WaitForSingleObject(proc.get(), 0) == WAIT_OBJECT_0) return std::make_error_code(std::errc::no_such_process);
-    if (sig != mp::sig::KILL) {
+    if (sig != signum::KILL) {
         wchar_t name[64];
         event_name(name, 64, static_cast<DWORD>(pid), sig);
         Handle ev(OpenEventW(EVENT_MODIFY_STATE, FALSE, name));
@@ -163,7 +152,7 @@ std::error_code signal_send(int pid, int sig) noexcept {
             return {};
         }
         const DWORD e = GetLastError();
-        if (e != ERROR_FILE_NOT_FOUND) return {static_cast<int>(e), win32_category()};
+        if (e != ERROR_FILE_NOT_FOUND) return os_error(e);
     }
     if (!terminates_by_default(sig)) return {};
     if (!TerminateProcess(proc.get(), kSignalExitBase | static_cast<DWORD>(sig))) return last_error();

@@ -3,7 +3,7 @@
 // Winsock is a library that must be started once per process (WSAStartup, done here on first
 // use through a function-local static). A SOCKET is a kernel handle in practice but must be
 // closed with closesocket() and reports errors through WSAGetLastError() (WSAE* codes, which
-// live in the same number space as GetLastError and go through mp::win32_category). Sockets are
+// live in the same number space as GetLastError and go through the Win32 error category, win32/error.cpp). Sockets are
 // made with WSA_FLAG_NO_HANDLE_INHERIT; accepted ones come back inheritable (seen under Wine),
 // so the flag is cleared at once. Waiting is select(), which has no EINTR. There is no SIGPIPE:
 // a closed peer is an error code. A SOCKET handle inherited by a child is not usable there
@@ -29,23 +29,15 @@
 #include <vector>
 
 #include "../common/sys/os.hpp"
-#include "mp/errors.hpp"
+#include "../common/sys/error.hpp"
 
 namespace mp::sys {
 
 namespace {
 
-using clock = std::chrono::steady_clock;
-
 SOCKET to_sock(native_handle h) noexcept { return static_cast<SOCKET>(reinterpret_cast<std::uintptr_t>(h)); }
 native_handle from_sock(SOCKET s) noexcept { return reinterpret_cast<native_handle>(static_cast<std::uintptr_t>(s)); }
 
-std::error_code wsa_error(int e) noexcept {
-    if (e == WSAEWOULDBLOCK) return std::make_error_code(std::errc::operation_would_block);
-    return {e, win32_category()};
-}
-std::error_code last_wsa() noexcept { return wsa_error(WSAGetLastError()); }
-std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
 
 // WSAStartup once per process; its result is kept, so a failure is reported by every call.
 int winsock() noexcept {
@@ -97,7 +89,7 @@ void from_native(const sockaddr_storage& ss, SockAddress& out) noexcept {
 
 std::error_code set_nonblocking(SOCKET s, bool on) noexcept {
     u_long v = on ? 1 : 0;
-    if (::ioctlsocket(s, FIONBIO, &v) != 0) return last_wsa();
+    if (::ioctlsocket(s, FIONBIO, &v) != 0) return last_socket_error();
     return {};
 }
 
@@ -110,10 +102,10 @@ void SocketHandle::reset(native_handle h) noexcept {
 
 std::error_code socket_create(SockFamily family, SocketHandle& out) noexcept {
     if (family == SockFamily::unix_path) return std::make_error_code(std::errc::address_family_not_supported);
-    if (const int rc = winsock()) return wsa_error(rc);
+    if (const int rc = winsock()) return os_error(rc);
     const SOCKET s = ::WSASocketW(native_family(family), SOCK_STREAM, IPPROTO_TCP, nullptr, 0,
                                   WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
-    if (s == INVALID_SOCKET) return last_wsa();
+    if (s == INVALID_SOCKET) return last_socket_error();
     SocketHandle owned(from_sock(s));
     if (auto ec = set_nonblocking(s, true)) return ec;
     out = std::move(owned);
@@ -121,7 +113,7 @@ std::error_code socket_create(SockFamily family, SocketHandle& out) noexcept {
 }
 
 std::error_code socket_close(native_handle s) noexcept {
-    if (::closesocket(to_sock(s)) != 0) return last_wsa();
+    if (::closesocket(to_sock(s)) != 0) return last_socket_error();
     return {};
 }
 
@@ -132,7 +124,7 @@ std::error_code socket_set_reuseaddr(native_handle s, bool on) noexcept {
     // asked, as CPython does.
     const BOOL v = on ? TRUE : FALSE;
     if (::setsockopt(to_sock(s), SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const char*>(&v), sizeof v) != 0)
-        return last_wsa();
+        return last_socket_error();
     return {};
 }
 
@@ -140,20 +132,17 @@ std::error_code socket_bind(native_handle s, const SockAddress& a) noexcept {
     sockaddr_storage ss;
     int len = 0;
     if (auto ec = to_native(a, ss, len)) return ec;
-    if (::bind(to_sock(s), reinterpret_cast<const sockaddr*>(&ss), len) != 0) return last_wsa();
+    if (::bind(to_sock(s), reinterpret_cast<const sockaddr*>(&ss), len) != 0) return last_socket_error();
     return {};
 }
 
 std::error_code socket_listen(native_handle s, int backlog) noexcept {
-    if (::listen(to_sock(s), backlog) != 0) return last_wsa();
+    if (::listen(to_sock(s), backlog) != 0) return last_socket_error();
     return {};
 }
 
-std::error_code socket_wait(native_handle s, bool for_write, double timeout_ms, bool& ready) noexcept {
+std::error_code socket_wait(native_handle s, bool for_write, const Deadline& deadline, bool& ready) noexcept {
     ready = false;
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     const SOCKET sock = to_sock(s);
     for (;;) {
         fd_set main_set, error_set;
@@ -163,20 +152,22 @@ std::error_code socket_wait(native_handle s, bool for_write, double timeout_ms, 
         FD_SET(sock, &error_set);  // a failed connect shows here, not as writable
         timeval tv{};
         timeval* ptv = nullptr;
-        if (!forever) {
-            const double left_us = std::chrono::duration<double, std::micro>(deadline - clock::now()).count();
-            const long long us = left_us <= 0 ? 0 : static_cast<long long>(left_us) + 1;
-            tv.tv_sec = static_cast<long>(us / 1000000);
-            tv.tv_usec = static_cast<long>(us % 1000000);
+        if (!deadline.is_never()) {
+            // select() takes microseconds: rounded up, so that it never ends early by rounding.
+            const auto us = std::chrono::duration_cast<std::chrono::microseconds>(deadline.left()).count() +
+                            (deadline.passed() ? 0 : 1);
+            const long long capped = us > 2000000000000LL ? 2000000000000LL : us;
+            tv.tv_sec = static_cast<long>(capped / 1000000);
+            tv.tv_usec = static_cast<long>(capped % 1000000);
             ptv = &tv;
         }
         const int r = ::select(0, for_write ? nullptr : &main_set, for_write ? &main_set : nullptr, &error_set, ptv);
-        if (r == SOCKET_ERROR) return last_wsa();
+        if (r == SOCKET_ERROR) return last_socket_error();
         if (r > 0) {
             ready = true;
             return {};
         }
-        if (!forever && clock::now() >= deadline) return {};  // select can end a little early
+        if (deadline.passed()) return {};  // select can end a little early
     }
 }
 
@@ -187,7 +178,7 @@ std::error_code socket_accept(native_handle s, SocketHandle& out, SockAddress& p
     if (c == INVALID_SOCKET) {
         const int e = WSAGetLastError();
         if (e == WSAECONNRESET) return std::make_error_code(std::errc::operation_would_block);  // died in the backlog
-        return wsa_error(e);
+        return os_error(e);
     }
     SocketHandle owned(from_sock(c));
     // The accepted socket does not take the listener's non-inheritable flag (seen under Wine).
@@ -198,9 +189,9 @@ std::error_code socket_accept(native_handle s, SocketHandle& out, SockAddress& p
     return {};
 }
 
-// timeout_ms bounds only a full Unix-socket backlog on POSIX; Windows has no Unix sockets here,
-// and a TCP connect to a full backlog goes on asynchronously (or is refused).
-std::error_code socket_connect_start(native_handle s, const SockAddress& a, double /*timeout_ms*/,
+// The deadline bounds only a full Unix-socket backlog on POSIX; Windows has no Unix sockets
+// here, and a TCP connect to a full backlog goes on asynchronously (or is refused).
+std::error_code socket_connect_start(native_handle s, const SockAddress& a, const Deadline& /*deadline*/,
                                      bool& in_progress) noexcept {
     in_progress = false;
     sockaddr_storage ss;
@@ -212,14 +203,14 @@ std::error_code socket_connect_start(native_handle s, const SockAddress& a, doub
         in_progress = true;
         return {};
     }
-    return wsa_error(e);
+    return os_error(e);
 }
 
 std::error_code socket_connect_result(native_handle s) noexcept {
     int err = 0;
     int len = sizeof err;
-    if (::getsockopt(to_sock(s), SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&err), &len) != 0) return last_wsa();
-    if (err) return wsa_error(err);
+    if (::getsockopt(to_sock(s), SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&err), &len) != 0) return last_socket_error();
+    if (err) return os_error(err);
     return {};
 }
 
@@ -230,7 +221,7 @@ std::error_code socket_send(native_handle s, const void* data, std::size_t n, st
     if (w == SOCKET_ERROR) {
         const int e = WSAGetLastError();
         if (e == WSAESHUTDOWN) return std::make_error_code(std::errc::broken_pipe);
-        return wsa_error(e);
+        return os_error(e);
     }
     sent = static_cast<std::size_t>(w);
     return {};
@@ -240,14 +231,14 @@ std::error_code socket_recv(native_handle s, void* data, std::size_t n, std::siz
     got = 0;
     const int chunk = n > 0x40000000 ? 0x40000000 : static_cast<int>(n);
     const int r = ::recv(to_sock(s), static_cast<char*>(data), chunk, 0);
-    if (r == SOCKET_ERROR) return last_wsa();
+    if (r == SOCKET_ERROR) return last_socket_error();
     got = static_cast<std::size_t>(r);
     return {};
 }
 
 std::error_code socket_shutdown(native_handle s, int how) noexcept {
     const int native = how == 0 ? SD_RECEIVE : how == 1 ? SD_SEND : SD_BOTH;
-    if (::shutdown(to_sock(s), native) != 0) return last_wsa();
+    if (::shutdown(to_sock(s), native) != 0) return last_socket_error();
     return {};
 }
 
@@ -256,7 +247,7 @@ std::error_code socket_name(native_handle s, bool peer, SockAddress& out) noexce
     int len = sizeof ss;
     const int r = peer ? ::getpeername(to_sock(s), reinterpret_cast<sockaddr*>(&ss), &len)
                        : ::getsockname(to_sock(s), reinterpret_cast<sockaddr*>(&ss), &len);
-    if (r != 0) return last_wsa();
+    if (r != 0) return last_socket_error();
     from_native(ss, out);
     return {};
 }
@@ -314,7 +305,7 @@ std::error_code named_pipe_create(const std::string& name, bool first, Handle& o
     return {};
 }
 
-std::error_code named_pipe_accept(Handle& instance, double timeout_ms, bool& connected) noexcept {
+std::error_code named_pipe_accept(Handle& instance, const Deadline& deadline, bool& connected) noexcept {
     connected = false;
     Handle ev(CreateEventW(nullptr, TRUE, FALSE, nullptr));
     if (!ev) return last_error();
@@ -331,55 +322,26 @@ std::error_code named_pipe_accept(Handle& instance, double timeout_ms, bool& con
         connected = true;
         return {};
     }
-    if (e != ERROR_IO_PENDING) return {static_cast<int>(e), win32_category()};
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
-    for (;;) {
-        DWORD wait = INFINITE;
-        if (!forever) {
-            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-            wait = wait_call_ms(left);
-        }
-        const DWORD w = WaitForSingleObject(ev.get(), wait);
-        if (w == WAIT_OBJECT_0) break;
-        if (w != WAIT_TIMEOUT) {
-            // The connect is still pending on `ov`, on this stack: finish it before leaving.
-            const std::error_code ec = last_error();
-            CancelIoEx(instance.get(), &ov);
-            DWORD n = 0;
-            GetOverlappedResult(instance.get(), &ov, &n, TRUE);
-            return ec;
-        }
-        if (!forever && clock::now() >= deadline) {
-            CancelIoEx(instance.get(), &ov);
-            break;  // the result below says whether a client won the race with the cancel
-        }
-    }
-    DWORD ignored = 0;
-    if (GetOverlappedResult(instance.get(), &ov, &ignored, TRUE)) {
+    if (e != ERROR_IO_PENDING) return os_error(e);
+    bool ok = false;
+    unsigned long r = 0, ignored = 0;
+    if (auto ec = finish_overlapped(instance.get(), ov, deadline, ok, r, ignored)) return ec;
+    // A client that won the race with the cancel is kept.
+    if (ok || r == ERROR_PIPE_CONNECTED || r == ERROR_NO_DATA) {
         connected = true;
         return {};
     }
-    const DWORD r = GetLastError();
     if (r == ERROR_OPERATION_ABORTED) return {};  // timed out
-    if (r == ERROR_PIPE_CONNECTED || r == ERROR_NO_DATA) {
-        connected = true;
-        return {};
-    }
-    return {static_cast<int>(r), win32_category()};
+    return os_error(static_cast<int>(r));
 }
 
-std::error_code named_pipe_connect(const std::string& name, double timeout_ms, PipeEnd& out) noexcept {
+std::error_code named_pipe_connect(const std::string& name, const Deadline& deadline, PipeEnd& out) noexcept {
     std::wstring wname;
     try {
         wname = widen(name);
     } catch (...) {
         return std::make_error_code(std::errc::invalid_argument);
     }
-    const bool forever = timeout_ms < 0;
-    const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                             std::chrono::duration<double, std::milli>(forever ? 0 : timeout_ms));
     for (;;) {
         // SECURITY_IDENTIFICATION: the server may learn who connected, never act as the
         // client (a squatter that made the pipe first could otherwise take the client's token
@@ -391,18 +353,15 @@ std::error_code named_pipe_connect(const std::string& name, double timeout_ms, P
             return {};
         }
         const DWORD e = GetLastError();
-        if (e != ERROR_PIPE_BUSY) return {static_cast<int>(e), win32_category()};
+        if (e != ERROR_PIPE_BUSY) return os_error(e);
         // Every instance is taken: wait for one (the Listener makes a new one per accept).
-        DWORD wait = NMPWAIT_WAIT_FOREVER;
-        if (!forever) {
-            const double left = std::chrono::duration<double, std::milli>(deadline - clock::now()).count();
-            if (left <= 0) return std::make_error_code(std::errc::timed_out);
-            wait = wait_call_ms(left);
-        }
+        if (deadline.passed()) return std::make_error_code(std::errc::timed_out);
+        const long left = deadline.wait_ms();
+        const DWORD wait = left < 0 ? NMPWAIT_WAIT_FOREVER : static_cast<DWORD>(left == 0 ? 1 : left);
         if (!WaitNamedPipeW(wname.c_str(), wait)) {
             const DWORD w = GetLastError();
             if (w == ERROR_SEM_TIMEOUT) continue;  // the loop checks the deadline
-            return {static_cast<int>(w), win32_category()};
+            return os_error(w);
         }
     }
 }

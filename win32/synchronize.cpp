@@ -6,46 +6,45 @@
 // last handle), its handle non-inheritable; spawn passes it in the child's handle list.
 // The mutex keeps its uncontended path in user space: an owner word in the region, taken by
 // compare-and-swap from 0 to (pid << 32 | thread id), with no kernel call (a kernel mutex
-// costs about 1 us per lock on Windows and 30-45 us under Wine). Only under contention does a
-// waiter set the word's waiters bit and sleep on an auto-reset event, which a release that
-// finds the bit set signals. Owner death, which a kernel mutex would report as WAIT_ABANDONED,
-// is found by the waiter itself: it opens the owner's thread (OpenThread(SYNCHRONIZE)) and
-// waits on {event, thread}. If that thread ends, or no longer exists, or its id now belongs to
-// a thread of another process (ids are reused quickly), the owner died holding the lock: the
-// waiter swaps the exact word it saw for its own and reports owner_dead. A thread, not only a
-// process, dying with the lock counts, as it does for robust mutexes on POSIX. Not seen: an
-// owner thread that died and whose id its own process gave to a new thread before anyone
-// looked (ids are not reused that fast in practice). Nothing needs marking "consistent".
+// costs about 1 us per lock on Windows and 30-45 us under Wine). Under contention a waiter
+// counts itself in the region, sets the word's waiters bit and sleeps on an auto-reset event;
+// a release that finds waiters does not free the word but marks it "handed over" and sets the
+// event, which wakes exactly one sleeper (the kernel wakes them in the order they began to
+// wait), and only a thread woken by the event may take a handed-over word: nobody can barge
+// in between, so waiters are served in arrival order. Owner death, which a kernel mutex would
+// report as WAIT_ABANDONED, is found by the waiter itself: it opens the owner's thread
+// (OpenThread(SYNCHRONIZE)) and waits on {event, thread}. If that thread ends, or no longer
+// exists, or its id now belongs to a thread of another process (ids are reused quickly), the
+// owner died holding the lock: the waiter swaps the exact word it saw for its own and reports
+// owner_dead. A thread, not only a process, dying with the lock counts. A woken waiter that
+// dies before taking a handed-over word would strand it; a waiter that finds the word handed
+// over and the event unset for a whole slice (50 ms) takes it instead. Not seen: an owner
+// thread that died and whose id its own process gave to a new thread before anyone looked.
+// Nothing needs marking "consistent".
 // The condition variable keeps its counters in the region (waiters, granted releases, a
 // generation; the same scheme as on POSIX) and its waiters sleep on a kernel semaphore, in
 // slices of 50 ms because a semaphore cannot check the generation atomically as a futex does.
 // A waiter killed while waiting stays counted, so a notify may grant it a release it never
 // takes; a later waiter then takes it (a spurious wake-up), never a hang.
-// POSIX builds the same owner-word mutex, but its waiters sleep on the word itself (futex) and
-// cannot wait for a thread's death: they look at the owner under /proc when it has held the
-// word through a slice (1 ms, then 10 ms). Everything lives in a memfd region (owner words,
-// futex words), so only the region's fd crosses to a child. Both sides leave the "repair,
-// then make_consistent" protocol of a robust mutex to common/synchronize.cpp.
+// POSIX differs: its mutex is a priority-inheritance futex, for which the kernel itself keeps
+// the queue of waiters, hands over, and reports a dead owner (ESRCH, FUTEX_OWNER_DIED); all of
+// it lives in a memfd region, so only the region's fd crosses to a child. Both sides leave the
+// "repair, then make_consistent" protocol of a robust mutex to common/synchronize.cpp.
 #include "../common/sys/synchronize.hpp"
 
 #include <windows.h>
 
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <new>
 
-#include "mp/errors.hpp"
-#include "mp/lock.hpp"
+#include "../common/sys/error.hpp"
 
 // The per-thread cache mp/lock.hpp reads inline; this file fills it.
-__thread std::uint64_t mp::detail::thread_token_cache = 0;
+MP_FAST_TLS std::uint64_t mp::detail::thread_token_cache = 0;
 
 namespace mp::sys {
 
-static std::error_code last_error() noexcept { return {static_cast<int>(GetLastError()), win32_category()}; }
-
-using Clock = std::chrono::steady_clock;
 
 // ---- shared region ----------------------------------------------------------------------
 
@@ -74,14 +73,24 @@ void region_unmap(SharedRegion& r) noexcept {
 // ---- mutex ------------------------------------------------------------------------------
 
 namespace {
-// The owner word: 0 when free, else the holder's (pid << 32 | thread id), with bit 0 set when
-// a waiter may be asleep on the event (thread ids are multiples of 4, so bit 0 is free).
+// The owner word: 0 when free, the holder's (pid << 32 | thread id), or kHandedOver; bit 0
+// (kWaiters) is set while a waiter may be asleep on the event. Thread ids are multiples of 4,
+// so bits 0 and 1 are free, and no thread's word is kHandedOver (its thread id would be 0).
+// `waiting` counts the threads inside mutex_lock's slow path: a release hands over only when
+// someone is there to take it.
 struct MutexMem {
     std::atomic<std::uint64_t> word;
+    std::atomic<std::uint32_t> waiting;
+    std::atomic<std::uint32_t> sleepers;  // see mutex_sleepers
 };
 static_assert(sizeof(MutexMem) <= mutex_bytes, "mutex slot too small");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the owner word must be one interlocked word");
 constexpr std::uint64_t kWaiters = 1;
+constexpr std::uint64_t kHandedOver = 2;
+// How long a handed-over word may wait for the waiter the event woke before another takes it.
+constexpr auto kHandoverSlice = std::chrono::milliseconds(50);
+
+MutexMem& mem_of(Mutex& m) noexcept { return *static_cast<MutexMem*>(m.mem); }
 
 std::uint64_t me() noexcept {
     return (static_cast<std::uint64_t>(GetCurrentProcessId()) << 32) | GetCurrentThreadId();
@@ -89,8 +98,7 @@ std::uint64_t me() noexcept {
 
 // Whether the thread named by an owner value has ended, opening it as `th` (left open for the
 // caller to wait on when it is alive). A thread id that now belongs to another process's
-// thread means the owner is gone. The rare case this cannot see: the owner thread died and
-// its process gave its id to a new thread of its own before anyone looked.
+// thread means the owner is gone.
 bool owner_gone(std::uint64_t owner, HANDLE& th) noexcept {
     th = OpenThread(SYNCHRONIZE | THREAD_QUERY_LIMITED_INFORMATION, FALSE, static_cast<DWORD>(owner & 0xfffffffcu));
     if (!th) return GetLastError() == ERROR_INVALID_PARAMETER;  // no such thread
@@ -100,6 +108,15 @@ bool owner_gone(std::uint64_t owner, HANDLE& th) noexcept {
         return true;
     }
     return false;
+}
+
+// Leaving the slow path without the mutex. The last waiter to go frees a word that was handed
+// over to nobody (the waiter the event was meant for gave up or died).
+void stop_waiting(MutexMem& mm) noexcept {
+    if (mm.waiting.fetch_sub(1) == 1) {
+        std::uint64_t h = kHandedOver | kWaiters;
+        mm.word.compare_exchange_strong(h, 0);
+    }
 }
 }  // namespace
 
@@ -111,96 +128,123 @@ std::error_code mutex_init(Mutex& m) noexcept {
     return {};
 }
 
-std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept {
-    auto& w = static_cast<MutexMem*>(m.mem)->word;
+std::error_code mutex_lock(Mutex& m, const Deadline& deadline, LockStatus& st) noexcept {
+    MutexMem& mm = mem_of(m);
     const std::uint64_t self = me();
     std::uint64_t s = 0;
-    if (w.compare_exchange_strong(s, self)) {  // the uncontended path: no kernel call
+    if (mm.word.compare_exchange_strong(s, self)) {  // the uncontended path: no kernel call
         st = LockStatus::acquired;
         return {};
     }
-    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double, std::milli>(timeout_ms < 0 ? 0 : timeout_ms));
+    mm.waiting.fetch_add(1);
+    bool woken = false;  // this thread took the event's wake-up: a handed-over word is its own
     for (;;) {
-        s = w.load();
-        if ((s & ~kWaiters) == 0) {
-            // Taken from the slow path, the word keeps the waiters bit: others may still sleep.
-            if (w.compare_exchange_strong(s, self | kWaiters)) {
+        s = mm.word.load();
+        if ((s & ~kWaiters) == 0 || ((s & ~kWaiters) == kHandedOver && woken)) {
+            // Free, or handed to this thread. The waiters bit stays: others may still sleep.
+            if (mm.word.compare_exchange_strong(s, self | kWaiters)) {
+                mm.waiting.fetch_sub(1);
                 st = LockStatus::acquired;
                 return {};
             }
             continue;
         }
-        if (!(s & kWaiters) && !w.compare_exchange_strong(s, s | kWaiters)) continue;
+        woken = false;
+        if (!(s & kWaiters) && !mm.word.compare_exchange_strong(s, s | kWaiters)) continue;
         s |= kWaiters;
         HANDLE th = nullptr;
-        bool dead = owner_gone(s & ~kWaiters, th);
-        if (!dead) {
-            double left = 100;  // without the owner's handle (access denied), look again
-            if (timeout_ms >= 0) {
-                const double l = std::chrono::duration<double, std::milli>(deadline - Clock::now()).count();
-                left = l > 0 ? l : 0;
-            } else if (th) {
-                left = -1;
+        bool dead = false;
+        if ((s & ~kWaiters) == kHandedOver) {
+            // Handed to the waiter the event woke. Wait for the event ourselves; a hand-over
+            // that nobody takes within a slice belonged to a waiter that died on the way.
+            const Deadline slice = deadline.or_within(kHandoverSlice);
+            std::size_t signalled = 1;
+            native_handle ev = m.kernel.get();
+            if (auto ec = wait_objects(&ev, 1, slice, signalled)) {
+                stop_waiting(mm);
+                return ec;
             }
+            if (signalled == 0) {
+                woken = true;
+                continue;
+            }
+            if (!deadline.passed()) {
+                // A whole slice with the word handed over and nobody taking it: the waiter it
+                // was meant for died on the way (or is stopped). A live one that comes late
+                // finds the word taken and waits again.
+                std::uint64_t still = s;
+                if (mm.word.compare_exchange_strong(still, self | kWaiters)) {
+                    mm.waiting.fetch_sub(1);
+                    st = LockStatus::acquired;
+                    return {};
+                }
+                continue;
+            }
+        } else if (!(dead = owner_gone(s & ~kWaiters, th))) {
+            // Without the owner's handle (access denied), look again every 100 ms.
+            const Deadline wait = th ? deadline : deadline.or_within(std::chrono::milliseconds(100));
             HANDLE hs[2] = {m.kernel.get(), th};
-            const DWORD r = WaitForMultipleObjects(th ? 2 : 1, hs, FALSE,
-                                                   left < 0 ? INFINITE : wait_call_ms(left));
-            const DWORD err = r == WAIT_FAILED ? GetLastError() : 0;
-            if (err || r != WAIT_OBJECT_0 + 1) {
+            std::size_t signalled = 2;
+            mm.sleepers.fetch_add(1);
+            const std::error_code ec = wait_objects(hs, th ? 2 : 1, wait, signalled);
+            mm.sleepers.fetch_sub(1);
+            if (ec) {
                 if (th) CloseHandle(th);
-                th = nullptr;
+                stop_waiting(mm);
+                return ec;
             }
-            if (err) {
-                st = LockStatus::timed_out;
-                return {static_cast<int>(err), win32_category()};
-            }
-            if (r == WAIT_OBJECT_0 + 1) {
-                dead = true;
-            } else if (r == WAIT_TIMEOUT && timeout_ms >= 0 && Clock::now() >= deadline) {
-                // The word still carries the waiters bit on whoever holds it: nothing is lost.
-                st = LockStatus::timed_out;
-                return {};
-            }
+            if (signalled == 0) woken = true;
+            if (signalled == 1) dead = true;
         }
         // Only the exact word seen can be taken over: a dead thread never changes it again.
         // The dead thread's handle stays open until then, so that its id cannot be given to a
         // new thread (whose word would look the same) before the swap.
-        const bool taken = dead && w.compare_exchange_strong(s, self | kWaiters);
+        const bool taken = dead && mm.word.compare_exchange_strong(s, self | kWaiters);
         if (th) CloseHandle(th);
         if (taken) {
+            mm.waiting.fetch_sub(1);
             st = LockStatus::owner_dead;
             return {};
         }
-        // A wake-up taken from the event always leads back to the top, never out: leaving
-        // with it would strand a sleeper (the word's waiters bit makes the next release wake).
+        if (!woken && deadline.passed()) {
+            stop_waiting(mm);
+            st = LockStatus::timed_out;
+            return {};
+        }
+        // A wake-up taken from the event leads back to the top, never out: leaving with it
+        // would strand a handed-over word (the loop takes it there).
     }
 }
 
 std::error_code mutex_unlock(Mutex& m) noexcept {
-    auto& w = static_cast<MutexMem*>(m.mem)->word;
+    MutexMem& mm = mem_of(m);
     const std::uint64_t self = me();
-    std::uint64_t s = w.load();
-    do {
-        if ((s & ~kWaiters) != self) return {ERROR_NOT_OWNER, win32_category()};
-    } while (!w.compare_exchange_weak(s, 0));  // only the caller's own word is given back
+    std::uint64_t s = mm.word.load();
+    for (;;) {
+        if ((s & ~kWaiters) != self) return os_error(ERROR_NOT_OWNER);
+        // Someone waits: the word goes to the thread the event wakes, not to whoever comes.
+        const std::uint64_t next = (s & kWaiters) && mm.waiting.load() > 0 ? (kHandedOver | kWaiters) : 0;
+        if (mm.word.compare_exchange_weak(s, next)) break;  // only the caller's own word is given back
+    }
     if ((s & kWaiters) && !SetEvent(m.kernel.get())) return last_error();
     return {};
 }
 
 bool mutex_try_uncontended(Mutex& m) noexcept {
     std::uint64_t s = 0;
-    return static_cast<MutexMem*>(m.mem)->word.compare_exchange_strong(s, me());
+    return mem_of(m).word.compare_exchange_strong(s, me());
 }
 
 bool mutex_unlock_uncontended(Mutex& m) noexcept {
     std::uint64_t s = me();
-    return static_cast<MutexMem*>(m.mem)->word.compare_exchange_strong(s, 0);  // fails when the waiters bit is set
+    return mem_of(m).word.compare_exchange_strong(s, 0);  // fails when the waiters bit is set
 }
 
 bool mutex_held_by_caller(Mutex& m) noexcept {
-    return (static_cast<MutexMem*>(m.mem)->word.load(std::memory_order_relaxed) & ~kWaiters) == me();
+    return (mem_of(m).word.load(std::memory_order_relaxed) & ~kWaiters) == me();
 }
+
+std::uint32_t mutex_sleepers(Mutex& m) noexcept { return mem_of(m).sleepers.load(); }
 
 // mutex_consistent: nothing to do on Windows; the owner word is simply the new owner's, and
 // the lock works normally from then on.
@@ -223,40 +267,35 @@ static_assert(sizeof(CondMem) <= cond_bytes, "cond slot too small");
 // between releasing the mutex and sleeping may find its wake-up eaten by another waiter's
 // re-check loop. Sleeps are therefore cut into slices, after which a waiter looks again:
 // at worst a wake-up comes this late, never not at all.
-constexpr double kSliceMs = 50;
+constexpr auto kSlice = std::chrono::milliseconds(50);
 }  // namespace
 
 std::error_code cond_init(Cond& c) noexcept {
     new (c.mem) CondMem{};
     HANDLE h = CreateSemaphoreW(nullptr, 0, 0x7fffffff, nullptr);
     if (!h) return last_error();
-    c.sem.reset(h);
+    c.kernel.reset(h);
     return {};
 }
 
-std::error_code cond_wait(Cond& c, Mutex& m, double timeout_ms, LockStatus& st) noexcept {
+std::error_code cond_wait(Cond& c, Mutex& m, const Deadline& deadline, LockStatus& st) noexcept {
     auto& cm = *static_cast<CondMem*>(c.mem);
     cm.waiters.fetch_add(1);
     const std::uint32_t my_gen = cm.gen.load();
-    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double, std::milli>(timeout_ms < 0 ? 0 : timeout_ms));
     for (;;) {
         if (auto ec = mutex_unlock(m)) {
             cm.waiters.fetch_sub(1);
             return ec;
         }
-        double slice = kSliceMs;
-        if (timeout_ms >= 0) {
-            const double left = std::chrono::duration<double, std::milli>(deadline - Clock::now()).count();
-            slice = left < slice ? (left > 0 ? left : 0) : slice;
-        }
-        const DWORD r = WaitForSingleObject(c.sem.get(), static_cast<DWORD>(std::ceil(slice)));
-        const DWORD wait_error = r == WAIT_FAILED ? GetLastError() : 0;
+        std::size_t signalled = 1;
+        native_handle sem = c.kernel.get();
+        const std::error_code wait_ec = wait_objects(&sem, 1, deadline.or_within(kSlice), signalled);
         LockStatus relock = LockStatus::acquired;
-        if (auto ec = mutex_lock(m, -1, relock)) return ec;
-        if (wait_error) {
+        if (auto ec = mutex_lock(m, Deadline::never(), relock)) return ec;
+        if (wait_ec) {
             cm.waiters.fetch_sub(1);
-            return {static_cast<int>(wait_error), win32_category()};
+            mutex_unlock(m);  // an error returns without m, as on POSIX
+            return wait_ec;
         }
         if (cm.releases.load() > 0 && cm.gen.load() != my_gen) {
             cm.releases.fetch_sub(1);
@@ -264,7 +303,7 @@ std::error_code cond_wait(Cond& c, Mutex& m, double timeout_ms, LockStatus& st) 
             st = relock;
             return {};
         }
-        if (relock == LockStatus::owner_dead || (timeout_ms >= 0 && Clock::now() >= deadline)) {
+        if (relock == LockStatus::owner_dead || deadline.passed()) {
             cm.waiters.fetch_sub(1);
             st = relock == LockStatus::owner_dead ? LockStatus::owner_dead : LockStatus::timed_out;
             return {};
@@ -282,7 +321,7 @@ std::error_code cond_notify(Cond& c, unsigned n) noexcept {
     cm.gen.fetch_add(1);
     // Every waiter wakes and looks: the ones that may take a release do, the rest sleep again
     // (and the counts they leave behind are used up by those re-checks).
-    if (!ReleaseSemaphore(c.sem.get(), static_cast<LONG>(w > 0x7fffffffu ? 0x7fffffffu : w), nullptr))
+    if (!ReleaseSemaphore(c.kernel.get(), static_cast<LONG>(w > 0x7fffffffu ? 0x7fffffffu : w), nullptr))
         return last_error();
     return {};
 }

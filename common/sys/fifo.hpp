@@ -33,17 +33,16 @@ std::error_code fifo_path(const std::string& name, std::string& out) noexcept;
 // opens the FIFO in fifo_accept).
 std::error_code fifo_create(const std::string& path, bool reader, PipeEnd& server) noexcept;
 
-// The creator waits up to timeout_ms (< 0: without limit) for the peer; end is the connected
-// end on return. POSIX opens the FIFO it made (see posix/fifo.cpp for how a timed open works),
-// Windows waits in ConnectNamedPipe on `end` (the server from fifo_create). No peer in time:
-// std::errc::timed_out. Never returns early.
-std::error_code fifo_accept(const std::string& path, bool reader, PipeEnd& end, double timeout_ms) noexcept;
-
-// The peer opens an existing name, waiting up to timeout_ms (< 0: without limit) for the
-// creator to be ready. No such name: std::errc::no_such_file_or_directory; a path that exists
-// but is no FIFO (POSIX): std::errc::invalid_argument; no room in time:
+// The creator waits until the deadline for the peer; end is the connected end on return.
+// POSIX opens the FIFO it made (see posix/fifo.cpp for how a timed open works), Windows waits
+// in ConnectNamedPipe on `end` (the server from fifo_create). No peer in time:
 // std::errc::timed_out.
-std::error_code fifo_open(const std::string& path, bool reader, PipeEnd& end, double timeout_ms) noexcept;
+std::error_code fifo_accept(const std::string& path, bool reader, PipeEnd& end, const Deadline& deadline) noexcept;
+
+// The peer opens an existing name, waiting until the deadline for the creator to be ready.
+// No such name: std::errc::no_such_file_or_directory; a path that exists but is no FIFO
+// (POSIX): std::errc::invalid_argument; no room in time: std::errc::timed_out.
+std::error_code fifo_open(const std::string& path, bool reader, PipeEnd& end, const Deadline& deadline) noexcept;
 
 // Removes the name. POSIX: unlink (ends already open go on working; a missing path is
 // no_such_file_or_directory). Windows: nothing to do, the name ends with its server handle.

@@ -1,30 +1,24 @@
-// common/sys/handle.hpp - the internal contract for owned OS handles and anonymous pipes.
+// common/sys/handle.hpp - the internal contract for owned OS handles, anonymous pipes, and
+// each OS's one way of waiting for I/O until a deadline.
 //
 // posix/handle.cpp and win32/handle.cpp implement these functions, in this order. Everything
-// here is noexcept and reports std::error_code (errno, or GetLastError in mp::win32_category);
-// common/ turns failures into exceptions. These headers are internal: they may name native
-// types, public headers may not.
+// here is noexcept and reports std::error_code (sys/error.hpp); common/ turns failures into
+// exceptions. These headers are internal: they may name native types, public headers may not.
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <system_error>
 #include <utility>
 
-#if !defined(_WIN32)
-struct iovec;  // <sys/uio.h>
-#endif
+#include "deadline.hpp"
 
-namespace mp::sys {
-// The length of one OS wait call (poll's int, a Win32 DWORD) for left_ms > 0 of time left:
-// rounded up, so that it never ends before the deadline, and at most 2e9 ms (23 days, below
-// INFINITE); callers wait again while time is left.
-inline unsigned long wait_call_ms(double left_ms) noexcept {
-    if (!(left_ms > 0)) return 0;
-    return left_ms >= 2e9 ? 2000000000ul : static_cast<unsigned long>(std::ceil(left_ms));
-}
-}  // namespace mp::sys
+#if defined(_WIN32)
+struct _OVERLAPPED;  // <windows.h>
+#else
+struct iovec;   // <sys/uio.h>
+struct pollfd;  // <poll.h>
+#endif
 
 namespace mp::sys {
 
@@ -77,15 +71,19 @@ std::error_code make_pipe(PipeEnds& out) noexcept;
 // non-inheritable: what a child's stream is given for "discard" (subprocess.DEVNULL).
 std::error_code open_null_device(Handle& out) noexcept;
 
-// Writes all n bytes, retrying on EINTR and short writes. A closed reader is
-// std::errc::broken_pipe (never SIGPIPE).
-std::error_code write_all(native_handle h, const void* data, std::size_t n) noexcept;
-
 #if !defined(_WIN32)
 // writev() with SIGPIPE held off for the calling thread: a reader that has gone away gives
 // EPIPE (in errno, with -1 returned), never a signal. POSIX-only: Windows has no SIGPIPE.
 long writev_without_sigpipe(int fd, const ::iovec* iov, int count) noexcept;
 #endif
+#if defined(_WIN32)
+// writev_without_sigpipe() is POSIX-only: Windows has no SIGPIPE.
+#endif
+
+// Writes all n bytes, retrying on EINTR and short writes. A closed reader is
+// std::errc::broken_pipe (never SIGPIPE).
+std::error_code write_all(native_handle h, const void* data, std::size_t n) noexcept;
+
 
 #if defined(_WIN32)
 // A security descriptor whose DACL grants access to the current user alone (and nobody else,
@@ -110,18 +108,52 @@ std::error_code make_private(native_handle h) noexcept;
 // this process holds. Tests use it to prove that nothing leaks.
 std::error_code count_open_handles(std::size_t& out) noexcept;
 
-// Waits up to timeout_ms (< 0: without limit, 0: just looks) until at least one of hs[0..n) is
-// ready, and sets ready[i] to 1 for each that is (0 for the others). What "ready" means is the
-// OS's own notion, and the two differ:
+// Waits until at least one of hs[0..n) is ready or the deadline passes, and sets ready[i] to
+// 1 for each that is (0 for the others). What "ready" means is the OS's own notion, and the
+// two differ:
 //   POSIX    poll(2) readability: a pipe or socket with bytes or end of file, a pidfd whose
-//            process has ended. EINTR restarts the wait with the time that is left.
-//   Windows  WaitForMultipleObjects: a signalled waitable object (a process that has ended, an
-//            event). Pipes and sockets are not waitable objects, so mp::wait looks at
-//            connections itself and gives only process sentinels here. More than 64 handles
-//            (MAXIMUM_WAIT_OBJECTS) are looked at in groups, with short sleeps between rounds.
-// Returning with no handle ready means the time ran out.
-std::error_code wait_handles(const native_handle* hs, std::size_t n, double timeout_ms,
+//            process has ended. Any number of handles.
+//   Windows  a signalled waitable object (a process that has ended, an event). Pipes and
+//            sockets are not waitable objects: mp::wait gives them to wait_ready
+//            (sys/connection.hpp) instead. Any number of handles (more than
+//            MAXIMUM_WAIT_OBJECTS are waited for in groups).
+// Returning with no handle ready means the deadline passed.
+std::error_code wait_handles(const native_handle* hs, std::size_t n, const Deadline& deadline,
                              unsigned char* ready) noexcept;
+
+// ---- each OS's deadline-and-poll helper: every blocking path waits through these ---------
+
+#if !defined(_WIN32)
+// POSIX: poll(2) over fds[0..n) until at least one has revents or the deadline passes; EINTR
+// restarts the wait with the time left, and a poll that returns a little early (it never
+// does on Linux, but the rounding is the caller's otherwise) is resumed. ready: how many have
+// revents, 0 when the deadline passed. Deadline::now() polls once.
+std::error_code poll_until(::pollfd* fds, std::size_t n, const Deadline& deadline, int& ready) noexcept;
+#else
+// poll_until() is POSIX-only: Windows waits on objects (wait_objects) and on overlapped I/O
+// (finish_overlapped), not on descriptors.
+#endif
+
+#if defined(_WIN32)
+// Windows: WaitForMultipleObjects(hs[0..n), any) until one is signalled or the deadline
+// passes, in calls of at most Deadline::wait_ms() (a wait that ends early by the timer's tick
+// is resumed). signalled: the index of the first signalled (or abandoned) handle, n when the
+// deadline passed. At most MAXIMUM_WAIT_OBJECTS (64) handles.
+std::error_code wait_objects(const native_handle* hs, std::size_t n, const Deadline& deadline,
+                             std::size_t& signalled) noexcept;
+
+// Windows: finishes an overlapped ReadFile, WriteFile or ConnectNamedPipe started on h with
+// ov (ov.hEvent set): waits for it until the deadline, and when the deadline passes first
+// cancels it (CancelIoEx) and waits for the cancellation to land, so that ov and the buffer
+// are free again either way. ok and error are what GetOverlappedResult said (error is 0 when
+// ok; ERROR_OPERATION_ABORTED when it was cancelled with nothing moved), moved the bytes it
+// moved, completed and cancelled alike. The returned error_code is only for a failed wait.
+std::error_code finish_overlapped(native_handle h, ::_OVERLAPPED& ov, const Deadline& deadline, bool& ok,
+                                  unsigned long& error, unsigned long& moved) noexcept;
+#else
+// wait_objects() and finish_overlapped() are Windows-only: POSIX waits on descriptors with
+// poll_until.
+#endif
 
 }  // namespace mp::sys
 

@@ -35,12 +35,6 @@ std::error_code at_fork_in_child(void (*fn)()) noexcept;
 
 }  // namespace mp::sys
 
-namespace mp::sys {
-// The text of a Win32 error code (FormatMessageW on Windows; a plain "Win32 error N" elsewhere,
-// where such codes never arise from the OS).
-std::string win32_error_text(int code);
-}  // namespace mp::sys
-
 #if defined(_WIN32)
 namespace mp::sys {
 // UTF-8 <-> UTF-16: mp speaks UTF-8, Win32's W functions speak UTF-16. Windows-only; POSIX

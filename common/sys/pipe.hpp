@@ -42,11 +42,12 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
 
 // Writes head[0..head_n) then body[0..body_n) completely, as one gather write where the OS has
 // one, retrying on EINTR and short writes. A closed peer is std::errc::broken_pipe.
-// timeout_ms >= 0 bounds the time spent waiting for room in the OS buffer: when it runs out,
-// the result is std::errc::timed_out and *written (if given) says how many bytes went out
-// (0: none, the stream is as it was; more: a partial message is in the stream).
+// The deadline bounds the time spent waiting for room in the OS buffer: when it passes, the
+// result is std::errc::timed_out and *written (if given) says how many bytes went out (0:
+// none, the stream is as it was; more: a partial message is in the stream).
 std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, const void* body,
-                           std::size_t body_n, double timeout_ms = -1, std::size_t* written = nullptr) noexcept;
+                           std::size_t body_n, const Deadline& deadline = Deadline::never(),
+                           std::size_t* written = nullptr) noexcept;
 
 // Reads exactly n bytes unless the peer closes first: got < n then means end of file.
 // Retries on EINTR.
@@ -57,10 +58,9 @@ std::error_code pipe_read(PipeEnd& end, void* data, std::size_t n, std::size_t& 
 // small message comes in with its header in one call.
 std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept;
 
-// Waits up to timeout_ms (< 0: without limit, 0: just looks) until a read would not block:
-// data is there, or the peer has closed. ready says which. Never returns before the timeout
-// has passed unless ready; EINTR restarts the wait with the time that is left.
-std::error_code pipe_poll(PipeEnd& end, double timeout_ms, bool& ready) noexcept;
+// Waits until a read would not block (data is there, or the peer has closed: ready) or the
+// deadline passes (not ready). Deadline::now() only looks.
+std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) noexcept;
 
 // ---- the pipes of a child's standard streams (mp::subprocess) -------------------------------
 
@@ -101,12 +101,11 @@ inline void append_captured(std::string& sink, const char* p, std::size_t n) {
     sink.append(p, n);
 }
 
-// Moves bytes until every stream is finished, timeout_ms has passed (< 0: no limit; 0: one
-// round of what can move without waiting), or `watch` (a sentinel of the child, see
-// open_sentinel; invalid_handle(): none) is ready, which sets watch_ready. Never waits longer
-// than the timeout, and EINTR never surfaces. Reads go into the reused scratch and are
-// appended to the sinks.
-std::error_code pipe_exchange(PipeExchange& x, native_handle watch, double timeout_ms, bool& watch_ready) noexcept;
+// Moves bytes until every stream is finished, the deadline passes (Deadline::now(): one round
+// of what can move without waiting), or `watch` (a sentinel of the child, see open_sentinel;
+// invalid_handle(): none) is ready, which sets watch_ready. EINTR never surfaces. Reads go
+// into the reused scratch and are appended to the sinks.
+std::error_code pipe_exchange(PipeExchange& x, native_handle watch, const Deadline& deadline, bool& watch_ready) noexcept;
 
 #if defined(_WIN32)
 // Closes a socket end with closesocket() (a no-op for a pipe end). Windows-only: on POSIX a

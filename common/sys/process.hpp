@@ -9,7 +9,6 @@
 // TerminateProcess(0x10000 | signum) stands for the signal).
 #pragma once
 
-#include <chrono>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -64,11 +63,10 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept;
 // not_a_directory or the error that looking it up gave.
 std::error_code check_directory(const std::string& path) noexcept;
 
-// Waits for the child to end. timeout < 0 waits forever; 0 polls. On return, exited says
-// whether it ended and, if so, exitcode holds its code and the child is reaped (its pid may be
-// reused from now on, so nothing may signal it afterwards).
-std::error_code wait_process(Child& c, std::chrono::nanoseconds timeout, bool& exited,
-                             int& exitcode) noexcept;
+// Waits for the child to end, until the deadline (Deadline::now(): only looks). On return,
+// exited says whether it ended and, if so, exitcode holds its code and the child is reaped
+// (its pid may be reused from now on, so nothing may signal it afterwards).
+std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, int& exitcode) noexcept;
 
 // Sends SIGTERM/SIGKILL (POSIX), or TerminateProcess with code 0x10000|signum (Windows).
 // A child that has already ended is not an error.
@@ -96,8 +94,8 @@ bool is_main_thread() noexcept;
 std::error_code open_self_watch(Handle& out) noexcept;
 // Opens a watch handle on another process by pid (used by a fork child for its parent).
 std::error_code open_watch(int pid, Handle& out) noexcept;
-// Waits up to timeout (< 0: forever) for the watched process to end.
-std::error_code wait_watch(native_handle h, std::chrono::nanoseconds timeout, bool& ended) noexcept;
+// Waits until the deadline for the watched process to end.
+std::error_code wait_watch(native_handle h, const Deadline& deadline, bool& ended) noexcept;
 
 // Python's Process.sentinel: a handle that becomes ready when the child ends and stays ready,
 // valid while the caller keeps it (also after the child was reaped). POSIX: a pidfd, readable

@@ -12,22 +12,34 @@
 #include <string>
 #include <system_error>
 
-#include "mp/os.hpp"
-
 namespace mp::sys {
+
+// The contract's own spelling of the facts mp/os.hpp reports, enumerator for enumerator in the
+// same order (common/os.cpp converts and checks that at compile time), so that the platform
+// files need no public header.
+enum class ProcState { running, sleeping, disk_wait, stopped, zombie, dead, unknown };
+enum class SchedPolicy { other, batch, idle, fifo, rr };
+struct Scheduling {
+    SchedPolicy policy = SchedPolicy::other;
+    int priority = 0;
+};
+struct PriorityRange {
+    int min = 0;
+    int max = 0;
+};
 
 std::error_code parent_pid_of(int pid, int& out) noexcept;
 std::error_code executable_of(int pid, std::string& out) noexcept;
-std::error_code process_state(int pid, mp::os::ProcessState& out) noexcept;
+std::error_code process_state(int pid, ProcState& out) noexcept;
 
 // Niceness on the POSIX scale; Windows maps it to and from priority classes (mp/os.hpp).
 // The caller has checked the range.
 std::error_code get_priority(int pid, int& niceness) noexcept;
 std::error_code set_priority(int pid, int niceness) noexcept;
 
-std::error_code scheduling_priority_range(mp::os::SchedPolicy policy, mp::os::PriorityRange& out) noexcept;
-std::error_code get_scheduling(int pid, mp::os::Scheduling& out) noexcept;
+std::error_code scheduling_priority_range(SchedPolicy policy, PriorityRange& out) noexcept;
+std::error_code get_scheduling(int pid, Scheduling& out) noexcept;
 // The caller has checked the priority against scheduling_priority_range.
-std::error_code set_scheduling(int pid, const mp::os::Scheduling& s) noexcept;
+std::error_code set_scheduling(int pid, const Scheduling& s) noexcept;
 
 }  // namespace mp::sys

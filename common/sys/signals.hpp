@@ -10,7 +10,17 @@
 #include <cstdint>
 #include <system_error>
 
+#include "deadline.hpp"
+
 namespace mp::sys {
+
+// mp's signal numbers (mp::sig::* in mp/signals.hpp, which common/signals.cpp checks against
+// these), Linux's numbering on every system: the platform files translate where the OS
+// numbers differently.
+namespace signum {
+constexpr int HUP = 1, INT = 2, QUIT = 3, KILL = 9, USR1 = 10, USR2 = 12, PIPE = 13, ALRM = 14, TERM = 15,
+              CHLD = 17;
+}  // namespace signum
 
 inline std::uint64_t signal_bit(int sig) noexcept { return std::uint64_t{1} << (sig - 1); }
 
@@ -28,11 +38,10 @@ std::error_code signal_ignore(int sig) noexcept;
 // but undispatched sig is dropped.
 std::error_code signal_default(int sig) noexcept;
 
-// Waits up to timeout_ms (< 0: without limit, 0: just looks) until some signal is recorded,
-// then takes the recorded set (fired; 0 after a timeout) and clears it. EINTR restarts the
-// wait with the time left. May return fired = 0 before the timeout (a wakeup for a signal
-// taken by another thread); the caller loops.
-std::error_code signal_wait(double timeout_ms, std::uint64_t& fired) noexcept;
+// Waits until some signal is recorded or the deadline passes, then takes the recorded set
+// (fired; 0 when the deadline passed) and clears it. May return fired = 0 before the deadline
+// (a wakeup for a signal taken by another thread); the caller loops.
+std::error_code signal_wait(const Deadline& deadline, std::uint64_t& fired) noexcept;
 
 // The recorded set, without taking it.
 std::uint64_t signal_pending() noexcept;

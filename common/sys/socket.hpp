@@ -62,20 +62,19 @@ std::error_code socket_set_reuseaddr(native_handle s, bool on) noexcept;
 std::error_code socket_bind(native_handle s, const SockAddress& a) noexcept;
 std::error_code socket_listen(native_handle s, int backlog) noexcept;
 
-// Waits up to timeout_ms (< 0: without limit, 0: just looks) until a read (or accept), or a
-// write (or a connect's completion), would not block; an error or hang-up state counts as
-// ready (the call that follows reports it). Never returns early; EINTR restarts with the time
-// left.
-std::error_code socket_wait(native_handle s, bool for_write, double timeout_ms, bool& ready) noexcept;
+// Waits until a read (or accept), or a write (or a connect's completion), would not block, or
+// the deadline passes (ready false); an error or hang-up state counts as ready (the call that
+// follows reports it).
+std::error_code socket_wait(native_handle s, bool for_write, const Deadline& deadline, bool& ready) noexcept;
 
 // One non-blocking accept. The new socket is non-blocking, close-on-exec / non-inheritable.
 std::error_code socket_accept(native_handle s, SocketHandle& out, SockAddress& peer) noexcept;
 // Starts a non-blocking connect: in_progress says that completion must be waited for
-// (socket_wait for write), then read with socket_connect_result. timeout_ms (< 0: without
-// limit) bounds the one case that cannot go on asynchronously: a Unix socket whose listener's
-// backlog is full (Linux fails such a connect with EAGAIN rather than queueing it), which is
-// then waited out here; timed_out when it stays full, operation_would_block for 0.
-std::error_code socket_connect_start(native_handle s, const SockAddress& a, double timeout_ms,
+// (socket_wait for write), then read with socket_connect_result. The deadline bounds the one
+// case that cannot go on asynchronously: a Unix socket whose listener's backlog is full
+// (Linux fails such a connect with EAGAIN rather than queueing it), which is then waited out
+// here; timed_out when it stays full, operation_would_block for a deadline already passed.
+std::error_code socket_connect_start(native_handle s, const SockAddress& a, const Deadline& deadline,
                                      bool& in_progress) noexcept;
 std::error_code socket_connect_result(native_handle s) noexcept;
 // One non-blocking send / recv. A closed peer: send gives broken_pipe (no SIGPIPE), recv
@@ -97,10 +96,10 @@ std::error_code random_bytes(void* data, std::size_t n) noexcept;
 // not_supported). name is UTF-8 (\\.\pipe\...). first: the first instance, made with
 // FILE_FLAG_FIRST_PIPE_INSTANCE so that a squatter who made the name first is an error.
 std::error_code named_pipe_create(const std::string& name, bool first, Handle& out) noexcept;
-// Waits up to timeout_ms (< 0: without limit) for a client to connect to the instance;
-// connected says whether one did (false: timed out, the instance is still usable).
-std::error_code named_pipe_accept(Handle& instance, double timeout_ms, bool& connected) noexcept;
-// Opens the client end, waiting up to timeout_ms while every instance is busy.
-std::error_code named_pipe_connect(const std::string& name, double timeout_ms, PipeEnd& out) noexcept;
+// Waits until the deadline for a client to connect to the instance; connected says whether
+// one did (false: timed out, the instance is still usable).
+std::error_code named_pipe_accept(Handle& instance, const Deadline& deadline, bool& connected) noexcept;
+// Opens the client end, waiting until the deadline while every instance is busy.
+std::error_code named_pipe_connect(const std::string& name, const Deadline& deadline, PipeEnd& out) noexcept;
 
 }  // namespace mp::sys

@@ -7,10 +7,10 @@
 // RLock, Semaphore, Event, Condition, Barrier, Value and Array on these three pieces (as
 // CPython's threading module builds them on a lock) and turns failures into exceptions.
 //
-// The memory of a primitive lives in a SharedRegion; a Mutex or Cond is a slot of
-// mutex_bytes / cond_bytes in it, plus (Windows only) a kernel object handle (an event or a
-// semaphore that waiters sleep on under contention). Whatever a
-// process needs to rebuild the object is: the region's handle, and on Windows those kernel
+// The memory of a primitive lives in a SharedRegion (common/sync_state.hpp lays it out); a
+// Mutex or Cond is a slot of mutex_bytes / cond_bytes in it, plus, where the OS needs one, a
+// kernel object that waiters sleep on under contention (Windows: an event or a semaphore).
+// Whatever a process needs to rebuild the object is the region's handle and those kernel
 // handles. Nothing in a region may be a pointer: a view's address differs per process.
 #pragma once
 
@@ -19,14 +19,12 @@
 #include <system_error>
 
 #include "handle.hpp"
+#include "mp/portability.hpp"
 
-// The functions are hidden on ELF: common/synchronize.cpp then calls them directly, not
-// through the PLT (they are on every lock's path, and nothing outside libmp uses them).
-#if defined(_WIN32)
-#define MP_SYS_SYNC_API
-#else
-#define MP_SYS_SYNC_API __attribute__((visibility("hidden")))
-#endif
+// The functions are MP_INTERNAL (hidden on ELF): common/synchronize.cpp then calls them
+// directly, not through the PLT (they are on every lock's path, and nothing outside libmp
+// uses them).
+#define MP_SYS_SYNC_API MP_INTERNAL
 
 namespace mp::sys {
 
@@ -51,11 +49,12 @@ MP_SYS_SYNC_API void region_unmap(SharedRegion& r) noexcept;
 
 constexpr std::size_t mutex_bytes = 64;
 
+// The same two fields on both sides: the slot, and the kernel object waiters sleep on where
+// the OS needs one beside the memory (Windows: an event; POSIX: none, the futex is the slot
+// itself, and `kernel` stays empty). Whatever has a kernel object passes it to a child too.
 struct Mutex {
     void* mem = nullptr;  // mutex_bytes inside a region
-#if defined(_WIN32)
-    Handle kernel;  // the event contended waiters sleep on (the owner word is in the region)
-#endif
+    Handle kernel;
 };
 
 enum class LockStatus {
@@ -67,11 +66,11 @@ enum class LockStatus {
 // Sets up a new mutex in m.mem (and on Windows its event in m.kernel).
 MP_SYS_SYNC_API std::error_code mutex_init(Mutex& m) noexcept;
 
-// timeout_ms < 0: without limit; 0: just tries. A timed attempt never ends early.
+// Waits until the deadline (Deadline::now(): just tries).
 // Neither side has an "unrecoverable" state of its own (released without mutex_consistent
 // after owner_dead): common/ tracks it.
 // The mutex does not detect that the caller already holds it: common/ checks that first.
-MP_SYS_SYNC_API std::error_code mutex_lock(Mutex& m, double timeout_ms, LockStatus& st) noexcept;
+MP_SYS_SYNC_API std::error_code mutex_lock(Mutex& m, const Deadline& deadline, LockStatus& st) noexcept;
 
 MP_SYS_SYNC_API std::error_code mutex_unlock(Mutex& m) noexcept;
 
@@ -87,6 +86,11 @@ MP_SYS_SYNC_API bool mutex_unlock_uncontended(Mutex& m) noexcept;
 // Whether the calling thread holds m (its own identity is in the owner word).
 MP_SYS_SYNC_API bool mutex_held_by_caller(Mutex& m) noexcept;
 
+// How many threads are in mutex_lock's sleep for m right now (counted just before the
+// sleeping call, uncounted after it). Tests use it to line waiters up in a known order: the
+// mutex serves them in the order they fell asleep.
+std::uint32_t mutex_sleepers(Mutex& m) noexcept;  // not hidden: tests call it
+
 // After owner_dead: marks the mutex usable again. Nothing to do on either side today (the
 // waiter that found the owner dead simply owns the word); a robust pthread mutex would call
 // pthread_mutex_consistent here.
@@ -96,19 +100,18 @@ MP_SYS_SYNC_API std::error_code mutex_consistent(Mutex& m) noexcept;
 
 constexpr std::size_t cond_bytes = 16;
 
+// As Mutex: the counters in the region, and (Windows) the semaphore the waiters sleep on.
 struct Cond {
     void* mem = nullptr;  // cond_bytes inside a region: waiter count and pending wake-ups
-#if defined(_WIN32)
-    Handle sem;  // the kernel semaphore the waiters sleep on
-#endif
+    Handle kernel;
 };
 
 MP_SYS_SYNC_API std::error_code cond_init(Cond& c) noexcept;
 
-// Called holding m: releases m, sleeps until notified or timeout_ms (< 0: no limit) passed,
-// then takes m back (without limit). st: acquired (notified, or a spurious wake-up),
+// Called holding m: releases m, sleeps until notified or the deadline passed, then takes m
+// back (without limit). On an error it returns without m. st: acquired (notified, or a spurious wake-up),
 // timed_out (m is held again), owner_dead (m is held again; its last owner died holding it).
-MP_SYS_SYNC_API std::error_code cond_wait(Cond& c, Mutex& m, double timeout_ms, LockStatus& st) noexcept;
+MP_SYS_SYNC_API std::error_code cond_wait(Cond& c, Mutex& m, const Deadline& deadline, LockStatus& st) noexcept;
 
 // Called holding the mutex the waiters use: wakes at most n of them (n = ~0u: all).
 MP_SYS_SYNC_API std::error_code cond_notify(Cond& c, unsigned n) noexcept;
@@ -117,8 +120,15 @@ MP_SYS_SYNC_API std::error_code cond_notify(Cond& c, unsigned n) noexcept;
 
 // A number naming the calling thread of the calling process, never 0, distinct from every
 // other live thread on the machine (and from this thread's own number before a fork).
-// Computed once per thread and cached in mp::detail::thread_token_cache (mp/lock.hpp reads
-// it inline); on POSIX a fork child's cache is cleared so that it computes its own.
+// Computed once per thread and cached in mp::detail::thread_token_cache, which the platform
+// file defines and mp/lock.hpp reads inline; on POSIX a fork child's cache is cleared so that
+// it computes its own.
 MP_SYS_SYNC_API std::uint64_t thread_token() noexcept;
 
 }  // namespace mp::sys
+
+namespace mp::detail {
+// The same variable mp/lock.hpp declares (one entity, declared in both places so that the
+// platform files need no public header).
+extern MP_FAST_TLS std::uint64_t thread_token_cache;
+}  // namespace mp::detail

@@ -142,10 +142,4 @@ public:
 // ERROR_ACCESS_DENIED, ...), with `what` naming the operation and its object.
 [[noreturn]] void raise_os_error(std::error_code ec, const std::string& what);
 
-// The Win32 error category (GetLastError values). It exists on every platform so that code
-// and tests can name it, but only the Windows layer produces codes in it. Its
-// default_error_condition maps common codes to std::errc, so that
-// ec == std::errc::permission_denied works for both platforms.
-const std::error_category& win32_category() noexcept;
-
 }  // namespace mp

@@ -49,6 +49,7 @@
 
 #include "codec.hpp"
 #include "errors.hpp"
+#include "portability.hpp"
 
 namespace mp {
 
@@ -60,26 +61,19 @@ public:
 };
 
 class Condition;
-namespace sys {
-struct Mutex;
-}
 namespace detail {
 struct SyncState;
+struct SharedMutex;  // the crash-safe mutex in the shared memory (common/synchronize.cpp)
 
 // The calling thread's identity (the owner word's value), cached per thread so the hot path of
 // a lock is one thread-local load. 0 until the first use, and again in the child after a fork
 // (the platform layer clears it there): then thread_token_slow() computes and caches it.
-// initial-exec: a plain %fs-relative load; the default model in a shared library calls
-// __tls_get_addr on every use.
-#if defined(_WIN32)
-extern __thread std::uint64_t thread_token_cache;
-#else
-extern __thread std::uint64_t thread_token_cache __attribute__((tls_model("initial-exec")));
-#endif
+// MP_FAST_TLS (mp/portability.hpp): one load, no call.
+extern MP_FAST_TLS std::uint64_t thread_token_cache;
 std::uint64_t thread_token_slow() noexcept;
 inline std::uint64_t thread_token() noexcept {
     const std::uint64_t t = thread_token_cache;
-    return __builtin_expect(t != 0, 1) ? t : thread_token_slow();
+    return MP_LIKELY(t != 0) ? t : thread_token_slow();
 }
 
 // The words of a Lock/RLock beside its mutex in the shared memory (plain integers, valid in
@@ -165,23 +159,23 @@ protected:
     const char* name() const noexcept { return recursive_ ? "mp::RLock" : "mp::Lock"; }
     std::shared_ptr<SyncState> s_;  // keeps the mapping (and the kernel objects) alive
     LockShared* w_ = nullptr;       // into s_'s mapping
-    sys::Mutex* m_ = nullptr;       // s_'s mutex
+    SharedMutex* m_ = nullptr;      // s_'s mutex
     bool recursive_;
     friend class mp::Condition;
 
 private:
     void bind();  // sets w_ and m_ from s_
     // The calling thread is the owner of a Lock (not re-entrant): false or RuntimeError.
-    [[gnu::cold]] [[gnu::noinline]] bool acquire_held(bool block, double timeout);
+    MP_COLD bool acquire_held(bool block, double timeout);
     // Takes the mutex (ms < 0: without limit; 0: only tries).
     bool acquire_free(std::uint64_t me, double ms);
     // The rest of acquire_free: waiting, a dead owner, a broken lock (taken: the uncontended
     // attempt got the mutex).
-    [[gnu::noinline]] bool acquire_slow(std::uint64_t me, double ms, bool taken);
+    MP_NOINLINE bool acquire_slow(std::uint64_t me, double ms, bool taken);
     // The release that frees the mutex, or the error of a thread that does not hold it.
     void release_last(std::uint64_t me);
     // The release that wakes a waiter.
-    [[gnu::noinline]] void release_slow();
+    MP_NOINLINE void release_slow();
 };
 }  // namespace detail
 

@@ -39,6 +39,7 @@
 
 #include "codec.hpp"
 #include "errors.hpp"
+#include "portability.hpp"
 
 namespace mp {
 
@@ -281,14 +282,14 @@ struct ProcessAccess;
 // Registers a function as a spawn target, at namespace scope: MP_TARGET(work);
 #define MP_TARGET(fn)                                                                          \
     static const ::mp::detail::TargetRegistrar<&fn> MP_DETAIL_CONCAT(mp_target_registrar_, \
-                                                                     __COUNTER__) {         \
+                                                                     MP_UNIQUE_LINE_ID) {   \
         #fn                                                                                \
     }
 
 // Registers a Process subclass for spawn, at namespace scope: MP_REGISTER_PROCESS(Worker);
 #define MP_REGISTER_PROCESS(T)                                                                 \
     static const ::mp::detail::ProcessRegistrar<T> MP_DETAIL_CONCAT(mp_process_registrar_, \
-                                                                    __COUNTER__) {         \
+                                                                    MP_UNIQUE_LINE_ID) {   \
         #T                                                                                 \
     }
 
