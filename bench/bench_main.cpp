@@ -1,8 +1,10 @@
 // bench/bench_main.cpp - runs the C++ side of the metrics whose ids start with one of the
 // given prefixes and prints one JSON object per metric:
 //   {"id": "...", "unit": "us", "better": "lower", "cpp": 210.0, "raw": 180.0}
-//   mp_bench [--scale N] [--list] [prefix ...]
-// --scale divides the amount of work (a quick smoke run uses a large one).
+//   mp_bench [--scale N] [--list] [--only ID] [prefix ...]
+// --scale divides the amount of work (a quick smoke run uses a large one); --only runs the one
+// metric named exactly. A side whose own check fails (bench::WrongResult) stops the run with
+// exit code 2 and the message on stderr: mp or its floor did the wrong work.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -55,9 +57,12 @@ int main(int argc, char** argv) {
     int scale = 1;
     bool list = false;
     std::vector<std::string> prefixes;
+    std::string only;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
             scale = std::max(1, std::atoi(argv[++i]));
+        } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
         } else if (std::strcmp(argv[i], "--list") == 0) {
             list = true;
         } else {
@@ -75,12 +80,19 @@ int main(int argc, char** argv) {
     for (const auto& m : bench::registry()) {
         bool wanted = prefixes.empty();
         for (const auto& p : prefixes) wanted = wanted || m.id.compare(0, p.size(), p) == 0;
+        if (!only.empty()) wanted = m.id == only;
         if (!wanted) continue;
         if (list) {
             std::printf("%s\n", m.id.c_str());
             continue;
         }
-        const bench::Result r = m.run(scale);
+        bench::Result r;
+        try {
+            r = m.run(scale);
+        } catch (const bench::WrongResult& e) {
+            std::fprintf(stderr, "%s: %s\n", m.id.c_str(), e.what());
+            return 2;
+        }
         std::printf("{\"id\": \"%s\", \"unit\": \"%s\", \"better\": \"%s\", \"cpp\": %s, \"raw\": %s}\n", m.id.c_str(),
                     m.unit.c_str(), m.better.c_str(), number(r.cpp).c_str(), number(r.raw).c_str());
         std::fflush(stdout);

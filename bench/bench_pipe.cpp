@@ -3,10 +3,12 @@
 //   pipe.pingpong  64-byte message there and back; us per round trip (lower is better)
 //     cpp: Connection::send_bytes + recv_bytes_into, both sides
 //     raw: write() + read() of 64 bytes, both sides
+//     Each message carries its number; each side checks that the echo is the message sent.
 //   pipe.bulk_64k, pipe.bulk_1m  one-way throughput parent -> child in 64 KiB / 1 MiB messages,
 //     MB/s (higher is better); 64 MiB per sample, then a 1-byte acknowledgement
 //     cpp: send_bytes, and recv_bytes_into a reused buffer in the child
 //     raw: write() of the same sizes, each message read whole into a reused buffer in the child
+//     The child acknowledges once it has counted all kBulkBytes in whole messages.
 // bench_main pins the whole run (and so every child) to one CPU, as pipe.py does for CPython.
 #include <cstring>
 #include <string>
@@ -25,7 +27,9 @@
 namespace {
 
 #if !defined(_WIN32)
-constexpr std::size_t kBulkBytes = std::size_t{64} << 20;
+using bench::work::kBulkBytes;
+using bench::work::kPingpongBatch;
+using bench::work::kPingpongBytes;
 
 // Ours, child side: echoes each message until an empty one. (Not until end of file: a fork
 // child holds a copy of the parent's end as well, so it would never see one.)
@@ -92,35 +96,38 @@ struct RawChild {
 };
 
 bench::Result pingpong(int scale) {
-    const int batch = 2000;
     auto [a, b] = mp::Pipe();
     mp::Process p = mp::get_context("fork").Process(mp_echo, b);
     p.start();
     b.close();
     RawChild raw([](int fd) {
-        char buf[64];
+        char buf[kPingpongBytes];
         while (read_n(fd, buf, sizeof buf) && write_n(fd, buf, sizeof buf)) {
         }
     });
-    char msg[64] = {};
-    char in[64];
+    char msg[kPingpongBytes] = {};
+    char in[kPingpongBytes];
     bench::Result r = bench::interleaved(
-        std::max(5, 40 / scale), 3,
+        bench::work::pingpong(scale),
         [&] {
-            for (int i = 0; i < batch; ++i) {
+            for (int i = 0; i < kPingpongBatch; ++i) {
+                std::memcpy(msg, &i, sizeof i);
                 a.send_bytes(msg, sizeof msg);
-                a.recv_bytes_into(in, sizeof in);
+                const std::size_t n = a.recv_bytes_into(in, sizeof in);
+                bench::check(n == sizeof in && std::memcmp(in, msg, sizeof in) == 0, "pipe.pingpong (mp): wrong echo");
             }
         },
         [&] {
-            for (int i = 0; i < batch; ++i) {
+            for (int i = 0; i < kPingpongBatch; ++i) {
+                std::memcpy(msg, &i, sizeof i);
                 write_n(raw.fd, msg, sizeof msg);
-                read_n(raw.fd, in, sizeof in);
+                const bool got = read_n(raw.fd, in, sizeof in);
+                bench::check(got && std::memcmp(in, msg, sizeof in) == 0, "pipe.pingpong (raw): wrong echo");
             }
         });
     a.send_bytes("", 0);  // stop
     p.join();
-    return {r.cpp / batch, r.raw / batch};
+    return {r.cpp / kPingpongBatch, r.raw / kPingpongBatch};
 }
 
 bench::Result bulk(int scale, std::size_t size) {
@@ -142,14 +149,14 @@ bench::Result bulk(int scale, std::size_t size) {
     const std::vector<char> data(size, 'x');
     char ack[1];
     bench::Result r = bench::interleaved(
-        std::max(3, 20 / scale), 2,
+        bench::work::bulk(scale),
         [&] {
             for (std::size_t sent = 0; sent < kBulkBytes; sent += size) a.send_bytes(data.data(), size);
-            a.recv_bytes_into(ack, 1);
+            bench::check(a.recv_bytes_into(ack, 1) == 1 && ack[0] == 'k', "pipe.bulk (mp): no acknowledgement");
         },
         [&] {
             for (std::size_t sent = 0; sent < kBulkBytes; sent += size) write_n(raw.fd, data.data(), size);
-            read_n(raw.fd, ack, 1);
+            bench::check(read_n(raw.fd, ack, 1) && ack[0] == 'k', "pipe.bulk (raw): no acknowledgement");
         });
     a.send_bytes("", 0);  // stop
     p.join();

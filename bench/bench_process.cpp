@@ -28,6 +28,7 @@ void raw_fork() {
     if (pid == 0) ::_exit(0);
     int status = 0;
     ::waitpid(pid, &status, 0);
+    bench::check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "process.start_join (raw): child failed");
 }
 
 void raw_spawn() {
@@ -40,9 +41,10 @@ void raw_spawn() {
     char arg1[] = "--raw-child";
     char* argv[] = {arg0, arg1, nullptr};
     pid_t pid = 0;
-    ::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv, environ);
+    bench::check(::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv, environ) == 0, "process.start_join (raw): posix_spawn failed");
     int status = 0;
     ::waitpid(pid, &status, 0);
+    bench::check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "process.start_join (raw): child failed");
 }
 
 bench::Result start_join(const char* method, int samples, void (*raw)()) {
@@ -53,6 +55,7 @@ bench::Result start_join(const char* method, int samples, void (*raw)()) {
             mp::Process p = ctx.Process(noop);
             p.start();
             p.join();
+            bench::check(p.exitcode() == 0, "process.start_join (mp): child failed");
         },
         raw);
 }

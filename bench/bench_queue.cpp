@@ -8,6 +8,8 @@
 //     cpp: Queue::put of std::pair<int, mp::bytes> / get of the same
 //     raw: write() of a 68-byte record / read() of 68 bytes (writes up to PIPE_BUF are atomic,
 //          so two readers of one pipe always get whole records)
+//     Each consumer adds the number of items it got to a shared total at its end; each side
+//     checks that the total is the number of items put.
 // bench_main pins the whole run (and so every child) to one CPU, as queue.py does for CPython.
 #include <string>
 #include <utility>
@@ -17,9 +19,12 @@
 #include "mp/mp.hpp"
 
 #if !defined(_WIN32)
-#include <chrono>
+#include <atomic>
 #include <cstring>
 #include <fcntl.h>
+#include <mutex>
+#include <new>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
@@ -28,8 +33,8 @@ namespace {
 
 #if !defined(_WIN32)
 using Item = std::pair<int, mp::bytes>;
-constexpr std::size_t kPayload = 64;
-constexpr std::size_t kRecord = 4 + kPayload;
+constexpr std::size_t kPayload = bench::work::kQueuePayload;
+constexpr std::size_t kRecord = bench::work::kQueueRecord;
 
 int q_produce(mp::Queue q, int id, int n) {
     Item item{id, mp::bytes(kPayload, std::byte{'x'})};
@@ -41,13 +46,17 @@ int q_produce(mp::Queue q, int id, int n) {
 }
 MP_TARGET(q_produce);
 
-int q_consume(mp::Queue q) {
-    long got = 0;
+int q_consume(mp::Queue q, mp::Value<long long> total) {
+    long long got = 0;
     for (;;) {
         const Item item = q.get<Item>();
-        if (item.first < 0) return got > 0 ? 0 : 1;
+        if (item.first < 0) break;
+        if (item.second.size() != kPayload) return 1;
         ++got;
     }
+    std::lock_guard<mp::RLock> g(total.get_lock());
+    total = total.value() + got;
+    return 0;
 }
 MP_TARGET(q_consume);
 
@@ -60,25 +69,25 @@ void write_record(int fd, int v) {
     (void)!::write(fd, rec, sizeof rec);  // one write: atomic up to PIPE_BUF
 }
 
-double run_ours(int producers, int consumers, int per_producer) {
-    const auto t0 = std::chrono::steady_clock::now();
+void run_ours(int producers, int consumers, int per_producer) {
     mp::Queue q;
+    mp::Value<long long> total(0);
     const mp::Context& ctx = mp::get_context("fork");
     std::vector<mp::Process> cons, prods;
-    for (int c = 0; c < consumers; ++c) cons.push_back(ctx.Process(q_consume, q));
+    for (int c = 0; c < consumers; ++c) cons.push_back(ctx.Process(q_consume, q, total));
     for (int p = 0; p < producers; ++p) prods.push_back(ctx.Process(q_produce, q, p, per_producer));
     for (auto& p : cons) p.start();
     for (auto& p : prods) p.start();
     for (auto& p : prods) p.join();
     for (int c = 0; c < consumers; ++c) q.put(Item{-1, {}});
     for (auto& p : cons) p.join();
-    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    bench::check(total.value() == static_cast<long long>(producers) * per_producer, "queue (mp): wrong item count");
 }
 
-double run_raw(int producers, int consumers, int per_producer) {
-    const auto t0 = std::chrono::steady_clock::now();
+void run_raw(int producers, int consumers, int per_producer, std::atomic<long long>* total) {
+    total->store(0);
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return -1;
+    bench::check(::pipe2(fds, O_CLOEXEC) == 0, "queue (raw): pipe2 failed");
     std::vector<pid_t> cons, prods;
     for (int c = 0; c < consumers; ++c) {
         const pid_t pid = ::fork();
@@ -86,10 +95,13 @@ double run_raw(int producers, int consumers, int per_producer) {
             ::close(fds[1]);
             char rec[kRecord];
             int v = 0;
+            long long got = 0;
             while (read_n(fds[0], rec, sizeof rec)) {
                 std::memcpy(&v, rec, 4);
                 if (v < 0) break;
+                ++got;
             }
+            total->fetch_add(got);
             ::_exit(0);
         }
         cons.push_back(pid);
@@ -109,15 +121,20 @@ double run_raw(int producers, int consumers, int per_producer) {
     for (pid_t p : cons) ::waitpid(p, &st, 0);
     ::close(fds[0]);
     ::close(fds[1]);
-    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    bench::check(total->load() == static_cast<long long>(producers) * per_producer, "queue (raw): wrong item count");
 }
 
 bench::Result exchange(int scale, int producers, int consumers) {
-    const int total = 400000 / scale;
+    const int total = bench::work::queue_items(scale);
     const int per = total / producers;
+    // The raw consumers' shared total, in a MAP_SHARED page that fork children share.
+    void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    bench::check(page != MAP_FAILED, "queue (raw): mmap failed");
+    auto* raw_total = new (page) std::atomic<long long>(0);
     bench::Result r = bench::interleaved(
-        std::max(3, 9 / scale), 1, [&] { run_ours(producers, consumers, per); },
-        [&] { run_raw(producers, consumers, per); });
+        bench::work::queue(scale), [&] { run_ours(producers, consumers, per); },
+        [&] { run_raw(producers, consumers, per, raw_total); });
+    ::munmap(page, 4096);
     const double items = static_cast<double>(per) * producers;
     return {r.cpp / items, r.raw / items};
 }

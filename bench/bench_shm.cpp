@@ -18,8 +18,9 @@
 namespace {
 
 void ours() {
-    mp::SharedMemory a = mp::SharedMemory::create(4096);
+    mp::SharedMemory a = mp::SharedMemory::create(bench::work::kShmBytes);
     mp::SharedMemory b = mp::SharedMemory::attach(a.name());
+    bench::check(b.size() >= bench::work::kShmBytes, "shm.cycle (mp): attached segment too small");
     b.close();
     a.close();
     a.unlink();
@@ -29,11 +30,11 @@ void raw() {
     static int counter = 0;
     const std::string name = "/mp_bench_raw_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
     const int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || ::ftruncate(fd, 4096) != 0) std::abort();
+    bench::check(fd >= 0 && ::ftruncate(fd, 4096) == 0, "shm.cycle (raw): shm_open or ftruncate failed");
     void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     const int fd2 = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0600);
     void* q = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
-    if (p == MAP_FAILED || q == MAP_FAILED) std::abort();
+    bench::check(fd2 >= 0 && p != MAP_FAILED && q != MAP_FAILED, "shm.cycle (raw): attach failed");
     ::munmap(q, 4096);
     ::close(fd2);
     ::munmap(p, 4096);
@@ -42,7 +43,7 @@ void raw() {
 }
 
 bench::Register cycle_metric("shm.cycle", "us", "lower",
-                             [](int scale) { return bench::interleaved(20000 / scale, 2000 / scale + 1, ours, raw); });
+                             [](int scale) { return bench::interleaved(bench::work::shm(scale), ours, raw); });
 
 }  // namespace
 #endif

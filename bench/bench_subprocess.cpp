@@ -30,7 +30,7 @@ namespace {
 #if !defined(_WIN32)
 namespace sp = mp::subprocess;
 
-constexpr std::size_t kCaptureBytes = std::size_t{64} << 20;
+using bench::work::kCaptureBytes;
 
 const std::string& self() {
     static const std::string exe = [] {
@@ -45,19 +45,22 @@ void raw_true() {
     char arg0[] = "/bin/true";
     char* argv[] = {arg0, nullptr};
     pid_t pid = 0;
-    ::posix_spawn(&pid, arg0, nullptr, nullptr, argv, environ);
+    bench::check(::posix_spawn(&pid, arg0, nullptr, nullptr, argv, environ) == 0, "subprocess.run (raw): posix_spawn failed");
     int status = 0;
     ::waitpid(pid, &status, 0);
+    bench::check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "subprocess.run (raw): /bin/true failed");
 }
 
 bench::Result run_true(int scale) {
     return bench::interleaved(
-        std::max(20, 400 / scale), 20, [] { sp::run({"/bin/true"}); }, raw_true);
+        bench::work::run(scale),
+        [] { bench::check(sp::run({"/bin/true"}).returncode == 0, "subprocess.run (mp): /bin/true failed"); },
+        raw_true);
 }
 
 void raw_capture() {
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) std::abort();
+    bench::check(::pipe2(fds, O_CLOEXEC) == 0, "subprocess.capture_64m (raw): pipe2 failed");
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
@@ -71,19 +74,21 @@ void raw_capture() {
     char* buf = static_cast<char*>(std::malloc(kCaptureBytes + 1));
     std::size_t got = 0;
     for (ssize_t n; (n = ::read(fds[0], buf + got, kCaptureBytes + 1 - got)) > 0;) got += static_cast<std::size_t>(n);
-    if (got != kCaptureBytes) std::abort();
     std::free(buf);
     ::close(fds[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);
+    bench::check(got == kCaptureBytes && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                 "subprocess.capture_64m (raw): wrong byte count or child failed");
 }
 
 bench::Result capture(int scale) {
     bench::Result r = bench::interleaved(
-        std::max(3, 15 / scale), 2,
+        bench::work::capture(scale),
         [] {
             const auto done = sp::run({self(), "--write-64m"}, sp::Options().capture_output());
-            if (done.std_out.size() != kCaptureBytes) std::abort();
+            bench::check(done.std_out.size() == kCaptureBytes && done.returncode == 0,
+                         "subprocess.capture_64m (mp): wrong byte count or child failed");
         },
         raw_capture);
     const double mb = static_cast<double>(kCaptureBytes) / 1e6;

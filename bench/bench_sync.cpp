@@ -42,11 +42,11 @@ RawShared* make_raw() {
 }
 
 bench::Result uncontended(int scale) {
-    const int batch = 100000;
+    const int batch = bench::work::kLockBatch;
     mp::Lock l;
     RawShared* raw = make_raw();
     bench::Result r = bench::interleaved(
-        std::max(5, 30 / scale), 2,
+        bench::work::lock(scale),
         [&] {
             for (int i = 0; i < batch; ++i) {
                 l.acquire();
@@ -73,10 +73,10 @@ int mp_incr(mp::Value<long long> v, int n) {
 MP_TARGET(mp_incr);
 
 bench::Result locked_incr(int scale) {
-    const int n = 1000000 / scale;
+    const int n = bench::work::incr_count(scale);
     RawShared* raw = make_raw();
     bench::Result r = bench::interleaved(
-        std::max(3, 7 / scale), 1,
+        bench::work::incr(scale),
         [&] {
             mp::Value<long long> v(0);
             mp::Process a = mp::get_context("fork").Process(mp_incr, v, n);
@@ -85,7 +85,7 @@ bench::Result locked_incr(int scale) {
             b.start();
             a.join();
             b.join();
-            if (v.value() != 2LL * n) std::abort();
+            bench::check(v.value() == 2LL * n && a.exitcode() == 0 && b.exitcode() == 0, "value.locked_incr (mp): wrong count");
         },
         [&] {
             raw->value = 0;
@@ -105,7 +105,7 @@ bench::Result locked_incr(int scale) {
                 int st = 0;
                 ::waitpid(pid, &st, 0);
             }
-            if (raw->value != 2LL * n) std::abort();
+            bench::check(raw->value == 2LL * n, "value.locked_incr (raw): wrong count");
         });
     ::munmap(raw, 4096);
     return {r.cpp / (2.0 * n), r.raw / (2.0 * n)};

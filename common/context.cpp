@@ -38,15 +38,19 @@ const Context& get_context(const std::string& method) {
     return spawn_ctx;
 }
 
+// The default method is set once (set_start_method, or the first get_start_method that needs
+// it) and read by every start(): under the registry lock, as threads may do both at once.
 void set_start_method(const std::string& method, bool force) {
-    auto& g = detail::globals();
-    if (!g.default_method.empty() && !force) throw RuntimeError("context has already been set");
     detail::check_start_method(method);
+    auto& g = detail::globals();
+    std::lock_guard<std::mutex> lock(g.mu);
+    if (!g.default_method.empty() && !force) throw RuntimeError("context has already been set");
     g.default_method = method;
 }
 
 std::string get_start_method(bool allow_none) {
     auto& g = detail::globals();
+    std::lock_guard<std::mutex> lock(g.mu);
     if (g.default_method.empty()) {
         if (allow_none) return "";
         g.default_method = detail::platform_default_method();

@@ -141,54 +141,87 @@ void throw_not_encodable_arguments() {
 }
 
 // ---- the registry of children --------------------------------------------------------------
+//
+// Locks: globals().mu guards the registry; a child's own ProcessImpl::mu guards its reaping.
+// One may take a child's mu and then globals().mu, never the other way round.
 
 namespace {
 
-void forget_child(ProcessImpl* impl) {
+void forget_child(const ProcessImpl* impl) {
     auto& g = globals();
     std::lock_guard<std::mutex> lock(g.mu);
-    g.children.erase(std::remove(g.children.begin(), g.children.end(), impl), g.children.end());
+    g.children.erase(std::remove_if(g.children.begin(), g.children.end(),
+                                    [&](const std::shared_ptr<ProcessImpl>& c) { return c.get() == impl; }),
+                     g.children.end());
 }
 
-void remember_child(ProcessImpl* impl) {
+void remember_child(const std::shared_ptr<ProcessImpl>& impl) {
     auto& g = globals();
     std::lock_guard<std::mutex> lock(g.mu);
     g.children.push_back(impl);
 }
 
-void record_exit(ProcessImpl& impl, int code) {
-    impl.exitcode = code;
-    forget_child(&impl);
-}
-
-// Non-blocking: true if the child has ended (and is now reaped).
-bool poll_child(ProcessImpl& impl) {
+// With impl.mu held: reaps the child if it has ended, without waiting; true when it has.
+bool reap_now(ProcessImpl& impl) {
     if (impl.exitcode) return true;
     bool exited = false;
     int code = 0;
     if (auto ec = sys::wait_process(impl.child, sys::Deadline::now(), exited, code))
         raise_os_error(ec, "waiting for process " + std::to_string(impl.child.pid));
-    if (exited) record_exit(impl, code);
-    return exited;
+    if (!exited) return false;
+    impl.exitcode = code;
+    forget_child(&impl);
+    return true;
+}
+
+// With impl.mu held: the handle that becomes ready when the child ends (see Process::sentinel).
+const std::shared_ptr<sys::Handle>& sentinel_of(ProcessImpl& impl) {
+    if (!impl.sentinel) {
+        auto h = std::make_shared<sys::Handle>();
+        if (auto ec = sys::open_sentinel(impl.child, impl.exitcode.has_value(), *h))
+            raise_os_error(ec, "opening the sentinel of process " + std::to_string(impl.child.pid));
+        impl.sentinel = std::move(h);
+    }
+    return impl.sentinel;
+}
+
+// Waits until the child ends or the deadline passes, and reaps it; true when it has ended.
+// The wait itself is on the sentinel, without impl.mu: other threads may signal, look at or
+// wait for the same child meanwhile, and whichever thread comes first reaps it.
+bool wait_for_exit(ProcessImpl& impl, const sys::Deadline& deadline) {
+    for (;;) {
+        std::shared_ptr<sys::Handle> watch;
+        {
+            std::lock_guard<std::mutex> lk(impl.mu);
+            if (reap_now(impl)) return true;
+            if (deadline.passed()) return false;
+            watch = sentinel_of(impl);
+        }
+        bool ended = false;
+        if (auto ec = sys::wait_watch(watch->get(), deadline, ended))
+            raise_os_error(ec, "waiting for process " + std::to_string(impl.child.pid));
+    }
 }
 
 }  // namespace
 
 void finish_children() noexcept {
     auto& g = globals();
-    std::vector<ProcessImpl*> snapshot;
+    std::vector<std::shared_ptr<ProcessImpl>> snapshot;
     {
         std::lock_guard<std::mutex> lock(g.mu);
         if (g.children.empty()) return;  // the common case in a child: no allocation at all
         snapshot = g.children;
     }
-    for (ProcessImpl* impl : snapshot)
-        if (impl->daemon && !impl->exitcode) sys::signal_process(impl->child, 15);
-    for (ProcessImpl* impl : snapshot) {
-        bool exited = false;
-        int code = 0;
-        if (!impl->exitcode && !sys::wait_process(impl->child, sys::Deadline::never(), exited, code) && exited)
-            impl->exitcode = code;
+    try {
+        for (const auto& impl : snapshot) {
+            std::lock_guard<std::mutex> lk(impl->mu);
+            if (impl->daemon && !reap_now(*impl)) sys::signal_process(impl->child, 15);
+        }
+        for (const auto& impl : snapshot) wait_for_exit(*impl, sys::Deadline::never());
+    } catch (...) {
+        // At exit there is nobody left to tell: the children that could not be waited for
+        // are the OS's to reap.
     }
     std::lock_guard<std::mutex> lock(g.mu);
     g.children.clear();
@@ -236,8 +269,8 @@ std::string name_for(const std::vector<int>& identity) {
     return name;
 }
 
-std::unique_ptr<ProcessImpl> new_impl(Process* owner) {
-    auto impl = std::make_unique<ProcessImpl>();
+std::shared_ptr<ProcessImpl> new_impl(Process* owner) {
+    auto impl = std::make_shared<ProcessImpl>();
     auto& g = globals();
     impl->owner = owner;
     {
@@ -250,7 +283,7 @@ std::unique_ptr<ProcessImpl> new_impl(Process* owner) {
     return impl;
 }
 
-void check_usable(const std::unique_ptr<ProcessImpl>& impl) {
+void check_usable(const std::shared_ptr<ProcessImpl>& impl) {
     if (!impl) throw ValueError("process object was moved from");
     if (impl->state == State::closed) throw ValueError("process object is closed");
 }
@@ -272,28 +305,37 @@ Process::Process() : impl_(new_impl(this)) {}
 
 Process::Process(const Context& ctx) : Process() { impl_->method = ctx.get_start_method(); }
 
-Process::Process(Process&& other) noexcept : impl_(std::move(other.impl_)) {
-    if (impl_) impl_->owner = this;
+// The impl's back pointer changes under the registry lock: active_children reads it there.
+static void set_owner(ProcessImpl* impl, Process* owner) noexcept {
+    if (!impl) return;
+    std::lock_guard<std::mutex> lock(globals().mu);
+    impl->owner = owner;
 }
+
+Process::Process(Process&& other) noexcept : impl_(std::move(other.impl_)) { set_owner(impl_.get(), this); }
 
 Process& Process::operator=(Process&& other) noexcept {
     if (this != &other) {
         Process doomed(std::move(*this));  // finishes our old child, if any, as ~Process does
         impl_ = std::move(other.impl_);
-        if (impl_) impl_->owner = this;
+        set_owner(impl_.get(), this);
     }
     return *this;
 }
 
 Process::~Process() {
-    if (!impl_ || impl_->is_current || impl_->state != State::started) return;
+    if (!impl_) return;
+    set_owner(impl_.get(), nullptr);
+    if (impl_->is_current || impl_->state != State::started) return;
     if (impl_->creator_pid != sys::current_pid()) return;  // a fork child's copy of a parent's object
-    if (!impl_->exitcode) {
-        if (impl_->daemon) sys::signal_process(impl_->child, 15);
-        bool exited = false;
-        int code = 0;
-        if (!sys::wait_process(impl_->child, sys::Deadline::never(), exited, code) && exited)
-            impl_->exitcode = code;
+    try {
+        if (impl_->daemon) {
+            std::lock_guard<std::mutex> lk(impl_->mu);
+            if (!detail::reap_now(*impl_)) sys::signal_process(impl_->child, 15);
+        }
+        detail::wait_for_exit(*impl_, sys::Deadline::never());
+    } catch (...) {
+        // A destructor cannot report it; the child is the OS's to reap.
     }
     detail::forget_child(impl_.get());
 }
@@ -310,17 +352,15 @@ namespace {
 
 void register_exit_handler() {
     auto& g = globals();
-    if (g.exit_handler_registered) return;
-    g.exit_handler_registered = true;
+    if (g.exit_handler_registered.exchange(true)) return;
     std::atexit([] { detail::finish_children(); });
 }
 
 void warn_if_threaded() {
     auto& g = globals();
-    if (g.fork_thread_warning_given) return;
+    if (g.fork_thread_warning_given.load(std::memory_order_relaxed)) return;
     const int threads = sys::thread_count();
-    if (threads <= 1) return;
-    g.fork_thread_warning_given = true;
+    if (threads <= 1 || g.fork_thread_warning_given.exchange(true)) return;
     std::fprintf(stderr,
                  "mp: warning: this process (pid %d) has %d threads, and the fork start method copies "
                  "only the calling one: a lock held by another thread stays locked forever in the "
@@ -348,14 +388,17 @@ namespace detail {
                                              bool started_by_main_thread) {
     auto& g = globals();
     ProcessImpl& impl = ProcessAccess::impl(self);
-    g.children.clear();  // the parent's children are not ours
+    // The parent's children are not ours. Their entries are left behind, not destroyed: that
+    // would write to every one of their reference counts (copy-on-write faults), and this
+    // process ends with _exit, which frees everything anyway.
+    new (&g.children) std::vector<std::shared_ptr<ProcessImpl>>();
     g.counter = 0;
     g.current = &self;
     g.is_child = true;
     g.parent_pid = parent_pid;
     g.parent_name = parent_name;  // short names stay in the string's own buffer: no allocation
     g.daemon = impl.daemon;
-    g.exit_handler_registered = false;
+    g.exit_handler_registered.store(false, std::memory_order_relaxed);
     // The parent's watch handle (if it is itself a spawned child) is the parent's business;
     // a fork child tells whether its parent lives from getppid(), which changes when the
     // parent dies.
@@ -367,6 +410,7 @@ namespace detail {
 
 static void start_fork(Process& self) {
     ProcessImpl& impl = ProcessAccess::impl(self);
+    const std::shared_ptr<ProcessImpl>& shared = ProcessAccess::slot(self);
     warn_if_threaded();
     sys::flush_std_streams();  // or buffered output would be written by both processes
     const int parent_pid = sys::current_pid();
@@ -381,7 +425,7 @@ static void start_fork(Process& self) {
         // entry goes in first, so that the parent writes as little as possible while its
         // pages are still shared with the child.
         std::unique_lock<std::mutex> lock(g.mu);
-        g.children.push_back(&impl);
+        g.children.push_back(shared);
         impl.state = State::started;
         pid = sys::fork_process(ec);
         if (pid == 0) {
@@ -391,10 +435,13 @@ static void start_fork(Process& self) {
         if (pid < 0) {
             g.children.pop_back();
             impl.state = State::created;
+        } else {
+            // Before the registry lock goes: another thread's active_children() may reap
+            // this child as soon as it can see it, and must see its pid.
+            impl.child.pid = pid;
         }
     }
     if (pid < 0) raise_os_error(ec, "fork");
-    impl.child.pid = pid;
 }
 
 static void start_spawn(Process& self) {
@@ -476,10 +523,23 @@ static void start_spawn(Process& self) {
 
 void Process::start() {
     check_usable(impl_);
-    if (impl_->state != State::created || impl_->is_current) throw ProcessError("cannot start a process twice");
     if (impl_->creator_pid != sys::current_pid())
         throw ProcessError("can only start a process object created by current process");
     if (globals().daemon) throw ProcessError("daemonic processes are not allowed to have children");
+    {
+        // One start per object, also when two threads call it at once.
+        std::lock_guard<std::mutex> lk(impl_->mu);
+        if (impl_->state != State::created || impl_->is_current || impl_->starting)
+            throw ProcessError("cannot start a process twice");
+        impl_->starting = true;
+    }
+    struct Unmark {
+        detail::ProcessImpl& impl;
+        ~Unmark() {
+            std::lock_guard<std::mutex> lk(impl.mu);
+            impl.starting = false;
+        }
+    } unmark{*impl_};
     detail::check_bootstrap_state();
     if (impl_->method.empty()) impl_->method = get_start_method();
     detail::check_start_method(impl_->method);
@@ -490,22 +550,17 @@ void Process::start() {
     } else {
         detail::start_spawn(*this);
         impl_->state = State::started;
-        detail::remember_child(impl_.get());
+        detail::remember_child(impl_);
     }
 }
 
 // ---- waiting and signalling ----------------------------------------------------------------
 
-static void join_until(const std::unique_ptr<ProcessImpl>& impl_, const sys::Deadline& deadline) {
+static void join_until(const std::shared_ptr<ProcessImpl>& impl_, const sys::Deadline& deadline) {
     check_usable(impl_);
     check_own_child(*impl_, "join");
     if (impl_->state != State::started) throw ProcessError("can only join a started process");
-    if (impl_->exitcode) return;
-    bool exited = false;
-    int code = 0;
-    if (auto ec = sys::wait_process(impl_->child, deadline, exited, code))
-        raise_os_error(ec, "waiting for process " + std::to_string(impl_->child.pid));
-    if (exited) detail::record_exit(*impl_, code);
+    detail::wait_for_exit(*impl_, deadline);
 }
 
 void Process::join() { join_until(impl_, sys::Deadline::never()); }
@@ -520,14 +575,18 @@ bool Process::is_alive() {
     if (impl_->is_current) return true;
     check_own_child(*impl_, "test");
     if (impl_->state != State::started) return false;
-    return !detail::poll_child(*impl_);
+    std::lock_guard<std::mutex> lk(impl_->mu);
+    return !detail::reap_now(*impl_);
 }
 
-static void send_signal(const std::unique_ptr<ProcessImpl>& impl, int signum) {
+static void send_signal(const std::shared_ptr<ProcessImpl>& impl, int signum) {
     check_usable(impl);
     check_own_child(*impl, "signal");
     if (impl->state != State::started) throw ProcessError("cannot signal a process that was never started");
-    if (impl->exitcode) return;  // reaped: the pid may belong to someone else by now
+    // Under the lock, nobody can reap the child between the look and the signal: a pid is
+    // never signalled after its reap, when it may belong to someone else.
+    std::lock_guard<std::mutex> lk(impl->mu);
+    if (impl->exitcode) return;
     if (auto ec = sys::signal_process(impl->child, signum))
         raise_os_error(ec, "signalling process " + std::to_string(impl->child.pid));
 }
@@ -541,20 +600,21 @@ std::uintptr_t Process::sentinel() {
     if (impl_->is_current) throw ProcessError("the current process has no sentinel");
     check_own_child(*impl_, "watch");
     if (impl_->state != State::started) throw ProcessError("process not started");
-    if (!impl_->sentinel) {
-        if (auto ec = sys::open_sentinel(impl_->child, impl_->exitcode.has_value(), impl_->sentinel))
-            raise_os_error(ec, "opening the sentinel of process " + std::to_string(impl_->child.pid));
-    }
-    return sys::handle_to_value(impl_->sentinel.get());
+    std::lock_guard<std::mutex> lk(impl_->mu);
+    return sys::handle_to_value(detail::sentinel_of(*impl_)->get());
 }
 
 void Process::close() {
     if (!impl_) throw ValueError("process object was moved from");
     if (impl_->state == State::closed) return;
-    if (impl_->state == State::started && !impl_->is_current && !detail::poll_child(*impl_))
-        throw ValueError("Cannot close a process while it is still running. You should first call join() or terminate().");
-    impl_->child.process.reset();
-    impl_->sentinel.reset();
+    {
+        std::lock_guard<std::mutex> lk(impl_->mu);
+        if (impl_->state == State::started && !impl_->is_current && !detail::reap_now(*impl_))
+            throw ValueError(
+                "Cannot close a process while it is still running. You should first call join() or terminate().");
+        impl_->child.process.reset();
+        impl_->sentinel.reset();
+    }
     impl_->target.reset();
     detail::forget_child(impl_.get());
     impl_->state = State::closed;
@@ -572,7 +632,8 @@ std::optional<int> Process::pid() const {
 std::optional<int> Process::exitcode() {
     check_usable(impl_);
     if (impl_->is_current || impl_->state != State::started) return std::nullopt;
-    if (impl_->creator_pid == sys::current_pid()) detail::poll_child(*impl_);
+    std::lock_guard<std::mutex> lk(impl_->mu);
+    if (impl_->creator_pid == sys::current_pid()) detail::reap_now(*impl_);
     return impl_->exitcode;
 }
 
@@ -659,14 +720,22 @@ std::optional<ParentProcess> parent_process() {
 
 std::vector<Process*> active_children() {
     auto& g = globals();
-    std::vector<ProcessImpl*> snapshot;
+    std::vector<std::shared_ptr<ProcessImpl>> snapshot;
     {
         std::lock_guard<std::mutex> lock(g.mu);
         snapshot = g.children;
     }
+    // The snapshot keeps each impl alive while it is looked at, whatever other threads do
+    // with their Process objects meanwhile.
+    std::vector<ProcessImpl*> running;
+    for (const auto& impl : snapshot) {
+        std::lock_guard<std::mutex> lk(impl->mu);
+        if (!detail::reap_now(*impl)) running.push_back(impl.get());
+    }
     std::vector<Process*> alive;
-    for (ProcessImpl* impl : snapshot)
-        if (!detail::poll_child(*impl)) alive.push_back(impl->owner);
+    std::lock_guard<std::mutex> lock(g.mu);
+    for (ProcessImpl* impl : running)
+        if (impl->owner) alive.push_back(impl->owner);
     return alive;
 }
 

@@ -1,6 +1,8 @@
 // common/process_internal.hpp - state shared by process.cpp, context.cpp and bootstrap.cpp.
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -11,35 +13,46 @@
 
 namespace mp::detail {
 
+// The state behind a Process. Threads may share a Process: `mu` guards the fields below it that
+// change after start (the child, its sentinel, exitcode) and is held only for short steps (a
+// reap that does not wait, a signal, opening the sentinel), never across a wait: a join waits
+// on the sentinel without it, so that terminate(), is_alive() and other joins go on meanwhile,
+// and a child is reaped by exactly one thread (no ECHILD for the others, no signal sent to a
+// pid after its reap). The fields above `mu` are set before start and read-only after.
 struct ProcessImpl {
     enum class State { created, started, closed };
 
-    Process* owner = nullptr;
+    Process* owner = nullptr;      // changes only under globals().mu
     std::unique_ptr<TargetBase> target;
     std::string name;
     bool daemon = false;
-    State state = State::created;
+    std::atomic<State> state{State::created};  // read by any thread, written by start()/close()
     bool is_current = false;       // the object describing the running process itself
     std::string method;            // empty: the default at start()
     std::vector<int> identity;     // Python's _identity: (1,), (1, 2) for a child's child ...
     int creator_pid = 0;           // only the creating process may start/join
-    sys::Child child;
-    sys::Handle sentinel;          // opened by the first sentinel() call
-    std::optional<int> exitcode;
     int run_exit_code = 0;         // what the default run() got from the target
+
+    std::mutex mu;
+    bool starting = false;         // start() is under way in some thread
+    sys::Child child;
+    // Opened by the first sentinel() call or the first wait. Shared, so that a thread waiting
+    // on it keeps it open while close() lets go of the Process's copy.
+    std::shared_ptr<sys::Handle> sentinel;
+    std::optional<int> exitcode;
 };
 
 // The one door into Process's private state for the code in common/.
 struct ProcessAccess {
     static ProcessImpl& impl(Process& p) { return *p.impl_; }
-    static std::unique_ptr<ProcessImpl>& slot(Process& p) { return p.impl_; }
+    static std::shared_ptr<ProcessImpl>& slot(Process& p) { return p.impl_; }
     static void set_target(Process& p, std::unique_ptr<TargetBase> t) { p.set_target(std::move(t)); }
 };
 
 // Per-process bookkeeping (Python keeps the same in multiprocessing.process).
 struct Globals {
-    std::mutex mu;                            // guards children
-    std::vector<ProcessImpl*> children;       // started, not yet known to have ended
+    std::mutex mu;                            // guards children, counter, default_method, owners
+    std::vector<std::shared_ptr<ProcessImpl>> children;  // started, not yet known to have ended
     int counter = 0;                          // children named so far
     Process* current = nullptr;               // nullptr: the main process
     bool is_child = false;
@@ -48,8 +61,8 @@ struct Globals {
     sys::Handle parent_watch;                 // spawn: pidfd / HANDLE of the parent
     bool daemon = false;                      // this process is daemonic
     std::string default_method;               // empty until set or first asked for
-    bool exit_handler_registered = false;
-    bool fork_thread_warning_given = false;
+    std::atomic<bool> exit_handler_registered{false};
+    std::atomic<bool> fork_thread_warning_given{false};
 };
 
 Globals& globals();

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "sys/handle.hpp"
 #include "sys/os.hpp"
@@ -338,9 +340,17 @@ bool PipeReader::closed() const noexcept { return s_->closed; }
 
 struct Popen::Impl {
     std::vector<std::string> args;
+    // Threads may share a Popen for waiting (CPython's test_threadsafe_wait): `mu` guards the
+    // child, its return code and its sentinel, and is held only for a reap that does not wait
+    // or a signal, never across a wait; waits happen on the sentinel without it, so every
+    // waiter gets the return code and the child is reaped once. communicate() and the pipe
+    // streams belong to one thread at a time.
+    mutable std::mutex mu;
     sys::Child child;
     std::optional<int> returncode;
-    sys::Handle watch;  // a sentinel of the child for communicate, opened on first need
+    // The child's sentinel, for waits and communicate, opened on first need; shared so that a
+    // waiting thread keeps it open while another lets go of it.
+    std::shared_ptr<sys::Handle> watch;
     PipeWriter::State in;
     PipeReader::State out, err;
     PipeWriter in_writer{&in};
@@ -353,18 +363,44 @@ struct Popen::Impl {
     sys::PipeExchange x;
     std::string raw[2];  // text mode: what arrived, before universal newlines
 
-    // Reaps the child if it ends before the deadline (Deadline::now(): just looks).
-    bool reap(const Deadline& deadline) {
+    // With mu held: reaps the child if it has ended, without waiting.
+    bool reap_now() {
         if (returncode) return true;
         bool exited = false;
         int code = 0;
-        if (auto ec = sys::wait_process(child, deadline, exited, code))
+        if (auto ec = sys::wait_process(child, Deadline::now(), exited, code))
             raise_os_error(ec, "mp::subprocess: waiting for process " + std::to_string(child.pid));
-        if (exited) {
-            returncode = code;
-            watch.reset();
-        }
+        if (exited) returncode = code;
         return exited;
+    }
+
+    // With mu held: the sentinel (nullptr when this system cannot give one).
+    std::shared_ptr<sys::Handle> sentinel() {
+        if (!watch && !returncode) {
+            auto h = std::make_shared<sys::Handle>();
+            if (!sys::open_sentinel(child, false, *h)) watch = std::move(h);
+        }
+        return watch;
+    }
+
+    // Reaps the child if it ends before the deadline (Deadline::now(): just looks).
+    bool reap(const Deadline& deadline) {
+        for (;;) {
+            std::shared_ptr<sys::Handle> w;
+            {
+                std::lock_guard<std::mutex> lk(mu);
+                if (reap_now()) return true;
+                if (deadline.passed()) return false;
+                w = sentinel();
+            }
+            bool ended = false;
+            if (w) {
+                if (auto ec = sys::wait_watch(w->get(), deadline, ended))
+                    raise_os_error(ec, "mp::subprocess: waiting for process " + std::to_string(child.pid));
+            } else {
+                std::this_thread::sleep_until(deadline.or_within(std::chrono::milliseconds(5)).time_point());
+            }
+        }
     }
 
     // As leaving Python's `with Popen(...)` block: pipes closed, the child waited for.
@@ -372,11 +408,14 @@ struct Popen::Impl {
         in_writer.close();
         out_reader.close();
         err_reader.close();
-        if (!returncode && child.pid > 0) {
-            bool exited = false;
-            int code = 0;
-            if (!sys::wait_process(child, Deadline::never(), exited, code) && exited) returncode = code;
+        if (child.pid > 0) {
+            try {
+                reap(Deadline::never());
+            } catch (...) {
+                // A destructor cannot report it: the child is the OS's to reap.
+            }
         }
+        std::lock_guard<std::mutex> lk(mu);
         watch.reset();
     }
 
@@ -503,11 +542,16 @@ const std::vector<std::string>& Popen::args() const { return usable(impl_).args;
 
 int Popen::pid() const { return usable(impl_).child.pid; }
 
-std::optional<int> Popen::returncode() const { return usable(impl_).returncode; }
+std::optional<int> Popen::returncode() const {
+    const Impl& m = usable(impl_);
+    std::lock_guard<std::mutex> lk(m.mu);
+    return m.returncode;
+}
 
 std::optional<int> Popen::poll() {
     Impl& m = usable(impl_);
-    m.reap(Deadline::now());
+    std::lock_guard<std::mutex> lk(m.mu);
+    m.reap_now();
     return m.returncode;
 }
 
@@ -515,6 +559,7 @@ int Popen::wait(double timeout_seconds) {
     Impl& m = usable(impl_);
     if (!m.reap(detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::wait")))
         throw TimeoutExpired(m.args, timeout_seconds);
+    std::lock_guard<std::mutex> lk(m.mu);
     return *m.returncode;
 }
 
@@ -539,7 +584,12 @@ void Popen::Impl::exchange_round(const Deadline& deadline, bool use_watch, bool&
         }
         before += x.sink[i]->size();
     }
-    const auto ec = sys::pipe_exchange(x, use_watch && watch ? watch.get() : sys::invalid_handle(), deadline, ended);
+    std::shared_ptr<sys::Handle> w;
+    if (use_watch) {
+        std::lock_guard<std::mutex> lk(mu);
+        w = watch;
+    }
+    const auto ec = sys::pipe_exchange(x, w ? w->get() : sys::invalid_handle(), deadline, ended);
     moved = 0;
     for (int i = 0; i < 2; ++i) {
         PipeReader::State& r = *outs[i];
@@ -574,14 +624,19 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
     auto pending = [&] { return (!in.closed && x.sent < x.size) || (!out.closed && !out.eof) || (!err.closed && !err.eof); };
     auto so_far = [&](PipeReader::State& r) { return r.closed ? std::string() : r.buf.substr(r.pos); };
 
-    bool ended = returncode.has_value();
-    if (!ended && pending() && !watch) sys::open_sentinel(child, false, watch);  // none: look now and then
+    bool ended = false;
+    bool have_watch = false;
+    {
+        std::lock_guard<std::mutex> lk(mu);
+        ended = returncode.has_value();
+        if (!ended && pending()) have_watch = sentinel() != nullptr;  // none: look now and then
+    }
     while (!ended && pending()) {
         // Without a sentinel, the child's end is looked for every 10 ms.
-        const Deadline slice = watch ? deadline : deadline.or_within(std::chrono::milliseconds(10));
+        const Deadline slice = have_watch ? deadline : deadline.or_within(std::chrono::milliseconds(10));
         std::size_t moved = 0;
         exchange_round(slice, true, ended, moved);
-        if (!watch) ended = reap(Deadline::now());
+        if (!have_watch) ended = reap(Deadline::now());
         if (!ended && pending() && deadline.passed())
             throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
     }
@@ -616,7 +671,10 @@ std::pair<std::string, std::string> Popen::communicate(std::string input, double
 
 void Popen::send_signal(int sig) {
     Impl& m = usable(impl_);
-    if (m.reap(Deadline::now())) return;  // reaped: the pid may be someone else's by now
+    // Under the lock nobody reaps the child between the look and the signal: a pid is never
+    // signalled after its reap, when it may be someone else's.
+    std::lock_guard<std::mutex> lk(m.mu);
+    if (m.reap_now()) return;
 #if defined(_WIN32)
     if (sig != 15 && sig != 9)
         throw ValueError("mp::subprocess::Popen::send_signal: Windows has no signal " + std::to_string(sig) +

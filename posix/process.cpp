@@ -212,6 +212,8 @@ static int open_pidfd(int pid) noexcept {
 }
 
 std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, int& exitcode) noexcept {
+    // waitpid(0) and waitpid(-1) would reap somebody else's child.
+    if (c.pid <= 0) return std::make_error_code(std::errc::invalid_argument);
     if (deadline.is_never()) return reap(c, true, exited, exitcode);
     if (auto ec = reap(c, false, exited, exitcode); ec || exited || deadline.passed()) return ec;
     if (!c.process) {

@@ -1,6 +1,8 @@
 // tests/test_process.cpp - mp::Process, contexts and the spawn bootstrap, run once for every
 // start method this platform has.
 #include <algorithm>
+#include <atomic>
+#include <optional>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -313,6 +315,67 @@ TEST_P(MethodTest, HundredStartedAndTerminatedAtOnce) {
         EXPECT_EQ(p.exitcode(), -15);
     }
     EXPECT_TRUE(mp::active_children().empty());
+}
+
+// Threads are users too: each of 16 threads starts and joins its own children, while the
+// others do the same (start() reaps finished children of every thread, as Python's does).
+// Every join gets its own child's exit code; none sees ECHILD or a closed handle.
+TEST_P(MethodTest, SixteenThreadsStartAndJoinAtOnce) {
+    mp_test::time_limit(240);
+    const int rounds = mp_test::under_wine() ? 6 : 25;
+    std::atomic<int> failures{0};
+    std::vector<std::string> errors(16);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 16; ++t) {
+        threads.emplace_back([&, t] {
+            try {
+                for (int i = 0; i < rounds; ++i) {
+                    mp::Process p = ctx().Process(exit_with, 1 + (t * 7 + i) % 100);
+                    p.start();
+                    p.join(60);
+                    if (p.exitcode() != 1 + (t * 7 + i) % 100) {
+                        ++failures;
+                        errors[static_cast<std::size_t>(t)] = "round " + std::to_string(i) + ": exit code " +
+                                                              std::to_string(p.exitcode().value_or(-999));
+                        return;
+                    }
+                }
+            } catch (const std::exception& e) {
+                ++failures;
+                errors[static_cast<std::size_t>(t)] = e.what();
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    for (std::size_t t = 0; t < errors.size(); ++t) EXPECT_EQ(errors[t], "") << "thread " << t;
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_TRUE(mp::active_children().empty());
+}
+
+// One Process shared by threads: two join it at once while a third polls and one terminates;
+// all see the same exit code.
+TEST_P(MethodTest, OneProcessSharedByThreads) {
+    mp_test::time_limit(120);
+    mp::Process p = ctx().Process(sleep_for_ms, 60000);
+    p.start();
+    std::vector<std::optional<int>> seen(3);
+    std::thread a([&] {
+        p.join();
+        seen[0] = p.exitcode();
+    });
+    std::thread b([&] {
+        p.join(120);
+        seen[1] = p.exitcode();
+    });
+    std::thread c([&] {
+        while (p.is_alive()) std::this_thread::sleep_for(1ms);
+        seen[2] = p.exitcode();
+    });
+    p.terminate();
+    a.join();
+    b.join();
+    c.join();
+    for (const auto& s : seen) EXPECT_EQ(s, -15);
 }
 
 TEST_P(MethodTest, ArgumentsOfManyTypes) {

@@ -3,6 +3,7 @@
 // Windows command-line quoting. The child is tests/helper_subprocess.cpp, built beside the
 // test binary on both systems.
 #include <chrono>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -384,6 +385,32 @@ TEST_F(Subprocess, WaitWithATimeout) {
     EXPECT_EQ(p.wait(), -9);
     EXPECT_EQ(p.returncode(), -9);
     EXPECT_NO_THROW(p.kill()) << "a reaped child is not signalled again";
+}
+
+// CPython's test_threadsafe_wait: threads waiting on one Popen all get its return code, and
+// the child is reaped once (no ECHILD, no wait on a closed handle).
+TEST_F(Subprocess, ThreadsWaitingOnOnePopenAllGetTheReturnCode) {
+    for (int round = 0; round < 20; ++round) {
+        sp::Popen p(child({"sleep", "20", "exit", "7"}));
+        std::vector<int> got(4, -1000);
+        std::vector<std::string> errors(4);
+        std::vector<std::thread> ts;
+        for (int i = 0; i < 4; ++i) {
+            ts.emplace_back([&, i] {
+                try {
+                    got[static_cast<std::size_t>(i)] = i % 2 ? p.wait() : p.wait(60);
+                } catch (const std::exception& e) {
+                    errors[static_cast<std::size_t>(i)] = e.what();
+                }
+            });
+        }
+        for (auto& t : ts) t.join();
+        for (int i = 0; i < 4; ++i) {
+            EXPECT_EQ(errors[static_cast<std::size_t>(i)], "") << "round " << round << ", thread " << i;
+            EXPECT_EQ(got[static_cast<std::size_t>(i)], 7) << "round " << round << ", thread " << i;
+        }
+        EXPECT_EQ(p.poll(), 7);
+    }
 }
 
 TEST_F(Subprocess, SignalsAndReturncodes) {

@@ -355,7 +355,7 @@ private:
     void set_target(std::unique_ptr<detail::TargetBase> target);
     void join_for(std::chrono::nanoseconds timeout);
 
-    std::unique_ptr<detail::ProcessImpl> impl_;
+    std::shared_ptr<detail::ProcessImpl> impl_;  // shared with the registry of children
     friend struct detail::ProcessAccess;
     friend Process& current_process();
 };
