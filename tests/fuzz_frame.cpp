@@ -9,7 +9,7 @@
 // recv<std::string>, or a max_message_size set first.
 // Built by .ci/test against the clang++ ASan build of the library:
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Icommon/include -Icommon
-//       tests/fuzz_frame.cpp -Lbuild-asan -lmp -Wl,-rpath,$PWD/build-asan -o fuzz_frame
+//       tests/fuzz_frame.cpp build-asan/libmp.so.0.1.0 -Wl,-rpath,$PWD/build-asan -o fuzz_frame
 //   ./fuzz_frame -max_total_time=30 -malloc_limit_mb=16 -max_len=4096
 #include <cstddef>
 #include <cstdint>
