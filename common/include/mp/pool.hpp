@@ -307,6 +307,8 @@ public:
                 }
             } else if constexpr (!std::is_same_v<Eb, std::nullptr_t>) {
                 detail::deliver_error(error_callback, t);
+            } else {
+                (void)error_callback;  // none given (clang: a capture must be used)
             }
         });
         return *this;
