@@ -16,6 +16,10 @@
 //          order. (Until issue 17 this floor forked two children per sample that already
 //          held their halves: it paid two forks the pool does not and sent no items, which
 //          the pool must: not the same work.)
+//   executor.submit  submit(echo_int, i).result() on a warm ProcessPoolExecutor, one worker; us per
+//                  round trip (lower is better; issue 13: at least 20x CPython's)
+//     cpp: ex.submit(echo_int, i).result()
+//     raw: the pool.apply floor (a worker forked beforehand, a pipe each way)
 // bench_main pins the whole run (and so every child) to one CPU, as pool.py does for CPython.
 #include <cstdint>
 #include <utility>
@@ -118,6 +122,26 @@ bench::Result apply(int scale) {
     return {r.cpp / batch, r.raw / batch};
 }
 
+bench::Result executor_submit(int scale) {
+    const int batch = 2000;
+    mp::futures::ProcessPoolExecutor ex(1, mp::PoolOptions().context(mp::get_context("fork")));
+    RawWorker worker(echo_int);
+    bench::Result r = bench::interleaved(
+        std::max(5, 30 / scale), 2,
+        [&] {
+            for (int i = 0; i < batch; ++i)
+                bench::check(ex.submit(echo_int, i).result() == i, "executor.submit (mp): wrong result");
+        },
+        [&] {
+            for (int i = 0; i < batch; ++i) {
+                int x = i;
+                worker.send(&x, 1);
+                bench::check(worker.receive(&x, 1) && x == i, "executor.submit (raw): wrong result");
+            }
+        });
+    return {r.cpp / batch, r.raw / batch};
+}
+
 bench::Result map_100k(int scale) {
     const int n = 100000 / scale;
     std::vector<int> items(static_cast<std::size_t>(n));
@@ -163,6 +187,7 @@ bench::Result map_100k(int scale) {
 
 bench::Register apply_metric("pool.apply", "us", "lower", apply);
 bench::Register map_metric("pool.map_100k", "us", "lower", map_100k);
+bench::Register submit_metric("executor.submit", "us", "lower", executor_submit);
 #endif
 
 }  // namespace

@@ -297,6 +297,8 @@ sys::PipeEnd& ConnectionAccess::readable_end(const Connection& c) { return check
 
 bool ConnectionAccess::has_buffered(const Connection& c) noexcept { return c.s_ && c.s_->buffered(); }
 
+sys::PipeEnd& ConnectionAccess::writable_end(const Connection& c) { return checked(c.s_, false, true).end; }
+
 std::pair<Connection, Connection> Pipe(bool duplex) {
     auto a = std::make_shared<Connection::State>();
     auto b = std::make_shared<Connection::State>();

@@ -16,6 +16,8 @@ struct ConnectionAccess {
     // sit in its read-ahead, where no OS wait can see them.
     static sys::PipeEnd& readable_end(const Connection& c);
     static bool has_buffered(const Connection& c) noexcept;
+    // The end of a connection that can be written (OSError for a closed or read-only one).
+    static sys::PipeEnd& writable_end(const Connection& c);
 };
 
 }  // namespace mp

@@ -1,8 +1,8 @@
 // common/pool.cpp - the core that mp::Pool and mp::ProcessPoolExecutor share: worker
 // processes, the task queue, and the collection of results (see mp/pool.hpp for the design).
 //
-// Portable: written against Process, Pipe and mp::wait only. Each worker has two one-way
-// pipes: tasks in, results out. The parent never reads a task back: a worker takes its tasks
+// Portable: written against Process, Pipe and mp::wait (and sys::end_allow_sigpipe for the
+// worker's result pipe). Each worker has two one-way pipes: tasks in, results out. The parent never reads a task back: a worker takes its tasks
 // in the order they were sent, so when it ends, the first task it had not answered is the one
 // it died in (it fails), and the others were never started (they go back to the queue).
 //
@@ -20,6 +20,7 @@
 #include <mutex>
 #include <thread>
 
+#include "connection_internal.hpp"
 #include "mp/connection.hpp"
 #include "mp/wait.hpp"
 #include "process_internal.hpp"
@@ -57,6 +58,9 @@ struct ResultMsg {
 // start, say) is broken after this many such deaths in a row, instead of restarting for ever.
 constexpr int kMaxStartFailures = 3;
 
+// How long terminate_workers gives a worker to end on SIGTERM before it is killed.
+constexpr double kTerminateGrace = 5.0;
+
 ResultMsg failure(std::uint64_t id, std::uint8_t kind, const char* type, const std::string& what) {
     ResultMsg r;
     r.id = id;
@@ -86,6 +90,10 @@ int pool_worker(Connection tasks, Connection results, std::uint64_t maxtasks, st
             return 1;
         }
     }
+    // The result pipe's only reader is the pool that started this worker: once it is gone, so
+    // is the worker's purpose, and a SIGPIPE may end it. Its writes then need no guard (POSIX:
+    // two sigprocmask calls fewer per result).
+    sys::end_allow_sigpipe(ConnectionAccess::writable_end(results));
     // Ready: a worker that dies before this is a start failure, and the task it may have been
     // sent never ran (it goes back to the queue).
     results.send(failure(0, kReady, "", ""));
@@ -126,6 +134,7 @@ MP_TARGET(pool_worker);
 
 struct Worker {
     Process proc;
+    std::uintptr_t sentinel = 0;  // proc.sentinel(), taken once: each call asks the OS for the pid
     Connection tasks;    // the parent's sending end
     Connection results;  // the parent's receiving end
     std::deque<std::shared_ptr<TaskState>> outstanding;  // sent, not answered, in order
@@ -180,6 +189,7 @@ void start_worker(PoolCore& c, std::size_t slot) {
     w->proc.set_name((m == "fork" ? "ForkPoolWorker-" : "SpawnPoolWorker-") + std::to_string(++c.worker_names));
     w->proc.set_daemon(true);
     w->proc.start();
+    w->sentinel = w->proc.sentinel();
     task_r.close();  // the worker has its own ends now
     result_w.close();
     w->tasks = task_w;
@@ -195,9 +205,13 @@ void finish(PoolCore& c, TaskState& t, bool ok, std::string values, std::uint64_
 
 void fail(PoolCore& c, TaskState& t, std::exception_ptr e, Callbacks& run) { finish(c, t, false, {}, 0, std::move(e), run); }
 
-// Every task not yet finished fails with e; the workers end: killed at once, or (grace > 0)
-// told to stop and given that long to exit by themselves first.
-void end_all(PoolCore& c, const std::exception_ptr& e, Callbacks& run, double grace_s = 0) {
+// Makes the exception a task fails with: one object per task (CPython 3.15), so that what one
+// future's owner does with it (a message added, say) never shows in another's.
+using ErrorFor = std::function<std::exception_ptr()>;
+
+// Every task not yet finished fails with an error(); the workers end: killed at once, or
+// (grace > 0) told to stop and given that long to exit by themselves first.
+void end_all(PoolCore& c, const ErrorFor& error, Callbacks& run, double grace_s = 0) {
     if (grace_s > 0) {
         for (auto& w : c.workers) {
             if (!w) continue;
@@ -207,24 +221,33 @@ void end_all(PoolCore& c, const std::exception_ptr& e, Callbacks& run, double gr
             }
         }
     }
+    auto e = [&] { return error ? error() : nullptr; };
     for (auto& w : c.workers) {
         if (!w) continue;
         if (grace_s > 0) w->proc.join(grace_s);
         w->proc.kill();
         w->proc.join();
-        for (auto& t : w->outstanding) fail(c, *t, e, run);
+        for (auto& t : w->outstanding) fail(c, *t, e(), run);
         w.reset();
     }
-    for (auto& t : c.pending) fail(c, *t, e, run);
+    for (auto& t : c.pending) fail(c, *t, e(), run);
     c.pending.clear();
 }
 
 // The workers of a broken pool are ending by themselves (their initializer failed) or idle:
 // they get a moment to finish their exit, which is gentler than a kill in the middle of it.
-void break_pool(PoolCore& c, const std::string& why, Callbacks& run) {
+// pid and exitcode: the worker whose end is the reason, when one is.
+void break_pool(PoolCore& c, const std::string& why, Callbacks& run, std::optional<int> pid = std::nullopt,
+                std::optional<int> exitcode = std::nullopt) {
     c.state = PoolCore::State::broken;
     c.broken_why = why;
-    end_all(c, std::make_exception_ptr(BrokenProcessPool(why)), run, 1.0);
+    end_all(c, [&] { return std::make_exception_ptr(BrokenProcessPool(why, pid, exitcode)); }, run, 1.0);
+}
+
+// "pid 1234", for the messages that name a worker.
+std::string pid_text(const Worker& w) {
+    const std::optional<int> pid = w.proc.pid();
+    return pid ? "pid " + std::to_string(*pid) : std::string("no pid");
 }
 
 // A worker gets a task only when it has none: it then waits to read, so the send never
@@ -256,7 +279,13 @@ void dispatch(PoolCore& c) {
 
 void apply_result(PoolCore& c, Worker& w, ResultMsg& r, Callbacks& run) {
     if (r.kind == kInitError) {
-        break_pool(c, "the pool's initializer failed in a worker: " + r.type + ": " + r.what, run);
+        // The worker ends by itself once it has said so: its exit code is part of the story.
+        w.proc.join(1.0);
+        const std::optional<int> code = w.proc.exitcode();
+        break_pool(c,
+                   "the pool's initializer failed in the worker " + w.proc.name() + " (" + pid_text(w) +
+                       (code ? ", exit code " + std::to_string(*code) : std::string()) + "): " + r.type + ": " + r.what,
+                   run, w.proc.pid(), code);
         return;
     }
     if (r.kind == kReady) {
@@ -278,18 +307,25 @@ void apply_result(PoolCore& c, Worker& w, ResultMsg& r, Callbacks& run) {
 // A worker's process ended: what it answered counts, the task it was in fails, the tasks it
 // had not started go back to the front of the queue, and (while there is work) a new worker
 // takes the slot.
-void handle_end(PoolCore& c, std::size_t slot, Callbacks& run) {
+// The answers an ended worker sent before it ended; false when one broke the pool (the worker
+// is gone then).
+bool drain_answers(PoolCore& c, std::size_t slot, Callbacks& run) {
     Worker& w = *c.workers[slot];
-    for (;;) {  // answers it sent before it ended
+    for (;;) {
         try {
-            if (!w.results.poll(0)) break;
+            if (!w.results.poll(0)) return true;
             ResultMsg r = w.results.recv<ResultMsg>();
             apply_result(c, w, r, run);
-            if (!c.workers[slot]) return;  // the answer broke the pool
+            if (!c.workers[slot]) return false;
         } catch (const std::exception&) {
-            break;  // end of file, or a message cut by the death
+            return true;  // end of file, or a message cut by the death
         }
     }
+}
+
+void handle_end(PoolCore& c, std::size_t slot, Callbacks& run) {
+    if (!drain_answers(c, slot, run)) return;
+    Worker& w = *c.workers[slot];
     w.proc.join();
     const int code = w.proc.exitcode().value_or(-1);
     const bool never_ready = !w.ready;
@@ -297,9 +333,10 @@ void handle_end(PoolCore& c, std::size_t slot, Callbacks& run) {
     if (!w.outstanding.empty() && !never_ready) {
         fail(c, *w.outstanding.front(),
              std::make_exception_ptr(WorkerLostError(
-                 "the worker process running this task (" + w.proc.name() + ") ended with exit code " +
-                     std::to_string(code) + " before the task did; the pool has started a new worker",
-                 code)),
+                 "the worker process running this task (" + w.proc.name() + ", " + pid_text(w) +
+                     ") ended with exit code " + std::to_string(code) +
+                     " before the task did; the pool has started a new worker",
+                 code, w.proc.pid().value_or(0))),
              run);
         w.outstanding.pop_front();
     }
@@ -309,12 +346,14 @@ void handle_end(PoolCore& c, std::size_t slot, Callbacks& run) {
     }
     w.outstanding.clear();
     const bool stopped = w.stopping;
+    const std::optional<int> pid = w.proc.pid();
+    const std::string who = pid_text(w);
     c.workers[slot].reset();
     if (never_ready && !stopped && ++c.start_failures >= kMaxStartFailures) {
         break_pool(c,
-                   "the pool's workers keep ending before they are ready (last exit code " + std::to_string(code) +
-                       "): a spawned child that cannot start, or an initializer that ends its process",
-                   run);
+                   "the pool's workers keep ending before they are ready (the last, " + who + ", with exit code " +
+                       std::to_string(code) + "): a spawned child that cannot start, or an initializer that ends its process",
+                   run, pid, code);
         return;
     }
     const bool needed = c.state == PoolCore::State::running ||
@@ -377,7 +416,7 @@ void collect_once(PoolCore& c, std::unique_lock<std::mutex>& lk, double timeout_
         if (!c.workers[i]) continue;
         objects.emplace_back(c.workers[i]->results);
         what.emplace_back(i, false);
-        objects.push_back(WaitObject::sentinel(c.workers[i]->proc.sentinel()));
+        objects.push_back(WaitObject::sentinel(c.workers[i]->sentinel));
         what.emplace_back(i, true);
     }
     lk.unlock();
@@ -574,8 +613,53 @@ void pool_terminate(PoolCore& c) {
         if (c.state == PoolCore::State::terminated) return;
         const bool had_work = c.unfinished > 0;
         c.state = PoolCore::State::terminated;
-        end_all(c, had_work ? std::make_exception_ptr(ProcessError("mp::Pool: terminated before this task finished")) : nullptr,
-                run);
+        ErrorFor terminated;
+        if (had_work) terminated = [] { return std::make_exception_ptr(ProcessError("mp::Pool: terminated before this task finished")); };
+        end_all(c, terminated, run);
+    }
+    run_callbacks(run);
+}
+
+void pool_end_workers(PoolCore& c, bool kill) {
+    const char* how = kill ? "kill_workers" : "terminate_workers";
+    Callbacks run;
+    {
+        Exclusive ex(c);
+        // The futures no worker has received are cancelled, as shutdown(cancel_futures) does.
+        for (auto& t : c.pending) {
+            t->was_cancelled = true;
+            fail(c, *t, std::make_exception_ptr(CancelledError("mp::Future: cancelled")), run);
+        }
+        c.pending.clear();
+        if (c.state == PoolCore::State::running || c.state == PoolCore::State::closed) c.state = PoolCore::State::terminated;
+        for (auto& w : c.workers) {
+            if (!w) continue;
+            try {
+                if (kill) w->proc.kill();
+                else w->proc.terminate();
+            } catch (const std::exception&) {  // it has ended already: its answers still count
+            }
+        }
+        for (std::size_t slot = 0; slot < c.workers.size(); ++slot) {
+            if (!c.workers[slot]) continue;
+            // SIGTERM can be caught or held off by a task; no worker survives all the same.
+            if (!kill) c.workers[slot]->proc.join(kTerminateGrace);
+            if (c.workers[slot]->proc.is_alive()) c.workers[slot]->proc.kill();
+            c.workers[slot]->proc.join();
+            if (!drain_answers(c, slot, run)) continue;  // the pool broke: the rest is done
+            Worker& w = *c.workers[slot];
+            const std::optional<int> code = w.proc.exitcode();
+            for (auto& t : w.outstanding) {
+                fail(c, *t,
+                     std::make_exception_ptr(BrokenProcessPool(
+                         std::string("mp::futures::ProcessPoolExecutor::") + how + ": the worker running this task (" +
+                             w.proc.name() + ", " + pid_text(w) + ") was ended, with exit code " +
+                             (code ? std::to_string(*code) : std::string("unknown")),
+                         w.proc.pid(), code)),
+                     run);
+            }
+            c.workers[slot].reset();
+        }
     }
     run_callbacks(run);
 }

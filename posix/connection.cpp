@@ -7,7 +7,11 @@
 // peer has gone raises SIGPIPE, which kills a process that has not chosen otherwise; mp never
 // changes that process-wide choice: a socket is written with sendmsg(MSG_NOSIGNAL), a pipe
 // with SIGPIPE blocked for this thread around writev() (posix/handle.cpp), so the caller gets
-// EPIPE. Waiting for data is poll(2), which also wakes on a closed peer (POLLHUP), and mp::wait
+// EPIPE. Which of the two an end is, is known when the pair is made and kept beside the fd
+// (EndState), or learnt once with fstat() for an end that came another way, so that a write
+// to a pipe never first tries sendmsg() only to get ENOTSOCK. An end whose process may die of
+// a closed peer (a pool worker's result pipe: end_allow_sigpipe) is written with a bare
+// writev(). Waiting for data is poll(2), which also wakes on a closed peer (POLLHUP), and mp::wait
 // is one poll() over every end and sentinel. Every call is retried on EINTR.
 // Windows differs: a pair is a uniquely named pipe opened from both sides, a closed peer is
 // ERROR_BROKEN_PIPE / ERROR_NO_DATA with no signal at all, I/O is overlapped on an event the
@@ -23,15 +27,43 @@
 #include <new>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 namespace mp::sys {
 
-// POSIX keeps nothing beside an end's fd: no EndState is ever made.
-struct EndState {};
+// What POSIX keeps beside an end's fd: whether it is a socket, so that each write is one
+// call. Made with the pair (a duplex pair and a Listener's or Client's socket are sockets, a
+// one-way pair is pipes) or on the first write of an end that came another way (rebuilt in a
+// spawned child, a named pipe, a child's stream).
+struct EndState {
+    bool is_socket = false;
+    bool sigpipe_ok = false;  // end_allow_sigpipe: no SIGPIPE guard around writes to a pipe
+};
 
 void EndStateDeleter::operator()(EndState* s) const noexcept { delete s; }
+
+namespace {
+
+// The end's state, made on first need; nullptr only when out of memory (the caller then
+// treats the end as it did before the state existed: a socket first, a pipe on ENOTSOCK).
+EndState* state_of(PipeEnd& end) noexcept {
+    if (!end.os) {
+        struct stat st {};
+        if (::fstat(end.h.get(), &st) != 0) return nullptr;
+        end.os.reset(new (std::nothrow) EndState);
+        if (end.os) end.os->is_socket = S_ISSOCK(st.st_mode);
+    }
+    return end.os.get();
+}
+
+void mark(PipeEnd& end, bool is_socket) noexcept {
+    end.os.reset(new (std::nothrow) EndState);  // out of memory: learnt on the first write instead
+    if (end.os) end.os->is_socket = is_socket;
+}
+
+}  // namespace
 
 std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& second) noexcept {
     int fds[2];
@@ -52,12 +84,15 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
     }
     first.h.reset(fds[0]);
     second.h.reset(fds[1]);
+    mark(first, duplex);
+    mark(second, duplex);
     return {};
 }
 
 std::error_code end_from_socket(SocketHandle&& s, PipeEnd& out) noexcept {
     if (auto ec = socket_set_blocking(s.get(), true)) return ec;
     out.h.reset(s.release());  // the calls below work on a socket fd as they are
+    mark(out, true);
     return {};
 }
 
@@ -77,7 +112,9 @@ std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, c
     iovec* cur = iov;
     int cnt = 2;
     if (body_n == 0) cnt = 1;
-    bool is_socket = true;
+    const EndState* st = state_of(end);
+    bool is_socket = !st || st->is_socket;
+    const bool guard = !st || !st->sigpipe_ok;
     std::size_t total = 0;
     if (written) *written = 0;
     while (cnt > 0) {
@@ -88,7 +125,7 @@ std::error_code pipe_write(PipeEnd& end, const void* head, std::size_t head_n, c
             msg.msg_iovlen = static_cast<decltype(msg.msg_iovlen)>(cnt);
             w = ::sendmsg(end.h.get(), &msg, MSG_NOSIGNAL | (forever ? 0 : MSG_DONTWAIT));
         } else {
-            w = writev_without_sigpipe(end.h.get(), cur, cnt);
+            w = guard ? writev_without_sigpipe(end.h.get(), cur, cnt) : ::writev(end.h.get(), cur, cnt);
         }
         if (w < 0) {
             if (errno == EINTR) continue;
@@ -180,6 +217,10 @@ std::error_code wait_ready(PipeEnd* const* ends, std::size_t n_ends, const nativ
 }
 
 const char* end_inherit_problem(const PipeEnd&) noexcept { return nullptr; }  // every fd passes
+
+void end_allow_sigpipe(PipeEnd& end) noexcept {
+    if (EndState* st = state_of(end)) st->sigpipe_ok = true;  // out of memory: the guard stays
+}
 
 // end_event() and make_named_pair() are Windows-only: POSIX waits on an fd with poll(2) and
 // pairs with socketpair() and pipe2().

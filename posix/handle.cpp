@@ -51,14 +51,23 @@ std::error_code open_null_device(Handle& out) noexcept {
 // write() to a pipe whose reader has gone raises SIGPIPE, which kills a process that has not
 // chosen to ignore it. mp never changes that process-wide choice: on a socket it passes
 // MSG_NOSIGNAL; on a pipe it blocks SIGPIPE for this thread around the write and consumes the
-// signal if the write raised it, so EPIPE comes back as an error code instead.
+// signal if the write raised it, so EPIPE comes back as an error code instead. Two calls beside
+// the write in the usual case: the block, whose old mask says whether SIGPIPE was blocked
+// already, and the restore. Only a thread that blocks SIGPIPE itself can have one pending (in
+// any other it is delivered at once), so only then is sigpending() asked, lest the signal the
+// caller's own write left pending be consumed, and only then is no restore needed.
 long writev_without_sigpipe(int fd, const iovec* iov, int count) noexcept {
-    sigset_t pipe_only, old, pending;
+    sigset_t pipe_only, old;
     sigemptyset(&pipe_only);
     sigaddset(&pipe_only, SIGPIPE);
-    sigpending(&pending);
-    const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
     pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    const bool was_blocked = sigismember(&old, SIGPIPE) == 1;
+    bool was_pending = false;
+    if (was_blocked) {
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending = sigismember(&pending, SIGPIPE) == 1;
+    }
     const ssize_t w = ::writev(fd, iov, count);
     const int saved = errno;
     if (w < 0 && saved == EPIPE && !was_pending) {
@@ -66,7 +75,7 @@ long writev_without_sigpipe(int fd, const iovec* iov, int count) noexcept {
         while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
         }
     }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (!was_blocked) pthread_sigmask(SIG_SETMASK, &old, nullptr);
     errno = saved;
     return w;
 }

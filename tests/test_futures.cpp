@@ -1,9 +1,11 @@
 // tests/test_futures.cpp - mp::futures::ProcessPoolExecutor under every start method: submit,
 // result(timeout), exception, map, as_completed, wait(return_when), cancel, done callbacks,
-// shutdown, a worker dying in a task, and a failing initializer.
+// shutdown, a worker dying in a task, a failing initializer, terminate_workers and
+// kill_workers, and max_tasks_per_child.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -37,6 +39,14 @@ MP_TARGET(exit_now);
 
 void refuse_to_start() { throw mp::RuntimeError("no start today"); }
 MP_TARGET(refuse_to_start);
+
+int worker_pid(int) { return mp::getpid(); }
+MP_TARGET(worker_pid);
+
+// Which worker ran a task: its name, which the pool never gives twice (Windows reuses an ended
+// process's pid at once, so pids cannot tell workers apart).
+std::string worker_name(int) { return mp::current_process().name(); }
+MP_TARGET(worker_name);
 
 }  // namespace
 
@@ -153,11 +163,135 @@ TEST_P(FuturesTest, AWorkerDyingFailsOneFutureAndTheExecutorGoesOn) {
     EXPECT_EQ(ex.submit(triple, 2).result(60.0), 6);
 }
 
+TEST_P(FuturesTest, WorkerLostErrorNamesThePidAndTheExitCode) {
+    mp_test::time_limit(120);
+    fu::ProcessPoolExecutor ex(1, options());
+    const int pid = ex.submit(worker_pid, 0).result(60.0);
+    fu::Future<int> doomed = ex.submit(exit_now, 7);
+    try {
+        doomed.result(60.0);
+        ADD_FAILURE() << "no error";
+    } catch (const mp::WorkerLostError& e) {
+        EXPECT_EQ(e.pid(), pid);
+        EXPECT_EQ(e.exitcode(), 7);
+        EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(pid)), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("exit code 7"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(ex.submit(triple, 2).result(60.0), 6);  // a new worker took the slot
+}
+
 TEST_P(FuturesTest, AFailingInitializerIsABrokenPool) {
     mp_test::time_limit(120);
     fu::ProcessPoolExecutor ex(2, options().initializer(refuse_to_start));
     fu::Future<int> f = ex.submit(triple, 1);
+    fu::Future<int> g = ex.submit(triple, 2);
     EXPECT_THROW(f.result(60.0), mp::BrokenProcessPool);
+    // The worker whose initializer failed is named, with its exit code (1: it returned).
+    try {
+        f.result();
+    } catch (const mp::BrokenProcessPool& e) {
+        ASSERT_TRUE(e.pid().has_value());
+        EXPECT_GT(*e.pid(), 0);
+        EXPECT_EQ(e.exitcode(), std::optional<int>(1));
+        EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(*e.pid())), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("no start today"), std::string::npos) << e.what();
+    }
+    // Each failed future has its own exception object.
+    ASSERT_NE(g.exception(60.0), nullptr);
+    EXPECT_NE(f.exception(), g.exception());
+    EXPECT_THROW(ex.submit(triple, 3), mp::BrokenProcessPool);
+}
+
+// terminate_workers() and kill_workers() (Python 3.14): the workers end at once, the futures
+// they ran fail with BrokenProcessPool naming them, the queued ones are cancelled, no worker is
+// left, and the executor is shut down.
+class EndWorkersTest : public FuturesTest {
+protected:
+    void run(bool kill) {
+        mp_test::time_limit(120);
+        fu::ProcessPoolExecutor ex(2, options());
+        const fu::Future<int> done = ex.submit(triple, 5);
+        EXPECT_EQ(done.result(60.0), 15);
+        mp_test::Gate gate;  // never opened: the two tasks wait in their workers (120 s at most)
+        std::vector<fu::Future<int>> running = {ex.submit(mp_test::wait_at_gate, gate.name(), 1),
+                                                ex.submit(mp_test::wait_at_gate, gate.name(), 2)};
+        fu::Future<int> queued = ex.submit(triple, 3);  // both workers are busy: no one has it
+        EXPECT_TRUE(running[0].running());
+        EXPECT_TRUE(running[1].running());
+        EXPECT_FALSE(queued.running());
+        if (kill) ex.kill_workers();
+        else ex.terminate_workers();
+        EXPECT_EQ(mp_test::count_children(), 0) << "a worker survived";
+        const int signal_code = kill ? -9 : -15;
+        std::set<int> pids;
+        for (const auto& f : running) {
+            ASSERT_TRUE(f.done());
+            try {
+                f.result();
+                ADD_FAILURE() << "a future the workers were running did not fail";
+            } catch (const mp::BrokenProcessPool& e) {
+                ASSERT_TRUE(e.pid().has_value()) << e.what();
+                pids.insert(*e.pid());
+                EXPECT_EQ(e.exitcode(), std::optional<int>(signal_code)) << e.what();
+                EXPECT_NE(std::string(e.what()).find(kill ? "kill_workers" : "terminate_workers"), std::string::npos);
+                EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(*e.pid())), std::string::npos) << e.what();
+            }
+        }
+        EXPECT_EQ(pids.size(), 2u) << "each future names the worker that ran it";
+        EXPECT_NE(running[0].exception(), running[1].exception()) << "one exception object per future";
+        EXPECT_TRUE(queued.cancelled());
+        EXPECT_THROW(queued.result(), mp::CancelledError);
+        EXPECT_EQ(done.result(), 15);
+        EXPECT_THROW(ex.submit(triple, 1), mp::RuntimeError);
+        ex.shutdown();  // does nothing more, and does not hang
+        if (kill) ex.kill_workers();  // again: nothing left to end
+        else ex.terminate_workers();
+    }
+};
+
+TEST_P(EndWorkersTest, TerminateWorkers) { run(false); }
+TEST_P(EndWorkersTest, KillWorkers) { run(true); }
+
+TEST_P(EndWorkersTest, OnAnIdleOrShutDownExecutor) {
+    mp_test::time_limit(120);
+    fu::ProcessPoolExecutor idle(2, options());
+    EXPECT_EQ(idle.submit(triple, 1).result(60.0), 3);
+    idle.terminate_workers();
+    EXPECT_EQ(mp_test::count_children(), 0);
+    EXPECT_THROW(idle.submit(triple, 1), mp::RuntimeError);
+    fu::ProcessPoolExecutor shut(1, options());
+    shut.shutdown();
+    shut.kill_workers();
+    EXPECT_EQ(mp_test::count_children(), 0);
+}
+
+// max_tasks_per_child: every retiring worker is replaced, with no stall however many retire
+// (CPython gh-115634), and work in flight when shutdown(wait = false) meets retiring workers
+// still completes (CPython gh-119592 loses it; Python 3.14 fails it with BrokenProcessPool).
+TEST_P(FuturesTest, MaxTasksPerChildReplacesEachRetiringWorker) {
+    mp_test::time_limit(180);
+    fu::ProcessPoolExecutor ex(2, options().maxtasksperchild(1));
+    std::vector<fu::Future<std::string>> fs;
+    for (int i = 0; i < 12; ++i) fs.push_back(ex.submit(worker_name, i));
+    std::set<std::string> names;
+    for (const auto& f : fs) names.insert(f.result(60.0));
+    EXPECT_EQ(names.size(), fs.size()) << "a worker ran more than its one task";
+    const std::vector<int> tripled = ex.map(triple, std::vector<int>{1, 2, 3, 4, 5}, 60.0);
+    EXPECT_EQ(tripled, (std::vector<int>{3, 6, 9, 12, 15}));
+}
+
+TEST_P(FuturesTest, ShutdownWithoutWaitMeetingRetiringWorkersLosesNothing) {
+    mp_test::time_limit(180);
+    std::vector<fu::Future<int>> fs;
+    {
+        fu::ProcessPoolExecutor ex(2, options().maxtasksperchild(2));
+        for (int i = 0; i < 9; ++i) fs.push_back(ex.submit(triple, i));
+        ex.shutdown(false);
+        EXPECT_THROW(ex.submit(triple, 1), mp::RuntimeError);
+        for (int i = 0; i < 9; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(60.0), 3 * i);
+    }
+    EXPECT_EQ(mp_test::count_children(), 0);
 }
 
 MP_INSTANTIATE_FOR_EACH_METHOD(FuturesTest);
+MP_INSTANTIATE_FOR_EACH_METHOD(EndWorkersTest);

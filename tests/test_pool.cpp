@@ -1,5 +1,5 @@
 // tests/test_pool.cpp - mp::Pool under every start method: map, starmap, apply(_async) with
-// callbacks, imap(_unordered), chunksize, initializer, maxtasksperchild, errors from tasks,
+// callbacks, imap(_unordered) (and their buffersize), chunksize, initializer, maxtasksperchild, errors from tasks,
 // workers killed in the middle of a task, close/join/terminate, and misuse.
 #include <algorithm>
 #include <atomic>
@@ -86,6 +86,35 @@ std::vector<int> range(int n) {
 
 }  // namespace
 
+// An input that counts the items read from it: an item is read when its call is encoded, that
+// is when its chunk is submitted. n < 0: endless (and without a size).
+class CountingRange {
+public:
+    explicit CountingRange(int n) : n_(n) {}
+    struct iterator {
+        int i;
+        int n;
+        int* read;
+        int operator*() const {
+            ++*read;
+            return i;
+        }
+        iterator& operator++() {
+            ++i;
+            return *this;
+        }
+        bool operator==(const iterator& o) const { return n >= 0 && i == o.i; }
+        bool operator!=(const iterator& o) const { return !(*this == o); }
+    };
+    iterator begin() const { return {0, n_, read_.get()}; }
+    iterator end() const { return {n_ < 0 ? 0 : n_, n_, read_.get()}; }
+    int read() const { return *read_; }
+
+private:
+    int n_;
+    std::shared_ptr<int> read_ = std::make_shared<int>(0);
+};
+
 class PoolTest : public mp_test::MethodTest {
 protected:
     mp::PoolOptions options() const { return mp::PoolOptions().context(ctx()); }
@@ -150,6 +179,57 @@ TEST_P(PoolTest, ImapInOrderAndUnorderedAsTheyComplete) {
     closed.open();
     EXPECT_EQ(slow.next(30.0), 400);
     EXPECT_EQ(slow.next(30.0), std::nullopt);
+}
+
+// buffersize (Python 3.16): at most that many chunks are submitted and not yet taken, so an
+// endless input can be mapped; an input given as a temporary lives in the iterator.
+TEST_P(PoolTest, ImapBuffersizeBoundsTheChunksInFlight) {
+    mp_test::time_limit(120);
+    mp::Pool pool(2, options());
+    CountingRange input(100);
+    auto it = pool.imap(square, input, 2, 3);  // chunks of 2, at most 3 of them open
+    EXPECT_EQ(input.read(), 6);                // 3 chunks submitted, nothing more
+    std::vector<int> got;
+    for (int k = 0; k < 5; ++k) got.push_back(it.next(60.0).value_or(-1));
+    // Each chunk taken was first topped up to 3 open: 5 chunks submitted, 3 taken (the third's
+    // second result still in the iterator).
+    EXPECT_EQ(input.read(), 10);
+    while (auto v = it.next(60.0)) got.push_back(*v);
+    EXPECT_EQ(input.read(), 100);
+    ASSERT_EQ(got.size(), 100u);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i * i);
+
+    CountingRange endless(-1);
+    auto unordered = pool.imap_unordered(square, endless, 1, 4);
+    std::set<int> seen;
+    for (int k = 0; k < 200; ++k) seen.insert(unordered.next(60.0).value_or(-1));
+    EXPECT_EQ(seen.size(), 200u);
+    EXPECT_EQ(endless.read(), 200 + 3);  // 4 open before each take, 3 after the last
+
+    std::vector<int> from_temporary;
+    for (int v : pool.imap(square, range(20), 1, 2)) from_temporary.push_back(v);
+    ASSERT_EQ(from_temporary.size(), 20u);
+    EXPECT_EQ(from_temporary[19], 361);
+    EXPECT_THROW(pool.imap(square, range(3), 0, 2), mp::ValueError);
+    EXPECT_THROW(pool.imap(square, endless, 0), mp::ValueError);  // no size: no default chunksize
+    pool.close();  // the endless iteration's open chunks finish; nothing more is fed
+    EXPECT_TRUE(pool.join(60.0));
+}
+
+// close() and join() after a partly consumed buffered imap do not deadlock (CPython
+// gh-155477): the chunks submitted finish, and the iteration then reports that the rest will
+// never run.
+TEST_P(PoolTest, CloseAndJoinAfterAPartlyConsumedBufferedImap) {
+    mp_test::time_limit(120);
+    mp::Pool pool(2, options());
+    auto it = pool.imap(square, range(100), 1, 4);
+    EXPECT_EQ(it.next(60.0), 0);
+    EXPECT_EQ(it.next(60.0), 1);  // 5 submitted: 2 taken, 3 open
+    pool.close();
+    EXPECT_TRUE(pool.join(60.0));
+    for (int i = 2; i < 5; ++i) EXPECT_EQ(it.next(60.0), i * i);
+    EXPECT_THROW(it.next(60.0), mp::ValueError);  // the pool refused the rest
+    EXPECT_EQ(it.next(60.0), std::nullopt);
 }
 
 TEST_P(PoolTest, ErrorCallbackCanReadTheRemoteError) {

@@ -271,6 +271,8 @@ const char* end_inherit_problem(const PipeEnd& end) noexcept {
     return is_socket(end) ? socket_inherit_problem() : nullptr;  // a pipe HANDLE passes like any other
 }
 
+void end_allow_sigpipe(PipeEnd&) noexcept {}  // Windows has no SIGPIPE: a closed peer is an error code
+
 std::error_code end_event(PipeEnd& end, bool for_write, native_handle& out) noexcept {
     EndState* st = nullptr;
     if (auto ec = state_of(end, st)) return ec;

@@ -3,7 +3,10 @@ C++ side (bench/bench_pool.cpp).
 
     python3 pool.py apply SAMPLES   ->  {"python": median us per pool.apply call}
     python3 pool.py map SAMPLES     ->  {"python": median us per item of map over 100000 ints}
+    python3 pool.py submit SAMPLES  ->  {"python": median us per submit().result() round trip on
+                                         a warm ProcessPoolExecutor (fork, one worker)}
 """
+import concurrent.futures
 import json
 import multiprocessing as mp
 import os
@@ -29,7 +32,15 @@ def main():
         os.sched_setaffinity(0, {0})
     ctx = mp.get_context("fork")
     times = []
-    if mode == "apply":
+    if mode == "submit":
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
+            ex.submit(echo_int, 0).result()
+            for _ in range(samples):
+                t0 = time.perf_counter()
+                for i in range(BATCH):
+                    assert ex.submit(echo_int, i).result() == i
+                times.append((time.perf_counter() - t0) * 1e6 / BATCH)
+    elif mode == "apply":
         with ctx.Pool(1) as pool:
             pool.apply(echo_int, (0,))
             for _ in range(samples):

@@ -20,8 +20,9 @@
 namespace mp::sys {
 
 // What an OS keeps beside an end's handle, defined in its own connection.cpp. Windows: the two
-// events its overlapped reads and writes wait on, and whether the end is a SOCKET. POSIX keeps
-// nothing beside the fd and never makes one.
+// events its overlapped reads and writes wait on, and whether the end is a SOCKET. POSIX:
+// whether the fd is a socket or a pipe (so that a write is one call), and end_allow_sigpipe's
+// choice.
 struct EndState;
 struct EndStateDeleter {
     void operator()(EndState* s) const noexcept;
@@ -31,7 +32,7 @@ struct EndStateDeleter {
 // holds it: the same on both systems. It closes with close_end (below), also on destruction.
 struct PipeEnd {
     Handle h;
-    std::unique_ptr<EndState, EndStateDeleter> os;  // made by the platform on need; POSIX: none
+    std::unique_ptr<EndState, EndStateDeleter> os;  // made by the platform on need
 
     PipeEnd() noexcept = default;
     PipeEnd(PipeEnd&&) noexcept = default;
@@ -86,6 +87,12 @@ std::error_code wait_ready(PipeEnd* const* ends, std::size_t n_ends, const nativ
 // Why this end cannot be passed to a spawned child, or nullptr when it can. POSIX: never (an
 // fd passes like any other). Windows: a socket end (an inherited SOCKET is not usable there).
 const char* end_inherit_problem(const PipeEnd& end) noexcept;
+
+// Lets writes to this end raise SIGPIPE when the peer has gone, for an end whose process has
+// no use left once its peer is gone (a pool worker's result pipe, read only by the pool that
+// started it): POSIX then writes a pipe with a bare writev() and saves the two sigprocmask
+// calls per write that keep the signal off. Windows has no SIGPIPE: nothing to do.
+void end_allow_sigpipe(PipeEnd& end) noexcept;
 
 #if defined(_WIN32)
 // ---- Windows only: what the other win32/ files use ------------------------------------------

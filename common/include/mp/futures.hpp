@@ -16,7 +16,7 @@
 // them: result(), wait, as_completed, shutdown(wait=true)), and done-callbacks run in that
 // thread. Differences from Python, on purpose:
 //  - A worker that dies in the middle of a task fails that future alone, with
-//    mp::WorkerLostError (its exit code), and is replaced. Python's executor becomes broken:
+//    mp::WorkerLostError (the worker's pid and exit code), and is replaced. Python's executor becomes broken:
 //    every pending future fails with BrokenProcessPool and no more can be submitted. An
 //    initializer that throws does break it here too (BrokenProcessPool).
 //  - map returns all results in a vector, in order (Python yields them lazily; for that,
@@ -199,6 +199,16 @@ public:
     // workers have exited; cancel_futures cancels those no worker has received.
     void shutdown(bool wait = true, bool cancel_futures = false) override { detail::pool_shutdown(*core_, wait, cancel_futures); }
     int max_workers() const override { return detail::pool_processes(*core_); }
+
+    // Python 3.14's terminate_workers() and kill_workers(): ends every worker at once, with
+    // SIGTERM (a worker that has not ended 5 s later is killed, so that none survives) or
+    // SIGKILL (Windows: TerminateProcess for both), and shuts the executor down: the futures
+    // no worker has received are cancelled, each one a worker was running fails with
+    // BrokenProcessPool naming that worker's pid and exit code, results already sent back
+    // count, and submit raises RuntimeError from then on. Returns once the workers are gone.
+    void terminate_workers() { detail::pool_end_workers(*core_, false); }
+    void kill_workers() { detail::pool_end_workers(*core_, true); }
+
     detail::TaskRef submit_encoded(const char* api, std::string fn, std::string calls, std::size_t count) override {
         return detail::submit(core_, api, std::move(fn), std::move(calls), count, true);
     }

@@ -43,6 +43,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <memory>
@@ -73,21 +75,37 @@ private:
     std::string message_;
 };
 
-// The worker running the task ended before the task did; exitcode() says how (-9: SIGKILL).
-// The pool has replaced the worker.
+// The worker running the task ended before the task did: pid() is the worker's, exitcode()
+// says how it ended (-9: SIGKILL), and the message names both. The pool has replaced the
+// worker. Each failed task has an exception object of its own.
 class WorkerLostError : public ProcessError {
 public:
-    WorkerLostError(const std::string& what, int exitcode) : ProcessError(what), exitcode_(exitcode) {}
+    WorkerLostError(const std::string& what, int exitcode, int pid = 0)
+        : ProcessError(what), exitcode_(exitcode), pid_(pid) {}
     int exitcode() const noexcept { return exitcode_; }
+    int pid() const noexcept { return pid_; }
 
 private:
     int exitcode_;
+    int pid_;
 };
 
-// The pool cannot run tasks: the workers' initializer failed (Python's BrokenProcessPool).
+// The pool cannot run tasks (Python's BrokenProcessPool): the workers' initializer failed,
+// the workers keep dying before they are ready, or the executor's workers were ended
+// (terminate_workers, kill_workers) with the task in them. When a particular worker's end is
+// the reason, pid() and exitcode() name it (as the message does); otherwise both are empty.
+// Each failed future has an exception object of its own (CPython 3.15).
 class BrokenProcessPool : public ProcessError {
 public:
-    using ProcessError::ProcessError;
+    explicit BrokenProcessPool(const std::string& what, std::optional<int> pid = std::nullopt,
+                               std::optional<int> exitcode = std::nullopt)
+        : ProcessError(what), pid_(pid), exitcode_(exitcode) {}
+    std::optional<int> pid() const noexcept { return pid_; }
+    std::optional<int> exitcode() const noexcept { return exitcode_; }
+
+private:
+    std::optional<int> pid_;
+    std::optional<int> exitcode_;
 };
 
 // A Future that was cancelled before it ran (concurrent.futures.CancelledError).
@@ -197,6 +215,12 @@ R decode_first(const TaskRef& t) {
 // What Pool's templates ask of the pool core.
 // A pool that is closed or terminated refuses with ValueError ("Pool not running"), or with
 // RuntimeError as an executor after shutdown (as Python's do).
+// Whether std::size works on T (imap's default chunksize needs it; an endless input has none).
+template <class T, class = void>
+struct has_size : std::false_type {};
+template <class T>
+struct has_size<T, std::void_t<decltype(std::size(std::declval<T&>()))>> : std::true_type {};
+
 TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::string fn, std::string calls,
                std::size_t count, bool executor = false);
 
@@ -212,6 +236,7 @@ void pool_terminate(PoolCore& core);
 bool pool_join(PoolCore& core, double timeout_ms);  // false: the time ran out
 int pool_processes(const PoolCore& core);
 void pool_shutdown(PoolCore& core, bool wait, bool cancel_pending);  // for ProcessPoolExecutor
+void pool_end_workers(PoolCore& core, bool kill);  // terminate_workers / kill_workers
 
 double timeout_to_ms(const std::optional<double>& seconds, const char* api);
 
@@ -282,6 +307,8 @@ public:
                 }
             } else if constexpr (!std::is_same_v<Eb, std::nullptr_t>) {
                 detail::deliver_error(error_callback, t);
+            } else {
+                (void)error_callback;  // none given (clang: a capture must be used)
             }
         });
         return *this;
@@ -345,32 +372,46 @@ private:
 
 // imap / imap_unordered: results one at a time, in order or as they complete. next(timeout)
 // is Python's; a range-for loop waits without limit. A task's failure is thrown when its
-// result's turn comes; the iteration can go on past it.
+// result's turn comes; the iteration can go on past it. With a buffersize (Pool::imap's,
+// Python 3.16's), the chunks are submitted as the results are consumed: at most buffersize of
+// them are submitted and not yet taken by next(), so a huge input runs in bounded memory.
 template <class R>
 class IMapIterator {
     static_assert(!std::is_void_v<R>, "imap of a function without a result: give it one, or use apply_async");
 
 public:
-    IMapIterator(std::vector<detail::TaskRef> chunks, bool ordered) : chunks_(std::move(chunks)), ordered_(ordered) {
-        for (std::size_t i = 0; i < chunks_.size(); ++i) open_.push_back(i);
+    // Submits the next chunk; std::nullopt when the input is exhausted.
+    using Feeder = std::function<std::optional<detail::TaskRef>()>;
+
+    IMapIterator(std::vector<detail::TaskRef> chunks, bool ordered) : ordered_(ordered) {
+        for (auto& c : chunks) open_.push_back(std::move(c));
+    }
+    IMapIterator(Feeder feed, std::size_t buffersize, bool ordered)
+        : feed_(std::move(feed)), buffersize_(buffersize), ordered_(ordered) {
+        top_up();
     }
 
     // The next result; std::nullopt when there are no more (Python's StopIteration);
-    // TimeoutError when it does not come in time.
+    // TimeoutError when it does not come in time. With a buffersize, a pool closed or
+    // terminated before the whole input was submitted: the submitted part's results, then the
+    // pool's refusal (ValueError), as the rest will never run.
     std::optional<R> next(std::optional<double> timeout = std::nullopt) {
         while (pos_ >= buffer_.size()) {
-            if (open_.empty()) return std::nullopt;
+            top_up();
+            if (open_.empty()) {
+                if (refused_) std::rethrow_exception(std::exchange(refused_, nullptr));
+                return std::nullopt;
+            }
             std::size_t k = 0;
             if (ordered_) {
-                if (!chunks_[open_.front()].wait(detail::timeout_to_ms(timeout, "mp::IMapIterator::next")))
+                if (!open_.front().wait(detail::timeout_to_ms(timeout, "mp::IMapIterator::next")))
                     throw TimeoutError("mp::IMapIterator::next: the next result did not come in time");
             } else {
-                std::vector<detail::TaskRef> refs;
-                for (std::size_t i : open_) refs.push_back(chunks_[i]);
+                const std::vector<detail::TaskRef> refs(open_.begin(), open_.end());
                 k = detail::wait_any(refs, detail::timeout_to_ms(timeout, "mp::IMapIterator::next"));
                 if (k == refs.size()) throw TimeoutError("mp::IMapIterator::next: the next result did not come in time");
             }
-            const detail::TaskRef c = chunks_[open_[k]];
+            const detail::TaskRef c = open_[k];
             open_.erase(open_.begin() + static_cast<std::ptrdiff_t>(k));
             buffer_.clear();
             pos_ = 0;
@@ -409,8 +450,32 @@ public:
     iterator end() { return iterator(); }
 
 private:
-    std::vector<detail::TaskRef> chunks_;
-    std::vector<std::size_t> open_;
+    // Submits chunks until buffersize are open or the input is done. A refusal (the pool closed
+    // or terminated meanwhile) ends the feeding; it is thrown at once when no chunk is open,
+    // otherwise once the open chunks are taken.
+    void top_up() {
+        while (feed_ && open_.size() < buffersize_) {
+            std::optional<detail::TaskRef> c;
+            try {
+                c = feed_();
+            } catch (...) {
+                feed_ = nullptr;
+                if (open_.empty()) throw;
+                refused_ = std::current_exception();
+                break;
+            }
+            if (!c) {
+                feed_ = nullptr;
+                break;
+            }
+            open_.push_back(std::move(*c));
+        }
+    }
+
+    Feeder feed_;                         // empty: every chunk is submitted
+    std::size_t buffersize_ = 0;
+    std::deque<detail::TaskRef> open_;    // submitted, not yet taken, in submission order
+    std::exception_ptr refused_;
     std::vector<R> buffer_;
     std::size_t pos_ = 0;
     bool ordered_;
@@ -500,15 +565,18 @@ public:
         return starmap_async(fn, items, chunksize).get();
     }
     // Results one at a time, in order (imap: chunksize 1 by default, as in Python) or as
-    // they complete.
+    // they complete. buffersize (Python 3.16's), when not 0: at most that many chunks are
+    // submitted and not yet taken by the iteration; the rest of the input is encoded and
+    // submitted as results are taken. The input is then read during the iteration: an input
+    // given as a temporary is moved into the iterator, one given by name must outlive it.
     template <class F, class Items>
-    IMapIterator<detail::task_result_t<F>> imap(F fn, const Items& items, std::size_t chunksize = 1) {
-        return IMapIterator<detail::task_result_t<F>>(chunks_of<false>(fn, items, chunksize, "mp::Pool::imap"), true);
+    IMapIterator<detail::task_result_t<F>> imap(F fn, Items&& items, std::size_t chunksize = 1, std::size_t buffersize = 0) {
+        return imap_of(fn, std::forward<Items>(items), chunksize, buffersize, true, "mp::Pool::imap");
     }
     template <class F, class Items>
-    IMapIterator<detail::task_result_t<F>> imap_unordered(F fn, const Items& items, std::size_t chunksize = 1) {
-        return IMapIterator<detail::task_result_t<F>>(chunks_of<false>(fn, items, chunksize, "mp::Pool::imap_unordered"),
-                                                      false);
+    IMapIterator<detail::task_result_t<F>> imap_unordered(F fn, Items&& items, std::size_t chunksize = 1,
+                                                          std::size_t buffersize = 0) {
+        return imap_of(fn, std::forward<Items>(items), chunksize, buffersize, false, "mp::Pool::imap_unordered");
     }
 
     void close() { detail::pool_close(*core()); }
@@ -523,6 +591,47 @@ private:
     const std::shared_ptr<detail::PoolCore>& core() const {
         if (!core_) throw ValueError("mp::Pool: moved from");
         return core_;
+    }
+
+    template <class F, class Items>
+    IMapIterator<detail::task_result_t<F>> imap_of(F fn, Items&& items, std::size_t chunksize, std::size_t buffersize,
+                                                   bool ordered, const char* api) {
+        using R = detail::task_result_t<F>;
+        static_assert(is_encodable_v<std::decay_t<R>>, "pool task: the function's result must be a type the codec can encode");
+        if (chunksize == 0) {
+            // Python's map choice (about four chunks per worker), for an input that knows its size.
+            if constexpr (detail::has_size<Items>::value) {
+                if (buffersize == 0) return IMapIterator<R>(chunks_of<false>(fn, items, 0, api), ordered);
+            }
+            throw ValueError(std::string(api) + ": chunksize must be >= 1");
+        }
+        // Without a buffersize, every chunk is submitted before this returns.
+        if (buffersize == 0) buffersize = static_cast<std::size_t>(-1);
+        using Held = std::remove_reference_t<Items>;
+        std::shared_ptr<Held> held;
+        if constexpr (std::is_lvalue_reference_v<Items>)
+            held = std::shared_ptr<Held>(std::shared_ptr<Held>(), &items);  // the caller's, not owned
+        else
+            held = std::make_shared<Held>(std::move(items));
+        struct Feed {
+            std::shared_ptr<detail::PoolCore> core;
+            std::shared_ptr<Held> items;
+            decltype(std::begin(*items)) at, end;
+            std::string name;
+            std::size_t chunksize;
+            const char* api;
+        };
+        auto f = std::make_shared<Feed>(Feed{core(), held, std::begin(*held), std::end(*held),
+                                             detail::task_name_of(fn, api), chunksize, api});
+        return IMapIterator<R>(
+            [f]() -> std::optional<detail::TaskRef> {
+                if (f->at == f->end) return std::nullopt;
+                std::string calls;
+                std::size_t count = 0;
+                for (; f->at != f->end && count < f->chunksize; ++f->at, ++count) detail::append_call<F>(calls, *f->at);
+                return detail::submit(f->core, f->api, f->name, std::move(calls), count);
+            },
+            buffersize, ordered);
     }
 
     template <bool Star, class F, class Items>
