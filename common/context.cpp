@@ -3,21 +3,16 @@
 
 #include "process_internal.hpp"
 #include "sys/os.hpp"
+#include "sys/process.hpp"
 
 namespace mp {
 namespace detail {
 
-const char* platform_default_method() noexcept {
-#if defined(_WIN32)
-    return "spawn";
-#else
-    return "fork";
-#endif
-}
+const char* platform_default_method() noexcept { return sys::start_methods()[0]; }
 
 void check_start_method(const std::string& method) {
-    for (const auto& m : get_all_start_methods())
-        if (m == method) return;
+    for (const char* const* m = sys::start_methods(); *m; ++m)
+        if (method == *m) return;
     throw ValueError("cannot find context for '" + method + "'");
 }
 
@@ -26,15 +21,13 @@ void check_start_method(const std::string& method) {
 int Context::cpu_count() const { return sys::cpu_count(); }
 
 const Context& get_context(const std::string& method) {
-#if !defined(_WIN32)
     static const Context fork_ctx("fork");
-#endif
     static const Context spawn_ctx("spawn");
+    static const Context forkserver_ctx("forkserver");
     const std::string m = method.empty() ? get_start_method() : method;
-    detail::check_start_method(m);
-#if !defined(_WIN32)
+    detail::check_start_method(m);  // only the methods this platform has get past here
     if (m == "fork") return fork_ctx;
-#endif
+    if (m == "forkserver") return forkserver_ctx;
     return spawn_ctx;
 }
 
@@ -59,11 +52,20 @@ std::string get_start_method(bool allow_none) {
 }
 
 std::vector<std::string> get_all_start_methods() {
-#if defined(_WIN32)
-    return {"spawn"};
-#else
-    return {"fork", "spawn"};
-#endif
+    std::vector<std::string> out;
+    for (const char* const* m = sys::start_methods(); *m; ++m) out.emplace_back(*m);
+    return out;
+}
+
+void set_forkserver_preload(std::vector<std::string> names, OnPreloadError on_error) {
+    for (const auto& n : names)
+        if (n.empty()) throw ValueError("set_forkserver_preload: an empty name");
+    if (on_error != OnPreloadError::ignore && on_error != OnPreloadError::warn && on_error != OnPreloadError::fail)
+        throw ValueError("set_forkserver_preload: on_error must be ignore, warn or fail");
+    auto& g = detail::globals();
+    std::lock_guard<std::mutex> lock(g.mu);
+    g.forkserver_preload = std::move(names);
+    g.forkserver_on_error = static_cast<int>(on_error);
 }
 
 }  // namespace mp
