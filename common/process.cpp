@@ -581,7 +581,8 @@ static void start_forkserver(Process& self) {
     sys::ForkserverFate fate;
     if (auto ec = sys::forkserver_start_child(forkserver_launch(), payload, handles, impl.daemon, impl.child, fate)) {
         std::string what = "asking the forkserver for a child";
-        if (ec == std::errc::permission_denied) what += " (the server refused the key, or did not prove it holds it)";
+        if (ec == std::errc::permission_denied) what += " (the server refused our key)";
+        if (ec == std::errc::operation_not_permitted) what += " (the server did not prove it holds our key)";
         if (fate.pid > 0 && fate.ended)
             what += " (the forkserver, pid " + std::to_string(fate.pid) + ", ended with exit code " +
                     std::to_string(fate.exitcode) +

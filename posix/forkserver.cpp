@@ -545,7 +545,7 @@ std::error_code forkserver_request(const std::string& address, const std::string
     // A server that does not hold our key (something else answering at our address) is not ours.
     if (!detail::constant_time_equal(expected.data(), r.mac, kMacBytes) || r.pid <= 0) {
         if (pidfd) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
-        return std::make_error_code(std::errc::permission_denied);
+        return std::make_error_code(std::errc::operation_not_permitted);
     }
     out.pid = r.pid;
     out.process = std::move(pidfd);

@@ -181,7 +181,8 @@ int wait_reaped(int pid, std::chrono::seconds limit) {
         int status = 0;
         const pid_t r = ::waitpid(pid, &status, WNOHANG);
         if (r == pid) return 0;
-        if (r < 0) return mp::sys::pid_exists(pid) ? -1 : 0;
+        // Not (yet) our child: a forkserver's child is its server's until the server ends.
+        if (r < 0 && !mp::sys::pid_exists(pid)) return 0;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return -1;

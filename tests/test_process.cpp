@@ -12,6 +12,7 @@
 #include <memory>
 #include <thread>
 
+#include "sys/forkserver.hpp"
 #include "sys/handle.hpp"
 #include "sys/process.hpp"
 #include "test_util.hpp"
@@ -68,15 +69,16 @@ int check_arguments(int i, const std::string& s, std::vector<double> v, std::map
 }
 MP_TARGET(check_arguments);
 
-// Checks what the child sees of itself and its parent.
-int check_identity(int parent_pid, std::string expected_name, bool expected_daemon) {
+// Checks what the child sees of itself and its parent. expected_ppid: what getppid() says, the
+// parent's pid, except in a forkserver's child, whose OS parent is the server (as in CPython).
+int check_identity(int parent_pid, int expected_ppid, std::string expected_name, bool expected_daemon) {
     if (mp::current_process().name() != expected_name) return 10;
     if (mp::current_process().daemon() != expected_daemon) return 11;
     if (mp::current_process().pid() != mp::getpid()) return 12;
     auto parent = mp::parent_process();
     if (!parent || parent->pid() != parent_pid || !parent->is_alive()) return 13;
     if (parent->name() != "MainProcess") return 14;
-    if (mp::getppid() != parent_pid) return 15;
+    if (mp::getppid() != expected_ppid) return 15;
     return 0;
 }
 MP_TARGET(check_identity);
@@ -388,7 +390,8 @@ TEST_P(MethodTest, ArgumentsOfManyTypes) {
 }
 
 TEST_P(MethodTest, IdentityOfChildAndParent) {
-    mp::Process p = ctx().Process(check_identity, mp::getpid(), std::string("worker-x"), false);
+    mp::Process p = ctx().Process(check_identity, mp::getpid(), is_forkserver() ? mp::sys::forkserver_pid() : mp::getpid(),
+                                  std::string("worker-x"), false);
     p.set_name("worker-x");
     p.start();
     p.join();
@@ -511,6 +514,9 @@ TEST_P(MethodTest, DaemonEndsWhenParentReturns) {
     ASSERT_FALSE(pid.empty());
     EXPECT_EQ(wait_reaped(std::stoi(pid), 10s), 0) << "the daemon outlived its parent";
     std::remove(pid_file.c_str());
+    // Under forkserver the middle had a server and a tracker of its own, which end after it and
+    // are re-parented to us (a child subreaper).
+    mp_test::reap_orphans(10s);
 }
 
 TEST_P(MethodTest, DaemonStartedFromAThreadOutlivesTheThreadNotTheParent) {
@@ -523,6 +529,7 @@ TEST_P(MethodTest, DaemonStartedFromAThreadOutlivesTheThreadNotTheParent) {
     middle.join();
     EXPECT_EQ(wait_reaped(std::stoi(pid), 10s), 0) << "the daemon outlived its killed parent";
     std::remove(pid_file.c_str());
+    mp_test::reap_orphans(10s);  // the killed middle's server and tracker, under forkserver
 }
 
 TEST_P(MethodTest, DaemonDiesWhenParentIsKilled) {
@@ -536,6 +543,7 @@ TEST_P(MethodTest, DaemonDiesWhenParentIsKilled) {
     EXPECT_EQ(middle.exitcode(), -9);
     EXPECT_EQ(wait_reaped(std::stoi(pid), 10s), 0) << "the daemon outlived its killed parent";
     std::remove(pid_file.c_str());
+    mp_test::reap_orphans(10s);  // the killed middle's server and tracker, under forkserver
 }
 
 // ---- spawn's rules --------------------------------------------------------------------------
@@ -688,8 +696,11 @@ TEST(Context, StartMethods) {
 #if defined(_WIN32)
     EXPECT_EQ(all, std::vector<std::string>{"spawn"});
     EXPECT_THROW(mp::get_context("fork"), mp::ValueError);
+    EXPECT_THROW(mp::get_context("forkserver"), mp::ValueError);  // as CPython raises
+    EXPECT_THROW(mp::set_start_method("forkserver", true), mp::ValueError);
 #else
-    EXPECT_EQ(all, (std::vector<std::string>{"fork", "spawn"}));
+    EXPECT_EQ(all, (std::vector<std::string>{"fork", "spawn", "forkserver"}));
+    EXPECT_EQ(mp::get_context("forkserver").get_start_method(), "forkserver");
     EXPECT_EQ(mp::get_context("fork").get_start_method(), "fork");
 #endif
     EXPECT_EQ(mp::get_context("spawn").get_start_method(), "spawn");

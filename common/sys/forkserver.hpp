@@ -79,7 +79,8 @@ std::error_code forkserver_start_child(const ForkserverLaunch& launch, const std
 
 // One request to the server at `address` with `key`: what forkserver_start_child does once the
 // server runs. A key the server does not hold is refused: std::errc::permission_denied, and
-// nothing is forked.
+// nothing is forked. A server whose answer does not prove it holds the key is not believed:
+// std::errc::operation_not_permitted (a child it may have forked is killed through its pidfd).
 std::error_code forkserver_request(const std::string& address, const std::string& key, const std::string& payload,
                                    const std::vector<native_handle>& handles, bool daemon, Child& out) noexcept;
 
