@@ -1,4 +1,4 @@
-// common/connection.cpp - mp::Connection: framing, codec and errors over the sys/pipe.hpp
+// common/connection.cpp - mp::Connection: framing, codec and errors over the sys/connection.hpp
 // contract (the wire format is described in mp/connection.hpp).
 #include "mp/connection.hpp"
 
@@ -7,7 +7,7 @@
 
 #include "connection_internal.hpp"
 #include "timeout.hpp"
-#include "sys/pipe.hpp"
+#include "sys/connection.hpp"
 
 namespace mp {
 
@@ -64,15 +64,8 @@ static Connection::State& checked(const std::shared_ptr<Connection::State>& s, b
 }
 
 static void close_state(Connection::State& s) {
-#if defined(_WIN32)
-    sys::close_socket_end(s.end);  // a SOCKET must go through closesocket()
-#endif
-    s.end.h.reset();
+    sys::close_end(s.end);
     s.ahead_pos = s.ahead_len = 0;
-#if defined(_WIN32)
-    s.end.read_event.reset();
-    s.end.write_event.reset();
-#endif
 }
 
 // Reads exactly n bytes; a short read means the peer closed inside a frame.
@@ -258,13 +251,10 @@ void Connection::mp_encode(Encoder& e) const {
     if (s_->buffered())
         throw ValueError("mp::Connection: cannot pass a connection to a child while it holds " +
                          std::to_string(s_->buffered()) + " bytes read ahead of the next message; receive them first");
-#if defined(_WIN32)
-    if (s_->end.is_socket)
-        throw NotImplementedError(
-            "mp::Connection: a connection over a TCP socket cannot be passed to a spawned child on Windows: an "
-            "inherited SOCKET is not usable there (only WSADuplicateSocketW aimed at the child's pid passes one); "
-            "accept or connect in the child instead, or use the default named-pipe family");
-#endif
+    if (const char* why = sys::end_inherit_problem(s_->end))
+        throw NotImplementedError(std::string("mp::Connection: a connection over a socket cannot be passed to a "
+                                              "spawned child: ") +
+                                  why + "; accept or connect in the child instead, or use default_family()");
     e.write_handle(sys::handle_to_value(s_->end.h.get()));
     e.write(static_cast<unsigned char>((s_->readable ? 1 : 0) | (s_->writable ? 2 : 0)));
 }
@@ -284,6 +274,10 @@ Connection ConnectionAccess::from_end(sys::PipeEnd&& end) {
     s->end = std::move(end);
     return Connection(std::move(s));
 }
+
+sys::PipeEnd& ConnectionAccess::readable_end(const Connection& c) { return checked(c.s_, true, false).end; }
+
+bool ConnectionAccess::has_buffered(const Connection& c) noexcept { return c.s_ && c.s_->buffered(); }
 
 std::pair<Connection, Connection> Pipe(bool duplex) {
     auto a = std::make_shared<Connection::State>();

@@ -21,13 +21,15 @@ void check_start_method(const std::string& method) {
 int Context::cpu_count() const { return sys::cpu_count(); }
 
 const Context& get_context(const std::string& method) {
-    static const Context fork_ctx("fork");
     static const Context spawn_ctx("spawn");
     static const Context forkserver_ctx("forkserver");
     const std::string m = method.empty() ? get_start_method() : method;
     detail::check_start_method(m);  // only the methods this platform has get past here
-    if (m == "fork") return fork_ctx;
     if (m == "forkserver") return forkserver_ctx;
+    if constexpr (sys::kHasFork) {
+        static const Context fork_ctx("fork");
+        if (m == "fork") return fork_ctx;
+    }
     return spawn_ctx;
 }
 

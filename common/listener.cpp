@@ -1,5 +1,6 @@
-// common/listener.cpp - mp::Listener and mp::Client: sockets or named pipes from sys/, the
-// challenge-response handshake, and the hand-over to an ordinary mp::Connection.
+// common/listener.cpp - mp::Listener and mp::Client: sockets (sys/socket.hpp) or, on Windows,
+// named pipes (sys/named_pipe.hpp), the challenge-response handshake, and the hand-over to an
+// ordinary mp::Connection (sys/connection.hpp).
 #include "mp/listener.hpp"
 
 #include <atomic>
@@ -11,6 +12,8 @@
 #include "connection_internal.hpp"
 #include "hmac_sha256.hpp"
 #include "socket_internal.hpp"
+#include "sys/connection.hpp"
+#include "sys/named_pipe.hpp"
 #include "sys/os.hpp"
 #include "sys/socket.hpp"
 #include "timeout.hpp"
@@ -119,25 +122,24 @@ void check_unix_path(const std::string& path, const std::string& what) {
                                 "permissions, so any local user could connect; use a path");
 }
 
+// The named_pipe family exists where sys::kListenerPipes says so (Windows); elsewhere its
+// address is a ValueError, and the pipe functions below are never reached.
 void check_pipe_name(const std::string& name, const std::string& what) {
-#if defined(_WIN32)
+    if constexpr (!sys::kListenerPipes) {
+        throw ValueError(what + ": named pipes (" + name +
+                         ") are the Windows family; on POSIX use unix_socket or inet addresses");
+    }
     const std::string prefix = "\\\\.\\pipe\\";
     if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0)
         throw ValueError(what + ": a named-pipe address must look like \\\\.\\pipe\\name, not \"" + name + "\"");
-#else
-    throw ValueError(what + ": named pipes (" + name +
-                     ") are the Windows family; on POSIX use unix_socket or inet addresses");
-#endif
 }
 
 }  // namespace
 
+// As in CPython: named pipes where the OS has them for Listeners (Windows), Unix sockets
+// elsewhere.
 AddressFamily default_family() {
-#if defined(_WIN32)
-    return AddressFamily::named_pipe;
-#else
-    return AddressFamily::unix_socket;
-#endif
+    return sys::kListenerPipes ? AddressFamily::named_pipe : AddressFamily::unix_socket;
 }
 
 Address arbitrary_address(AddressFamily family) {
@@ -163,7 +165,7 @@ struct Listener::State {
     std::string authkey;
     double handshake_ms = kDefaultHandshakeTimeout * 1000.0;
     sys::SocketHandle sock;         // inet / inet6 / unix_socket
-    sys::Handle pipe_instance;      // named_pipe: the instance waiting for the next client
+    sys::PipeEnd pipe_instance;     // named_pipe: the instance waiting for the next client
     bool open = false;
     int owner_pid = 0;              // the process that made the socket file (removes it)
     std::optional<Address> last;
@@ -178,21 +180,17 @@ Listener::Listener(const Address& address, std::string authkey, int backlog) : s
     s_->address = address;
     if (address.family == AddressFamily::named_pipe) {
         check_pipe_name(address.path, what);
-        if (auto ec = sys::named_pipe_create(address.path, true, s_->pipe_instance)) raise_os_error(ec, what);
+        if constexpr (sys::kListenerPipes) {
+            if (auto ec = sys::listener_pipe_create(address.path, true, s_->pipe_instance)) raise_os_error(ec, what);
+        }
         s_->open = true;
         return;
     }
     if (address.family == AddressFamily::unix_socket) check_unix_path(address.path, what);
     const sys::SockAddress sa = detail::to_sys_address(address, what);
     if (auto ec = sys::socket_create(sa.family, s_->sock)) detail::raise_socket_error(ec, what);
-#if !defined(_WIN32)
-    // POSIX: lets a restarted server rebind a port still in TIME_WAIT (as CPython does). On
-    // Windows the option would let another socket steal a port in use, so it stays off.
-    if (address.family != AddressFamily::unix_socket) {
-        if (auto ec = sys::socket_set_reuseaddr(s_->sock.get(), true)) detail::raise_socket_error(ec, what);
-    }
-#endif
-    if (auto ec = sys::socket_bind(s_->sock.get(), sa)) detail::raise_socket_error(ec, what);
+    // SO_REUSEADDR where it only means "rebind a port in TIME_WAIT" (POSIX), as CPython does.
+    if (auto ec = sys::socket_bind_listener(s_->sock.get(), sa)) detail::raise_socket_error(ec, what);
     if (address.family == AddressFamily::unix_socket) {
         s_->owner_pid = sys::current_pid();
         // Before listen(): until then nobody can connect, so no one slips in under the umask's mode.
@@ -235,7 +233,7 @@ void Listener::close() {
     if (!s_ || !s_->open) return;
     s_->open = false;
     s_->sock.reset();
-    s_->pipe_instance.reset();
+    sys::close_end(s_->pipe_instance);
     // Only the creator removes the file: a fork child's copy must not pull it from under the
     // parent.
     if (s_->address.family == AddressFamily::unix_socket && s_->owner_pid == sys::current_pid()) {
@@ -272,16 +270,19 @@ Connection Listener::accept_ms(double timeout_ms) {
     const std::string what = "mp::Listener::accept on " + st.address.to_string();
     sys::PipeEnd end;
     if (st.address.family == AddressFamily::named_pipe) {
-        bool connected = false;
-        if (auto ec = sys::named_pipe_accept(st.pipe_instance, sys::Deadline::after_ms(timeout_ms), connected))
-            raise_os_error(ec, what);
-        if (!connected) throw TimeoutError(what + ": timed out");
-        // The next instance exists before this one leaves, so clients never find the name gone.
-        sys::Handle next;
-        if (auto ec = sys::named_pipe_create(st.address.path, false, next)) raise_os_error(ec, what);
-        end.h = std::move(st.pipe_instance);
-        st.pipe_instance = std::move(next);
-        st.last = st.address;
+        check_pipe_name(st.address.path, what);
+        if constexpr (sys::kListenerPipes) {
+            if (auto ec = sys::listener_pipe_accept(st.pipe_instance, sys::Deadline::after_ms(timeout_ms))) {
+                if (ec == std::errc::timed_out) throw TimeoutError(what + ": timed out");
+                raise_os_error(ec, what);
+            }
+            // The next instance exists before this one leaves, so clients never find the name gone.
+            sys::PipeEnd next;
+            if (auto ec = sys::listener_pipe_create(st.address.path, false, next)) raise_os_error(ec, what);
+            end = std::move(st.pipe_instance);
+            st.pipe_instance = std::move(next);
+            st.last = st.address;
+        }
     } else {
         const sys::Deadline deadline = sys::Deadline::after_ms(timeout_ms);
         sys::SocketHandle c;
@@ -300,7 +301,7 @@ Connection Listener::accept_ms(double timeout_ms) {
         Address a = detail::from_sys_address(peer);
         if (st.address.family == AddressFamily::unix_socket) a.family = AddressFamily::unix_socket;
         st.last = a;
-        if (auto ec = sys::socket_to_pipe_end(std::move(c), end)) detail::raise_socket_error(ec, what);
+        if (auto ec = sys::end_from_socket(std::move(c), end)) detail::raise_socket_error(ec, what);
     }
     if (!st.authkey.empty()) {
         const sys::Deadline deadline = sys::Deadline::after_ms(st.handshake_ms);
@@ -318,9 +319,11 @@ Connection Client(const Address& address, const std::string& authkey, std::optio
     sys::PipeEnd end;
     if (address.family == AddressFamily::named_pipe) {
         check_pipe_name(address.path, what);
-        if (auto ec = sys::named_pipe_connect(address.path, connect_deadline, end)) {
-            if (ec == std::errc::timed_out) throw TimeoutError(what + ": timed out");
-            raise_os_error(ec, what);
+        if constexpr (sys::kListenerPipes) {
+            if (auto ec = sys::listener_pipe_connect(address.path, connect_deadline, end)) {
+                if (ec == std::errc::timed_out) throw TimeoutError(what + ": timed out");
+                raise_os_error(ec, what);
+            }
         }
     } else {
         if (address.family == AddressFamily::unix_socket) check_unix_path(address.path, what);
@@ -338,7 +341,7 @@ Connection Client(const Address& address, const std::string& authkey, std::optio
             if (!ready) throw TimeoutError(what + ": timed out");
             if (auto ec = sys::socket_connect_result(s.get())) detail::raise_socket_error(ec, what);
         }
-        if (auto ec = sys::socket_to_pipe_end(std::move(s), end)) detail::raise_socket_error(ec, what);
+        if (auto ec = sys::end_from_socket(std::move(s), end)) detail::raise_socket_error(ec, what);
     }
     if (!authkey.empty()) {
         const sys::Deadline deadline = sys::Deadline::after_ms(timeout_seconds ? timeout_ms : Listener::kDefaultHandshakeTimeout * 1000.0);

@@ -23,6 +23,7 @@
 #include "mp/connection.hpp"
 #include "mp/wait.hpp"
 #include "process_internal.hpp"
+#include "task_internal.hpp"
 #include "timeout.hpp"
 
 namespace mp {
@@ -121,22 +122,7 @@ MP_TARGET(pool_worker);
 
 // ---- the parent's side ------------------------------------------------------------------
 
-struct TaskState {
-    enum class Phase { pending, sent, done };
-    std::uint64_t id = 0;
-    std::string fn;
-    std::string calls;
-    std::uint64_t count = 0;
-    Phase phase = Phase::pending;  // under the pool's mutex
-    std::atomic<bool> finished{false};  // set last, after the outcome below
-    bool ok = false;
-    bool was_cancelled = false;
-    std::string values;
-    std::uint64_t value_count = 0;
-    std::exception_ptr error;
-    std::vector<std::function<void()>> callbacks;  // under the pool's mutex, until finished
-    std::weak_ptr<PoolCore> pool;
-};
+// TaskState and TaskHost: task_internal.hpp.
 
 struct Worker {
     Process proc;
@@ -148,7 +134,7 @@ struct Worker {
     bool stopping = false;  // told to exit
 };
 
-struct PoolCore {
+struct PoolCore final : TaskHost {
     PoolSettings settings;
     std::mutex mu;
     std::condition_variable changed;
@@ -165,12 +151,23 @@ struct PoolCore {
     enum class State { running, closed, terminated, broken } state = State::running;
     std::string broken_why;
     std::weak_ptr<PoolCore> self;
+
+    std::mutex& mutex() override { return mu; }
+    bool wait_until(const std::function<bool()>& done, double timeout_ms) override;
+    bool unqueue(const std::shared_ptr<TaskState>& t) override {
+        if (t->phase != TaskState::Phase::pending) return false;
+        pending.erase(std::remove(pending.begin(), pending.end(), t), pending.end());
+        return true;
+    }
+    void on_finished(TaskState&) override {
+        --unfinished;
+        changed.notify_all();
+    }
 };
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using Callbacks = std::vector<std::function<void()>>;
 
 void start_worker(PoolCore& c, std::size_t slot) {
     auto [task_r, task_w] = Pipe(false);
@@ -193,19 +190,7 @@ void start_worker(PoolCore& c, std::size_t slot) {
 // Finishes t with its outcome and hands its callbacks to the caller (to run outside the lock).
 void finish(PoolCore& c, TaskState& t, bool ok, std::string values, std::uint64_t value_count,
             std::exception_ptr error, Callbacks& run) {
-    if (t.finished.load()) return;
-    t.phase = TaskState::Phase::done;
-    t.ok = ok;
-    t.values = std::move(values);
-    t.value_count = value_count;
-    t.error = std::move(error);
-    t.calls.clear();
-    t.calls.shrink_to_fit();
-    t.finished.store(true);
-    --c.unfinished;
-    for (auto& cb : t.callbacks) run.push_back(std::move(cb));
-    t.callbacks.clear();
-    c.changed.notify_all();
+    finish_task(c, t, ok, std::move(values), value_count, std::move(error), run);
 }
 
 void fail(PoolCore& c, TaskState& t, std::exception_ptr e, Callbacks& run) { finish(c, t, false, {}, 0, std::move(e), run); }
@@ -345,6 +330,8 @@ void handle_end(PoolCore& c, std::size_t slot, Callbacks& run) {
     }
 }
 
+}  // namespace
+
 void run_callbacks(Callbacks& run) {
     for (auto& cb : run) {
         try {
@@ -357,6 +344,24 @@ void run_callbacks(Callbacks& run) {
     }
     run.clear();
 }
+
+void finish_task(TaskHost& host, TaskState& t, bool ok, std::string values, std::uint64_t value_count,
+                 std::exception_ptr error, Callbacks& run) {
+    if (t.finished.load()) return;
+    t.phase = TaskState::Phase::done;
+    t.ok = ok;
+    t.values = std::move(values);
+    t.value_count = value_count;
+    t.error = std::move(error);
+    t.calls.clear();
+    t.calls.shrink_to_fit();
+    t.finished.store(true);
+    host.on_finished(t);
+    for (auto& cb : t.callbacks) run.push_back(std::move(cb));
+    t.callbacks.clear();
+}
+
+namespace {
 
 // One round of collection, by the collecting thread: waits up to timeout_ms for an answer, the
 // end of a worker, or a wake-up, and handles all that came. lk is held on entry and on return.
@@ -496,6 +501,10 @@ private:
 
 }  // namespace
 
+bool PoolCore::wait_until(const std::function<bool()>& done, double timeout_ms) {
+    return detail::wait_until(*this, done, timeout_ms);
+}
+
 // ---- what the templates call ----------------------------------------------------------------
 
 double timeout_to_ms(const std::optional<double>& seconds, const char* api) {
@@ -539,7 +548,7 @@ TaskRef submit(const std::shared_ptr<PoolCore>& core, const char* api, std::stri
     t->fn = std::move(fn);
     t->calls = std::move(calls);
     t->count = count;
-    t->pool = core;
+    t->host = core;
     std::lock_guard<std::mutex> lk(c.mu);
     if (c.state == PoolCore::State::broken) throw BrokenProcessPool(std::string(api) + ": " + c.broken_why);
     if (c.state != PoolCore::State::running) {
@@ -624,9 +633,9 @@ void pool_shutdown(PoolCore& c, bool wait, bool cancel_pending) {
 bool TaskRef::wait(double timeout_ms) const {
     if (!s_) throw ValueError("mp: this result belongs to no task");
     if (s_->finished.load()) return true;
-    std::shared_ptr<PoolCore> pool = s_->pool.lock();
-    if (!pool) return s_->finished.load();
-    return wait_until(*pool, [&] { return s_->finished.load(); }, timeout_ms);
+    std::shared_ptr<TaskHost> host = s_->host.lock();
+    if (!host) return s_->finished.load();
+    return host->wait_until([&] { return s_->finished.load(); }, timeout_ms);
 }
 
 bool TaskRef::ready() const { return s_ && s_->finished.load(); }
@@ -635,25 +644,23 @@ bool TaskRef::cancelled() const { return ready() && s_->was_cancelled; }
 
 bool TaskRef::running() const {
     if (!s_ || s_->finished.load()) return false;
-    std::shared_ptr<PoolCore> pool = s_->pool.lock();
-    if (!pool) return false;
-    std::lock_guard<std::mutex> lk(pool->mu);
+    std::shared_ptr<TaskHost> host = s_->host.lock();
+    if (!host) return false;
+    std::lock_guard<std::mutex> lk(host->mutex());
     return s_->phase == TaskState::Phase::sent;
 }
 
 bool TaskRef::cancel() {
     if (!s_) return false;
     if (s_->finished.load()) return s_->was_cancelled;
-    std::shared_ptr<PoolCore> pool = s_->pool.lock();
-    if (!pool) return false;
+    std::shared_ptr<TaskHost> host = s_->host.lock();
+    if (!host) return false;
     Callbacks run;
     {
-        std::lock_guard<std::mutex> lk(pool->mu);
-        if (s_->phase != TaskState::Phase::pending) return s_->was_cancelled;
-        auto& q = pool->pending;
-        q.erase(std::remove(q.begin(), q.end(), s_), q.end());
+        std::lock_guard<std::mutex> lk(host->mutex());
+        if (s_->finished.load() || !host->unqueue(s_)) return s_->was_cancelled;
         s_->was_cancelled = true;
-        fail(*pool, *s_, std::make_exception_ptr(CancelledError("mp::Future: cancelled")), run);
+        fail_task(*host, *s_, std::make_exception_ptr(CancelledError("mp::Future: cancelled")), run);
     }
     run_callbacks(run);
     return true;
@@ -675,9 +682,9 @@ std::exception_ptr TaskRef::error() const { return ready() && !s_->ok ? s_->erro
 
 void TaskRef::on_done(std::function<void()> fn) const {
     if (!s_) throw ValueError("mp: this result belongs to no task");
-    std::shared_ptr<PoolCore> pool = s_->pool.lock();
-    if (pool) {
-        std::lock_guard<std::mutex> lk(pool->mu);
+    std::shared_ptr<TaskHost> host = s_->host.lock();
+    if (host) {
+        std::lock_guard<std::mutex> lk(host->mutex());
         if (!s_->finished.load()) {
             s_->callbacks.push_back(std::move(fn));
             return;
@@ -695,19 +702,19 @@ std::size_t wait_any(const std::vector<TaskRef>& refs, double timeout_ms) {
     };
     std::size_t i = first_done();
     if (i < refs.size() || refs.empty()) return i;
-    // Waiting on one pool collects for all its tasks; refs from several pools are looked at in
-    // turns of 10 ms.
-    std::shared_ptr<PoolCore> pool;
+    // Waiting on one pool collects for all its tasks; refs from several pools (local or MPI)
+    // are looked at in turns of 10 ms.
+    std::shared_ptr<TaskHost> pool;
     bool one_pool = true;
     for (const auto& r : refs) {
-        std::shared_ptr<PoolCore> p = r.s_ ? r.s_->pool.lock() : nullptr;
+        std::shared_ptr<TaskHost> p = r.s_ ? r.s_->host.lock() : nullptr;
         if (!p) continue;
         if (!pool) pool = p;
         else if (p != pool) one_pool = false;
     }
     if (!pool) return first_done();
     if (one_pool) {
-        wait_until(*pool, [&] { return first_done() < refs.size(); }, timeout_ms);
+        pool->wait_until([&] { return first_done() < refs.size(); }, timeout_ms);
         return first_done();
     }
     const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(

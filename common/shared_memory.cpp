@@ -33,9 +33,7 @@ struct SharedMemory::Impl {
 namespace {
 
 std::string normalise(const std::string& name) {
-#if !defined(_WIN32)
-    if (!name.empty() && name[0] == '/') return name.substr(1);  // POSIX names may start with '/'
-#endif
+    if (sys::kShmSlashPrefix && !name.empty() && name[0] == '/') return name.substr(1);  // shm_open's spelling
     return name;
 }
 

@@ -257,18 +257,12 @@ std::uintptr_t Socket::fileno() const { return sys::handle_to_value(open_state(s
 
 void Socket::mp_encode(Encoder& e) const {
     const State& st = open_state(s_, "mp::Socket: passing to a child");
-#if defined(_WIN32)
-    (void)e;
-    (void)st;
-    throw NotImplementedError(
-        "mp::Socket cannot be passed to a spawned child on Windows: an inherited SOCKET is not usable there "
-        "(only WSADuplicateSocketW aimed at the child's pid passes one, and the child does not exist yet when "
-        "its arguments are encoded); create, accept or connect the socket in the child instead");
-#else
+    if (const char* why = sys::socket_inherit_problem())
+        throw NotImplementedError(std::string("mp::Socket cannot be passed to a spawned child: ") + why +
+                                  "; create, accept or connect the socket in the child instead");
     e.write_handle(sys::handle_to_value(st.s.get()));
     e.write(static_cast<unsigned char>(st.family));
     e.write(st.timeout_ms);
-#endif
 }
 
 void Socket::mp_decode(Decoder& d) {

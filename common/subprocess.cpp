@@ -1,7 +1,8 @@
 // common/subprocess.cpp - mp::subprocess: options and their checks, the pipes' buffering and
 // universal newlines, Popen's bookkeeping, communicate's rules (the drain after the child's
 // exit), run and friends, and Python's messages. The OS work is in the platform layer:
-// spawn_process (sys/process.hpp), make_child_pipe and pipe_exchange (sys/pipe.hpp).
+// spawn_process (sys/process.hpp), the child's pipes and communicate's exchange
+// (sys/child_stdio.hpp), the reads and writes of our ends (sys/connection.hpp).
 #include "mp/subprocess.hpp"
 
 #include <algorithm>
@@ -12,9 +13,10 @@
 #include <mutex>
 #include <thread>
 
+#include "sys/child_stdio.hpp"
+#include "sys/connection.hpp"
 #include "sys/handle.hpp"
 #include "sys/os.hpp"
-#include "sys/pipe.hpp"
 #include "sys/process.hpp"
 #include "timeout.hpp"
 
@@ -119,11 +121,7 @@ void no_nul(const std::string& s, const char* what) {
 
 void check_env_name(const std::string& name) {
     no_nul(name, "an environment variable name");
-#if defined(_WIN32)
-    const std::size_t from = 1;  // Windows keeps per-drive directories in names like "=C:"
-#else
-    const std::size_t from = 0;
-#endif
+    const std::size_t from = sys::kEnvNameLeadingEquals ? 1 : 0;  // Windows' "=C:" names
     if (name.empty() || name.find('=', from) != std::string::npos)
         throw ValueError("mp::subprocess: illegal environment variable name " + py_repr(name));
 }
@@ -194,7 +192,7 @@ std::size_t PipeWriter::write(std::string_view data, double timeout_seconds) {
 }
 
 void PipeWriter::close() noexcept {
-    s_->end.h.reset();
+    sys::close_end(s_->end);
     s_->closed = true;
 }
 
@@ -269,7 +267,7 @@ struct PipeReader::State {
         if (pending_cr) buf += '\n';
         pending_cr = false;
         eof = true;
-        end.h.reset();
+        sys::close_end(end);
     }
 
     void check_open(const char* what) const {
@@ -331,7 +329,7 @@ std::string PipeReader::readline(double timeout_seconds) {
 }
 
 void PipeReader::close() noexcept {
-    s_->end.h.reset();
+    sys::close_end(s_->end);
     s_->closed = true;
     s_->buf.clear();
     s_->pos = 0;
@@ -442,12 +440,9 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
     const std::string program = A::executable(options).value_or(args[0]);
     no_nul(program, "the executable");
     if (program.empty()) throw ValueError(what + ": the program name is empty");
-#if defined(_WIN32)
-    // The C runtime reads a command line's first word up to the next quote, with no escapes.
-    if (args[0].find('"') != std::string::npos)
+    if (!sys::kArg0MayHoldQuote && args[0].find('"') != std::string::npos)
         throw ValueError(what + ": on Windows args[0] cannot hold a '\"' (the C runtime reads the "
                          "program name up to the next quote)");
-#endif
     no_nul(A::cwd(options), "cwd");
 
     const Redirect rin = A::in(options).value_or(INHERIT);
@@ -679,11 +674,9 @@ void Popen::send_signal(int sig) {
     // signalled after its reap, when it may be someone else's.
     std::lock_guard<std::mutex> lk(m.mu);
     if (m.reap_now()) return;
-#if defined(_WIN32)
-    if (sig != 15 && sig != 9)
+    if (!sys::kAnySignal && sig != 15 && sig != 9)
         throw ValueError("mp::subprocess::Popen::send_signal: Windows has no signal " + std::to_string(sig) +
                          " to send to another program; terminate() and kill() (TerminateProcess) are what exists");
-#endif
     if (auto ec = sys::signal_process(m.child, sig))
         raise_os_error(ec, "mp::subprocess: signalling process " + std::to_string(m.child.pid));
 }

@@ -215,7 +215,8 @@ bool LockBase::acquire_held(bool block, double timeout) {
         throw RuntimeError(std::string(name()) +
                            "::acquire: this thread already holds the lock; waiting for it without a timeout "
                            "would deadlock (use an RLock to re-enter)");
-    std::this_thread::sleep_until(deadline.time_point());
+    // A sleep may end a timer tick early (Windows): it is over when the clock says so.
+    while (!deadline.passed()) std::this_thread::sleep_until(deadline.time_point());
     return false;
 }
 

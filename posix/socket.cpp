@@ -2,16 +2,19 @@
 //
 // A socket is an fd like any other: close() releases it, poll() waits on it, read()/write()
 // work on a connected one, and fork/exec pass it like a pipe (so a Connection over a socket is
-// the ordinary posix/pipe.cpp code). Sockets are born non-blocking and close-on-exec
+// the ordinary posix/connection.cpp code). Sockets are born non-blocking and close-on-exec
 // (SOCK_NONBLOCK | SOCK_CLOEXEC, and accept4 for accepted ones) so that no fork on another
 // thread can leak them. Sends pass MSG_NOSIGNAL: a closed peer is EPIPE, never SIGPIPE.
 // AF_UNIX sockets are named by a filesystem path. Every call is retried on EINTR; a connect
 // interrupted by a signal goes on in the background, so it is finished with a wait for
-// writability like a non-blocking one. Randomness comes from getrandom().
+// writability like a non-blocking one. A Listener's TCP port gets SO_REUSEADDR, so that a
+// restarted server can bind it again while it is in TIME_WAIT. Randomness comes from getrandom().
 // Windows differs: Winsock must be started (WSAStartup), a SOCKET is closed with closesocket()
 // and waited on with select(), errors come from WSAGetLastError(), a connected socket is not a
-// pipe (Connection branches on a flag), sockets cannot be inherited usefully (only
-// WSADuplicateSocketW passes one), and the Listener's default family is a named pipe.
+// pipe (a Connection's end that is a socket goes through socket_end_write/read_some there),
+// SO_REUSEADDR means something else (a Listener binds without it), sockets cannot be
+// inherited usefully (only WSADuplicateSocketW passes one), and the Listener's default family
+// is a named pipe (win32/named_pipe.cpp).
 #include "../common/sys/socket.hpp"
 #include "../common/sys/error.hpp"
 
@@ -115,6 +118,13 @@ std::error_code socket_close(native_handle s) noexcept {
     return {};
 }
 
+std::error_code socket_set_blocking(native_handle s, bool blocking) noexcept {
+    const int flags = ::fcntl(s, F_GETFL);
+    if (flags < 0 || ::fcntl(s, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK) != 0)
+        return last_socket_error();
+    return {};
+}
+
 std::error_code socket_set_reuseaddr(native_handle s, bool on) noexcept {
     const int v = on ? 1 : 0;
     if (::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &v, sizeof v) != 0) return last_socket_error();
@@ -127,6 +137,15 @@ std::error_code socket_bind(native_handle s, const SockAddress& a) noexcept {
     if (auto ec = to_native(a, ss, len)) return ec;
     if (::bind(s, reinterpret_cast<const sockaddr*>(&ss), len) != 0) return last_socket_error();
     return {};
+}
+
+std::error_code socket_bind_listener(native_handle s, const SockAddress& a) noexcept {
+    // A restarted server can rebind a port still in TIME_WAIT (as CPython does). POSIX's
+    // SO_REUSEADDR lets no one take a port that is listening; a Unix socket has no port.
+    if (a.family != SockFamily::unix_path) {
+        if (auto ec = socket_set_reuseaddr(s, true)) return ec;
+    }
+    return socket_bind(s, a);
 }
 
 std::error_code socket_listen(native_handle s, int backlog) noexcept {
@@ -265,12 +284,7 @@ std::error_code socket_name(native_handle s, bool peer, SockAddress& out) noexce
     return {};
 }
 
-std::error_code socket_to_pipe_end(SocketHandle&& s, PipeEnd& out) noexcept {
-    const int flags = ::fcntl(s.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(s.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) return last_socket_error();
-    out.h.reset(s.release());  // posix/pipe.cpp's calls work on a socket fd as they are
-    return {};
-}
+const char* socket_inherit_problem() noexcept { return nullptr; }  // an fd passes like any other
 
 std::error_code random_bytes(void* data, std::size_t n) noexcept {
     auto* p = static_cast<unsigned char*>(data);
@@ -286,18 +300,7 @@ std::error_code random_bytes(void* data, std::size_t n) noexcept {
     return {};
 }
 
-// named_pipe_create() is Windows-only: POSIX Listeners use AF_UNIX sockets instead.
-std::error_code named_pipe_create(const std::string&, bool, Handle&) noexcept {
-    return std::make_error_code(std::errc::not_supported);
-}
-// named_pipe_accept() is Windows-only.
-std::error_code named_pipe_accept(Handle&, const Deadline&, bool& connected) noexcept {
-    connected = false;
-    return std::make_error_code(std::errc::not_supported);
-}
-// named_pipe_connect() is Windows-only.
-std::error_code named_pipe_connect(const std::string&, const Deadline&, PipeEnd&) noexcept {
-    return std::make_error_code(std::errc::not_supported);
-}
+// socket_end_write() and socket_end_read_some() are Windows-only: a POSIX socket end is an fd,
+// which posix/connection.cpp reads and writes as it is.
 
 }  // namespace mp::sys

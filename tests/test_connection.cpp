@@ -12,7 +12,7 @@
 #include <variant>
 #include <vector>
 
-#include "sys/pipe.hpp"
+#include "sys/connection.hpp"
 #include "test_util.hpp"
 
 #if defined(_WIN32)

@@ -50,6 +50,40 @@ TEST(Lock, AcquireReleaseAndStdGuards) {
     l.release();
 }
 
+TEST(Lock, LockedTellsWhetherAnyoneHoldsIt) {
+    mp::Lock l;
+    mp::RLock r;
+    mp::Semaphore s(2);
+    mp::BoundedSemaphore b(1);
+    EXPECT_FALSE(l.locked());
+    EXPECT_FALSE(r.locked());
+    l.acquire();
+    r.acquire();
+    r.acquire();
+    bool seen_l = false, seen_r = false;
+    std::thread([&] {
+        seen_l = l.locked();  // held by another thread: locked all the same
+        seen_r = r.locked();
+    }).join();
+    EXPECT_TRUE(seen_l);
+    EXPECT_TRUE(seen_r);
+    l.release();
+    r.release();
+    EXPECT_TRUE(r.locked());  // still held once
+    r.release();
+    EXPECT_FALSE(r.locked());
+    EXPECT_FALSE(s.locked());
+    s.acquire();
+    EXPECT_FALSE(s.locked());
+    s.acquire();
+    EXPECT_TRUE(s.locked());
+    s.release(2);
+    EXPECT_FALSE(b.locked());
+    b.acquire();
+    EXPECT_TRUE(b.locked());
+    b.release();
+}
+
 TEST(Lock, MisuseIsReportedNotHung) {
     mp::Lock l;
     EXPECT_THROW(l.release(), mp::ValueError);  // held by no one

@@ -28,7 +28,6 @@
 #include <mutex>
 #include <vector>
 
-#include "../common/sys/fifo.hpp"
 #include "../common/sys/handle.hpp"
 #include "../common/sys/error.hpp"
 

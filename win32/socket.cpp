@@ -1,22 +1,23 @@
-// win32/socket.cpp - stream sockets (Winsock) and the Listener's named pipes on Windows.
+// win32/socket.cpp - stream sockets on Windows (Winsock).
 //
 // Winsock is a library that must be started once per process (WSAStartup, done here on first
 // use through a function-local static). A SOCKET is a kernel handle in practice but must be
 // closed with closesocket() and reports errors through WSAGetLastError() (WSAE* codes, which
-// live in the same number space as GetLastError and go through the Win32 error category, win32/error.cpp). Sockets are
-// made with WSA_FLAG_NO_HANDLE_INHERIT; accepted ones come back inheritable (seen under Wine),
-// so the flag is cleared at once. Waiting is select(), which has no EINTR. There is no SIGPIPE:
-// a closed peer is an error code. A SOCKET handle inherited by a child is not usable there
-// (only WSADuplicateSocketW with the child's pid passes a socket), so mp does not pass sockets
-// to spawned children on Windows (common/socket.cpp explains the error). Randomness comes from
-// RtlGenRandom.
-// The Listener's default family on Windows is a named pipe (\\.\pipe\name): instances made
-// with CreateNamedPipeW (overlapped, owner-only DACL, FILE_FLAG_FIRST_PIPE_INSTANCE for the
-// first), a client waited for with an overlapped ConnectNamedPipe, the client end opened with
-// CreateFileW (WaitNamedPipeW while every instance is busy).
+// live in the same number space as GetLastError and go through the Win32 error category,
+// win32/error.cpp). Sockets are made with WSA_FLAG_NO_HANDLE_INHERIT; accepted ones come back
+// inheritable (seen under Wine), so the flag is cleared at once. Waiting is select(), which has
+// no EINTR. There is no SIGPIPE: a closed peer is an error code. A SOCKET inherited by a child
+// is not usable there (only WSADuplicateSocketW with the child's pid passes one), so mp passes
+// no socket to a spawned child (socket_inherit_problem says why). SO_REUSEADDR would let
+// another socket steal a port in use, so a Listener binds without it. Randomness comes from
+// RtlGenRandom. A Connection's end that is a SOCKET (a Listener or Client connection over TCP)
+// is no pipe either: win32/connection.cpp hands its writes and reads to socket_end_write and
+// socket_end_read_some at the end of this file (blocking send/recv, select() for a timed
+// write). The Listener's default family is a named pipe (win32/named_pipe.cpp).
 // POSIX differs: a socket is an fd (close, poll, read/write all work on it, so a socket
-// Connection is the ordinary pipe code), SOCK_CLOEXEC at birth, MSG_NOSIGNAL on sends, EINTR
-// to retry, AF_UNIX paths as the Listener's default family, and fds pass to children freely.
+// Connection is the ordinary posix/connection.cpp code), SOCK_CLOEXEC at birth, MSG_NOSIGNAL on
+// sends, EINTR to retry, SO_REUSEADDR on a Listener's port, AF_UNIX paths as the Listener's
+// default family, and fds pass to children freely.
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <windows.h>
@@ -26,7 +27,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <vector>
 
 #include "../common/sys/os.hpp"
 #include "../common/sys/error.hpp"
@@ -117,6 +117,10 @@ std::error_code socket_close(native_handle s) noexcept {
     return {};
 }
 
+std::error_code socket_set_blocking(native_handle s, bool blocking) noexcept {
+    return set_nonblocking(to_sock(s), !blocking);
+}
+
 std::error_code socket_set_reuseaddr(native_handle s, bool on) noexcept {
     // Windows' SO_REUSEADDR lets another socket steal a port in use (POSIX's does not); a
     // listening port stays exclusive through SO_EXCLUSIVEADDRUSE, which is left alone here, and
@@ -135,6 +139,10 @@ std::error_code socket_bind(native_handle s, const SockAddress& a) noexcept {
     if (::bind(to_sock(s), reinterpret_cast<const sockaddr*>(&ss), len) != 0) return last_socket_error();
     return {};
 }
+
+// SO_REUSEADDR stays off: on Windows it would let another socket steal the port while we
+// listen, and a port in TIME_WAIT can be rebound without it.
+std::error_code socket_bind_listener(native_handle s, const SockAddress& a) noexcept { return socket_bind(s, a); }
 
 std::error_code socket_listen(native_handle s, int backlog) noexcept {
     if (::listen(to_sock(s), backlog) != 0) return last_socket_error();
@@ -252,11 +260,9 @@ std::error_code socket_name(native_handle s, bool peer, SockAddress& out) noexce
     return {};
 }
 
-std::error_code socket_to_pipe_end(SocketHandle&& s, PipeEnd& out) noexcept {
-    if (auto ec = set_nonblocking(to_sock(s.get()), false)) return ec;
-    out.h.reset(s.release());
-    out.is_socket = true;  // win32/pipe.cpp then uses send/recv/select, and closesocket
-    return {};
+const char* socket_inherit_problem() noexcept {
+    return "an inherited SOCKET is not usable in a child on Windows (only WSADuplicateSocketW aimed at the "
+           "child's pid passes one, and the child does not exist yet when its arguments are encoded)";
 }
 
 std::error_code random_bytes(void* data, std::size_t n) noexcept {
@@ -270,100 +276,61 @@ std::error_code random_bytes(void* data, std::size_t n) noexcept {
     return {};
 }
 
-std::error_code named_pipe_create(const std::string& name, bool first, Handle& out) noexcept {
-    std::wstring wname;
-    try {
-        wname = widen(name);
-    } catch (...) {
-        return std::make_error_code(std::errc::invalid_argument);
+namespace {
+
+bool is_peer_gone(int e) noexcept {
+    return e == WSAECONNRESET || e == WSAECONNABORTED || e == WSAESHUTDOWN || e == WSAENOTCONN;
+}
+
+}  // namespace
+
+std::error_code socket_end_write(native_handle s, const char* p, std::size_t n, const Deadline& deadline,
+                                 std::size_t& total) noexcept {
+    // With a deadline the socket is switched to non-blocking for the call (a Windows socket end
+    // never leaves this process, so no one else sees the mode change), and select() waits for
+    // room until the deadline.
+    const bool forever = deadline.is_never();
+    const SOCKET sock = to_sock(s);
+    if (!forever) {
+        if (auto ec = set_nonblocking(sock, true)) return ec;
     }
-    // A DACL that lets only this user (the token's user SID) open the pipe: the default DACL
-    // would also admit Everyone for reading and other logon sessions' administrators.
-    HANDLE token = nullptr;
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token)) return last_error();
-    Handle token_owner(token);
-    DWORD size = 0;
-    GetTokenInformation(token, TokenUser, nullptr, 0, &size);
-    std::vector<unsigned char> user(size ? size : 1);
-    if (!GetTokenInformation(token, TokenUser, user.data(), size, &size)) return last_error();
-    PSID sid = reinterpret_cast<TOKEN_USER*>(user.data())->User.Sid;
-    const DWORD acl_size = sizeof(ACL) + sizeof(ACCESS_ALLOWED_ACE) + GetLengthSid(sid);
-    std::vector<unsigned char> acl_buf(acl_size);
-    auto* acl = reinterpret_cast<ACL*>(acl_buf.data());
-    SECURITY_DESCRIPTOR sd;
-    if (!InitializeAcl(acl, acl_size, ACL_REVISION) || !AddAccessAllowedAce(acl, ACL_REVISION, GENERIC_ALL, sid) ||
-        !InitializeSecurityDescriptor(&sd, SECURITY_DESCRIPTOR_REVISION) || !SetSecurityDescriptorDacl(&sd, TRUE, acl, FALSE))
-        return last_error();
-    SECURITY_ATTRIBUTES sa{sizeof sa, &sd, FALSE};  // not inheritable
-    const DWORD buffer = 64 * 1024;
-    const DWORD open_mode = PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | (first ? FILE_FLAG_FIRST_PIPE_INSTANCE : 0);
-    HANDLE h = CreateNamedPipeW(wname.c_str(), open_mode,
-                                PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-                                PIPE_UNLIMITED_INSTANCES, buffer, buffer, 0, &sa);
-    if (h == INVALID_HANDLE_VALUE) return last_error();
-    out.reset(h);
+    std::error_code ec;
+    while (n > 0) {
+        const int chunk = n > 0x40000000 ? 0x40000000 : static_cast<int>(n);
+        const int w = ::send(sock, p, chunk, 0);
+        if (w == SOCKET_ERROR) {
+            const int e = WSAGetLastError();
+            if (e == WSAEWOULDBLOCK) {
+                bool room = false;
+                if ((ec = socket_wait(s, true, deadline, room))) break;
+                if (!room) {
+                    ec = std::make_error_code(std::errc::timed_out);
+                    break;
+                }
+                continue;
+            }
+            ec = is_peer_gone(e) ? std::make_error_code(std::errc::broken_pipe) : os_error(e);
+            break;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+        total += static_cast<std::size_t>(w);
+    }
+    if (!forever) set_nonblocking(sock, false);
+    return ec;
+}
+
+std::error_code socket_end_read_some(native_handle s, void* data, std::size_t n, std::size_t& got) noexcept {
+    got = 0;
+    const int chunk = n > 0x40000000 ? 0x40000000 : static_cast<int>(n);
+    const int r = ::recv(to_sock(s), static_cast<char*>(data), chunk, 0);
+    if (r == SOCKET_ERROR) {
+        const int e = WSAGetLastError();
+        if (is_peer_gone(e)) return {};  // a peer that reset or shut down: end of file, as on POSIX
+        return os_error(e);
+    }
+    got = static_cast<std::size_t>(r);
     return {};
-}
-
-std::error_code named_pipe_accept(Handle& instance, const Deadline& deadline, bool& connected) noexcept {
-    connected = false;
-    Handle ev(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-    if (!ev) return last_error();
-    OVERLAPPED ov{};
-    ov.hEvent = ev.get();
-    if (ConnectNamedPipe(instance.get(), &ov)) {
-        connected = true;
-        return {};
-    }
-    const DWORD e = GetLastError();
-    // PIPE_CONNECTED: a client came between CreateNamedPipeW and now. NO_DATA: it came and
-    // already went; the Connection then reads end of file, as for any closed peer.
-    if (e == ERROR_PIPE_CONNECTED || e == ERROR_NO_DATA) {
-        connected = true;
-        return {};
-    }
-    if (e != ERROR_IO_PENDING) return os_error(e);
-    bool ok = false;
-    unsigned long r = 0, ignored = 0;
-    if (auto ec = finish_overlapped(instance.get(), ov, deadline, ok, r, ignored)) return ec;
-    // A client that won the race with the cancel is kept.
-    if (ok || r == ERROR_PIPE_CONNECTED || r == ERROR_NO_DATA) {
-        connected = true;
-        return {};
-    }
-    if (r == ERROR_OPERATION_ABORTED) return {};  // timed out
-    return os_error(static_cast<int>(r));
-}
-
-std::error_code named_pipe_connect(const std::string& name, const Deadline& deadline, PipeEnd& out) noexcept {
-    std::wstring wname;
-    try {
-        wname = widen(name);
-    } catch (...) {
-        return std::make_error_code(std::errc::invalid_argument);
-    }
-    for (;;) {
-        // SECURITY_IDENTIFICATION: the server may learn who connected, never act as the
-        // client (a squatter that made the pipe first could otherwise take the client's token
-        // with ImpersonateNamedPipeClient before any authentication).
-        HANDLE h = CreateFileW(wname.c_str(), GENERIC_READ | GENERIC_WRITE, 0, nullptr, OPEN_EXISTING,
-                               FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr);
-        if (h != INVALID_HANDLE_VALUE) {
-            out.h.reset(h);
-            return {};
-        }
-        const DWORD e = GetLastError();
-        if (e != ERROR_PIPE_BUSY) return os_error(e);
-        // Every instance is taken: wait for one (the Listener makes a new one per accept).
-        if (deadline.passed()) return std::make_error_code(std::errc::timed_out);
-        const long left = deadline.wait_ms();
-        const DWORD wait = left < 0 ? NMPWAIT_WAIT_FOREVER : static_cast<DWORD>(left == 0 ? 1 : left);
-        if (!WaitNamedPipeW(wname.c_str(), wait)) {
-            const DWORD w = GetLastError();
-            if (w == ERROR_SEM_TIMEOUT) continue;  // the loop checks the deadline
-            return os_error(w);
-        }
-    }
 }
 
 }  // namespace mp::sys

@@ -68,7 +68,8 @@ struct PipeEnds {
 std::error_code make_pipe(PipeEnds& out) noexcept;
 
 // The null device (/dev/null, NUL), open for reading and writing, close-on-exec /
-// non-inheritable: what a child's stream is given for "discard" (subprocess.DEVNULL).
+// non-inheritable: what a child's stream is given for "discard" (subprocess.DEVNULL, and the
+// resource tracker's standard streams).
 std::error_code open_null_device(Handle& out) noexcept;
 
 #if !defined(_WIN32)

@@ -19,6 +19,14 @@ int thread_count() noexcept;
 bool get_env(const char* name, std::string& out);
 void unset_env(const char* name) noexcept;
 
+// Whether an environment variable's name may start with '=' (its only '=' allowed): Windows
+// keeps per-drive current directories in names like "=C:"; POSIX names hold no '=' at all.
+#if defined(_WIN32)
+inline constexpr bool kEnvNameLeadingEquals = true;
+#else
+inline constexpr bool kEnvNameLeadingEquals = false;
+#endif
+
 // Flushes stdout and stderr, through both C stdio and the C++ standard streams, so that
 // buffered output is written once: before a fork (or it would be written twice) and before
 // _exit (or it would be lost). Like Python, mp flushes only these two; other open files are

@@ -18,6 +18,23 @@
 
 namespace mp::sys {
 
+// What common/ asks about processes on this OS, as constants (so that it can leave out, with
+// if constexpr, what the OS lacks):
+//   kHasFork           fork_process exists, and with it the fork start method (POSIX).
+//   kAnySignal         signal_process delivers any signal; Windows has only SIGTERM and SIGKILL
+//                      to send to another program (both TerminateProcess).
+//   kArg0MayHoldQuote  a program's argv[0] may hold '"'; a Windows C runtime reads a command
+//                      line's first word up to the next quote, with no escapes.
+#if defined(_WIN32)
+inline constexpr bool kHasFork = false;
+inline constexpr bool kAnySignal = false;
+inline constexpr bool kArg0MayHoldQuote = false;
+#else
+inline constexpr bool kHasFork = true;
+inline constexpr bool kAnySignal = true;
+inline constexpr bool kArg0MayHoldQuote = true;
+#endif
+
 // The parent's view of one child. On POSIX, `process` is a pidfd opened on first need (for a
 // timed wait); on Windows it is the process HANDLE, opened by CreateProcessW.
 // Only a forkserver's child has `status` (POSIX; sys/forkserver.hpp): it is not our child but

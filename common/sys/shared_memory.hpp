@@ -44,4 +44,12 @@ std::error_code shm_unmap(void* addr, std::size_t size) noexcept;
 // remove: the kernel deletes a mapping with its last handle, so this does nothing there.
 std::error_code shm_remove(const std::string& name) noexcept;
 
+// Whether a name may be given with shm_open's leading '/', which common/ strips: POSIX. On
+// Windows a '/' is an ordinary character of a mapping's name.
+#if defined(_WIN32)
+inline constexpr bool kShmSlashPrefix = false;
+#else
+inline constexpr bool kShmSlashPrefix = true;
+#endif
+
 }  // namespace mp::sys

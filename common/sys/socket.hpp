@@ -1,9 +1,11 @@
-// common/sys/socket.hpp - the internal contract for stream sockets, the Listener's named pipes
-// (Windows) and the OS random source used by the authentication handshake.
+// common/sys/socket.hpp - the internal contract for stream sockets (mp::Socket, and the socket
+// families of Listener and Client) and the OS random source used by the authentication
+// handshake. The Listener's named pipes (Windows) are in sys/named_pipe.hpp.
 //
 // posix/socket.cpp and win32/socket.cpp implement these functions, in this order. Everything
 // here is noexcept and reports std::error_code; common/socket.cpp and common/listener.cpp add
-// timeouts, Python's exception types and the handshake.
+// timeouts, Python's exception types and the handshake. A connected socket becomes a
+// Connection's end through end_from_socket (sys/connection.hpp).
 // Sockets made here are non-blocking (the timeouts of mp::Socket are a wait for readiness
 // followed by one non-blocking call, as CPython does), close-on-exec / non-inheritable, and
 // never raise SIGPIPE. A call that would block returns std::errc::operation_would_block, on
@@ -16,7 +18,6 @@
 #include <utility>
 
 #include "handle.hpp"
-#include "pipe.hpp"
 
 namespace mp::sys {
 
@@ -58,8 +59,15 @@ private:
 // Creates a non-blocking SOCK_STREAM socket. unix_path on Windows: address_family_not_supported.
 std::error_code socket_create(SockFamily family, SocketHandle& out) noexcept;
 std::error_code socket_close(native_handle s) noexcept;
+// Sockets are born non-blocking; a Connection's end is made blocking (end_from_socket).
+std::error_code socket_set_blocking(native_handle s, bool blocking) noexcept;
 std::error_code socket_set_reuseaddr(native_handle s, bool on) noexcept;
 std::error_code socket_bind(native_handle s, const SockAddress& a) noexcept;
+// Binds a Listener's socket. POSIX first sets SO_REUSEADDR on an inet socket, so that a
+// restarted server can rebind a port still in TIME_WAIT (as CPython does); Windows binds
+// without it, because there the option lets another socket steal a port in use (and a port in
+// TIME_WAIT can be rebound anyway).
+std::error_code socket_bind_listener(native_handle s, const SockAddress& a) noexcept;
 std::error_code socket_listen(native_handle s, int backlog) noexcept;
 
 // Waits until a read (or accept), or a write (or a connect's completion), would not block, or
@@ -85,21 +93,25 @@ std::error_code socket_recv(native_handle s, void* data, std::size_t n, std::siz
 std::error_code socket_shutdown(native_handle s, int how) noexcept;
 std::error_code socket_name(native_handle s, bool peer, SockAddress& out) noexcept;
 
-// Hands a connected socket over to a Connection end: made blocking again (Connection's reads
-// and writes block) and marked as a socket where the platform needs to know.
-std::error_code socket_to_pipe_end(SocketHandle&& s, PipeEnd& out) noexcept;
+// Why a socket cannot be passed to a spawned child, or nullptr when it can. POSIX: it can (an
+// fd passes like any other). Windows: an inherited SOCKET is not usable in the child.
+const char* socket_inherit_problem() noexcept;
 
 // Fills data with n bytes from the OS's cryptographic random source.
 std::error_code random_bytes(void* data, std::size_t n) noexcept;
 
-// Named-pipe Listener instances (Windows only; POSIX has placeholders that report
-// not_supported). name is UTF-8 (\\.\pipe\...). first: the first instance, made with
-// FILE_FLAG_FIRST_PIPE_INSTANCE so that a squatter who made the name first is an error.
-std::error_code named_pipe_create(const std::string& name, bool first, Handle& out) noexcept;
-// Waits until the deadline for a client to connect to the instance; connected says whether
-// one did (false: timed out, the instance is still usable).
-std::error_code named_pipe_accept(Handle& instance, const Deadline& deadline, bool& connected) noexcept;
-// Opens the client end, waiting until the deadline while every instance is busy.
-std::error_code named_pipe_connect(const std::string& name, const Deadline& deadline, PipeEnd& out) noexcept;
+#if defined(_WIN32)
+// ---- Windows only: a Connection's end that is a SOCKET (for win32/connection.cpp) -----------
+// A SOCKET is no pipe, so the end's writes and reads go through Winsock. The end is blocking
+// (end_from_socket); a peer that reset or shut down reads as end of file and is broken_pipe to
+// a write, as on a pipe.
+
+// Sends p[0..n) completely; with a deadline, waits in select() for room until it passes
+// (timed_out). total counts what went out either way.
+std::error_code socket_end_write(native_handle s, const char* p, std::size_t n, const Deadline& deadline,
+                                 std::size_t& total) noexcept;
+// One blocking recv of at most n bytes: got = 0 at end of file.
+std::error_code socket_end_read_some(native_handle s, void* data, std::size_t n, std::size_t& got) noexcept;
+#endif
 
 }  // namespace mp::sys

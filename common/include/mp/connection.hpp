@@ -8,8 +8,8 @@
 //     auto [r, w] = mp::Pipe(false);     // one-way: r receives only, w sends only
 //
 // On POSIX a duplex pair is a socketpair(AF_UNIX, SOCK_STREAM), a one-way pair a pipe(2); on
-// Windows both are a uniquely named pipe opened from both sides (see posix/pipe.cpp and
-// win32/pipe.cpp). Every handle is close-on-exec / non-inheritable.
+// Windows both are a uniquely named pipe opened from both sides (see posix/connection.cpp and
+// win32/connection.cpp). Every handle is close-on-exec / non-inheritable.
 //
 // Wire format (the same on every platform): each message is a header then the payload.
 //   header  4 bytes, the payload length as an unsigned 32-bit little-endian number, when the

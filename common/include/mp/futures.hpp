@@ -20,14 +20,18 @@
 //    every pending future fails with BrokenProcessPool and no more can be submitted. An
 //    initializer that throws does break it here too (BrokenProcessPool).
 //  - map returns all results in a vector, in order (Python yields them lazily; for that,
-//    use Pool::imap).
+//    use Pool::imap). Its buffersize (Python 3.14) bounds the chunks in flight all the same.
+//  - Executor is the base of this executor and of mp::mpi::PoolExecutor: one interface for
+//    local and MPI executors.
 //  - The destructor is shutdown(wait = true), as leaving Python's `with` block is.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "pool.hpp"
@@ -75,7 +79,103 @@ private:
     detail::TaskRef t_;
 };
 
-class ProcessPoolExecutor {
+// What every executor offers: the local ProcessPoolExecutor below and mp::mpi::PoolExecutor
+// (mp/mpi.hpp, the optional MPI backend) both derive from it, so code written against
+// Executor& runs its tasks in local worker processes or on the ranks of an MPI job alike:
+//
+//     std::vector<long long> crunch_all(mp::futures::Executor& ex, const std::vector<int>& work) {
+//         return ex.map(crunch, work, std::nullopt, 4);
+//     }
+//
+// submit and map are templates (they encode the call), so they are not virtual: they hand the
+// encoded call to submit_encoded, which each executor implements.
+class Executor {
+public:
+    Executor() = default;
+    Executor(const Executor&) = delete;
+    Executor& operator=(const Executor&) = delete;
+    virtual ~Executor() = default;
+
+    // fn(args...) as a Future. RuntimeError after shutdown(), as in Python.
+    template <class F, class... A>
+    Future<detail::task_result_t<F>> submit(F fn, A&&... args) {
+        static_assert(std::is_void_v<detail::task_result_t<F>> || is_encodable_v<std::decay_t<detail::task_result_t<F>>>,
+                      "executor task: the function's result must be void or a type the codec can encode");
+        const char* api = submit_api();
+        return Future<detail::task_result_t<F>>(
+            submit_encoded(api, detail::task_name_of(fn, api), detail::encode_call<F>(std::forward<A>(args)...), 1));
+    }
+
+    // fn(item) for each item, in order, chunksize items per task; timeout (seconds) bounds the
+    // whole call (TimeoutError). buffersize (Python 3.14's), when not 0, bounds the chunks
+    // submitted and not yet collected: the rest are encoded and submitted as results come in,
+    // so a long input is never encoded all at once. On a timeout or a failure the calls no
+    // worker has received yet are cancelled, as in Python.
+    template <class F, class Items>
+    std::vector<detail::task_result_t<F>> map(F fn, const Items& items, std::optional<double> timeout = std::nullopt,
+                                              std::size_t chunksize = 1, std::size_t buffersize = 0) {
+        using R = detail::task_result_t<F>;
+        static_assert(!std::is_void_v<R>, "map of a function without a result: give it one, or use submit");
+        const char* api = map_api();
+        if (chunksize == 0) throw ValueError(std::string(api) + ": chunksize must be >= 1");
+        const double ms = detail::timeout_to_ms(timeout, api);
+        const auto end = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                                std::chrono::duration<double, std::milli>(ms < 0 ? 0 : ms));
+        const std::string name = detail::task_name_of(fn, api);
+        std::vector<detail::TaskRef> chunks;  // submitted, in order
+        std::size_t collected = 0;            // chunks[0, collected) are in out
+        std::vector<R> out;
+        out.reserve(std::size(items));
+        auto collect_one = [&] {
+            double left = -1;
+            if (ms >= 0) left = std::max(0.0, std::chrono::duration<double, std::milli>(end - std::chrono::steady_clock::now()).count());
+            const detail::TaskRef& c = chunks[collected];
+            if (!c.wait(left)) throw TimeoutError(std::string(api) + ": the results did not come in time");
+            if (!c.ok()) c.rethrow();
+            detail::decode_results(c, out);
+            chunks[collected++] = detail::TaskRef();  // its results are in out: let it go
+        };
+        try {
+            std::string calls;
+            std::size_t count = 0;
+            auto flush = [&] {
+                if (buffersize && chunks.size() - collected >= buffersize) collect_one();
+                chunks.push_back(submit_encoded(api, name, std::move(calls), count));
+                calls.clear();
+                count = 0;
+            };
+            for (const auto& item : items) {
+                detail::append_call<F>(calls, item);
+                if (++count == chunksize) flush();
+            }
+            if (count) flush();
+            while (collected < chunks.size()) collect_one();
+        } catch (...) {
+            for (std::size_t i = collected; i < chunks.size(); ++i) chunks[i].cancel();
+            throw;
+        }
+        return out;
+    }
+
+    // No more submissions; with wait, returns once every pending future is done (and, for the
+    // local executor, the workers have exited); cancel_futures cancels those no worker has
+    // received.
+    virtual void shutdown(bool wait = true, bool cancel_futures = false) = 0;
+    // How many workers run tasks at once.
+    virtual int max_workers() const = 0;
+
+    // The executor's own entry: count calls of the registered function fn, encoded back to back
+    // in calls (detail::append_call). submit and map call it; it is public so that code built
+    // on top of an executor (mp::mpi::Pool) can too.
+    virtual detail::TaskRef submit_encoded(const char* api, std::string fn, std::string calls, std::size_t count) = 0;
+
+protected:
+    // The names that messages give for submit and map ("mp::futures::ProcessPoolExecutor::submit").
+    virtual const char* submit_api() const = 0;
+    virtual const char* map_api() const = 0;
+};
+
+class ProcessPoolExecutor : public Executor {
 public:
     // max_workers <= 0: cpu_count(). The options give the initializer, the context and
     // max_tasks_per_child (PoolOptions::maxtasksperchild).
@@ -84,9 +184,7 @@ public:
         s.processes = max_workers;
         core_ = detail::make_pool_core(s);
     }
-    ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
-    ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
-    ~ProcessPoolExecutor() {
+    ~ProcessPoolExecutor() override {
         if (!core_) return;
         try {
             shutdown(true);
@@ -95,49 +193,19 @@ public:
         }
     }
 
-    // RuntimeError after shutdown(), as in Python.
-    template <class F, class... A>
-    Future<detail::task_result_t<F>> submit(F fn, A&&... args) {
-        static_assert(std::is_void_v<detail::task_result_t<F>> || is_encodable_v<std::decay_t<detail::task_result_t<F>>>,
-                      "executor task: the function's result must be void or a type the codec can encode");
-        return Future<detail::task_result_t<F>>(
-            detail::submit(core_, "mp::futures::ProcessPoolExecutor::submit",
-                           detail::task_name_of(fn, "mp::futures::ProcessPoolExecutor::submit"),
-                           detail::encode_call<F>(std::forward<A>(args)...), 1, true));
-    }
-
-    // fn(item) for each item, in order; timeout (seconds) bounds the whole call (TimeoutError).
-    // On a timeout or a failure the calls no worker has received yet are cancelled, as in
-    // Python.
-    template <class F, class Items>
-    std::vector<detail::task_result_t<F>> map(F fn, const Items& items, std::optional<double> timeout = std::nullopt,
-                                              std::size_t chunksize = 1) {
-        if (chunksize == 0) throw ValueError("mp::futures::ProcessPoolExecutor::map: chunksize must be >= 1");
-        const std::string name = detail::task_name_of(fn, "mp::futures::ProcessPoolExecutor::map");
-        std::vector<detail::TaskRef> chunks;
-        std::string calls;
-        std::size_t count = 0;
-        for (const auto& item : items) {
-            detail::append_call<F>(calls, item);
-            if (++count == chunksize) {
-                chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls), count, true));
-                calls.clear();
-                count = 0;
-            }
-        }
-        if (count)
-            chunks.push_back(detail::submit(core_, "mp::futures::ProcessPoolExecutor::map", name, std::move(calls), count, true));
-        try {
-            return MapResult<detail::task_result_t<F>>(chunks, std::size(items)).get(timeout);
-        } catch (...) {
-            for (auto& c : chunks) c.cancel();
-            throw;
-        }
-    }
+    // submit and map: Executor's.
 
     // No more submissions; with wait, returns once every pending future is done and the
     // workers have exited; cancel_futures cancels those no worker has received.
-    void shutdown(bool wait = true, bool cancel_futures = false) { detail::pool_shutdown(*core_, wait, cancel_futures); }
+    void shutdown(bool wait = true, bool cancel_futures = false) override { detail::pool_shutdown(*core_, wait, cancel_futures); }
+    int max_workers() const override { return detail::pool_processes(*core_); }
+    detail::TaskRef submit_encoded(const char* api, std::string fn, std::string calls, std::size_t count) override {
+        return detail::submit(core_, api, std::move(fn), std::move(calls), count, true);
+    }
+
+protected:
+    const char* submit_api() const override { return "mp::futures::ProcessPoolExecutor::submit"; }
+    const char* map_api() const override { return "mp::futures::ProcessPoolExecutor::map"; }
 
 private:
     std::shared_ptr<detail::PoolCore> core_;

@@ -140,6 +140,10 @@ public:
     // the lock is to work normally again. Does nothing when no owner died.
     void make_consistent();
 
+    // Whether some thread (of any process) holds the lock (CPython 3.14's locked()). A look at
+    // that moment: another thread may take or release it right after.
+    bool locked() const { return w_->owner.load(std::memory_order_relaxed) != 0; }
+
     // Whether the calling thread holds the lock (CPython's RLock._is_owned()).
     bool is_owned() const { return w_->owner.load(std::memory_order_relaxed) == thread_token(); }
 

@@ -48,6 +48,8 @@ public:
     // initial value.
     void release(int n = 1);
     int get_value() const;
+    // Whether an acquire would have to wait: no permit is left (CPython 3.14's locked()).
+    bool locked() const { return get_value() == 0; }
 
     void lock() { acquire(); }
     bool try_lock() { return acquire(false); }

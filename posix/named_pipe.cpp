@@ -1,4 +1,4 @@
-// posix/fifo.cpp - named pipes on POSIX: FIFOs made with mkfifo(3).
+// posix/named_pipe.cpp - named pipes on POSIX: FIFOs made with mkfifo(3).
 //
 // A FIFO is a node in the file system: mkfifo(path, 0600) makes it, it stays there after
 // every process has gone, until someone unlinks it, and anyone the file mode allows may open
@@ -6,7 +6,7 @@
 // reading blocks until a writer opens, and open for writing blocks until a reader opens. The
 // bytes then flow as in an anonymous pipe: a reader sees end of file once every writer has
 // closed, a writer gets SIGPIPE/EPIPE once every reader has closed (mp writes with SIGPIPE
-// held off, see posix/pipe.cpp). Neither side is special: the creator is only whoever called
+// held off, see posix/handle.cpp). Neither side is special: the creator is only whoever called
 // mkfifo, and any number of processes may open each end.
 // There is no open() with a timeout, so a timed open goes through O_NONBLOCK: a writer's
 // non-blocking open fails with ENXIO while no reader exists, so it retries in short sleeps
@@ -16,9 +16,10 @@
 // open simply blocks. Every call is retried on EINTR, with the time that is left.
 // Windows differs: a named pipe is not a file but a name in the kernel's \\.\pipe\ namespace
 // that exists only while its creating (server) handle is open; the creator is special (it
-// must wait for a client in ConnectNamedPipe), exactly one client joins each instance, and
-// access is decided by a DACL instead of a file mode.
-#include "../common/sys/fifo.hpp"
+// must wait for a client in ConnectNamedPipe), exactly one client joins each instance, access
+// is decided by a DACL instead of a file mode, and a Listener's default family is such a pipe
+// (a POSIX Listener uses AF_UNIX sockets, posix/socket.cpp).
+#include "../common/sys/named_pipe.hpp"
 #include "../common/sys/error.hpp"
 
 #include <algorithm>
@@ -108,7 +109,7 @@ std::error_code open_fifo(const std::string& path, bool reader, PipeEnd& end, co
 
 }  // namespace
 
-std::error_code fifo_path(const std::string& name, std::string& out) noexcept try {
+std::error_code named_pipe_path(const std::string& name, std::string& out) noexcept try {
     if (name.empty()) return std::make_error_code(std::errc::invalid_argument);
     if (name[0] == '/') {
         out = name;
@@ -124,24 +125,33 @@ std::error_code fifo_path(const std::string& name, std::string& out) noexcept tr
     return std::make_error_code(std::errc::not_enough_memory);
 }
 
-std::error_code fifo_create(const std::string& path, bool /*reader*/, PipeEnd& /*server*/) noexcept {
+const char* named_pipe_name_rule() noexcept { return "give a bare name (no '/') or an absolute path"; }
+
+std::error_code named_pipe_create(const std::string& path, bool /*reader*/, PipeEnd& /*server*/) noexcept {
     // 0600: the umask can only take bits away, and the owner's two are what we need.
     if (::mkfifo(path.c_str(), 0600) != 0) return last_error();
     return {};
 }
 
-std::error_code fifo_accept(const std::string& path, bool reader, PipeEnd& end, const Deadline& deadline) noexcept {
+std::error_code named_pipe_accept(const std::string& path, bool reader, PipeEnd& end, const Deadline& deadline) noexcept {
     // The creator of a FIFO is no different from any other opener.
     return open_fifo(path, reader, end, deadline);
 }
 
-std::error_code fifo_open(const std::string& path, bool reader, PipeEnd& end, const Deadline& deadline) noexcept {
+std::error_code named_pipe_open(const std::string& path, bool reader, PipeEnd& end, const Deadline& deadline) noexcept {
     return open_fifo(path, reader, end, deadline);
 }
 
-std::error_code fifo_remove(const std::string& path) noexcept {
+// A FIFO's open times out only when no peer comes: nothing more to say.
+const char* named_pipe_open_timeout_note() noexcept { return ""; }
+
+std::error_code named_pipe_remove(const std::string& path) noexcept {
     if (::unlink(path.c_str()) != 0) return last_error();
     return {};
 }
+
+// listener_pipe_create() is Windows-only: a POSIX Listener listens on an AF_UNIX socket.
+// listener_pipe_accept() is Windows-only: a POSIX Listener accepts on its socket.
+// listener_pipe_connect() is Windows-only: a POSIX Client connects an AF_UNIX socket.
 
 }  // namespace mp::sys

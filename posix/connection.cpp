@@ -1,37 +1,37 @@
-// posix/pipe.cpp - the ends of mp::Pipe on POSIX: a socketpair or a pipe.
+// posix/connection.cpp - the ends of mp::Connection on POSIX: a socketpair or a pipe.
 //
 // A duplex Pipe is socketpair(AF_UNIX, SOCK_STREAM): one fd per end, each both readable and
 // writable, a byte stream (Connection adds its own message framing). A one-way Pipe is a plain
-// pipe(2), which is a little cheaper. Both are born close-on-exec. Writing to an end whose peer
-// has gone raises SIGPIPE, which kills a process that has not chosen otherwise; mp never
-// changes that process-wide choice: a socket is written with sendmsg(MSG_NOSIGNAL), a pipe with
-// SIGPIPE blocked for this thread around writev() (and a raised SIGPIPE consumed), so the
-// caller gets EPIPE. Waiting for data is poll(2), which also wakes on a closed peer (POLLHUP).
-// Every call is retried on EINTR.
-// A child's standard streams (mp::subprocess) are plain pipes too; the child's end stays
-// blocking and ours, when we write, is non-blocking. communicate's pipe_exchange is one poll()
-// loop over stdin (POLLOUT), stdout, stderr and the child's pidfd, so that no pipe fills up
-// while we wait on another.
-// Windows differs: there a pair is a uniquely named pipe opened from both sides, a closed peer
-// is ERROR_BROKEN_PIPE / ERROR_NO_DATA with no signal at all, I/O is overlapped, and there is
-// no poll() on pipes, so waiting is a zero-byte overlapped read (completes when bytes arrive);
-// communicate keeps an overlapped read or write in flight on each pipe at once and waits for
-// any of them, or the process, with WaitForMultipleObjects.
-#include "../common/sys/pipe.hpp"
+// pipe(2), which is a little cheaper. Both are born close-on-exec. A Listener's or Client's
+// socket is an end as it is: read(), poll() and close() work on any fd. Writing to an end whose
+// peer has gone raises SIGPIPE, which kills a process that has not chosen otherwise; mp never
+// changes that process-wide choice: a socket is written with sendmsg(MSG_NOSIGNAL), a pipe
+// with SIGPIPE blocked for this thread around writev() (posix/handle.cpp), so the caller gets
+// EPIPE. Waiting for data is poll(2), which also wakes on a closed peer (POLLHUP), and mp::wait
+// is one poll() over every end and sentinel. Every call is retried on EINTR.
+// Windows differs: a pair is a uniquely named pipe opened from both sides, a closed peer is
+// ERROR_BROKEN_PIPE / ERROR_NO_DATA with no signal at all, I/O is overlapped on an event the
+// end keeps beside its handle, a socket end needs Winsock's own calls, and there is no poll()
+// on pipes (a wait is a zero-byte overlapped read; mp::wait looks at the ends in slices).
+// A child's standard streams are in posix/child_stdio.cpp, named pipes in posix/named_pipe.cpp.
+#include "../common/sys/connection.hpp"
 #include "../common/sys/error.hpp"
 
-#include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <fcntl.h>
+#include <memory>
+#include <new>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 namespace mp::sys {
 
+// POSIX keeps nothing beside an end's fd: no EndState is ever made.
+struct EndState {};
+
+void EndStateDeleter::operator()(EndState* s) const noexcept { delete s; }
 
 std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& second) noexcept {
     int fds[2];
@@ -52,6 +52,12 @@ std::error_code make_connection_pair(bool duplex, PipeEnd& first, PipeEnd& secon
     }
     first.h.reset(fds[0]);
     second.h.reset(fds[1]);
+    return {};
+}
+
+std::error_code end_from_socket(SocketHandle&& s, PipeEnd& out) noexcept {
+    if (auto ec = socket_set_blocking(s.get(), true)) return ec;
+    out.h.reset(s.release());  // the calls below work on a socket fd as they are
     return {};
 }
 
@@ -153,76 +159,29 @@ std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) n
     return {};
 }
 
-std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& child) noexcept {
-    PipeEnds p;
-    if (auto ec = make_pipe(p)) return ec;
-    // Our writing end is non-blocking, so that pipe_exchange and timed writes write what fits
-    // and wait in poll(); the flag belongs to our open file description only, the child's end
-    // stays blocking. A reading end can stay blocking: we read only after poll() says so.
-    if (!parent_reads && ::fcntl(p.write.get(), F_SETFL, ::fcntl(p.write.get(), F_GETFL) | O_NONBLOCK) != 0)
-        return last_error();
-    parent.h = std::move(parent_reads ? p.read : p.write);
-    child = std::move(parent_reads ? p.write : p.read);
-    return {};
+void close_end(PipeEnd& end) noexcept {
+    end.h.reset();  // a socket is an fd and closes like one
+    end.os.reset();
 }
 
-namespace {
-constexpr std::size_t kExchangeChunk = 64 * 1024;
-}
-
-std::error_code pipe_exchange(PipeExchange& x, native_handle watch, const Deadline& deadline, bool& watch_ready) noexcept try {
-    watch_ready = false;
-    if (!x.scratch) x.scratch.reset(new char[kExchangeChunk]);
-    if (x.input && x.sent == x.size) {
-        x.input->h.reset();
-        x.input = nullptr;
-    }
-    for (;;) {
-        // Slots: 0 input, 1 and 2 the outputs, 3 the watch; fd -1 makes poll() skip a slot.
-        pollfd fds[4] = {{x.input ? x.input->h.get() : -1, POLLOUT, 0},
-                         {x.output[0] ? x.output[0]->h.get() : -1, POLLIN, 0},
-                         {x.output[1] ? x.output[1]->h.get() : -1, POLLIN, 0},
-                         {watch, POLLIN, 0}};
-        if (!x.input && !x.output[0] && !x.output[1]) return {};
-        int r = 0;
-        if (auto ec = poll_until(fds, 4, deadline, r)) return ec;
-        if (r > 0) {
-            if (fds[0].revents) {
-                // All that is left at once: a non-blocking pipe takes what fits and says how much.
-                const iovec rest{const_cast<char*>(x.data + x.sent), x.size - x.sent};
-                const long w = writev_without_sigpipe(fds[0].fd, &rest, 1);
-                if (w >= 0) x.sent += static_cast<std::size_t>(w);
-                // All written, or EPIPE: the child closed its stdin and wants no more.
-                if (x.sent == x.size || (w < 0 && errno == EPIPE)) {
-                    x.input->h.reset();
-                    x.input = nullptr;
-                } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                    return last_error();
-                }
-            }
-            for (int i = 0; i < 2; ++i) {
-                if (!fds[1 + i].revents) continue;
-                if (fds[1 + i].revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
-                const ssize_t n = ::read(fds[1 + i].fd, x.scratch.get(), kExchangeChunk);
-                if (n > 0) {
-                    append_captured(*x.sink[i], x.scratch.get(), static_cast<std::size_t>(n));
-                } else if (n == 0) {
-                    x.output[i] = nullptr;  // end of file
-                } else if (errno != EINTR && errno != EAGAIN) {
-                    return last_error();
-                }
-            }
-            if (fds[3].revents) {
-                watch_ready = true;
-                return {};
-            }
-        }
-        if (r == 0 || deadline.passed()) return {};  // out of time (a zero deadline: one round)
-    }
+std::error_code wait_ready(PipeEnd* const* ends, std::size_t n_ends, const native_handle* objects,
+                           std::size_t n_objects, const Deadline& deadline, unsigned char* ready) noexcept try {
+    // One poll(): an end's fd and a sentinel (a pidfd, or a pipe) are alike to it.
+    native_handle few[16];
+    std::unique_ptr<native_handle[]> many;
+    native_handle* hs = few;
+    const std::size_t n = n_ends + n_objects;
+    if (n > 16) hs = (many = std::unique_ptr<native_handle[]>(new native_handle[n])).get();
+    for (std::size_t i = 0; i < n_ends; ++i) hs[i] = ends[i]->h.get();
+    for (std::size_t i = 0; i < n_objects; ++i) hs[n_ends + i] = objects[i];
+    return wait_handles(hs, n, deadline, ready);
 } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
 }
 
-// close_socket_end() is Windows-only: a POSIX socket is an fd and closes like a pipe.
+const char* end_inherit_problem(const PipeEnd&) noexcept { return nullptr; }  // every fd passes
+
+// end_event() and make_named_pair() are Windows-only: POSIX waits on an fd with poll(2) and
+// pairs with socketpair() and pipe2().
 
 }  // namespace mp::sys

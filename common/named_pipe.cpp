@@ -1,5 +1,5 @@
-// common/fifo.cpp - mp::NamedPipe: names, roles, buffering for readline, and Python's
-// exceptions, over the sys/fifo.hpp and sys/pipe.hpp contracts.
+// common/named_pipe.cpp - mp::NamedPipe: names, roles, buffering for readline, and Python's
+// exceptions, over the sys/named_pipe.hpp and sys/connection.hpp contracts.
 #include "mp/named_pipe.hpp"
 
 #include <algorithm>
@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "sys/fifo.hpp"
+#include "sys/connection.hpp"
+#include "sys/named_pipe.hpp"
 #include "timeout.hpp"
-#include "sys/pipe.hpp"
 
 namespace mp {
 
@@ -39,14 +39,9 @@ bool parse_mode(const std::string& mode) {
 
 std::string os_path(const std::string& name) {
     std::string path;
-    if (auto ec = sys::fifo_path(name, path)) {
+    if (auto ec = sys::named_pipe_path(name, path)) {
         if (ec == std::errc::invalid_argument)
-            throw ValueError("mp::NamedPipe: bad name \"" + name +
-#if defined(_WIN32)
-                             "\": it must be non-empty and hold no backslash after \\\\.\\pipe\\");
-#else
-                             "\": give a bare name (no '/') or an absolute path");
-#endif
+            throw ValueError("mp::NamedPipe: bad name \"" + name + "\": " + sys::named_pipe_name_rule());
         raise_os_error(ec, "mp::NamedPipe(" + name + ")");
     }
     return path;
@@ -63,12 +58,7 @@ std::string seconds_text(double s) {
     if (ec == std::errc::timed_out)
         throw TimeoutError(what + "(" + path + "): no " + (reader ? "writer" : "reader") + " within " +
                            seconds_text(timeout_s) + " s" +
-#if defined(_WIN32)
-                           (what == "mp::NamedPipe::open" ? " (the creator serves another peer)" : "")
-#else
-                           ""
-#endif
-        );
+                           (what == "mp::NamedPipe::open" ? sys::named_pipe_open_timeout_note() : ""));
     if (ec == std::errc::invalid_argument) throw ValueError(what + ": " + path + " exists but is not a FIFO");
     raise_os_error(ec, what + "(" + path + ")");
 }
@@ -84,7 +74,7 @@ NamedPipe::NamedPipe(std::unique_ptr<State> s) noexcept : s_(std::move(s)) {}
 NamedPipe::NamedPipe(NamedPipe&&) noexcept = default;
 NamedPipe& NamedPipe::operator=(NamedPipe&& o) noexcept {
     if (this != &o) {
-        if (s_ && s_->owns_name) sys::fifo_remove(s_->path);
+        if (s_ && s_->owns_name) sys::named_pipe_remove(s_->path);
         s_ = std::move(o.s_);
     }
     return *this;
@@ -92,8 +82,8 @@ NamedPipe& NamedPipe::operator=(NamedPipe&& o) noexcept {
 
 NamedPipe::~NamedPipe() {
     if (s_ && s_->owns_name) {
-        s_->end.h.reset();
-        sys::fifo_remove(s_->path);  // a failure here (someone removed it already) is no one's business
+        sys::close_end(s_->end);
+        sys::named_pipe_remove(s_->path);  // a failure here (someone removed it already) is no one's business
     }
 }
 
@@ -103,7 +93,7 @@ NamedPipe NamedPipe::create(const std::string& name, const std::string& mode) {
     s->name = name;
     s->path = os_path(name);
     s->creator = true;
-    if (auto ec = sys::fifo_create(s->path, s->reader, s->end)) {
+    if (auto ec = sys::named_pipe_create(s->path, s->reader, s->end)) {
         if (ec == std::errc::file_exists)
             throw FileExistsError(ec, "mp::NamedPipe::create: " + s->path + " already exists");
         raise_os_error(ec, "mp::NamedPipe::create(" + s->path + ")");
@@ -117,7 +107,7 @@ NamedPipe NamedPipe::open(const std::string& name, const std::string& mode, doub
     s->reader = parse_mode(mode);
     s->name = name;
     s->path = os_path(name);
-    if (auto ec = sys::fifo_open(s->path, s->reader, s->end, deadline_of(timeout_seconds))) {
+    if (auto ec = sys::named_pipe_open(s->path, s->reader, s->end, deadline_of(timeout_seconds))) {
         if (ec == std::errc::no_such_file_or_directory)
             throw FileNotFoundError(ec, "mp::NamedPipe::open: no named pipe " + s->path + " (its creator makes it)");
         throw_open_error(ec, "mp::NamedPipe::open", s->path, s->reader, timeout_seconds);
@@ -131,7 +121,7 @@ static void accept_until(NamedPipe::State* s, const sys::Deadline& deadline, dou
     if (!s) throw_closed("mp::NamedPipe::accept");
     if (s->connected) return;
     if (!s->creator) throw ValueError("mp::NamedPipe::accept: only the creator accepts; this end was opened");
-    if (auto ec = sys::fifo_accept(s->path, s->reader, s->end, deadline))
+    if (auto ec = sys::named_pipe_accept(s->path, s->reader, s->end, deadline))
         throw_open_error(ec, "mp::NamedPipe::accept", s->path, s->reader, timeout_seconds);
     s->connected = true;
 }
@@ -233,11 +223,7 @@ void NamedPipe::write(const void* data, std::size_t n) {
 
 void NamedPipe::close() {
     if (!s_) return;
-    s_->end.h.reset();
-#if defined(_WIN32)
-    s_->end.read_event.reset();
-    s_->end.write_event.reset();
-#endif
+    sys::close_end(s_->end);
     s_->connected = true;  // so that later calls report "closed" instead of accepting again
     s_->ahead.clear();
     s_->ahead_pos = 0;
@@ -247,7 +233,7 @@ bool NamedPipe::closed() const noexcept { return !s_ || (s_->connected && !s_->e
 
 void NamedPipe::remove() {
     if (!s_) throw_closed("mp::NamedPipe::remove");
-    if (auto ec = sys::fifo_remove(s_->path)) raise_os_error(ec, "mp::NamedPipe::remove(" + s_->path + ")");
+    if (auto ec = sys::named_pipe_remove(s_->path)) raise_os_error(ec, "mp::NamedPipe::remove(" + s_->path + ")");
     s_->owns_name = false;
 }
 
