@@ -219,10 +219,13 @@ static int exit_code_of(const siginfo_t& si) noexcept {
 // half way through its exit).
 static std::error_code look_forkserver_child(Child& c, bool& exited, int& exitcode, bool& orphaned) noexcept {
     exited = orphaned = false;
+    // The status is only peeked at, never consumed: it stays in the socket, so that a
+    // sentinel (a duplicate of this connection) stays readable after the join, also in the
+    // instant between the server's send and its close.
     int status = 0;
     ssize_t r;
     do {
-        r = ::recv(c.status.get(), &status, sizeof status, MSG_DONTWAIT);
+        r = ::recv(c.status.get(), &status, sizeof status, MSG_DONTWAIT | MSG_PEEK);
     } while (r < 0 && errno == EINTR);
     if (r < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
@@ -232,11 +235,10 @@ static std::error_code look_forkserver_child(Child& c, bool& exited, int& exitco
         // Never seen (4 bytes go in one piece), but the rest is on its way: wait for it.
         ssize_t more;
         do {
-            more = ::recv(c.status.get(), reinterpret_cast<char*>(&status) + r, sizeof status - static_cast<std::size_t>(r),
-                          MSG_WAITALL);
+            more = ::recv(c.status.get(), &status, sizeof status, MSG_WAITALL | MSG_PEEK);
         } while (more < 0 && errno == EINTR);
         if (more < 0) return last_error();
-        r = more == 0 ? 0 : static_cast<ssize_t>(sizeof status);
+        r = more;
     }
     if (r == static_cast<ssize_t>(sizeof status)) {
         exitcode = exit_code_of(status);
