@@ -52,6 +52,26 @@ MP_TARGET(system_exit);
 void sleep_for_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 MP_TARGET(sleep_for_ms);
 
+// Says it is ready, then waits for an event it is never given: only a signal ends it.
+void ready_then_wait(mp::Connection c, mp::Event never) {
+    c.send(1);
+    never.wait(120);
+}
+MP_TARGET(ready_then_wait);
+
+// Handles mp::sig::INT (on Windows it comes through mp's signal channel), says it is ready,
+// and returns 7 once the handler has run.
+int catch_interrupt(mp::Connection c) {
+    bool got = false;
+    mp::signals::handle(mp::sig::INT, [&got](int) { got = true; });
+    c.send(1);
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+         !got && std::chrono::steady_clock::now() < until;)
+        mp::signals::dispatch(1.0);
+    return got ? 7 : 1;
+}
+MP_TARGET(catch_interrupt);
+
 struct Record {
     int id = 0;
     std::string label;
@@ -286,6 +306,35 @@ TEST_P(MethodTest, TerminateAndKill) {
     EXPECT_EQ(t.exitcode(), -15);
     EXPECT_EQ(k.exitcode(), -9);
     t.terminate();  // after the end: nothing happens, nothing is signalled
+}
+
+// interrupt() is SIGINT (CPython 3.14): its default action ends the child with -2 (also a
+// forkserver's child, though the server itself ignores SIGINT), and a child that handles it
+// lives on and runs its handler.
+TEST_P(MethodTest, InterruptIsSigint) {
+    mp_test::time_limit(120);
+    {
+        auto [r, w] = mp::Pipe(false);
+        mp::Event never;
+        mp::Process p = ctx().Process(ready_then_wait, w, never);
+        p.start();
+        ASSERT_TRUE(r.poll(60.0));
+        EXPECT_EQ(r.recv<int>(), 1);
+        p.interrupt();
+        p.join(60);
+        EXPECT_EQ(p.exitcode(), -2);
+        p.interrupt();  // after the end: nothing happens
+    }
+    {
+        auto [r, w] = mp::Pipe(false);
+        mp::Process p = ctx().Process(catch_interrupt, w);
+        p.start();
+        ASSERT_TRUE(r.poll(60.0));
+        EXPECT_EQ(r.recv<int>(), 1);
+        p.interrupt();
+        p.join(60);
+        EXPECT_EQ(p.exitcode(), 7) << "1: the handler never ran";
+    }
 }
 
 TEST_P(MethodTest, JoinTimeout) {
