@@ -157,6 +157,19 @@ TEST(Samples, T12StartMethods) {
     EXPECT_HAS(r.output, "the lambda sees local=7");
     EXPECT_HAS(r.output, "inherited from the parent: open, usable");
     EXPECT_HAS(r.output, "inherited from the parent: closed (EBADF)");
+    EXPECT_HAS(r.output, "(the forkserver, once: not in me)");
+#endif
+}
+
+TEST(Samples, T12ForkserverThreads) {
+    auto r = run_sample("t12_forkserver_threads");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+#if !defined(_WIN32)
+    EXPECT_HAS(r.output, "8 threads busy in the parent");
+    EXPECT_HAS(r.output, "(the server), mp parent");
+    EXPECT_HAS(r.output, "forkserver: 200 of 200 children started and joined with the right exit code, no hang");
+#else
+    EXPECT_HAS(r.output, "no forkserver on this platform: ValueError: cannot find context for 'forkserver'");
 #endif
 }
 
