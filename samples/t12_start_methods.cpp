@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
         g.join();
 
         std::printf("  4. a capturing lambda as target:\n");
-        const int local = 7;
+        int local = 7;  // not const: a const int need not be captured, and clang says so
         try {
             mp::Process l = ctx.Process([local] {
                 std::printf("    [child pid %d] the lambda sees local=%d\n", mp::getpid(), local);

@@ -169,7 +169,7 @@ TEST(Connection, PollWaitsAtLeastTheTimeout) {
 
     // An infinite or enormous timeout means no limit (it must not overflow into "at once"),
     // and NaN is refused.
-    std::thread late([&] {
+    std::thread late([&a = a] {  // C++17 lambdas cannot capture a structured binding itself
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         a.send_bytes("x");
     });
@@ -334,7 +334,7 @@ TEST(Connection, BigSendWithTimeoutClosesWhenCut) {
 TEST(Connection, SendWithTimeoutSucceedsWhileAReaderDrains) {
     auto [r, w] = mp::Pipe();
     const mp::bytes big = make_bytes(16u << 20, 5);
-    std::thread reader([&r, &big] { EXPECT_EQ(checksum(r.recv_bytes()), checksum(big)); });
+    std::thread reader([&r = r, &big] { EXPECT_EQ(checksum(r.recv_bytes()), checksum(big)); });
     w.send_bytes(big.data(), big.size(), 60.0);
     w.send(std::string("after"), std::chrono::seconds(60));
     reader.join();

@@ -64,7 +64,7 @@ TEST(Socket, TcpRoundTripInOneProcess) {
     while (got.size() < 5) got += text(conn.recv(1024));
     EXPECT_EQ(got, "hello");
     const std::string big(300000, 'z');  // more than the socket buffers: sendall must loop
-    std::thread writer([&] { conn.sendall(big); });
+    std::thread writer([&conn = conn, &big] { conn.sendall(big); });
     std::size_t total = 0;
     while (total < big.size()) total += cli.recv(65536).size();
     writer.join();
@@ -157,7 +157,7 @@ TEST(Socket, BadInputIsValueError) {
     EXPECT_THROW(s.bind(mp::Address::tcp("127.0.0.1", 70000)), mp::ValueError);
     EXPECT_THROW(s.bind(mp::Address::tcp("127.0.0.1", -1)), mp::ValueError);
     EXPECT_THROW(s.connect(mp::Address::unix_socket("/tmp/x")), mp::ValueError);  // not this socket's family
-    EXPECT_THROW(mp::Socket(mp::AddressFamily::named_pipe), mp::ValueError);
+    EXPECT_THROW(mp::Socket{mp::AddressFamily::named_pipe}, mp::ValueError);  // braces: not a declaration
     mp::Socket none;
     EXPECT_TRUE(none.closed());
     EXPECT_THROW(none.listen(), mp::OSError);
@@ -184,7 +184,7 @@ TEST(Socket, UnixSocketPaths) {
 }
 #else
 TEST(Socket, UnixSocketsAreNotAWindowsFamily) {
-    EXPECT_THROW(mp::Socket(mp::AddressFamily::unix_socket), mp::OSError);
+    EXPECT_THROW(mp::Socket{mp::AddressFamily::unix_socket}, mp::OSError);  // braces: not a declaration
 }
 #endif
 

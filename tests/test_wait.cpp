@@ -122,7 +122,7 @@ TEST(Wait, PeerClosedIsReadyAndClosedIsAnError) {
 
 TEST(Wait, AThreadWritingWakesTheWait) {
     auto [r, w] = mp::Pipe(false);
-    std::thread t([&w] {
+    std::thread t([&w = w] {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         w.send_bytes("x");
     });

@@ -20,3 +20,4 @@
 #include "synchronize.hpp"
 #include "socket.hpp"
 #include "subprocess.hpp"
+#include "version.hpp"
