@@ -292,10 +292,13 @@ TEST_F(Forkserver, KilledServerIsRestarted) {
     // It is our child: it stays a zombie until start() finds it dead (waitid without reaping).
     siginfo_t si{};
     ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(old_server), &si, WEXITED | WNOWAIT), 0);
-    mp::Process p = mp::get_context("forkserver").Process(touch_file, mp_test::temp_path("restarted"));
+    const std::string marker = mp_test::temp_path("restarted");
+    mp::Process p = mp::get_context("forkserver").Process(touch_file, marker);
     p.start();
     p.join(60);
     EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_TRUE(exists(marker));
+    std::remove(marker.c_str());
     const int new_server = mp::sys::forkserver_pid();
     EXPECT_GT(new_server, 0);
     EXPECT_NE(new_server, old_server);
