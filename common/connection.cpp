@@ -26,6 +26,7 @@ struct Connection::State {
     std::size_t ahead_pos = 0;
     std::size_t ahead_len = 0;
     bool last_was_big = false;
+    std::size_t max_message = static_cast<std::size_t>(-1);  // set_max_message_size
     std::size_t buffered() const noexcept { return ahead_len - ahead_pos; }
 };
 
@@ -33,8 +34,10 @@ namespace {
 
 constexpr std::uint32_t kEscape = 0xffffffffu;
 // A hostile or broken peer can announce any length: memory grows with what actually arrives,
-// in steps of this much, never by the announced length up front.
-constexpr std::size_t kChunk = std::size_t{64} << 20;
+// never by the announced length up front. The first step is this much, and each step after
+// doubles what has arrived, so a message costs at most twice its size in copies and a peer
+// that lies about the length costs at most max(kFirstStep, twice what it sent).
+constexpr std::size_t kFirstStep = std::size_t{1} << 20;
 
 std::size_t put_header(unsigned char* h, std::uint64_t n) {
     if (n < 0x7fffffffu) {
@@ -124,6 +127,12 @@ static std::uint64_t read_header(Connection::State& s) {
         for (int i = 0; i < 8; ++i) n |= std::uint64_t{h[i]} << (8 * i);
     }
     s.last_was_big = n >= kAhead;
+    if (n > s.max_message) {
+        close_state(s);
+        throw OSError(std::make_error_code(std::errc::message_size),
+                      "mp::Connection::recv: bad message length " + std::to_string(n) + " > max_message_size " +
+                          std::to_string(s.max_message) + " (the connection is now closed)");
+    }
     return n;
 }
 
@@ -140,7 +149,7 @@ static void read_payload(Connection::State& s, std::uint64_t n, Buffer& out) {
     out.clear();
     std::size_t have = 0;
     while (have < len) {
-        const std::size_t step = std::min(len - have, kChunk);
+        const std::size_t step = std::min(len - have, std::max(have, kFirstStep));
         out.resize(have + step);
         read_exact(s, &out[have], step, "payload");
         have += step;
@@ -222,6 +231,15 @@ std::size_t Connection::recv_bytes_into(bytes& buf, std::size_t offset) {
 void Connection::recv_frame(std::string& out) {
     State& s = checked(s_, true, false);
     read_payload(s, read_header(s), out);
+}
+
+void Connection::set_max_message_size(std::size_t n) {
+    if (n == 0) throw ValueError("mp::Connection::set_max_message_size: the limit must be at least 1 byte");
+    checked(s_, false, false).max_message = n;
+}
+
+std::size_t Connection::max_message_size() const {
+    return checked(s_, false, false).max_message;
 }
 
 bool Connection::poll_ms(double timeout_ms) {

@@ -21,6 +21,7 @@
 // (a POSIX Listener uses AF_UNIX sockets, posix/socket.cpp).
 #include "../common/sys/named_pipe.hpp"
 #include "../common/sys/error.hpp"
+#include "../common/sys/tracker.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -128,8 +129,18 @@ std::error_code named_pipe_path(const std::string& name, std::string& out) noexc
 const char* named_pipe_name_rule() noexcept { return "give a bare name (no '/') or an absolute path"; }
 
 std::error_code named_pipe_create(const std::string& path, bool /*reader*/, PipeEnd& /*server*/) noexcept {
-    // 0600: the umask can only take bits away, and the owner's two are what we need.
-    if (::mkfifo(path.c_str(), 0600) != 0) return last_error();
+    // The FIFO is made at a private name under the resource tracker's protection, then linked
+    // to its path, so that it goes when its creator dies at any instant (sys/tracker.hpp); a
+    // path too long for the tracker's registry is made untracked. 0600: the umask can only take
+    // bits away, and the owner's two are what we need.
+    Creation c;
+    const bool tracked = !begin_creation(Resource::file, path, c);
+    if (::mkfifo(tracked ? c.temporary.c_str() : path.c_str(), 0600) != 0) {
+        const std::error_code ec = last_error();
+        finish_creation(c, false);
+        return ec;
+    }
+    if (tracked) return finish_creation(c, true);  // file_exists: the path was taken meanwhile
     return {};
 }
 
@@ -147,6 +158,7 @@ const char* named_pipe_open_timeout_note() noexcept { return ""; }
 
 std::error_code named_pipe_remove(const std::string& path) noexcept {
     if (::unlink(path.c_str()) != 0) return last_error();
+    untrack(Resource::file, path);  // nothing when this process did not make it
     return {};
 }
 

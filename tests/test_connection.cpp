@@ -236,6 +236,35 @@ TEST(Connection, TruncatedFrameIsDecodeErrorAndCloses) {
     EXPECT_THROW(e.recv<int>(), mp::DecodeError);
 }
 
+TEST(Connection, MaxMessageSizeRefusesALongerAnnouncementAtTheHeader) {
+    auto [a, b] = mp::Pipe();
+    EXPECT_EQ(b.max_message_size(), mp::Connection::npos);  // no limit, as in Python
+    EXPECT_THROW(b.set_max_message_size(0), mp::ValueError);
+    b.set_max_message_size(64);
+    a.send_bytes(std::string(64, 'y'));
+    EXPECT_EQ(b.recv_bytes().size(), 64u);  // exactly the limit is fine
+    a.send(std::string(10, 'x'));
+    EXPECT_EQ(b.recv<std::string>(), std::string(10, 'x'));
+
+    // A header announcing 2^40 bytes, 1 byte, then nothing: refused at the header, with no
+    // payload read and nothing allocated for it.
+    mp::sys::PipeEnd p, q;
+    ASSERT_FALSE(mp::sys::make_connection_pair(true, p, q));
+    mp::Connection d = adopt(q);
+    d.set_max_message_size(1 << 20);
+    const unsigned char huge[] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 42};
+    ASSERT_FALSE(mp::sys::pipe_write(p, huge, sizeof huge, nullptr, 0));
+    try {
+        d.recv_bytes();
+        ADD_FAILURE() << "no error";
+    } catch (const mp::OSError& e) {
+        EXPECT_EQ(e.code(), std::errc::message_size);
+        EXPECT_NE(std::string(e.what()).find("max_message_size"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(d.closed());
+    EXPECT_THROW(d.max_message_size(), mp::OSError);
+}
+
 TEST(Connection, OneWayDirections) {
     auto [r, w] = mp::Pipe(false);
     EXPECT_TRUE(r.readable());

@@ -99,6 +99,13 @@ std::string gate_path() {
     static int n = 0;
     return "/tmp/mp_mpi_gate_" + std::to_string(::getpid()) + "_" + std::to_string(++n);
 }
+// Every gate of the run. They are removed only after mp::mpi::finalize(), which waits for the
+// ranks still running a terminated pool's tasks: a gate removed at the end of its test could
+// leave such a rank waiting on it, and the next test's work stuck behind it.
+std::vector<std::string>& all_gates() {
+    static std::vector<std::string> v;
+    return v;
+}
 void open_gate(const std::string& p) { std::ofstream(p) << "go"; }
 
 bool spawn_mode() { return mp::mpi::world_size() == 1; }
@@ -119,15 +126,11 @@ int worker_count() { return spawn_mode() ? 2 : mp::mpi::world_size() - 1; }
 class Mpi : public ::testing::Test {
 protected:
     void SetUp() override { alarm(300); }  // a hang fails; a slow, shared machine does not
-    void TearDown() override {
-        alarm(0);
-        for (auto& p : gates_) std::remove(p.c_str());
-    }
+    void TearDown() override { alarm(0); }
     std::string gate() {
-        gates_.push_back(gate_path());
-        return gates_.back();
+        all_gates().push_back(gate_path());
+        return all_gates().back();
     }
-    std::vector<std::string> gates_;
 };
 
 // A function written for "an executor", local or MPI.
@@ -576,5 +579,8 @@ int main(int argc, char** argv) {
         (void)!::write(2, tail, sizeof tail - 1);
         std::_Exit(3);
     });
-    return RUN_ALL_TESTS();
+    const int rc = RUN_ALL_TESTS();
+    mp::mpi::finalize();
+    for (auto& p : all_gates()) std::remove(p.c_str());
+    return rc;
 }

@@ -68,6 +68,13 @@ int fifo_write_pattern(std::string name, std::size_t n, unsigned seed) {
 }
 MP_TARGET(fifo_write_pattern);
 
+// Child: makes the FIFO, then waits at a gate nobody opens (its parent kills it first).
+int fifo_create_then_wait(std::string name, std::string gate) {
+    mp::NamedPipe c = mp::NamedPipe::create(name, "r");
+    return mp_test::wait_at_gate(gate, 0);
+}
+MP_TARGET(fifo_create_then_wait);
+
 class NamedPipeTest : public mp_test::MethodTest {};
 
 }  // namespace
@@ -276,6 +283,30 @@ TEST(NamedPipe, RemoveAndCreatorDestructor) {
         EXPECT_FALSE(c.closed());
     }
     EXPECT_FALSE(path_exists(path));
+}
+
+TEST_P(NamedPipeTest, CreatorKilledLeavesNoNode) {
+#if defined(_WIN32)
+    GTEST_SKIP() << "a Windows named pipe is no file: it ends with its last handle";
+#else
+    const std::string path = "/tmp/" + unique_name("killed");  // an absolute path is its own name
+    const std::string& name = path;
+    mp_test::Gate never;
+    mp::Process p = ctx().Process(fifo_create_then_wait, name, never.name());
+    p.start();
+    const auto until = Clock::now() + std::chrono::seconds(60);
+    while (!path_exists(path) && p.is_alive() && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(path_exists(path)) << "the child did not make " << path;
+    p.kill();
+    p.join();
+    EXPECT_EQ(p.exitcode(), -9);
+    // The resource tracker removes what its dead creator left.
+    const auto gone_by = Clock::now() + std::chrono::seconds(10);
+    while (path_exists(path) && Clock::now() < gone_by) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_FALSE(path_exists(path)) << path << " outlived its killed creator";
+    ::unlink(path.c_str());
+    mp_test::reap_orphans(std::chrono::seconds(10));  // the child's own tracker, ended after its work
+#endif
 }
 
 TEST(NamedPipe, PermissionDenied) {

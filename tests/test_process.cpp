@@ -4,6 +4,7 @@
 #include <atomic>
 #include <optional>
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <fstream>
 #include <functional>
@@ -696,12 +697,26 @@ TEST_P(MethodTest, NoZombieNoLeakAfterManyCycles) {
         p.join();
     }
     const std::size_t before = mp_test::count_handles();
+    int wine_refusals = 0;
     for (int i = 0; i < cycles; ++i) {
         mp::Process p = ctx().Process(noop);
-        p.start();
+        try {
+            p.start();
+        } catch (const mp::OSError& e) {
+            // Wine's own process creation fails now and then on a loaded machine with
+            // ERROR_INTERNAL_ERROR (1359): a bare CreateProcessW loop with no mp code in it does
+            // too (WINE-NOTES.md). Such a start is tried again, at most 5 times in a run; a
+            // handle or job-object leak would still show in the count below.
+            if (mp_test::under_wine() && e.code().value() == 1359 && ++wine_refusals <= 5) {
+                --i;
+                continue;
+            }
+            throw;
+        }
         p.join();
         ASSERT_EQ(p.exitcode(), 0);
     }
+    if (wine_refusals) std::printf("Wine refused %d process creations with error 1359 (retried)\n", wine_refusals);
     EXPECT_EQ(mp_test::count_children(), 0);
     const std::size_t after = mp_test::count_handles();
     // Under Wine a handful of handles come and go inside Wine itself; growth would be ~cycles.

@@ -29,6 +29,8 @@
 //   recv_bytes(maxlength) when the announced length > maxlength    OSError "bad message length"
 //                                                                  (EMSGSIZE); the connection is
 //                                                                  then closed, as in Python
+//   recv* when the announced length > max_message_size()          OSError "bad message length"
+//                                                                  (EMSGSIZE); then closed
 //   recv_bytes_into(buf, size) when the message is longer          BufferTooShort carrying the
 //                                                                  whole message; still usable
 //   send* when the peer has closed                                 BrokenPipeError (never SIGPIPE)
@@ -150,6 +152,14 @@ public:
     bool poll(std::chrono::duration<Rep, Period> timeout) {
         return poll_ms(std::chrono::duration<double, std::milli>(timeout).count());
     }
+
+    // The longest message this end accepts (every receive; copies share it). A protocol that
+    // knows its largest message sets it, so that a broken or hostile peer announcing more is
+    // refused at the header (OSError EMSGSIZE, and the end is closed). No limit by default, as
+    // in Python; in any case memory grows with the bytes that arrive, never by the announced
+    // length up front. 0 is ValueError.
+    void set_max_message_size(std::size_t n);
+    std::size_t max_message_size() const;
 
     void close();
     bool closed() const noexcept;
