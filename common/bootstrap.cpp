@@ -1,10 +1,16 @@
-// common/bootstrap.cpp - the entry of a spawned child: mp::bootstrap(argc, argv).
+// common/bootstrap.cpp - the entry of a spawned child and of the forkserver:
+// mp::bootstrap(argc, argv).
 //
 // The parent starts this same program with `--mp-spawn <payload> <parent-watch>` and the
 // environment variable MP_SPAWNED_CHILD=1. The payload is a length-prefixed, codec-encoded
 // SpawnPayload read from the pipe handle named on the command line: which registered target
 // to run, its encoded arguments, the process's name, daemon flag and identity, and the
 // parent's pid and name.
+//
+// The forkserver (sys/forkserver.hpp) is started the same way with `--mp-forkserver`:
+// bootstrap hands it to sys::forkserver_serve, which runs the preloads through
+// apply_forkserver_settings and then forks one child per request; each child runs its payload
+// through run_payload, as a spawned child does, without a second start of the program.
 //
 // The environment variable exists to catch a main() that never reaches bootstrap(): it is
 // read (and removed, so that it reaches no grandchild) while the program's statics are being
@@ -14,9 +20,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
 
 #include "mp/context.hpp"
 #include "process_internal.hpp"
+#include "sys/forkserver.hpp"
 #include "sys/os.hpp"
 
 namespace mp {
@@ -49,7 +57,7 @@ const bool g_spawn_marker = [] {
 }();
 
 [[noreturn]] void bootstrap_failure(const std::string& why) {
-    std::fprintf(stderr, "mp: spawned child %d cannot start: %s\n", sys::current_pid(), why.c_str());
+    std::fprintf(stderr, "mp: child %d cannot start: %s\n", sys::current_pid(), why.c_str());
     sys::flush_std_streams();
     sys::exit_now(1);
 }
@@ -97,32 +105,10 @@ void check_bootstrap_state() {
     if (g_spawn_marker && !g_bootstrap_called) missing_bootstrap("main() used mp");
 }
 
-}  // namespace detail
-
-void bootstrap(int argc, char** argv) {
-    using namespace detail;
-    g_bootstrap_called = true;
-    if (argc < 4 || !argv || std::strcmp(argv[1], kSpawnArg) != 0) return;
-
-    sys::native_handle payload_h{}, watch_h{};
-    if (!parse_handle(argv[2], payload_h) || !parse_handle(argv[3], watch_h))
-        bootstrap_failure("malformed --mp-spawn arguments");
-    sys::Handle payload_pipe(payload_h);
-    sys::Handle watch(watch_h);
-    sys::make_private(watch.get());
-
-    unsigned char len_bytes[8];
-    std::size_t got = 0;
-    if (auto ec = sys::read_full(payload_pipe.get(), len_bytes, 8, got); ec || got != 8)
-        bootstrap_failure("the parent sent no bootstrap payload (" + (ec ? ec.message() : std::string("end of file")) + ")");
-    std::uint64_t len = 0;
-    for (int i = 0; i < 8; ++i) len |= std::uint64_t(len_bytes[i]) << (8 * i);
-    if (len > (std::uint64_t(1) << 32)) bootstrap_failure("bootstrap payload length " + std::to_string(len) + " is not plausible");
-    std::string wire(static_cast<std::size_t>(len), '\0');
-    if (auto ec = sys::read_full(payload_pipe.get(), wire.data(), wire.size(), got); ec || got != wire.size())
-        bootstrap_failure("the bootstrap payload was cut short");
-    payload_pipe.reset();
-
+// Runs the child a bootstrap payload describes, and never returns: a spawned child (which read
+// the payload from its pipe) or a forkserver's child (which got it over the server's socket;
+// posix/forkserver.cpp has placed its handles where a spawned child has them).
+[[noreturn]] void run_payload(const std::string& wire, sys::Handle watch, bool via_forkserver) {
     SpawnPayload p;
     try {
         decode_into(wire, p);
@@ -137,9 +123,13 @@ void bootstrap(int argc, char** argv) {
     g.parent_pid = static_cast<int>(p.parent_pid);
     g.parent_name = p.parent_name;
     g.parent_watch = std::move(watch);
+    if (auto ec = sys::make_private(g.parent_watch.get())) bootstrap_failure("the parent watch is not usable: " + ec.message());
     g.daemon = p.daemon;
     if (!p.start_method.empty()) g.default_method = p.start_method;
-    if (p.daemon && sys::die_with_parent(g.parent_pid, p.started_by_main_thread)) sys::exit_now(1);  // the parent is already gone
+    // A forkserver's child is its server's child: the server ends the daemonic ones when the
+    // parent goes (and they die with the server), so there is nothing to arrange here.
+    if (p.daemon && !via_forkserver && sys::die_with_parent(g.parent_pid, p.started_by_main_thread))
+        sys::exit_now(1);  // the parent is already gone
 
     // The handles the arguments carry arrived inheritable (that is how they got here); make
     // them private before anything can start a grandchild.
@@ -179,7 +169,87 @@ void bootstrap(int argc, char** argv) {
     impl.state = ProcessImpl::State::started;
     g.current = self.release();  // lives until the process ends
     g.counter = 0;               // this process's own children count from 1
-    run_child_and_exit(*g.current, false);
+    // A forkserver's child is a fork of the server: the server's exit handlers and statics are
+    // not its own, so it ends as a fork child does.
+    run_child_and_exit(*g.current, via_forkserver);
+}
+
+[[noreturn]] void run_forkserver_child(std::string payload, sys::native_handle watch) {
+    run_payload(payload, sys::Handle(watch), true);
+}
+
+// In the forkserver, before it serves: runs the preloads set_forkserver_preload named, each
+// once, with the on_error choice. false: a preload failed under on_error=fail.
+bool apply_forkserver_settings(const std::string& wire) {
+    ForkserverSettings s;
+    try {
+        decode_into(wire, s);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "mp: forkserver %d: bad settings from the parent: %s\n", sys::current_pid(), e.what());
+        return false;
+    }
+    const auto on_error = static_cast<OnPreloadError>(s.on_error);
+    for (const std::string& name : s.preload) {
+        std::string failure;
+        try {
+            SpawnInvoker invoke = find_function_target(name);
+            if (!invoke) {
+                failure = "no function is registered as '" + name + "' (MP_TARGET)";
+            } else {
+                const std::string no_arguments = encode(std::tuple<>());
+                Decoder d(no_arguments);
+                invoke(d);
+            }
+        } catch (const DecodeError&) {
+            failure = "'" + name + "' takes arguments; a preload takes none";
+        } catch (const std::exception& e) {
+            failure = "'" + name + "' threw " + type_name(typeid(e).name()) + ": " + e.what();
+        } catch (const SystemExit& e) {
+            failure = "'" + name + "' threw SystemExit(" + std::to_string(e.code()) + ")";
+        } catch (...) {
+            failure = "'" + name + "' threw an exception that is not a std::exception";
+        }
+        if (failure.empty() || on_error == OnPreloadError::ignore) continue;
+        if (on_error == OnPreloadError::warn) {
+            std::fprintf(stderr, "mp: forkserver %d: warning: preload %s\n", sys::current_pid(), failure.c_str());
+            continue;
+        }
+        std::fprintf(stderr, "mp: forkserver %d: preload %s; the server stops (on_error=fail)\n", sys::current_pid(),
+                     failure.c_str());
+        std::fflush(stderr);
+        return false;
+    }
+    sys::flush_std_streams();
+    return true;
+}
+
+}  // namespace detail
+
+void bootstrap(int argc, char** argv) {
+    using namespace detail;
+    g_bootstrap_called = true;
+    if (argc >= 2 && argv && std::strcmp(argv[1], kForkserverArg) == 0)
+        sys::forkserver_serve(argc, argv, &apply_forkserver_settings, &run_forkserver_child);  // never returns
+    if (argc < 4 || !argv || std::strcmp(argv[1], kSpawnArg) != 0) return;
+
+    sys::native_handle payload_h{}, watch_h{};
+    if (!parse_handle(argv[2], payload_h) || !parse_handle(argv[3], watch_h))
+        bootstrap_failure("malformed --mp-spawn arguments");
+    sys::Handle payload_pipe(payload_h);
+    sys::Handle watch(watch_h);
+
+    unsigned char len_bytes[8];
+    std::size_t got = 0;
+    if (auto ec = sys::read_full(payload_pipe.get(), len_bytes, 8, got); ec || got != 8)
+        bootstrap_failure("the parent sent no bootstrap payload (" + (ec ? ec.message() : std::string("end of file")) + ")");
+    std::uint64_t len = 0;
+    for (int i = 0; i < 8; ++i) len |= std::uint64_t(len_bytes[i]) << (8 * i);
+    if (len > (std::uint64_t(1) << 32)) bootstrap_failure("bootstrap payload length " + std::to_string(len) + " is not plausible");
+    std::string wire(static_cast<std::size_t>(len), '\0');
+    if (auto ec = sys::read_full(payload_pipe.get(), wire.data(), wire.size(), got); ec || got != wire.size())
+        bootstrap_failure("the bootstrap payload was cut short");
+    payload_pipe.reset();
+    run_payload(wire, std::move(watch), false);
 }
 
 }  // namespace mp

@@ -8,12 +8,11 @@
 namespace mp {
 namespace detail {
 
-// fork where the OS has it (as CPython before 3.14 on POSIX), spawn elsewhere.
-const char* platform_default_method() noexcept { return sys::kHasFork ? "fork" : "spawn"; }
+const char* platform_default_method() noexcept { return sys::start_methods()[0]; }
 
 void check_start_method(const std::string& method) {
-    for (const auto& m : get_all_start_methods())
-        if (m == method) return;
+    for (const char* const* m = sys::start_methods(); *m; ++m)
+        if (method == *m) return;
     throw ValueError("cannot find context for '" + method + "'");
 }
 
@@ -23,8 +22,10 @@ int Context::cpu_count() const { return sys::cpu_count(); }
 
 const Context& get_context(const std::string& method) {
     static const Context spawn_ctx("spawn");
+    static const Context forkserver_ctx("forkserver");
     const std::string m = method.empty() ? get_start_method() : method;
-    detail::check_start_method(m);
+    detail::check_start_method(m);  // only the methods this platform has get past here
+    if (m == "forkserver") return forkserver_ctx;
     if constexpr (sys::kHasFork) {
         static const Context fork_ctx("fork");
         if (m == "fork") return fork_ctx;
@@ -53,8 +54,20 @@ std::string get_start_method(bool allow_none) {
 }
 
 std::vector<std::string> get_all_start_methods() {
-    if constexpr (sys::kHasFork) return {"fork", "spawn"};
-    return {"spawn"};
+    std::vector<std::string> out;
+    for (const char* const* m = sys::start_methods(); *m; ++m) out.emplace_back(*m);
+    return out;
+}
+
+void set_forkserver_preload(std::vector<std::string> names, OnPreloadError on_error) {
+    for (const auto& n : names)
+        if (n.empty()) throw ValueError("set_forkserver_preload: an empty name");
+    if (on_error != OnPreloadError::ignore && on_error != OnPreloadError::warn && on_error != OnPreloadError::fail)
+        throw ValueError("set_forkserver_preload: on_error must be ignore, warn or fail");
+    auto& g = detail::globals();
+    std::lock_guard<std::mutex> lock(g.mu);
+    g.forkserver_preload = std::move(names);
+    g.forkserver_on_error = static_cast<int>(on_error);
 }
 
 }  // namespace mp

@@ -4,7 +4,9 @@
 // win32/process.cpp tell how each OS makes, waits for and signals a child. The fork/spawn
 // lesson reads in this order: start_fork and become_forked_child (fork: the copy carries on
 // from here), start_spawn (spawn: a new run of the program gets a payload), then
-// common/bootstrap.cpp (that new run becoming the child).
+// common/bootstrap.cpp (that new run becoming the child). start_forkserver sends the same
+// payload to the forkserver (sys/forkserver.hpp, posix/forkserver.cpp), whose forked child
+// runs it as a spawned child does.
 #include "process_internal.hpp"
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #endif
 
 #include "mp/context.hpp"
+#include "sys/forkserver.hpp"
 #include "sys/os.hpp"
 #include "sys/tracker.hpp"
 
@@ -123,24 +126,31 @@ ProcessFactory find_process_factory(const std::string& name) {
     return it == process_factories().end() ? nullptr : it->second;
 }
 
+namespace {
+// The method a payload is being built for, named in the messages below (the target's own
+// describe_for_spawn throws them, deep in mp/process.hpp, without knowing the method).
+thread_local const char* t_payload_method = "spawn";
+}  // namespace
+
 void throw_unregistered_function(const std::string& signature_hint) {
     throw ValueError(
-        "the spawn start method cannot find this target function (type " + type_name(signature_hint.c_str()) +
-        "): a spawned child is a new run of the program and finds its target by name. Register "
+        std::string("the ") + t_payload_method + " start method cannot find this target function (type " +
+        type_name(signature_hint.c_str()) +
+        "): a spawned child (and a forkserver's) is a new run of the program and finds its target by name. Register "
         "the function with MP_TARGET(function_name) at namespace scope, or use the fork context");
 }
 
 void throw_not_spawnable_callable(const char* type) {
     throw ValueError(
-        "the spawn start method cannot send a lambda or function object (" + type_name(type) +
-        ") to a child: a spawned child is a new run of the program, where captured state does not "
+        std::string("the ") + t_payload_method + " start method cannot send a lambda or function object (" +
+        type_name(type) + ") to a child: the child is a new run of the program, where captured state does not "
         "exist. Use a plain function registered with MP_TARGET(function_name) and pass the state as "
         "arguments, or use the fork context (mp::get_context(\"fork\"))");
 }
 
 void throw_not_encodable_arguments() {
     throw TypeError(
-        "the spawn start method cannot encode these arguments: each argument must convert to the "
+        std::string("the ") + t_payload_method + " start method cannot encode these arguments: each argument must convert to the "
         "target's parameter type, and every parameter type must be one the codec supports "
         "(see mp/codec.hpp). Use the fork context to pass anything else");
 }
@@ -253,7 +263,8 @@ void run_child_and_exit(Process& self, bool forked) {
         code = 1;
     }
     finish_children();
-    // A resource tracker this child started ends before the child does (it removes what is
+    sys::forkserver_stop();  // one this child started (after its children: it reports on them)
+    // A resource tracker this child started ends before the child does, after its forkserver (it removes what is
     // still registered): a fork child skips the exit handlers, and no tracker is left orphaned.
     sys::stop_tracker();
     sys::flush_std_streams();
@@ -361,7 +372,10 @@ namespace {
 void register_exit_handler() {
     auto& g = globals();
     if (g.exit_handler_registered.exchange(true)) return;
-    std::atexit([] { detail::finish_children(); });
+    std::atexit([] {
+        detail::finish_children();
+        sys::forkserver_stop();  // after the children: it reports how they ended
+    });
 }
 
 void warn_if_threaded() {
@@ -452,18 +466,20 @@ static void start_fork(Process& self) {
     if (pid < 0) raise_os_error(ec, "fork");
 }
 
-static void start_spawn(Process& self) {
+// The bootstrap payload a spawned or forkserver child runs (encoded SpawnPayload), and the
+// handles to pass after the parent watch: the payload numbers each one as the child will have it
+// (inherited_value at kFirstArgumentHandle + its index).
+static void build_payload(Process& self, const char* method, std::string& wire, std::vector<sys::native_handle>& args) {
     ProcessImpl& impl = ProcessAccess::impl(self);
     if (!bootstrap_was_called())
-        throw RuntimeError(
-            "the spawn start method runs this program again from main() in the child, so main() must "
-            "call mp::bootstrap(argc, argv) before anything else (the C++ form of Python's "
-            "`if __name__ == '__main__':` guard)");
-
-    sys::PipeEnds pipe;
-    if (auto ec = sys::make_pipe(pipe)) raise_os_error(ec, "creating the bootstrap pipe");
-    sys::Handle watch;
-    if (auto ec = sys::open_self_watch(watch)) raise_os_error(ec, "opening a handle on this process");
+        throw RuntimeError(std::string("the ") + method +
+                           " start method runs this program again from main() in the child, so main() must "
+                           "call mp::bootstrap(argc, argv) before anything else (the C++ form of Python's "
+                           "`if __name__ == '__main__':` guard)");
+    struct Method {
+        explicit Method(const char* m) { t_payload_method = m; }
+        ~Method() { t_payload_method = "spawn"; }
+    } naming(method);
 
     SpawnPayload p;
     p.magic = kSpawnMagic;
@@ -472,7 +488,8 @@ static void start_spawn(Process& self) {
     if (typeid(self) != typeid(Process)) {
         auto it = process_types().find(std::type_index(typeid(self)));
         if (it == process_types().end())
-            throw ValueError("the spawn start method must re-create " + type_name(typeid(self).name()) +
+            throw ValueError(std::string("the ") + method + " start method must re-create " +
+                             type_name(typeid(self).name()) +
                              " in a new run of the program: give the class MP_FIELDS(...) naming the "
                              "members its run() needs, register it with MP_REGISTER_PROCESS(" +
                              type_name(typeid(self).name()) + ") at namespace scope, or use the fork context");
@@ -497,17 +514,29 @@ static void start_spawn(Process& self) {
     p.parent_name = current_process().name();
     p.start_method = get_start_method();
     p.started_by_main_thread = sys::is_main_thread();
-
-    std::vector<sys::native_handle> inherit = {pipe.read.get(), watch.get()};
     for (std::uintptr_t h : handles.values()) {
-        inherit.push_back(sys::handle_from_value(h));
-        p.handles.push_back(sys::inherited_value(inherit.back(), inherit.size() - 1));
+        args.push_back(sys::handle_from_value(h));
+        p.handles.push_back(sys::inherited_value(args.back(), kFirstArgumentHandle + args.size() - 1));
     }
+    encode_to(wire, p);
+}
+
+static void start_spawn(Process& self) {
+    ProcessImpl& impl = ProcessAccess::impl(self);
+    std::string payload;
+    std::vector<sys::native_handle> args;
+    build_payload(self, "spawn", payload, args);
+
+    sys::PipeEnds pipe;
+    if (auto ec = sys::make_pipe(pipe)) raise_os_error(ec, "creating the bootstrap pipe");
+    sys::Handle watch;
+    if (auto ec = sys::open_self_watch(watch)) raise_os_error(ec, "opening a handle on this process");
+    std::vector<sys::native_handle> inherit = {pipe.read.get(), watch.get()};
+    inherit.insert(inherit.end(), args.begin(), args.end());
 
     std::string wire(8, '\0');
-    encode_to(wire, p);
-    const std::uint64_t len = wire.size() - 8;
-    for (int i = 0; i < 8; ++i) wire[static_cast<std::size_t>(i)] = static_cast<char>((len >> (8 * i)) & 0xff);
+    for (int i = 0; i < 8; ++i) wire[static_cast<std::size_t>(i)] = static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xff);
+    wire += payload;
 
     // Not needed for correctness as it is before a fork, but it keeps the parent's earlier
     // output ahead of the child's when both go to the same pipe or file.
@@ -525,6 +554,46 @@ static void start_spawn(Process& self) {
     // A child that dies before reading leaves the write with a broken pipe; its exit code will
     // say what happened, so the write's own error adds nothing.
     sys::write_all(pipe.write.get(), wire.data(), wire.size());
+}
+
+// How this process's forkserver is started (posix/forkserver.cpp keeps the server itself).
+static sys::ForkserverLaunch forkserver_launch() {
+    sys::ForkserverLaunch how;
+    how.program = executable_path();
+    how.marker = kForkserverArg;
+    how.env = {{kSpawnEnv, "1"}};  // a main() that uses mp before mp::bootstrap stops, as in spawn
+    ForkserverSettings settings;
+    {
+        auto& g = globals();
+        std::lock_guard<std::mutex> lock(g.mu);
+        settings.preload = g.forkserver_preload;
+        settings.on_error = g.forkserver_on_error;
+    }
+    encode_to(how.settings, settings);
+    return how;
+}
+
+static void start_forkserver(Process& self) {
+    ProcessImpl& impl = ProcessAccess::impl(self);
+    std::string payload;
+    std::vector<sys::native_handle> handles;
+    build_payload(self, "forkserver", payload, handles);
+    sys::Handle watch;
+    if (auto ec = sys::open_self_watch(watch)) raise_os_error(ec, "opening a handle on this process");
+    handles.insert(handles.begin(), watch.get());
+    sys::flush_std_streams();  // the child writes to our stdout and stderr: ours goes first
+    sys::ForkserverFate fate;
+    if (auto ec = sys::forkserver_start_child(forkserver_launch(), payload, handles, impl.daemon, impl.child, fate)) {
+        std::string what = "asking the forkserver for a child";
+        if (ec == std::errc::permission_denied) what += " (the server refused our key)";
+        if (ec == std::errc::operation_not_permitted) what += " (the server did not prove it holds our key)";
+        if (fate.pid > 0 && fate.ended)
+            what += " (the forkserver, pid " + std::to_string(fate.pid) + ", ended with exit code " +
+                    std::to_string(fate.exitcode) +
+                    " before it answered: its message is on stderr; a preload that failed under "
+                    "OnPreloadError::fail stops it)";
+        raise_os_error(ec, what);
+    }
 }
 
 }  // namespace detail
@@ -556,7 +625,10 @@ void Process::start() {
     if (impl_->method == "fork") {
         detail::start_fork(*this);  // registers the child itself, before the fork
     } else {
-        detail::start_spawn(*this);
+        if (impl_->method == "forkserver")
+            detail::start_forkserver(*this);
+        else
+            detail::start_spawn(*this);
         impl_->state = State::started;
         detail::remember_child(impl_);
     }
@@ -602,6 +674,11 @@ static void send_signal(const std::shared_ptr<ProcessImpl>& impl, int signum) {
 void Process::terminate() { send_signal(impl_, 15); }
 
 void Process::kill() { send_signal(impl_, 9); }
+
+// SIGINT (CPython 3.14). Windows has no SIGINT between processes: it goes through mp's signal
+// channel (mp/signals.hpp), so a child that handles mp::sig::INT gets it, and any other ends
+// with exitcode -2, as SIGINT's default action ends a POSIX child.
+void Process::interrupt() { send_signal(impl_, 2); }
 
 std::uintptr_t Process::sentinel() {
     check_usable(impl_);

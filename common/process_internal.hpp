@@ -63,6 +63,8 @@ struct Globals {
     std::string default_method;               // empty until set or first asked for
     std::atomic<bool> exit_handler_registered{false};
     std::atomic<bool> fork_thread_warning_given{false};
+    std::vector<std::string> forkserver_preload;  // for the next forkserver to start
+    int forkserver_on_error = 0;                  // an OnPreloadError
 };
 
 Globals& globals();
@@ -93,7 +95,8 @@ bool bootstrap_was_called() noexcept;
 std::string type_name(const char* mangled);
 
 // The spawn payload pipe and the parent watch come first in a child's inherited handles; the
-// handles that arguments carry follow.
+// handles that arguments carry follow. A forkserver's child has them at the same numbers
+// (without the payload pipe: its payload came over the server's socket).
 constexpr std::size_t kFirstArgumentHandle = 2;
 
 // Wire format of the bootstrap payload that a spawned child reads.
@@ -117,6 +120,15 @@ struct SpawnPayload {
 constexpr std::uint32_t kSpawnMagic = 0x6d707370;  // "mpsp"
 constexpr std::uint32_t kSpawnVersion = 3;
 constexpr const char* kSpawnArg = "--mp-spawn";
+constexpr const char* kForkserverArg = "--mp-forkserver";
 constexpr const char* kSpawnEnv = "MP_SPAWNED_CHILD";
+
+// What a forkserver is started with (the preloads set by set_forkserver_preload), sent to it
+// once through its key pipe (sys/forkserver.hpp).
+struct ForkserverSettings {
+    std::vector<std::string> preload;
+    int on_error = 0;  // an OnPreloadError
+    MP_FIELDS(preload, on_error)
+};
 
 }  // namespace mp::detail

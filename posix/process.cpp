@@ -35,6 +35,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -197,6 +198,97 @@ static int exit_code_of(int status) noexcept {
     return 255;
 }
 
+// ---- a forkserver's child (sys/forkserver.hpp) -----------------------------------------------
+// It is the server's child, so waitpid cannot see it. Its connection to the server (c.status)
+// carries its raw wait status, 4 bytes written at once when the server has reaped it; end of
+// file there means the server and the child (which holds a copy of the server's end) are both
+// gone, and the pidfd (c.process) tells whether the child has really ended.
+
+// A wait status as Python reports it, from waitid's siginfo.
+static int exit_code_of(const siginfo_t& si) noexcept {
+    if (si.si_code == CLD_EXITED) return si.si_status;
+    if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) return -si.si_status;
+    return 255;
+}
+
+#if !defined(P_PIDFD)
+#define P_PIDFD static_cast<idtype_t>(3)  // Linux 5.4; glibc < 2.36 lacks the name
+#endif
+
+// Looks, never waits. orphaned: the server is gone and the child runs on (it exec'd, or is
+// half way through its exit).
+static std::error_code look_forkserver_child(Child& c, bool& exited, int& exitcode, bool& orphaned) noexcept {
+    exited = orphaned = false;
+    // The status is only peeked at, never consumed: it stays in the socket, so that a
+    // sentinel (a duplicate of this connection) stays readable after the join, also in the
+    // instant between the server's send and its close.
+    int status = 0;
+    ssize_t r;
+    do {
+        r = ::recv(c.status.get(), &status, sizeof status, MSG_DONTWAIT | MSG_PEEK);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
+        return last_error();
+    }
+    if (r > 0 && r < static_cast<ssize_t>(sizeof status)) {
+        // Never seen (4 bytes go in one piece), but the rest is on its way: wait for it.
+        ssize_t more;
+        do {
+            more = ::recv(c.status.get(), &status, sizeof status, MSG_WAITALL | MSG_PEEK);
+        } while (more < 0 && errno == EINTR);
+        if (more < 0) return last_error();
+        r = more;
+    }
+    if (r == static_cast<ssize_t>(sizeof status)) {
+        exitcode = exit_code_of(status);
+    } else {
+        // End of file without a status: the server died before it could collect one.
+        if (c.process) {
+            pollfd p{c.process.get(), POLLIN, 0};
+            if (::poll(&p, 1, 0) == 0) {
+                orphaned = true;
+                return {};
+            }
+        }
+        // Its status was the server's to collect. If the child became ours (we are the child
+        // subreaper it was re-parented to), we collect it; otherwise nobody can know it: 255,
+        // as CPython reports then.
+        siginfo_t si{};
+        exitcode = c.process && ::waitid(P_PIDFD, static_cast<id_t>(c.process.get()), &si, WEXITED | WNOHANG) == 0 &&
+                           si.si_pid != 0
+                       ? exit_code_of(si)
+                       : 255;
+    }
+    exited = true;
+    c.status.reset();
+    c.process.reset();
+    return {};
+}
+
+static std::error_code wait_forkserver_child(Child& c, const Deadline& deadline, bool& exited, int& exitcode) noexcept {
+    for (;;) {
+        bool orphaned = false;
+        if (auto ec = look_forkserver_child(c, exited, exitcode, orphaned); ec || exited) return ec;
+        if (deadline.passed()) {
+            // Its connection (the sentinel) is at end of file while it runs on: a join that
+            // waits there would spin. So a look in that state (rare: the server was killed and
+            // the child exec'd) pauses a millisecond on the pidfd.
+            if (orphaned) {
+                pollfd p{c.process.get(), POLLIN, 0};
+                int ready = 0;
+                poll_until(&p, 1, Deadline::after(std::chrono::milliseconds(1)), ready);
+            }
+            return {};
+        }
+        pollfd p{orphaned ? c.process.get() : c.status.get(), POLLIN, 0};
+        int ready = 0;
+        if (auto ec = poll_until(&p, 1, deadline, ready)) return ec;
+    }
+}
+
+// ---- our own child -------------------------------------------------------------------------
+
 static std::error_code reap(Child& c, bool hang, bool& exited, int& exitcode) noexcept {
     int status = 0;
     pid_t r;
@@ -228,6 +320,7 @@ static int open_pidfd(int pid) noexcept {
 std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, int& exitcode) noexcept {
     // waitpid(0) and waitpid(-1) would reap somebody else's child.
     if (c.pid <= 0) return std::make_error_code(std::errc::invalid_argument);
+    if (c.status) return wait_forkserver_child(c, deadline, exited, exitcode);
     if (deadline.is_never()) return reap(c, true, exited, exitcode);
     if (auto ec = reap(c, false, exited, exitcode); ec || exited || deadline.passed()) return ec;
     if (!c.process) {
@@ -251,6 +344,18 @@ std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, i
 }
 
 std::error_code signal_process(Child& c, int signum) noexcept {
+    if (c.status) {
+        // A forkserver's child: once its server has reaped it, its pid may name a stranger, so
+        // the signal goes through its pidfd, which names that one process for ever.
+        if (c.process) {
+            if (::syscall(SYS_pidfd_send_signal, c.process.get(), signum, nullptr, 0) != 0 && errno != ESRCH)
+                return last_error();
+            return {};
+        }
+        // No pidfd (a kernel before 5.3): the pid is still the child's while no status has come.
+        pollfd p{c.status.get(), POLLIN, 0};
+        if (::poll(&p, 1, 0) != 0) return {};
+    }
     if (::kill(c.pid, signum) != 0 && errno != ESRCH) return last_error();
     return {};
 }
@@ -324,6 +429,8 @@ std::error_code open_sentinel(Child& c, bool reaped, Handle& out) noexcept {
         out = std::move(p.read);
         return {};
     }
+    // A forkserver's child: its connection becomes readable when it ends, and stays so.
+    if (c.status) return duplicate_handle(c.status.get(), out);
     // Not reaped: the pid cannot have been reused (a zombie keeps it), so this is our child.
     int fd = open_pidfd(c.pid);
     if (fd < 0) return last_error();
@@ -334,6 +441,12 @@ std::error_code open_sentinel(Child& c, bool reaped, Handle& out) noexcept {
 bool pid_exists(int pid) noexcept {
     if (pid <= 0) return false;
     return ::kill(pid, 0) == 0 || errno == EPERM;
+}
+
+const char* const* start_methods() noexcept {
+    // fork stays the default: README.md, "Choosing a start method", gives the figures.
+    static const char* const methods[] = {"fork", "spawn", "forkserver", nullptr};
+    return methods;
 }
 
 }  // namespace mp::sys

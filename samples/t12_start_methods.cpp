@@ -1,4 +1,5 @@
-// T12 - the start methods side by side: what fork and spawn children see of their parent.
+// T12 - the start methods side by side: what fork, spawn and forkserver children see of their
+// parent. (samples/t12_forkserver_threads.cpp: forkserver with a multithreaded parent.)
 //
 // Python:                                  C++ (mp):
 //   ctx = multiprocessing.get_context("spawn")   const mp::Context& ctx = mp::get_context("spawn");
@@ -20,7 +21,11 @@ static int g_top_of_main_pid = 0;   // which process last ran the code above mp:
 static void show_globals() {
     std::printf("    [child pid %d] g_setting=%d; code above mp::bootstrap ran in pid %d (%s)\n", mp::getpid(),
                 g_setting, g_top_of_main_pid,
-                g_top_of_main_pid == mp::getpid() ? "me: main() ran again" : "my parent: not run again");
+                g_top_of_main_pid == mp::getpid()    ? "me: main() ran again"
+                : g_top_of_main_pid == mp::getppid() && mp::parent_process() &&
+                          mp::parent_process()->pid() != mp::getppid()
+                    ? "the forkserver, once: not in me"
+                    : "my parent: not run again");
     std::fflush(stdout);
 }
 MP_TARGET(show_globals);
@@ -97,6 +102,7 @@ int main(int argc, char** argv) {
     std::printf("Windows has only spawn: every difference above is spawn's behaviour there.\n");
 #endif
     std::printf("fork: a copy of the parent at start() (new globals, any callable, inherited fds, fast);\n"
-                "spawn: a new run of the program (initial globals, registered functions, only what mp passes)\n");
+                "spawn: a new run of the program (initial globals, registered functions, only what mp passes);\n"
+                "forkserver (POSIX): a fork of a server that is itself a new run (spawn's rules, near fork's cost)\n");
     return 0;
 }

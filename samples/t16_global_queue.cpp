@@ -1,4 +1,4 @@
-// T16 - the tutorials' "global Queue" example, under fork and under spawn.
+// T16 - the tutorials' "global Queue" example, under fork, spawn and forkserver.
 //
 // Python:
 //   buffer = Queue()                  # module level: runs again in every spawned child
@@ -10,7 +10,9 @@
 // fork: the child is a copy of the parent, so its `buffer` is the parent's queue object (the
 // same shared memory): the parent sees the item. spawn: the child is a fresh run of the program;
 // static initialisation builds a new, empty queue that only the child knows, so the parent
-// sees nothing. The portable way is the same in both languages: pass the queue as an argument.
+// sees nothing. forkserver: the child is a fork of the server, itself a fresh run of the
+// program, so the queue is the server's (built by its static initialisation), not the
+// parent's: the parent sees nothing either. The portable way is the same in both languages: pass the queue as an argument.
 #include <cstdio>
 #include <string>
 
@@ -38,8 +40,9 @@ int main(int argc, char** argv) {
         p.join();
         const std::size_t seen = buffer.qsize();
         std::printf("  global queue: the child put 1 item, the parent's qsize() = %zu (%s)\n", seen,
-                    seen == 1 ? "fork: the child used the parent's queue"
-                              : "spawn: the child filled its own fresh queue, which died with it");
+                    seen == 1               ? "fork: the child used the parent's queue"
+                    : method == "forkserver" ? "forkserver: the child filled the server's queue, not ours"
+                                             : "spawn: the child filled its own fresh queue, which died with it");
         while (!buffer.empty()) buffer.get<int>();
 
         mp::Queue shared;

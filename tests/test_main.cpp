@@ -9,9 +9,11 @@
 #include <sstream>
 #include <thread>
 
+#include "sys/forkserver.hpp"
 #include "sys/handle.hpp"
 #include "sys/os.hpp"
 #include "sys/process.hpp"
+#include "sys/tracker.hpp"
 #include "test_util.hpp"
 
 #if defined(_WIN32)
@@ -116,11 +118,23 @@ int count_children() {
     int n = 0;
     siginfo_t info{};
     if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0) return 0;
-    // Some child exists (running or zombie): count them from /proc.
+    // Some child exists (running or zombie): count them from /proc. The forkserver and the
+    // resource tracker (which holds the forkserver's directory) live as long as this process,
+    // as they do under CPython: they are started before the first test (see main) and are not
+    // counted.
+    const int server = mp::sys::forkserver_pid();
+    const int tracker = mp::sys::tracker_pid();
     std::ifstream f("/proc/self/task/" + std::to_string(::getpid()) + "/children");
     int pid;
-    while (f >> pid) ++n;
-    return n > 0 ? n : 1;
+    bool long_lived = false;
+    while (f >> pid) {
+        if (pid == server || pid == tracker) {
+            long_lived = true;
+            continue;
+        }
+        ++n;
+    }
+    return n > 0 ? n : long_lived ? 0 : 1;
 #endif
 }
 
@@ -170,7 +184,8 @@ int wait_reaped(int pid, std::chrono::seconds limit) {
         int status = 0;
         const pid_t r = ::waitpid(pid, &status, WNOHANG);
         if (r == pid) return 0;
-        if (r < 0) return mp::sys::pid_exists(pid) ? -1 : 0;
+        // Not (yet) our child: a forkserver's child is its server's until the server ends.
+        if (r < 0 && !mp::sys::pid_exists(pid)) return 0;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return -1;
@@ -273,6 +288,10 @@ Captured run_beside(const std::string& program, const std::vector<std::string>& 
 }
 
 void MethodTest::SetUp() {
+    // A test before this one may have stopped the tracker (which removes the forkserver's
+    // directory: the server is then given a new one) or the server itself: this brings both
+    // back before the descriptors are counted.
+    if (GetParam() == "forkserver") warm_up_forkserver();
     ASSERT_EQ(count_children(), 0) << "a child from an earlier test is still around";
     handles_before_ = count_handles();
 }
@@ -296,6 +315,23 @@ std::string method_name(const ::testing::TestParamInfo<std::string>& info) { ret
 MP_TARGET(mp_test::wait_at_gate);
 MP_TARGET(mp_test::raise_gate_then_sleep);
 
+namespace mp_test {
+namespace {
+void nothing() {}
+MP_TARGET(nothing);
+}  // namespace
+
+void warm_up_forkserver() {
+    for (const auto& m : mp::get_all_start_methods()) {
+        if (m != "forkserver") continue;
+        mp::Process p = mp::get_context("forkserver").Process(nothing);
+        p.start();
+        p.join(60);
+        if (p.exitcode() != 0) ADD_FAILURE() << "the forkserver's warm-up child ended with " << p.exitcode().value_or(-999);
+    }
+}
+}  // namespace mp_test
+
 int main(int argc, char** argv) {
     mp::bootstrap(argc, argv);  // a spawned child runs its target here and never returns
 #if !defined(_WIN32)
@@ -306,5 +342,27 @@ int main(int argc, char** argv) {
     ::testing::InitGoogleTest(&argc, argv);
     mp_test::start_watchdog();
     ::testing::UnitTest::GetInstance()->listeners().Append(new mp_test::Watchdog);
-    return RUN_ALL_TESTS();
+    // The forkserver (and the tracker that holds its directory) start before the first test,
+    // so that the tests' counts of children and descriptors do not see them appear.
+    mp_test::time_limit(120);
+    mp_test::warm_up_forkserver();
+    const int result = RUN_ALL_TESTS();
+#if !defined(_WIN32)
+    // No leftovers after the suite: the server ends and its directory goes; then no child at all.
+    const std::string socket = mp::sys::forkserver_address();
+    const std::string dir = socket.substr(0, socket.rfind('/'));
+    mp::sys::forkserver_stop();
+    mp::sys::stop_tracker();
+    int leftovers = 0;
+    if (!socket.empty() && (::access(socket.c_str(), F_OK) == 0 || ::access(dir.c_str(), F_OK) == 0)) {
+        std::fprintf(stderr, "mp_tests: the forkserver's directory %s is still there after the suite\n", dir.c_str());
+        ++leftovers;
+    }
+    if (const int n = mp_test::count_children(); n != 0) {
+        std::fprintf(stderr, "mp_tests: %d child process(es) still around after the suite\n", n);
+        ++leftovers;
+    }
+    if (result == 0 && leftovers) return 1;
+#endif
+    return result;
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <thread>
 
+#include "sys/forkserver.hpp"
 #include "sys/process.hpp"
 #include "test_util.hpp"
 
@@ -114,10 +115,20 @@ void ignore_terminate_and_sleep(std::string file) {
 MP_TARGET(ignore_terminate_and_sleep);
 
 // The orphan: waits until its parent (the middle process) has ended, then reports what it
-// sees as its parent: "<parent_pid_of(self)> <getppid()>".
-void report_parent_after_orphaning(std::string file) {
+// sees as its parent: "<parent_pid_of(self)> <getppid()>". Under forkserver its OS parent is
+// the middle's server, not the middle, and that server ends only after the middle: on POSIX the
+// orphan also waits (bounded) for the adoption by `adopter` (the test binary, a subreaper) and
+// reports whatever its parent is by then.
+void report_parent_after_orphaning(std::string file, int adopter) {
     auto parent = mp::parent_process();
     if (parent) parent->join(30.0);
+#if !defined(_WIN32)
+    for (auto until = std::chrono::steady_clock::now() + 20s;
+         mp::getppid() != adopter && std::chrono::steady_clock::now() < until;)
+        std::this_thread::sleep_for(1ms);
+#else
+    (void)adopter;
+#endif
     write_file(file, std::to_string(mp::os::parent_pid_of(0)) + " " + std::to_string(mp::getppid()));
 }
 MP_TARGET(report_parent_after_orphaning);
@@ -125,7 +136,7 @@ MP_TARGET(report_parent_after_orphaning);
 // The middle process: starts the orphan, reports its pid, and ends at once without joining it
 // (std::_Exit skips mp's at-exit join of children, which would otherwise wait for it).
 void start_orphan_and_die(std::string method, std::string file, std::string pid_file) {
-    mp::Process orphan = mp::get_context(method).Process(report_parent_after_orphaning, file);
+    mp::Process orphan = mp::get_context(method).Process(report_parent_after_orphaning, file, mp::parent_process()->pid());
     orphan.start();
     write_file(pid_file, std::to_string(*orphan.pid()));
     std::_Exit(0);
@@ -141,7 +152,8 @@ TEST_P(OsTest, IdentityOfAChild) {
     mp::Process p = ctx().Process(sleep_for_ms, 60000);
     p.start();
     const int pid = *p.pid();
-    EXPECT_EQ(mp::os::parent_pid_of(pid), mp::getpid());
+    // A forkserver's child is its server's child (as in CPython).
+    EXPECT_EQ(mp::os::parent_pid_of(pid), is_forkserver() ? mp::sys::forkserver_pid() : mp::getpid());
     EXPECT_EQ(mp::os::parent_pid_of(0), mp::getppid());
     std::string self;
     ASSERT_FALSE(mp::sys::current_executable(self));
@@ -199,6 +211,16 @@ TEST_P(OsTest, StateOfUnjoinedChild) {
     mp::Process p = ctx().Process(noop);
     p.start();
     const int pid = *p.pid();
+#if !defined(_WIN32)
+    if (is_forkserver()) {
+        // The server, not we, reaps it, at once: once its sentinel is ready the pid is gone.
+        EXPECT_EQ(mp::wait({p}, 30.0), std::vector<std::size_t>{0});
+        EXPECT_THROW(mp::os::process_state(pid), mp::ProcessLookupError);
+        p.join();
+        EXPECT_EQ(p.exitcode(), 0);
+        return;
+    }
+#endif
 #if defined(_WIN32)
     // Our process HANDLE keeps the ended process's object (and pid) alive: "dead".
     EXPECT_EQ(wait_state(pid, ProcessState::dead), ProcessState::dead);
@@ -345,6 +367,7 @@ TEST_P(OsTest, OrphanReportsItsNewParent) {
     EXPECT_EQ(wait_reaped(std::stoi(orphan_pid), 10s), 0);
     std::remove(file.c_str());
     std::remove(pid_file.c_str());
+    mp_test::reap_orphans(10s);  // under forkserver: the middle's server and tracker came to us
 }
 
 // ---- ManagedProcesses -----------------------------------------------------------------------

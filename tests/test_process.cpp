@@ -13,6 +13,7 @@
 #include <memory>
 #include <thread>
 
+#include "sys/forkserver.hpp"
 #include "sys/handle.hpp"
 #include "sys/process.hpp"
 #include "test_util.hpp"
@@ -52,6 +53,26 @@ MP_TARGET(system_exit);
 void sleep_for_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 MP_TARGET(sleep_for_ms);
 
+// Says it is ready, then waits for an event it is never given: only a signal ends it.
+void ready_then_wait(mp::Connection c, mp::Event never) {
+    c.send(1);
+    never.wait(120);
+}
+MP_TARGET(ready_then_wait);
+
+// Handles mp::sig::INT (on Windows it comes through mp's signal channel), says it is ready,
+// and returns 7 once the handler has run.
+int catch_interrupt(mp::Connection c) {
+    bool got = false;
+    mp::signals::handle(mp::sig::INT, [&got](int) { got = true; });
+    c.send(1);
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+         !got && std::chrono::steady_clock::now() < until;)
+        mp::signals::dispatch(1.0);
+    return got ? 7 : 1;
+}
+MP_TARGET(catch_interrupt);
+
 struct Record {
     int id = 0;
     std::string label;
@@ -69,15 +90,16 @@ int check_arguments(int i, const std::string& s, std::vector<double> v, std::map
 }
 MP_TARGET(check_arguments);
 
-// Checks what the child sees of itself and its parent.
-int check_identity(int parent_pid, std::string expected_name, bool expected_daemon) {
+// Checks what the child sees of itself and its parent. expected_ppid: what getppid() says, the
+// parent's pid, except in a forkserver's child, whose OS parent is the server (as in CPython).
+int check_identity(int parent_pid, int expected_ppid, std::string expected_name, bool expected_daemon) {
     if (mp::current_process().name() != expected_name) return 10;
     if (mp::current_process().daemon() != expected_daemon) return 11;
     if (mp::current_process().pid() != mp::getpid()) return 12;
     auto parent = mp::parent_process();
     if (!parent || parent->pid() != parent_pid || !parent->is_alive()) return 13;
     if (parent->name() != "MainProcess") return 14;
-    if (mp::getppid() != parent_pid) return 15;
+    if (mp::getppid() != expected_ppid) return 15;
     return 0;
 }
 MP_TARGET(check_identity);
@@ -287,6 +309,35 @@ TEST_P(MethodTest, TerminateAndKill) {
     t.terminate();  // after the end: nothing happens, nothing is signalled
 }
 
+// interrupt() is SIGINT (CPython 3.14): its default action ends the child with -2 (also a
+// forkserver's child, though the server itself ignores SIGINT), and a child that handles it
+// lives on and runs its handler.
+TEST_P(MethodTest, InterruptIsSigint) {
+    mp_test::time_limit(120);
+    {
+        auto [r, w] = mp::Pipe(false);
+        mp::Event never;
+        mp::Process p = ctx().Process(ready_then_wait, w, never);
+        p.start();
+        ASSERT_TRUE(r.poll(60.0));
+        EXPECT_EQ(r.recv<int>(), 1);
+        p.interrupt();
+        p.join(60);
+        EXPECT_EQ(p.exitcode(), -2);
+        p.interrupt();  // after the end: nothing happens
+    }
+    {
+        auto [r, w] = mp::Pipe(false);
+        mp::Process p = ctx().Process(catch_interrupt, w);
+        p.start();
+        ASSERT_TRUE(r.poll(60.0));
+        EXPECT_EQ(r.recv<int>(), 1);
+        p.interrupt();
+        p.join(60);
+        EXPECT_EQ(p.exitcode(), 7) << "1: the handler never ran";
+    }
+}
+
 TEST_P(MethodTest, JoinTimeout) {
     mp::Process p = ctx().Process(sleep_for_ms, 60000);
     p.start();
@@ -389,7 +440,8 @@ TEST_P(MethodTest, ArgumentsOfManyTypes) {
 }
 
 TEST_P(MethodTest, IdentityOfChildAndParent) {
-    mp::Process p = ctx().Process(check_identity, mp::getpid(), std::string("worker-x"), false);
+    mp::Process p = ctx().Process(check_identity, mp::getpid(), is_forkserver() ? mp::sys::forkserver_pid() : mp::getpid(),
+                                  std::string("worker-x"), false);
     p.set_name("worker-x");
     p.start();
     p.join();
@@ -512,6 +564,9 @@ TEST_P(MethodTest, DaemonEndsWhenParentReturns) {
     ASSERT_FALSE(pid.empty());
     EXPECT_EQ(wait_reaped(std::stoi(pid), 10s), 0) << "the daemon outlived its parent";
     std::remove(pid_file.c_str());
+    // Under forkserver the middle had a server and a tracker of its own, which end after it and
+    // are re-parented to us (a child subreaper).
+    mp_test::reap_orphans(10s);
 }
 
 TEST_P(MethodTest, DaemonStartedFromAThreadOutlivesTheThreadNotTheParent) {
@@ -524,6 +579,7 @@ TEST_P(MethodTest, DaemonStartedFromAThreadOutlivesTheThreadNotTheParent) {
     middle.join();
     EXPECT_EQ(wait_reaped(std::stoi(pid), 10s), 0) << "the daemon outlived its killed parent";
     std::remove(pid_file.c_str());
+    mp_test::reap_orphans(10s);  // the killed middle's server and tracker, under forkserver
 }
 
 TEST_P(MethodTest, DaemonDiesWhenParentIsKilled) {
@@ -537,6 +593,7 @@ TEST_P(MethodTest, DaemonDiesWhenParentIsKilled) {
     EXPECT_EQ(middle.exitcode(), -9);
     EXPECT_EQ(wait_reaped(std::stoi(pid), 10s), 0) << "the daemon outlived its killed parent";
     std::remove(pid_file.c_str());
+    mp_test::reap_orphans(10s);  // the killed middle's server and tracker, under forkserver
 }
 
 // ---- spawn's rules --------------------------------------------------------------------------
@@ -703,8 +760,11 @@ TEST(Context, StartMethods) {
 #if defined(_WIN32)
     EXPECT_EQ(all, std::vector<std::string>{"spawn"});
     EXPECT_THROW(mp::get_context("fork"), mp::ValueError);
+    EXPECT_THROW(mp::get_context("forkserver"), mp::ValueError);  // as CPython raises
+    EXPECT_THROW(mp::set_start_method("forkserver", true), mp::ValueError);
 #else
-    EXPECT_EQ(all, (std::vector<std::string>{"fork", "spawn"}));
+    EXPECT_EQ(all, (std::vector<std::string>{"fork", "spawn", "forkserver"}));
+    EXPECT_EQ(mp::get_context("forkserver").get_start_method(), "forkserver");
     EXPECT_EQ(mp::get_context("fork").get_start_method(), "fork");
 #endif
     EXPECT_EQ(mp::get_context("spawn").get_start_method(), "spawn");

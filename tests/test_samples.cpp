@@ -7,37 +7,16 @@
 
 #include "test_util.hpp"
 
-#if !defined(_WIN32)
-#include <sys/wait.h>
-#endif
-
 namespace {
 
 // The test binary is a child subreaper (test_main.cpp), so a grandchild orphaned inside a
-// sample (t05 kills the parent of a daemon) is re-parented to us: reap it, or every later test
-// would find a child left behind. It must already be dead; a live one is a failure.
-void reap_adopted_orphans() {
-#if !defined(_WIN32)
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (;;) {
-        int status = 0;
-        const pid_t r = ::waitpid(-1, &status, WNOHANG);
-        if (r < 0) return;  // ECHILD: no child at all
-        if (r == 0) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                ADD_FAILURE() << "a process started by a sample is still alive 10 s after the sample ended";
-                return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-    }
-#endif
-}
-
+// sample (t05 kills the parent of a daemon) is re-parented to us: reap_orphans reaps it, or
+// every later test would find a child left behind; a live one after 10 s is a failure. The
+// suite's own forkserver and tracker are not counted.
 mp_test::Captured run_sample(const std::string& name) {
     mp_test::time_limit(90);
     auto r = mp_test::run_beside("../samples/" + name, {}, 60);
-    reap_adopted_orphans();
+    mp_test::reap_orphans(std::chrono::seconds(10));
     return r;
 }
 
@@ -178,6 +157,19 @@ TEST(Samples, T12StartMethods) {
     EXPECT_HAS(r.output, "the lambda sees local=7");
     EXPECT_HAS(r.output, "inherited from the parent: open, usable");
     EXPECT_HAS(r.output, "inherited from the parent: closed (EBADF)");
+    EXPECT_HAS(r.output, "(the forkserver, once: not in me)");
+#endif
+}
+
+TEST(Samples, T12ForkserverThreads) {
+    auto r = run_sample("t12_forkserver_threads");
+    EXPECT_EQ(r.exitcode, 0) << r.output;
+#if !defined(_WIN32)
+    EXPECT_HAS(r.output, "8 threads busy in the parent");
+    EXPECT_HAS(r.output, "(the server), mp parent");
+    EXPECT_HAS(r.output, "forkserver: 200 of 200 children started and joined with the right exit code, no hang");
+#else
+    EXPECT_HAS(r.output, "no forkserver on this platform: ValueError: cannot find context for 'forkserver'");
 #endif
 }
 
@@ -221,6 +213,8 @@ TEST(Samples, T16GlobalQueue) {
     EXPECT_EQ(count_of(r.output, "the parent's qsize() = 0 (spawn"), 1) << r.output;
 #if !defined(_WIN32)
     EXPECT_EQ(count_of(r.output, "the parent's qsize() = 1 (fork"), 1) << r.output;
+    EXPECT_EQ(count_of(r.output, "the parent's qsize() = 0 (forkserver: the child filled the server's queue"), 1)
+        << r.output;
 #else
     EXPECT_EQ(count_of(r.output, "fork does not exist on Windows"), 1) << r.output;
 #endif

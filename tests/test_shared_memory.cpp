@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "sys/forkserver.hpp"
 #include "test_util.hpp"
 
 #if defined(_WIN32)
@@ -71,15 +72,27 @@ void expect_nothing_left() {
 #endif
 }
 
+// These tests start and stop the tracker, and count descriptors around that. The suite's
+// forkserver (POSIX) keeps its directory in the tracker, so it is stopped first (its directory
+// leaves the tracker with it) and started again, with a tracker, after the test.
+void stop_forkserver_and_tracker() {
+    mp::sys::forkserver_stop();
+    mp::SharedMemory::stop_tracker();
+}
+
 class SharedMemoryTest : public ::testing::Test {
 protected:
-    void SetUp() override { handles_before_ = mp_test::count_handles(); }
+    void SetUp() override {
+        stop_forkserver_and_tracker();
+        handles_before_ = mp_test::count_handles();
+    }
     void TearDown() override {
         mp::SharedMemory::stop_tracker();  // the tracker is a child: end it so that none is left
         expect_nothing_left();
         if (!mp_test::under_wine()) {
             EXPECT_EQ(mp_test::count_handles(), handles_before_) << "leaked descriptors";
         }
+        mp_test::warm_up_forkserver();
     }
     std::size_t handles_before_ = 0;
 };
@@ -319,9 +332,14 @@ bool any_left(const std::string& stem, int creator) {
 
 class SharedMemoryMethodTest : public mp_test::MethodTest {
 protected:
+    void SetUp() override {
+        stop_forkserver_and_tracker();  // MethodTest::SetUp starts the forkserver again for its turn
+        MethodTest::SetUp();
+    }
     void TearDown() override {
-        mp::SharedMemory::stop_tracker();
+        stop_forkserver_and_tracker();
         expect_nothing_left();
+        if (is_forkserver()) mp_test::warm_up_forkserver();  // as SetUp found it
         MethodTest::TearDown();
     }
 };

@@ -20,8 +20,11 @@ void time_limit(int seconds);
 
 bool under_wine();
 
-// Processes of ours that are still children (running or unreaped): 0 after a clean test.
+// Processes of ours that are still children (running or unreaped): 0 after a clean test. The
+// forkserver and the resource tracker, which live as long as the test binary, do not count.
 int count_children();
+// Starts the forkserver (POSIX) if it does not run, by starting and joining one child there.
+void warm_up_forkserver();
 std::size_t count_handles();
 
 struct Captured {
@@ -83,6 +86,7 @@ protected:
     void TearDown() override;
     const mp::Context& ctx() const { return mp::get_context(GetParam()); }
     bool is_fork() const { return GetParam() == "fork"; }
+    bool is_forkserver() const { return GetParam() == "forkserver"; }
 
 private:
     std::size_t handles_before_ = 0;

@@ -30,6 +30,7 @@
 #include <mutex>
 
 #include "../common/sys/os.hpp"
+#include "../common/sys/signals.hpp"
 #include "../common/sys/error.hpp"
 
 namespace mp::sys {
@@ -288,6 +289,13 @@ std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, i
 
 std::error_code signal_process(Child& c, int signum) noexcept {
     if (!c.process) return {};
+    if (signum != 15 && signum != 9) {
+        // Any other signal (SIGINT, from Process::interrupt) goes through mp's own signal
+        // channel, as mp::kill sends it: the child's event if it caught the signal, otherwise
+        // TerminateProcess(0x10000 | signum). We hold the child's HANDLE, so its pid is still its.
+        const std::error_code ec = signal_send(c.pid, signum);
+        return ec == std::errc::no_such_process ? std::error_code{} : ec;
+    }
     if (!TerminateProcess(c.process.get(), kSignalExitBase | static_cast<DWORD>(signum))) {
         DWORD code = 0;
         // Terminating a process that has already ended fails with ERROR_ACCESS_DENIED.
@@ -366,6 +374,11 @@ bool pid_exists(int pid) noexcept {
     const bool alive = GetExitCodeProcess(h, &code) && code == STILL_ACTIVE;
     CloseHandle(h);
     return alive;
+}
+
+const char* const* start_methods() noexcept {
+    static const char* const methods[] = {"spawn", nullptr};  // no fork, so no forkserver either
+    return methods;
 }
 
 }  // namespace mp::sys

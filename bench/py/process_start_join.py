@@ -1,4 +1,4 @@
-"""CPython side of process.start_join.{fork,spawn}: start and join a no-op child.
+"""CPython side of process.start_join.{fork,spawn,forkserver}: start and join a no-op child.
 
     python3 process_start_join.py METHOD SAMPLES   ->  {"python": median_us}
 """

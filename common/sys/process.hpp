@@ -37,9 +37,15 @@ inline constexpr bool kArg0MayHoldQuote = true;
 
 // The parent's view of one child. On POSIX, `process` is a pidfd opened on first need (for a
 // timed wait); on Windows it is the process HANDLE, opened by CreateProcessW.
+// Only a forkserver's child has `status` (POSIX; sys/forkserver.hpp): it is not our child but
+// the server's, `status` is its connection to the server, which carries the child's raw wait
+// status once the server has reaped it, and `process` is the pidfd the server sent. The
+// functions below handle such a child transparently: wait_process reads the status,
+// signal_process signals through the pidfd, open_sentinel duplicates the connection.
 struct Child {
     int pid = 0;
     Handle process;
+    Handle status;
 };
 
 // Duplicates the calling process (POSIX only). Returns 0 in the child, the child's pid in the
@@ -85,7 +91,10 @@ std::error_code check_directory(const std::string& path) noexcept;
 // (its pid may be reused from now on, so nothing may signal it afterwards).
 std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, int& exitcode) noexcept;
 
-// Sends SIGTERM/SIGKILL (POSIX), or TerminateProcess with code 0x10000|signum (Windows).
+// Sends signum: POSIX kill(2) (pidfd_send_signal for a forkserver's child). Windows:
+// TerminateProcess with code 0x10000|signum for TERM and KILL; any other signal (INT, from
+// Process::interrupt) goes through mp's own signal channel as mp::kill sends it
+// (sys/signals.hpp: the child's event if it caught the signal, else TerminateProcess).
 // A child that has already ended is not an error.
 std::error_code signal_process(Child& c, int signum) noexcept;
 
@@ -123,5 +132,9 @@ std::error_code open_sentinel(Child& c, bool reaped, Handle& out) noexcept;
 
 // Whether `pid` still names a live process (a best effort answer: pids get reused).
 bool pid_exists(int pid) noexcept;
+
+// The start methods this OS offers, the default first, as a null-terminated list: "fork",
+// "spawn", "forkserver" on POSIX; "spawn" on Windows.
+const char* const* start_methods() noexcept;
 
 }  // namespace mp::sys

@@ -362,7 +362,12 @@ public:
     bool is_alive();
     void terminate();  // SIGTERM; TerminateProcess on Windows (exitcode -SIGTERM)
     void kill();       // SIGKILL; TerminateProcess on Windows (exitcode -SIGKILL)
-    // Python's sentinel: a native handle (POSIX: a pidfd; Windows: a process HANDLE) that becomes
+    // SIGINT (CPython 3.14). Windows has no SIGINT between processes: there it goes through
+    // mp's signal channel (mp/signals.hpp), so a child that handles mp::sig::INT receives it
+    // and any other child ends with exitcode -SIGINT, as SIGINT's default action ends it on POSIX.
+    void interrupt();
+    // Python's sentinel: a native handle (POSIX: a pidfd, or for a forkserver's child its
+    // connection to the server; Windows: a process HANDLE) that becomes
     // ready when the child ends, and stays ready. For mp::wait (mp/wait.hpp) or the OS's own
     // waits. The Process owns it: close() closes it. ProcessError before start().
     std::uintptr_t sentinel();
