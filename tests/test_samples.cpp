@@ -341,7 +341,7 @@ TEST(Samples, T22RemoteManager) {
     EXPECT_HAS(client.output, "the server's dict holds " + std::to_string(10 * method_count()) + " results");
     if (client.exitcode != 0) server.kill();
     EXPECT_EQ(server.wait(60), 0);
-    reap_adopted_orphans();  // (after the server's own wait: it would reap the server too)
+    mp_test::reap_orphans(std::chrono::seconds(10));  // (after the server's own wait: it would reap the server too)
     const std::string out = server.stdout_pipe().read(-1, 10);
     EXPECT_HAS(out, "[server] serving a queue and a dict on 127.0.0.1:");
     EXPECT_HAS(out, "a client asked the server to stop");
