@@ -83,10 +83,7 @@ class Watchdog : public ::testing::EmptyTestEventListener {
                       info.test_suite_name(), info.name());
         arm(kDefaultLimit * (under_wine() ? 3 : 1));
     }
-    void OnTestEnd(const ::testing::TestInfo&) override {
-        mp::SharedMemory::stop_tracker();  // a tracker a test started ends with the test
-        arm(3600);
-    }
+    void OnTestEnd(const ::testing::TestInfo&) override { arm(3600); }
 };
 }  // namespace
 
@@ -288,18 +285,16 @@ Captured run_beside(const std::string& program, const std::vector<std::string>& 
 }
 
 void MethodTest::SetUp() {
-    // A test before this one may have stopped the tracker (which removes the forkserver's
-    // directory: the server is then given a new one) or the server itself: this brings both
-    // back before the descriptors are counted.
-    if (GetParam() == "forkserver") warm_up_forkserver();
+    // The forkserver and the resource tracker (which holds the server's directory) live as long
+    // as this process once started. A test before this one may have stopped either: this
+    // brings both back before the descriptors are counted, under every start method, so that
+    // a test that starts the tracker (a FIFO, a socket file) counts nothing new.
+    warm_up_forkserver();
     ASSERT_EQ(count_children(), 0) << "a child from an earlier test is still around";
     handles_before_ = count_handles();
 }
 
 void MethodTest::TearDown() {
-    // The resource tracker (socket files, segments) that this process started during the test
-    // is one of its children: it ends here, removing whatever the test left registered.
-    mp::SharedMemory::stop_tracker();
     EXPECT_EQ(count_children(), 0) << "the test left a child process behind";
     // Wine's handle count moves with its own internal objects; there the loop tests compare
     // counts over many cycles instead.

@@ -339,7 +339,7 @@ protected:
     void TearDown() override {
         stop_forkserver_and_tracker();
         expect_nothing_left();
-        if (is_forkserver()) mp_test::warm_up_forkserver();  // as SetUp found it
+        mp_test::warm_up_forkserver();  // as MethodTest::SetUp left them
         MethodTest::TearDown();
     }
 };
