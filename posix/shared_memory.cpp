@@ -34,7 +34,6 @@
 namespace mp::sys {
 
 namespace {
-constexpr const char* kTrackerEnv = "MP_SHM_TRACKER_FD";
 
 // glibc refuses names whose length (after the '/') plus the terminating NUL reaches NAME_MAX.
 constexpr std::size_t kMaxName = NAME_MAX - 2;

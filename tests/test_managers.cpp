@@ -222,7 +222,7 @@ TEST(Manager, DictLikePython) {
     EXPECT_TRUE(d.contains("b"));
     EXPECT_FALSE(d.contains("z"));
     EXPECT_THROW(d.at("z"), mp::KeyError);
-    EXPECT_THROW(static_cast<int>(d["z"]), mp::KeyError);
+    EXPECT_THROW((void)static_cast<int>(d["z"]), mp::KeyError);
     EXPECT_EQ(d.get("z", -1), -1);
     EXPECT_EQ(d.get("z"), std::nullopt);
     EXPECT_EQ(d.get("c"), 13);
