@@ -197,6 +197,13 @@ void atfork_child() noexcept {
     pthread_mutex_unlock(&t.mu);
 }
 
+// The tracker's lock is the innermost one: other parts call into the tracker with their own
+// lock held (the forkserver makes its directory under its lock). The prepare steps of fork
+// handlers run in the reverse order of their registration, so the tracker's handlers are
+// registered first, when the library loads: its prepare step then runs last, after every
+// other part has taken its own lock, and fork takes the locks in the same order as they do.
+const int g_atfork_result = ::pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+
 std::error_code grow_registry(Tracker& t) noexcept {
     const std::size_t slots = t.slots ? t.slots * 2 : kFirstSlots;
     if (::ftruncate(t.registry_fd, static_cast<off_t>(slots * kSlot)) != 0) return last_error();
@@ -213,8 +220,7 @@ std::error_code grow_registry(Tracker& t) noexcept {
 // so that the new one knows every name the old one did).
 std::error_code start_tracker(Tracker& t) noexcept try {
     if (!t.atfork_set) {
-        if (::pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0)
-            return std::make_error_code(std::errc::not_enough_memory);
+        if (g_atfork_result != 0) return std::make_error_code(std::errc::not_enough_memory);
         // A normal exit ends the tracker and waits for it, so it is never left an orphan (a
         // fork child's copy of this handler stops only a tracker the child started itself).
         if (std::atexit([] { stop_tracker(); }) != 0) return std::make_error_code(std::errc::not_enough_memory);
