@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -71,6 +72,13 @@ std::error_code make_pipe(PipeEnds& out) noexcept;
 // non-inheritable: what a child's stream is given for "discard" (subprocess.DEVNULL, and the
 // resource tracker's standard streams).
 std::error_code open_null_device(Handle& out) noexcept;
+
+// A file opened for a child's standard stream (subprocess redirects), close-on-exec /
+// non-inheritable. read: it must exist; write: created or truncated; append: created, every
+// write lands at its end (O_APPEND; FILE_APPEND_DATA). Created files get mode 0666 less the
+// umask (POSIX). Shared for reading, writing and deleting (Windows), as a POSIX file is.
+enum class FileMode { read, write, append };
+std::error_code open_file(const std::string& path, FileMode mode, Handle& out) noexcept;
 
 #if !defined(_WIN32)
 // writev() with SIGPIPE held off for the calling thread: a reader that has gone away gives

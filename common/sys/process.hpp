@@ -25,14 +25,18 @@ namespace mp::sys {
 //                      to send to another program (both TerminateProcess).
 //   kArg0MayHoldQuote  a program's argv[0] may hold '"'; a Windows C runtime reads a command
 //                      line's first word up to the next quote, with no escapes.
+//   kChildCredentials  SpawnRequest's umask, uid, gid, groups, restore_signals and close_fds
+//                      exist (POSIX); Windows has no such steps between creation and start.
 #if defined(_WIN32)
 inline constexpr bool kHasFork = false;
 inline constexpr bool kAnySignal = false;
 inline constexpr bool kArg0MayHoldQuote = false;
+inline constexpr bool kChildCredentials = false;
 #else
 inline constexpr bool kHasFork = true;
 inline constexpr bool kAnySignal = true;
 inline constexpr bool kArg0MayHoldQuote = true;
+inline constexpr bool kChildCredentials = true;
 #endif
 
 // The parent's view of one child. On POSIX, `process` is a pidfd opened on first need (for a
@@ -42,10 +46,14 @@ inline constexpr bool kArg0MayHoldQuote = true;
 // status once the server has reaped it, and `process` is the pidfd the server sent. The
 // functions below handle such a child transparently: wait_process reads the status,
 // signal_process signals through the pidfd, open_sentinel duplicates the connection.
+// `tree` is the job object of a child started with process_group (Windows: the child and
+// everything it starts are in it, see signal_process_tree); POSIX needs none, as the child's
+// pid names its process group.
 struct Child {
     int pid = 0;
     Handle process;
     Handle status;
+    Handle tree;
 };
 
 // Duplicates the calling process (POSIX only). Returns 0 in the child, the child's pid in the
@@ -71,6 +79,30 @@ struct SpawnRequest {
     bool replace_env = false;                 // env is the whole environment, not additions to ours
     bool search_path = false;                 // a program named without a directory is looked up
     bool new_session = false;                 // POSIX setsid(); Windows CREATE_NEW_PROCESS_GROUP
+    // The rest of mp::subprocess's options (Options in mp/subprocess.hpp says what each means):
+    // Handles the child receives at their own numbers: POSIX fds that keep their value (stdio
+    // 0-2 excepted: those are std*_handle); Windows handles added to the handle list, as
+    // `inherit` is. Not used together with `inherit`.
+    std::vector<native_handle> pass_fds;
+    // args[0] is a command for the system shell, args[1..] the shell's own arguments ($0, $1 ...
+    // on POSIX): POSIX runs /bin/sh -c args[0] args[1..]; Windows runs %ComSpec% (cmd.exe) with
+    // the command line `/d /s /c "<the args, quoted for a C runtime and joined>"`.
+    bool shell = false;
+    // The child leads a new process group (POSIX setpgid(0, 0); Windows: CREATE_NEW_PROCESS_GROUP
+    // and a job object of its own in Child::tree), so that signal_process_tree reaches it and
+    // everything it starts.
+    bool process_group = false;
+    // POSIX only (Windows refuses a request that sets them: function_not_supported). What the
+    // child does between its fork and its exec: umask (-1: keep ours); setgroups, setgid and
+    // setuid (in that order, before the exec; -1 / set_groups false: unchanged); restore_signals:
+    // SIGPIPE and SIGXFSZ back at their default action; close_fds false: fds that are not
+    // close-on-exec stay open in the child (mp's own are all close-on-exec).
+    int umask = -1;
+    long long uid = -1, gid = -1;
+    bool set_groups = false;
+    std::vector<long long> groups;
+    bool restore_signals = true;
+    bool close_fds = true;
 };
 // Errors are the exec's own, reported in the parent: a program that is missing is
 // no_such_file_or_directory, one that may not be run is permission_denied (POSIX: posix_spawn
@@ -81,6 +113,11 @@ struct SpawnRequest {
 // to a name that has no extension (the program's folder, the system folders, the current
 // folder, then PATH), much as CreateProcessW looks up a bare command-line name.
 std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept;
+
+// POSIX: the id of a user / group name (getpwnam_r, getgrnam_r); no_such_file_or_directory
+// when there is no such name. Windows: function_not_supported (placeholders).
+std::error_code user_id(const std::string& name, long long& id) noexcept;
+std::error_code group_id(const std::string& name, long long& id) noexcept;
 
 // Whether path names an existing directory: {} if so, else no_such_file_or_directory,
 // not_a_directory or the error that looking it up gave.
@@ -97,6 +134,18 @@ std::error_code wait_process(Child& c, const Deadline& deadline, bool& exited, i
 // (sys/signals.hpp: the child's event if it caught the signal, else TerminateProcess).
 // A child that has already ended is not an error.
 std::error_code signal_process(Child& c, int signum) noexcept;
+
+// Sends signum to the child and everything it started: the group of a child started with
+// process_group or new_session. POSIX killpg(pid, signum): the group outlives its leader, so
+// this reaches the grandchildren also after the child was reaped. Windows: TerminateJobObject
+// with 0x10000|signum on Child::tree for TERM and KILL (invalid_argument for any other, and
+// for a child without a tree). A group that has no process left is not an error.
+std::error_code signal_process_tree(Child& c, int signum) noexcept;
+
+// Python's CTRL_C / SIGINT for a program (Popen::interrupt): POSIX kill(pid, SIGINT); Windows
+// GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT) to the child's process group, which only a child
+// started with new_session or process_group has (CTRL_C cannot be sent to another group).
+std::error_code interrupt_process(Child& c) noexcept;
 
 // The file the running program was loaded from (/proc/self/exe, GetModuleFileNameW), UTF-8.
 std::error_code current_executable(std::string& out) noexcept;

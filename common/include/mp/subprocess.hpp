@@ -24,7 +24,16 @@
 //   - args[0] is the program (or Options::executable, with args[0] then only the name the
 //     child sees). A name without a directory is looked up in PATH (POSIX: posix_spawnp, the
 //     PATH of this process, as execvp; Windows: SearchPathW, ".exe" added when the name has no
-//     extension). No shell: there is no shell=True; run {"sh", "-c", ...} yourself.
+//     extension). With env(map), the name is looked up in that map's PATH, not ours.
+//   - shell(): args[0] is a command line for the system shell, /bin/sh -c on POSIX, cmd.exe
+//     /d /s /c on Windows. The shell parses it: what it expands, redirects and runs is up to
+//     the text, so a shell command must never hold text from someone untrusted (pass such text
+//     as an argument of a program run without shell(), which no shell ever parses). POSIX:
+//     args[1..] become the shell's $0, $1 ..., which is the one safe way to give it data.
+//   - Windows batch files (.bat, .cmd) always run through cmd.exe, which parses the command
+//     line again by its own rules (CVE-2024-24576, "BatBadBut"). mp quotes each argument for
+//     cmd.exe and refuses, with a ValueError, an argument that no quoting makes safe (see
+//     win32/process.cpp), so that an argument can never become a command.
 //   - returncode is the exit status, or -signum for a death by signal (POSIX). On Windows,
 //     terminate() and kill() end the child with TerminateProcess and report -SIGTERM / -SIGKILL
 //     (-15, -9), as mp::Process does; any other exit code is reported as it is.
@@ -58,10 +67,13 @@
 // A child that ignores both would keep the destructor waiting: kill() it, or wait(timeout)
 // first, if that can happen. A moved-from Popen owns nothing and its methods throw ValueError.
 // Every fd is close-on-exec and every handle non-inheritable: the child receives exactly its
-// stdin, stdout and stderr.
+// stdin, stdout and stderr, and its pass_fds.
 //
-// Threads: one thread at a time per Popen, except that its three pipes may each be used by a
-// thread of their own (a writer on stdin while another thread reads stdout).
+// Threads: poll, wait, returncode and the signals (send_signal ... kill_tree) may be called
+// from any number of threads at once: every waiter gets the return code, the child is reaped
+// once, and no signal ever reaches a pid after the child was reaped. communicate() belongs to
+// one thread at a time, as each of the three pipes does (a writer on stdin while another thread
+// reads stdout is fine).
 //
 // Errors:
 //   the program does not exist (or PATH has no such name)          FileNotFoundError
@@ -75,6 +87,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -144,11 +157,54 @@ inline constexpr Redirect DEVNULL = Redirect::devnull;  // the null device
 inline constexpr Redirect STDOUT = Redirect::to_stdout; // stderr only: wherever stdout goes
 inline constexpr Redirect INHERIT = Redirect::inherit;
 
+// A file by path for a child's stream (Python passes an open file object). read: it must
+// exist; write: created or truncated; append: created, and every write lands at its end.
+// Without a mode: read for stdin, write for stdout and stderr. stdout and stderr given the
+// same path share one open file, so their order is kept (and neither overwrites the other).
+enum class FileMode { read, write, append };
+class File {
+public:
+    explicit File(std::string path) : path_(std::move(path)) {}
+    File(std::string path, FileMode mode) : path_(std::move(path)), mode_(mode) {}
+    const std::string& path() const noexcept { return path_; }
+    const std::optional<FileMode>& mode() const noexcept { return mode_; }
+
+private:
+    std::string path_;
+    std::optional<FileMode> mode_;
+};
+
+// A descriptor (POSIX fd) or HANDLE (Windows, its value as an integer) that the caller owns
+// and keeps: the child gets a copy of it as its stream; ours stays open (Python's stdin=fd).
+struct Descriptor {
+    explicit constexpr Descriptor(std::intptr_t v) noexcept : value(v) {}
+    std::intptr_t value;
+};
+
+class PipeReader;
+class PipeWriter;
+
+// Python keyword arguments, chained: Options().std_out(PIPE).cwd("/tmp").
 class Options {
 public:
-    Options& std_in(Redirect r) { stdin_ = r; return *this; }
-    Options& std_out(Redirect r) { stdout_ = r; return *this; }
-    Options& std_err(Redirect r) { stderr_ = r; return *this; }
+    Options& std_in(Redirect r) { return stream(0, r); }
+    Options& std_out(Redirect r) { return stream(1, r); }
+    Options& std_err(Redirect r) { return stream(2, r); }
+    Options& std_in(File f) { return stream(0, std::move(f)); }
+    Options& std_out(File f) { return stream(1, std::move(f)); }
+    Options& std_err(File f) { return stream(2, std::move(f)); }
+    Options& std_in(Descriptor d) { return stream(0, d); }
+    Options& std_out(Descriptor d) { return stream(1, d); }
+    Options& std_err(Descriptor d) { return stream(2, d); }
+    // A pipeline: another Popen's stdout (or stderr) pipe becomes this child's stdin, and that
+    // Popen's stdin pipe may become this child's stdout or stderr. The bytes flow from child to
+    // child, not through this process, and our copy of that end is closed once this child has
+    // started (the PipeReader or PipeWriter is closed() then), so that the first child gets end
+    // of file or SIGPIPE when this one ends, as Python's `p1.stdout.close()` after starting p2.
+    // The pipe must not have been read or written through the PipeReader/PipeWriter yet.
+    Options& std_in(PipeReader& from) { return stream(0, &from); }
+    Options& std_out(PipeWriter& to) { return stream(1, &to); }
+    Options& std_err(PipeWriter& to) { return stream(2, &to); }
     // run(): the bytes to write to the child's stdin (which becomes a pipe).
     Options& input(std::string data) { input_ = std::move(data); return *this; }
     // run(): stdout and stderr both PIPE, returned in CompletedProcess.
@@ -161,7 +217,9 @@ public:
     // raised. Negative: no limit.
     Options& timeout(double seconds) { timeout_ = seconds; return *this; }
     Options& cwd(std::string dir) { cwd_ = std::move(dir); return *this; }
-    // The child's whole environment (nothing of ours is passed).
+    // The child's whole environment (nothing of ours is passed). A program named without a
+    // directory is then looked up in this map's PATH (POSIX: "/bin:/usr/bin" if it has none),
+    // as CPython does, not in ours.
     Options& env(std::map<std::string, std::string> vars) { env_ = std::move(vars); return *this; }
     // One variable more (or replaced) on top of what the child would get otherwise.
     Options& add_env(std::string name, std::string value) {
@@ -169,16 +227,56 @@ public:
         return *this;
     }
     // POSIX: the child calls setsid() (a new session and process group, no controlling
-    // terminal). Windows: CREATE_NEW_PROCESS_GROUP.
+    // terminal). Windows: CREATE_NEW_PROCESS_GROUP, and a job object as process_group() gives.
     Options& start_new_session(bool on = true) { new_session_ = on; return *this; }
     // The program to run, where args[0] is then only the name the child sees as argv[0].
     Options& executable(std::string path) { executable_ = std::move(path); return *this; }
+    // args[0] is a shell command: POSIX /bin/sh -c args[0], with args[1..] as the shell's $0,
+    // $1 ...; Windows %ComSpec% (cmd.exe) /d /s /c "the args joined" (see "shell" at the top).
+    Options& shell(bool on = true) { shell_ = on; return *this; }
+    // A process tree: the child leads a new process group (POSIX setpgid(0, 0); Windows: a job
+    // object holds it and everything it starts), for Popen::kill_tree / terminate_tree.
+    Options& process_group(bool on = true) { process_group_ = on; return *this; }
+    // run(), call() and Popen::communicate(): when the time runs out, the whole tree is killed
+    // (kill_tree), not only the child; needs process_group() or start_new_session().
+    Options& timeout_kills_tree(bool on = true) { timeout_kills_tree_ = on; return *this; }
+    // Descriptors (POSIX fds) or HANDLE values (Windows) that the child receives at the same
+    // numbers, besides its stdin, stdout and stderr. Nothing else reaches it.
+    Options& pass_fds(std::vector<std::intptr_t> fds) { pass_fds_ = std::move(fds); return *this; }
+    // POSIX only (Windows: ValueError). The child's umask; its user, group and supplementary
+    // groups by name or number (changing them takes privilege: PermissionError otherwise);
+    // restore_signals(false) leaves SIGPIPE and SIGXFSZ as this process has them (by default
+    // they are reset to their default action, as CPython does); close_fds(false) lets the fds
+    // that are not close-on-exec reach the child (every fd mp opens is close-on-exec).
+    Options& umask(int mask) { umask_ = mask; return *this; }
+    Options& user(std::string name_or_id) { user_ = std::move(name_or_id); return *this; }
+    Options& user(long long uid) { return user(std::to_string(uid)); }
+    Options& group(std::string name_or_id) { group_ = std::move(name_or_id); return *this; }
+    Options& group(long long gid) { return group(std::to_string(gid)); }
+    Options& extra_groups(std::vector<std::string> names_or_ids) { extra_groups_ = std::move(names_or_ids); return *this; }
+    Options& restore_signals(bool on) { restore_signals_ = on; return *this; }
+    Options& close_fds(bool on) { close_fds_ = on; return *this; }
 
     struct Access;
 
 private:
     friend struct Access;
-    std::optional<Redirect> stdin_, stdout_, stderr_;
+    // One standard stream's target: which of these is set says what it is.
+    struct Stream {
+        std::optional<Redirect> redirect;
+        std::optional<File> file;
+        std::optional<Descriptor> descriptor;
+        PipeReader* from = nullptr;
+        PipeWriter* to = nullptr;
+        bool given() const { return redirect || file || descriptor || from || to; }
+    };
+    Options& stream(int i, Redirect r) { streams_[i] = Stream(); streams_[i].redirect = r; return *this; }
+    Options& stream(int i, File f) { streams_[i] = Stream(); streams_[i].file = std::move(f); return *this; }
+    Options& stream(int i, Descriptor d) { streams_[i] = Stream(); streams_[i].descriptor = d; return *this; }
+    Options& stream(int i, PipeReader* r) { streams_[i] = Stream(); streams_[i].from = r; return *this; }
+    Options& stream(int i, PipeWriter* w) { streams_[i] = Stream(); streams_[i].to = w; return *this; }
+
+    Stream streams_[3];
     std::optional<std::string> input_;
     bool capture_ = false;
     bool text_ = false;
@@ -189,6 +287,15 @@ private:
     std::vector<std::pair<std::string, std::string>> extra_env_;
     bool new_session_ = false;
     std::optional<std::string> executable_;
+    bool shell_ = false;
+    bool process_group_ = false;
+    bool timeout_kills_tree_ = false;
+    std::vector<std::intptr_t> pass_fds_;
+    std::optional<int> umask_;
+    std::optional<std::string> user_, group_;
+    std::optional<std::vector<std::string>> extra_groups_;
+    bool restore_signals_ = true;
+    bool close_fds_ = true;
     const char* caller_ = nullptr;  // the API the user called (run, call, ...), for messages
 };
 
@@ -298,6 +405,17 @@ public:
     void send_signal(int sig);
     void terminate();  // SIGTERM
     void kill();       // SIGKILL
+    // SIGINT (Python's send_signal(CTRL_C_EVENT)). Windows: CTRL_BREAK to the child's console
+    // process group, which needs start_new_session() or process_group() (ValueError otherwise);
+    // the child's default handler ends it, as Ctrl+Break does.
+    void interrupt();
+    // The child and everything it started (its process group; Windows: its job) get SIGKILL /
+    // SIGTERM, also after the child itself has ended (grandchildren that outlived it), then
+    // the child is waited for, at most timeout_seconds (TimeoutExpired). Needs process_group()
+    // or start_new_session() (ValueError otherwise). Windows: both end the job's processes at
+    // once (TerminateJobObject), as terminate() and kill() do for one.
+    void kill_tree(double timeout_seconds = -1);
+    void terminate_tree(double timeout_seconds = -1);
 
     // The pipes, for a stream that is PIPE (ValueError otherwise).
     PipeWriter& stdin_pipe();
@@ -326,6 +444,10 @@ struct CompletedProcess {
 CompletedProcess run(std::vector<std::string> args, const Options& options = Options());
 // run() and its returncode (Python's call). Pipes are served, so PIPE cannot fill up.
 int call(std::vector<std::string> args, const Options& options = Options());
+// The output of a shell command with stderr joined to it, as text, one trailing newline
+// removed, and its returncode (Python's getstatusoutput; getoutput is the output alone).
+std::pair<int, std::string> getstatusoutput(const std::string& cmd);
+std::string getoutput(const std::string& cmd);
 // call(), raising CalledProcessError for a non-zero returncode.
 void check_call(std::vector<std::string> args, const Options& options = Options());
 // run() with stdout captured and check on; returns the child's stdout. stdout may not be set.
