@@ -16,6 +16,7 @@
 #include <chrono>
 
 #include "../common/sys/error.hpp"
+#include "../common/sys/os.hpp"
 
 namespace mp::sys {
 
@@ -40,6 +41,26 @@ std::error_code open_null_device(Handle& out) noexcept {
     if (h == INVALID_HANDLE_VALUE) return last_error();
     out.reset(h);
     return {};
+}
+
+std::error_code open_file(const std::string& path, FileMode mode, Handle& out) noexcept try {
+    // No SECURITY_ATTRIBUTES: not inheritable. FILE_APPEND_DATA without FILE_WRITE_DATA makes
+    // every write land at the end of the file, whoever else writes to it (O_APPEND).
+    DWORD access = GENERIC_READ, disposition = OPEN_EXISTING;
+    if (mode == FileMode::write) {
+        access = GENERIC_WRITE;
+        disposition = CREATE_ALWAYS;
+    } else if (mode == FileMode::append) {
+        access = FILE_APPEND_DATA | FILE_READ_ATTRIBUTES | SYNCHRONIZE;
+        disposition = OPEN_ALWAYS;
+    }
+    HANDLE h = CreateFileW(widen(path).c_str(), access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                           disposition, FILE_ATTRIBUTE_NORMAL, nullptr);
+    if (h == INVALID_HANDLE_VALUE) return last_error();
+    out.reset(h);
+    return {};
+} catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
 }
 
 // writev_without_sigpipe() is POSIX-only: Windows has no SIGPIPE (a closed reader is ERROR_NO_DATA).

@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cwctype>
 #include <mutex>
+#include <string_view>
 
 #include "../common/sys/os.hpp"
 #include "../common/sys/signals.hpp"
@@ -108,9 +109,11 @@ std::wstring environment_block(const std::vector<std::pair<std::string, std::str
 }
 
 // The file SearchPathW finds for a name without a directory ("" if none; ".exe" is added to a
-// name without an extension). A name with a directory is taken as it is, or with ".exe" added
-// when only that exists, as CreateProcessW would for a command-line name.
-std::wstring searched_program(const std::wstring& name) {
+// name without an extension), in `dirs` (a PATH value) if given, else in SearchPathW's own
+// order (this program's folder, the current folder, the system folders, then our PATH). A
+// name with a directory is taken as it is, or with ".exe" added when only that exists, as
+// CreateProcessW would for a command-line name.
+std::wstring searched_program(const std::wstring& name, const std::wstring* dirs) {
     const std::size_t dir_end = name.find_last_of(L"\\/:");
     if (dir_end != std::wstring::npos) {
         const bool has_extension = name.find(L'.', dir_end) != std::wstring::npos;
@@ -121,7 +124,8 @@ std::wstring searched_program(const std::wstring& name) {
     }
     std::wstring found(MAX_PATH, L'\0');
     for (;;) {
-        const DWORD n = SearchPathW(nullptr, name.c_str(), L".exe", static_cast<DWORD>(found.size()), found.data(), nullptr);
+        const DWORD n = SearchPathW(dirs ? dirs->c_str() : nullptr, name.c_str(), L".exe", static_cast<DWORD>(found.size()),
+                                    found.data(), nullptr);
         if (n == 0) return {};
         if (n < found.size()) {
             found.resize(n);
@@ -129,6 +133,144 @@ std::wstring searched_program(const std::wstring& name) {
         }
         found.resize(n);
     }
+}
+
+// The PATH of a replaced environment (the child's, where a bare name is looked up, as CPython
+// does on POSIX), or null when the environment is ours or holds no PATH.
+const std::wstring* child_path(const SpawnRequest& req, std::wstring& storage) {
+    if (!req.replace_env) return nullptr;
+    const std::wstring* found = nullptr;
+    for (const auto& kv : req.env) {
+        const std::wstring name = widen(kv.first);
+        if (name.size() == 4 && same_name(name + L"=", L"PATH")) {  // the last one wins, as in the block
+            storage = widen(kv.second);
+            found = &storage;
+        }
+    }
+    return found;
+}
+
+// cmd.exe in the system folder ("" if Windows cannot say where that is).
+std::wstring system_cmd() {
+    wchar_t dir[MAX_PATH];
+    const UINT n = GetSystemDirectoryW(dir, MAX_PATH);
+    if (n == 0 || n >= MAX_PATH) return {};
+    return std::wstring(dir, n) + L"\\cmd.exe";
+}
+
+// The shell for shell(): %ComSpec% as this process sees it (CPython's choice), else cmd.exe
+// in the system folder.
+std::wstring comspec() {
+    std::wstring value(MAX_PATH, L'\0');
+    for (;;) {
+        const DWORD n = GetEnvironmentVariableW(L"ComSpec", value.data(), static_cast<DWORD>(value.size()));
+        if (n == 0) return system_cmd();
+        if (n < value.size()) {
+            value.resize(n);
+            return value;
+        }
+        value.resize(n);
+    }
+}
+
+// Whether CreateProcessW would hand this file to cmd.exe: a name ending in .bat or .cmd, in
+// any case, once the trailing dots and spaces that Windows drops from a file name are gone
+// ("x.bat. ." is x.bat).
+bool is_batch_file(const std::wstring& program) {
+    std::size_t end = program.find_last_not_of(L". ");
+    if (end == std::wstring::npos || end < 3) return false;
+    std::wstring ext = program.substr(end - 3, 4);
+    for (auto& ch : ext) ch = static_cast<wchar_t>(std::towlower(ch));
+    return ext == L".bat" || ext == L".cmd";
+}
+
+// One argument of a batch file, written for cmd.exe's parser, which re-reads the command line
+// of a batch file by rules of its own and expands %variables% in it, quotes or not.
+//   - An argument is quoted unless it is all letters, digits and #$*+-./:?@\_ (or other
+//     non-ASCII text): inside quotes, & | < > ^ ( ) , ; = and spaces are plain text to cmd.exe
+//     and do not split arguments. An empty argument, and one ending in a backslash, are quoted
+//     too (so that it is not lost, and so that a batch file's "%~1" cannot end in \").
+//   - A quote inside is doubled: cmd.exe sees the quoting end and start again, so the rest
+//     stays quoted, and a C runtime (a program the batch file passes %* on to) reads "" inside
+//     quotes as one quote. Backslashes before a quote, and at the end, are doubled for the C
+//     runtime, as in append_quoted.
+//   - Each % becomes %%cd:~,% : cmd.exe leaves a lone % that is followed by % alone, and
+//     %cd:~,% is an empty substring of the current directory, so no %NAME% is ever formed
+//     (this needs command extensions, hence /e:ON). Delayed expansion (!NAME!) is off (/v:OFF).
+//   - A CR or LF ends cmd.exe's command line wherever it stands, and nothing can quote it: such
+//     an argument is refused (invalid_argument), as Rust's std refuses it. NUL cannot be in a
+//     command line at all (common/ refuses it before we get here).
+bool append_batch_argument(std::wstring& cmd, const std::wstring& arg) {
+    bool quote = arg.empty() || arg.back() == L'\\';
+    for (wchar_t ch : arg) {
+        if (ch == L'\r' || ch == L'\n' || ch == L'\0') return false;
+        const bool plain = (ch >= L'a' && ch <= L'z') || (ch >= L'A' && ch <= L'Z') || (ch >= L'0' && ch <= L'9') ||
+                           std::wstring_view(L"#$*+-./:?@\\_").find(ch) != std::wstring_view::npos;
+        const bool control = ch < 0x20 || (ch >= 0x7f && ch <= 0x9f);
+        if ((ch < 0x80 && !plain) || control) quote = true;
+    }
+    if (quote) cmd += L'"';
+    std::size_t backslashes = 0;
+    for (wchar_t ch : arg) {
+        if (ch == L'\\') {
+            ++backslashes;
+            cmd += ch;
+            continue;
+        }
+        if (ch == L'"') {
+            cmd.append(backslashes, L'\\');  // n backslashes become 2n before the quote
+            cmd += L'"';                       // and the quote is doubled
+        } else if (ch == L'%') {
+            cmd += L"%%cd:~,";
+        }
+        backslashes = 0;
+        cmd += ch;
+    }
+    if (quote) {
+        cmd.append(backslashes, L'\\');
+        cmd += L'"';
+    }
+    return true;
+}
+
+// The command line that runs a batch file through cmd.exe with no argument able to become a
+// command: "<cmd.exe>" /e:ON /v:OFF /d /s /c ""<script>" <arguments>". /d skips the AutoRun
+// commands of the registry, /s has cmd.exe drop exactly the first and the last quote of what
+// follows /c. The script's own name gets the % treatment too (a file name may hold %, never a
+// quote). args[0] is not passed: a batch file's %0 is its path.
+std::error_code batch_command_line(const std::wstring& cmd_exe, const std::wstring& script,
+                                   const std::vector<std::string>& args, std::wstring& cmd) {
+    const auto refused = std::make_error_code(std::errc::invalid_argument);
+    if (script.find_first_of(L"\"\r\n") != std::wstring::npos) return refused;
+    cmd = L"\"" + cmd_exe + L"\" /e:ON /v:OFF /d /s /c \"\"";
+    for (wchar_t ch : script) {
+        if (ch == L'%') cmd += L"%%cd:~,";
+        cmd += ch;
+    }
+    cmd += L'"';
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        cmd += L' ';
+        if (!append_batch_argument(cmd, widen(args[i]))) return refused;
+    }
+    cmd += L'"';
+    return {};
+}
+
+// shell(): "<comspec>" /d /s /c "<args[0]> <args[1..]>", CPython's form with /d added (no
+// AutoRun commands). args[0] is a command line and goes in as it is (CPython passes a string
+// command unchanged); the rest are quoted for a C runtime, as list2cmdline does.
+std::wstring shell_command_line(const std::wstring& shell, const std::vector<std::string>& args) {
+    std::wstring cmd = L"\"" + shell + L"\" /d /s /c \"";
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (i == 0) {
+            cmd += widen(args[0]);
+        } else {
+            cmd += L' ';
+            append_quoted(cmd, widen(args[i]));
+        }
+    }
+    cmd += L'"';
+    return cmd;
 }
 
 // The job that holds daemonic children. Its only handle is ours and non-inheritable, so it
@@ -154,14 +296,18 @@ HANDLE daemon_job(std::error_code& ec) {
     return job;
 }
 
-// Flips the inherit flag on for the duration of one CreateProcessW and back off afterwards, so
-// that the listed handles reach the child at their own values.
+// Flips the inherit flag on for the duration of one CreateProcessW and back afterwards, so
+// that the listed handles reach the child at their own values. A handle that was inheritable
+// already is left as it was.
 class InheritableForNow {
 public:
     ~InheritableForNow() {
         for (HANDLE h : handles_) SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0);
     }
     bool add(HANDLE h) {
+        DWORD flags = 0;
+        if (!GetHandleInformation(h, &flags)) return false;
+        if (flags & HANDLE_FLAG_INHERIT) return true;
         if (!SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT)) return false;
         handles_.push_back(h);
         return true;
@@ -171,24 +317,60 @@ private:
     std::vector<HANDLE> handles_;
 };
 
+// pass_fds names handles the caller owns, which two threads may pass to two children at once:
+// each spawn that flips their flag holds this lock from the flip to the flip back, so that
+// neither turns the flag off under the other's CreateProcessW. (`inherit` handles are the
+// spawn's own, and the standard handles are fresh duplicates: they need no lock.)
+std::mutex& pass_fds_lock() {
+    static std::mutex mu;
+    return mu;
+}
+
 }  // namespace
 
 std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try {
-    std::wstring cmd;
-    for (std::size_t i = 0; i < req.args.size(); ++i) {
-        if (i) cmd += L' ';
-        append_quoted(cmd, widen(req.args[i]));
+    // The POSIX steps between fork and exec have no Windows form: refused, never ignored
+    // (common/ refuses them first, see kChildCredentials).
+    if (req.umask != -1 || req.uid != -1 || req.gid != -1 || req.set_groups || !req.restore_signals || !req.close_fds)
+        return std::make_error_code(std::errc::function_not_supported);
+    if (req.args.empty()) return std::make_error_code(std::errc::invalid_argument);
+    std::wstring program, cmd;
+    if (req.shell) {
+        program = comspec();
+        if (program.empty()) return os_error(ERROR_FILE_NOT_FOUND);
+        cmd = shell_command_line(program, req.args);
+    } else {
+        std::wstring path_storage;
+        program = req.search_path ? searched_program(widen(req.program), child_path(req, path_storage))
+                                  : widen(req.program);
+        if (program.empty()) return os_error(ERROR_FILE_NOT_FOUND);
+        if (is_batch_file(program)) {
+            // CreateProcessW would run cmd.exe /c with our command line as it is (BatBadBut):
+            // we run cmd.exe ourselves, with a command line written for it.
+            const std::wstring cmd_exe = system_cmd();
+            if (cmd_exe.empty()) return os_error(ERROR_FILE_NOT_FOUND);
+            if (auto ec = batch_command_line(cmd_exe, program, req.args, cmd)) return ec;
+            program = cmd_exe;
+        } else {
+            for (std::size_t i = 0; i < req.args.size(); ++i) {
+                if (i) cmd += L' ';
+                append_quoted(cmd, widen(req.args[i]));
+            }
+        }
     }
-    const std::wstring program = req.search_path ? searched_program(widen(req.program)) : widen(req.program);
-    if (program.empty()) return os_error(ERROR_FILE_NOT_FOUND);
     std::wstring env = req.env.empty() && !req.replace_env ? std::wstring() : environment_block(req.env, req.replace_env);
     const std::wstring cwd = widen(req.cwd);
 
+    std::unique_lock<std::mutex> pass_lock;
+    if (!req.pass_fds.empty()) pass_lock = std::unique_lock<std::mutex>(pass_fds_lock());
     std::vector<HANDLE> list;
     InheritableForNow inheritable;
-    for (HANDLE h : req.inherit) {
-        if (!inheritable.add(h)) return last_error();
-        list.push_back(h);
+    for (const auto* handles : {&req.inherit, &req.pass_fds}) {
+        for (HANDLE h : *handles) {
+            if (std::find(list.begin(), list.end(), h) != list.end()) continue;  // named once only
+            if (!inheritable.add(h)) return last_error();
+            list.push_back(h);
+        }
     }
     // The standard handles travel as inheritable duplicates: each is a fresh value, so the
     // list never names one handle twice even when stdout and stderr are the same.
@@ -229,10 +411,19 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     std::error_code ec;
     HANDLE job = req.kill_with_parent ? daemon_job(ec) : nullptr;
     if (ec) return ec;
+    // A tree of its own: a job that holds the child and, by default, everything it starts.
+    // Without KILL_ON_JOB_CLOSE: closing the Popen (and this handle) leaves the tree running,
+    // as a POSIX process group outlives whoever knew its id; only signal_process_tree ends it.
+    Handle tree;
+    if (req.process_group || req.new_session) {
+        HANDLE t = CreateJobObjectW(nullptr, nullptr);  // no SECURITY_ATTRIBUTES: not inheritable
+        if (!t) return last_error();
+        tree.reset(t);
+    }
 
     DWORD flags = EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT;
-    if (job) flags |= CREATE_SUSPENDED;  // into the job before it runs a single instruction
-    if (req.new_session) flags |= CREATE_NEW_PROCESS_GROUP;
+    if (job || tree) flags |= CREATE_SUSPENDED;  // into the job before it runs a single instruction
+    if (req.new_session || req.process_group) flags |= CREATE_NEW_PROCESS_GROUP;
     PROCESS_INFORMATION pi{};
     if (!CreateProcessW(program.c_str(), cmd.data(), nullptr, nullptr, list.empty() ? FALSE : TRUE, flags,
                         env.empty() ? nullptr : env.data(), cwd.empty() ? nullptr : cwd.c_str(), &si.StartupInfo,
@@ -241,19 +432,32 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     Handle thread(pi.hThread);
     out.pid = static_cast<int>(pi.dwProcessId);
     out.process.reset(pi.hProcess);
-    if (job) {
-        if (!AssignProcessToJobObject(job, pi.hProcess)) {
+    // The daemon job first, then the tree: a job that a process joins while it is in another
+    // becomes nested in that one (Windows 8 and later; Wine 8 too), so both hold the child.
+    for (HANDLE j : {job, tree.get()}) {
+        if (j && !AssignProcessToJobObject(j, pi.hProcess)) {
             ec = last_error();
             TerminateProcess(pi.hProcess, 1);
             WaitForSingleObject(pi.hProcess, INFINITE);
             out.process.reset();
             return ec;
         }
-        ResumeThread(pi.hThread);
     }
+    if (flags & CREATE_SUSPENDED) ResumeThread(pi.hThread);
+    out.tree = std::move(tree);
     return {};
 } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
+}
+
+std::error_code user_id(const std::string&, long long&) noexcept {
+    // user_id() is POSIX-only: Windows has no numeric users to switch a child to.
+    return std::make_error_code(std::errc::function_not_supported);
+}
+
+std::error_code group_id(const std::string&, long long&) noexcept {
+    // group_id() is POSIX-only: Windows has no numeric groups to switch a child to.
+    return std::make_error_code(std::errc::function_not_supported);
 }
 
 std::error_code check_directory(const std::string& path) noexcept try {
@@ -299,6 +503,27 @@ std::error_code signal_process(Child& c, int signum) noexcept {
     if (!TerminateProcess(c.process.get(), kSignalExitBase | static_cast<DWORD>(signum))) {
         DWORD code = 0;
         // Terminating a process that has already ended fails with ERROR_ACCESS_DENIED.
+        if (GetExitCodeProcess(c.process.get(), &code) && code != STILL_ACTIVE) return {};
+        return last_error();
+    }
+    return {};
+}
+
+std::error_code signal_process_tree(Child& c, int signum) noexcept {
+    if (!c.tree || (signum != 15 && signum != 9)) return std::make_error_code(std::errc::invalid_argument);
+    // Every process in the job ends at once, with the code that stands for the signal; an empty
+    // job (the tree has ended) is no error.
+    if (!TerminateJobObject(c.tree.get(), kSignalExitBase | static_cast<DWORD>(signum))) return last_error();
+    return {};
+}
+
+std::error_code interrupt_process(Child& c) noexcept {
+    // Only the leader of a console process group of its own may get CTRL_BREAK alone (pid 0
+    // would mean every process on our console, us included); a child with a tree is one.
+    if (!c.tree) return std::make_error_code(std::errc::invalid_argument);
+    if (!c.process) return {};
+    if (!GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, static_cast<DWORD>(c.pid))) {
+        DWORD code = 0;
         if (GetExitCodeProcess(c.process.get(), &code) && code != STILL_ACTIVE) return {};
         return last_error();
     }
