@@ -653,3 +653,173 @@ TEST_F(Subprocess, ManyRunsLeakNothing) {
     const std::size_t after = mp_test::count_handles();
     EXPECT_LE(after, before + (mp_test::under_wine() ? 8 : 0)) << "before " << before << " after " << after;
 }
+
+// ---- Windows: batch files, cmd.exe, job trees (issue 15) ----------------------------------
+// A batch file runs through cmd.exe, which parses its command line again by rules of its own
+// (CVE-2024-24576, "BatBadBut"): win32/process.cpp quotes every argument for it and refuses the
+// ones that cannot be quoted. The hostile arguments below would each run a command, write a
+// file or expand a variable if they were passed as a C runtime expects them.
+
+namespace {
+
+#if defined(_WIN32)
+// What a child wrote to stdout and stderr (one pipe), and how it ended.
+struct SysRun {
+    std::error_code ec;
+    std::string out;
+    int code = -1;
+};
+
+SysRun sys_run(mp::sys::SpawnRequest req) {
+    SysRun r;
+    mp::sys::PipeEnds p;
+    r.ec = mp::sys::make_pipe(p);
+    if (r.ec) return r;
+    req.stdout_handle = p.write.get();
+    req.stderr_to_stdout = true;
+    mp::sys::Child c;
+    r.ec = mp::sys::spawn_process(req, c);
+    p.write.reset();
+    if (r.ec) return r;
+    char buf[4096];
+    for (;;) {
+        std::size_t got = 0;
+        if (mp::sys::read_full(p.read.get(), buf, sizeof buf, got) || got == 0) break;
+        r.out.append(buf, got);
+    }
+    bool exited = false;
+    EXPECT_FALSE(mp::sys::wait_process(c, mp::sys::Deadline::after_seconds(30), exited, r.code));
+    EXPECT_TRUE(exited);
+    return r;
+}
+
+std::string hex_of(const std::string& s) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char ch : s) {
+        out += digits[ch >> 4];
+        out += digits[ch & 15];
+    }
+    return out;
+}
+#endif
+
+// A folder of its own for a batch test, removed at the end: the batch files live there and it
+// is their cwd, so that a payload's ">marker" would land in it.
+struct BatchDir {
+    std::string dir = mp_test::temp_path("bat");
+    BatchDir() { fs::create_directories(dir); }
+    ~BatchDir() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+    std::string write(const std::string& name, const std::string& text) const {
+        const std::string path = (fs::path(dir) / name).string();
+        std::ofstream(path, std::ios::binary) << text;
+        return path;
+    }
+    bool marked() const { return fs::exists(fs::path(dir) / "marker"); }
+};
+
+// Each would run a command, write ./marker or expand a variable if cmd.exe parsed it bare.
+const std::vector<std::string>& hostile_batch_arguments() {
+    static const std::vector<std::string> args = {
+        "a b", "", "\"", " \"", "\\", "trail\\", "two\\\\", "\\\"", "\"&calc.exe", "&echo INJECTED",
+        "\"&echo INJECTED>marker", "&type nul>marker", "abc\"&echo INJECTED", "123\">marker", ">marker",
+        "\"&echo hello&type nul>marker", "hello^\"world", "hello &echo oh no >marker", "%PATH%", "%%cd:~,%",
+        "%PATH%PATH%", "%hello", "^", "^&echo INJECTED", "|", "a|echo INJECTED", "<>", "<marker", "!TMP!",
+        "key=value", "key=\"&type nul>marker\"", "a,b;c", "(x)", ")&echo INJECTED&(", "tab\there",
+        "\xc3\xbcn\xc3\xaf", "\\\"&echo INJECTED>marker\\"};
+    return args;
+}
+
+}  // namespace
+
+#if defined(_WIN32)
+namespace {
+// Runs each argument through a batch file that passes %* on to the helper (hexargs), whose C
+// runtime splits the line again, under the batch file's name given as `name`: what arrives
+// must be what we sent, and nothing else may run. `exact` false: only "nothing ran" is checked.
+void round_trip_through_batch(const BatchDir& d, const std::string& name, const std::vector<std::string>& args,
+                              bool exact) {
+    d.write("fwd.bat", "@\"" + helper() + "\" hexargs %*\r\n");
+    d.write("fwd2.cmd", "@\"" + helper() + "\" hexargs %*\r\n");
+    for (const std::string& arg : args) {
+        mp::sys::SpawnRequest req;
+        req.program = (fs::path(d.dir) / name).string();
+        req.args = {name, "first", arg, "last"};
+        req.cwd = d.dir;
+        const SysRun r = sys_run(req);
+        ASSERT_FALSE(r.ec) << r.ec.message();
+        EXPECT_EQ(r.code, 0) << arg;
+        EXPECT_FALSE(d.marked()) << "the payload ran: " << arg;
+        if (exact) {
+            EXPECT_EQ(r.out, hex_of("first") + "\n" + hex_of(arg) + "\n" + hex_of("last") + "\n") << "[" << arg << "]";
+        }
+        std::error_code ec;
+        fs::remove(fs::path(d.dir) / "marker", ec);
+    }
+}
+}  // namespace
+#endif
+
+TEST_F(Subprocess, WindowsBatchFileArgumentsRoundTripAndNeverRun) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only: POSIX runs no program through cmd.exe";
+#else
+    BatchDir d;
+    std::vector<std::string> args;
+    for (const std::string& a : hostile_batch_arguments())
+        if (a.find('%') == std::string::npos) args.push_back(a);
+    round_trip_through_batch(d, "fwd.bat", args, true);
+    // .cmd in any case, and a name with the trailing dots and spaces Windows drops from it,
+    // are batch files too, and must get the same quoting.
+    round_trip_through_batch(d, "FWD2.CMD", {"\"&type nul>marker", "a b"}, true);
+    round_trip_through_batch(d, "fwd.bat. .", {"\"&type nul>marker", "a b"}, true);
+#endif
+}
+
+TEST_F(Subprocess, WindowsBatchFileArgumentsExpandNoVariable) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only: POSIX runs no program through cmd.exe";
+#else
+    BatchDir d;
+    std::vector<std::string> args;
+    for (const std::string& a : hostile_batch_arguments())
+        if (a.find('%') != std::string::npos) args.push_back(a);
+    args.push_back("%cd%&type nul>marker");
+    // Under Wine, cmd.exe expands %NAME% again in the text that replaces a batch file's %* (or
+    // %1), which Windows does not: nothing runs, but the text arrives changed.
+    round_trip_through_batch(d, "fwd.bat", args, !mp_test::under_wine());
+    if (mp_test::under_wine())
+        GTEST_SKIP() << "Wine's cmd.exe expands %variables% inside a batch file's substituted parameters "
+                        "(Windows does not); only \"no payload ran\" was checked for the % arguments";
+#endif
+}
+
+TEST_F(Subprocess, WindowsBatchFileShowsEachArgumentQuotedAndRefusesLineBreaks) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only: POSIX runs no program through cmd.exe";
+#else
+    BatchDir d;
+    // A batch file that uses its arguments in a command line of its own: each stays one
+    // quoted word, so its & | < > run nothing.
+    const std::string echo = d.write("echo.bat", "@echo off\r\necho [%1] [%2] [%3] [%4]\r\n");
+    mp::sys::SpawnRequest req;
+    req.program = echo;
+    req.args = {"echo.bat", "\"&echo INJECTED", "&type nul>marker", "a|echo INJECTED", "x\"<>\"^"};
+    req.cwd = d.dir;
+    SysRun r = sys_run(req);
+    ASSERT_FALSE(r.ec) << r.ec.message();
+    EXPECT_EQ(r.out, "[\"\"\"&echo INJECTED\"] [\"&type nul>marker\"] [\"a|echo INJECTED\"] [\"x\"\"<>\"\"^\"]\r\n");
+    EXPECT_FALSE(d.marked());
+    // A line break ends cmd.exe's command line wherever it stands, quoted or not: refused.
+    for (const std::string& bad : {std::string("\n"), std::string("\r"), std::string("a\nb"),
+                                   std::string("\r\n&type nul>marker"), std::string("\"\n&type nul>marker")}) {
+        req.args = {"echo.bat", "fine", bad};
+        r = sys_run(req);
+        EXPECT_EQ(r.ec, std::errc::invalid_argument) << hex_of(bad);
+        EXPECT_FALSE(d.marked());
+    }
+#endif
+}
