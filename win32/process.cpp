@@ -336,7 +336,7 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     if (req.args.empty()) return std::make_error_code(std::errc::invalid_argument);
     std::wstring program, cmd;
     if (req.shell) {
-        program = comspec();
+        program = req.program.empty() ? comspec() : widen(req.program);  // Options::executable
         if (program.empty()) return os_error(ERROR_FILE_NOT_FOUND);
         cmd = shell_command_line(program, req.args);
     } else {
