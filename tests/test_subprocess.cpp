@@ -823,3 +823,215 @@ TEST_F(Subprocess, WindowsBatchFileShowsEachArgumentQuotedAndRefusesLineBreaks) 
     }
 #endif
 }
+
+TEST_F(Subprocess, WindowsBatchFileThroughPopenQuotesOrRaisesValueError) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only: POSIX runs no program through cmd.exe";
+#else
+    BatchDir d;
+    const std::string echo = d.write("echo.bat", "@echo off\r\necho [%1] [%2]\r\n");
+    const auto r = sp::run({echo, "\"&type nul>marker", "%PATH%|echo INJECTED"}, sp::Options().capture_output().cwd(d.dir));
+    EXPECT_EQ(r.returncode, 0);
+    EXPECT_EQ(r.std_out.find("INJECTED\r\n"), std::string::npos) << r.std_out;
+    EXPECT_EQ(r.std_out.rfind("[\"\"\"&type nul>marker\"] [\"", 0), 0u) << r.std_out;
+    EXPECT_FALSE(d.marked());
+    // A line break cannot be quoted for cmd.exe: a ValueError, raised before anything runs.
+    for (const std::string& bad : {std::string("a\nb"), std::string("\r&type nul>marker")}) {
+        try {
+            sp::run({echo, "ok", bad}, sp::Options().capture_output().cwd(d.dir));
+            ADD_FAILURE() << "no ValueError for " << hex_of(bad);
+        } catch (const mp::ValueError& e) {
+            EXPECT_NE(std::string(e.what()).find("batch"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_FALSE(d.marked());
+    // The same text through an .exe is only an argument: nothing to refuse.
+    EXPECT_EQ(sp::run(child({"echo", "a\nb"}), sp::Options().capture_output()).std_out, "a\nb\n");
+#endif
+}
+
+TEST_F(Subprocess, WindowsShellRunsTheCommandThroughCmdExe) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only (cmd.exe)";
+#else
+    EXPECT_EQ(sp::run({"echo hi"}, sp::Options().shell().capture_output()).std_out, "hi\r\n");
+    // The command is cmd.exe's to parse: & runs a second command (that is what shell means).
+    EXPECT_EQ(sp::run({"echo one& echo two"}, sp::Options().shell().capture_output().text()).std_out, "one\ntwo\n");
+    // args[1..] are appended quoted for a C runtime, as list2cmdline quotes them.
+    EXPECT_EQ(sp::run({"echo", "a b"}, sp::Options().shell().capture_output()).std_out, "\"a b\"\r\n");
+    EXPECT_EQ(sp::run({"exit 7"}, sp::Options().shell()).returncode, 7);
+    EXPECT_EQ(sp::getoutput("echo hi"), "hi");
+    EXPECT_EQ(sp::getstatusoutput("echo out& exit 3"), std::make_pair(3, std::string("out")));
+    // executable() names the shell to run instead of %ComSpec%.
+    std::string cmd_exe(MAX_PATH, '\0');
+    cmd_exe.resize(GetSystemDirectoryA(cmd_exe.data(), MAX_PATH));
+    cmd_exe += "\\cmd.exe";
+    EXPECT_EQ(sp::run({"echo via executable"}, sp::Options().shell().executable(cmd_exe).capture_output()).std_out,
+              "via executable\r\n");
+#endif
+}
+
+#if defined(_WIN32)
+namespace {
+bool process_alive(int pid) { return mp::sys::pid_exists(pid); }
+int grandchild_pid(sp::Popen& p) {
+    const std::string line = p.stdout_pipe().readline(30);
+    EXPECT_EQ(line.rfind("grandchild ", 0), 0u) << line;
+    return line.size() > 11 ? std::atoi(line.c_str() + 11) : 0;
+}
+}  // namespace
+#endif
+
+TEST_F(Subprocess, WindowsKillTreeEndsAGrandchildHoldingThePipes) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only: the job object half of process_group";
+#else
+    // The child waits for a line on stdin, its grandchild sleeps a minute holding stdout.
+    sp::Popen p(child({"grandchild", "60000", "readline"}), sp::Options().process_group().std_in(sp::PIPE).std_out(sp::PIPE));
+    const int gc = grandchild_pid(p);
+    ASSERT_GT(gc, 0);
+    EXPECT_TRUE(process_alive(gc));
+    p.kill_tree(10);
+    EXPECT_EQ(p.returncode(), -9);
+    // Nobody holds the pipe any more: end of file, not a 60 s wait.
+    EXPECT_EQ(p.stdout_pipe().read(-1, 10), "");
+    EXPECT_EQ(mp_test::wait_reaped(gc, std::chrono::seconds(10)), 0);
+    // terminate_tree reports -SIGTERM.
+    sp::Popen q(child({"grandchild", "60000", "readline"}), sp::Options().start_new_session().std_in(sp::PIPE).std_out(sp::PIPE));
+    const int gc2 = grandchild_pid(q);
+    q.terminate_tree(10);
+    EXPECT_EQ(q.returncode(), -15);
+    EXPECT_EQ(mp_test::wait_reaped(gc2, std::chrono::seconds(10)), 0);
+    // Without a tree there is nothing to end: ValueError.
+    sp::Popen r(child({"exit", "0"}));
+    EXPECT_THROW(r.kill_tree(), mp::ValueError);
+    r.wait(30);
+#endif
+}
+
+TEST_F(Subprocess, WindowsTreeOutlivesItsChildAndItsPopen) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only: the job object half of process_group";
+#else
+    int gc = 0;
+    {
+        // The child ends at once; its grandchild lives on in the job.
+        sp::Popen p(child({"grandchild", "60000"}), sp::Options().process_group().std_out(sp::PIPE));
+        gc = grandchild_pid(p);
+        ASSERT_GT(gc, 0);
+        EXPECT_EQ(p.wait(30), 0);
+        EXPECT_TRUE(process_alive(gc));
+        // kill_tree after the child was reaped still reaches the grandchild.
+        p.kill_tree(10);
+        EXPECT_EQ(p.returncode(), 0) << "the child's own return code stays";
+        EXPECT_EQ(mp_test::wait_reaped(gc, std::chrono::seconds(10)), 0);
+        EXPECT_EQ(p.stdout_pipe().read(-1, 10), "");
+    }
+    {
+        // Dropping a Popen does not kill a tree nobody asked to kill (no KILL_ON_JOB_CLOSE).
+        std::unique_ptr<sp::Popen> p(
+            new sp::Popen(child({"grandchild", "60000"}), sp::Options().process_group().std_out(sp::PIPE)));
+        gc = grandchild_pid(*p);
+        ASSERT_GT(gc, 0);
+        p.reset();
+        EXPECT_TRUE(process_alive(gc)) << "closing the Popen ended its tree";
+        HANDLE h = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, static_cast<DWORD>(gc));
+        ASSERT_NE(h, nullptr);
+        TerminateProcess(h, 1);
+        WaitForSingleObject(h, 10000);
+        CloseHandle(h);
+    }
+#endif
+}
+
+TEST_F(Subprocess, WindowsInterruptSendsCtrlBreakToTheChildsGroup) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only: CTRL_BREAK_EVENT";
+#else
+    // No group of its own: CTRL_BREAK would reach us too. ValueError.
+    sp::Popen lone(child({"readline"}), sp::Options().std_in(sp::PIPE));
+    EXPECT_THROW(lone.interrupt(), mp::ValueError);
+    lone.stdin_pipe().close();
+    EXPECT_EQ(lone.wait(30), 0);
+
+    sp::Popen p(child({"sleep", "60000"}), sp::Options().process_group());
+    try {
+        p.interrupt();
+    } catch (const mp::OSError& e) {
+        p.kill();
+        p.wait(30);
+        if (mp_test::under_wine())
+            GTEST_SKIP() << "Wine 8 does not implement GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT) and fails every "
+                            "console control event without a console (error 12): " << e.what();
+        FAIL() << e.what();
+    }
+    // The default handler ends the process as Ctrl+Break does: STATUS_CONTROL_C_EXIT.
+    EXPECT_EQ(static_cast<unsigned>(p.wait(30)), 0xC000013Au);
+#endif
+}
+
+TEST_F(Subprocess, WindowsPassFdsAndTheChildsPath) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only: the handle list and SearchPathW";
+#else
+    // pass_fds: the handle reaches the child at its own value, and is ours alone again after.
+    mp::sys::PipeEnds secret;
+    ASSERT_FALSE(mp::sys::make_pipe(secret));
+    ASSERT_FALSE(mp::sys::write_all(secret.write.get(), "secret", 6));
+    const auto value = static_cast<std::intptr_t>(mp::sys::handle_to_value(secret.read.get()));
+    EXPECT_EQ(sp::run(child({"probe", std::to_string(value)}), sp::Options().capture_output().pass_fds({value})).std_out,
+              "leaked\n");
+    DWORD flags = 0;
+    ASSERT_TRUE(GetHandleInformation(secret.read.get(), &flags));
+    EXPECT_EQ(flags & HANDLE_FLAG_INHERIT, 0u) << "the handle stayed inheritable";
+    // env(): a bare name is looked up in that environment's PATH, not in ours (nor beside us).
+    const std::string dir = fs::path(helper()).parent_path().string();
+    const std::map<std::string, std::string> with_dir = {{"Path", dir}};
+    EXPECT_EQ(sp::run({"mp_test_subprocess_child", "out", "found"}, sp::Options().env(with_dir).capture_output()).std_out,
+              "found");
+    BatchDir empty;
+    EXPECT_THROW(sp::run({"mp_test_subprocess_child"}, sp::Options().env({{"PATH", empty.dir}})), mp::FileNotFoundError);
+    // POSIX-only steps are refused by the platform layer too, never ignored.
+    mp::sys::SpawnRequest req;
+    req.program = helper();
+    req.args = {helper()};
+    req.umask = 022;
+    mp::sys::Child c;
+    EXPECT_EQ(mp::sys::spawn_process(req, c), std::errc::function_not_supported);
+    EXPECT_THROW(sp::run(child(), sp::Options().umask(022)), mp::ValueError);
+#endif
+}
+
+TEST_F(Subprocess, WindowsAppendedFileTakesEveryWriteAtItsEnd) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only: FILE_APPEND_DATA";
+#else
+    BatchDir d;
+    const std::string path = (fs::path(d.dir) / "log.txt").string();
+    mp::sys::Handle w, a1, a2;
+    ASSERT_FALSE(mp::sys::open_file(path, mp::sys::FileMode::write, w));
+    ASSERT_FALSE(mp::sys::write_all(w.get(), "0123456789", 10));
+    w.reset();
+    ASSERT_FALSE(mp::sys::open_file(path, mp::sys::FileMode::append, a1));
+    ASSERT_FALSE(mp::sys::open_file(path, mp::sys::FileMode::append, a2));
+    ASSERT_FALSE(mp::sys::write_all(a1.get(), "AA", 2));
+    ASSERT_FALSE(mp::sys::write_all(a2.get(), "BB", 2));
+    ASSERT_FALSE(mp::sys::write_all(a1.get(), "CC", 2));
+    DWORD flags = 0;
+    ASSERT_TRUE(GetHandleInformation(a1.get(), &flags));
+    EXPECT_EQ(flags & HANDLE_FLAG_INHERIT, 0u);
+    a1.reset();
+    a2.reset();
+    std::ifstream in(path, std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "0123456789AABBCC");
+    in.close();
+    mp::sys::Handle r;
+    EXPECT_EQ(mp::sys::open_file((fs::path(d.dir) / "missing").string(), mp::sys::FileMode::read, r),
+              std::errc::no_such_file_or_directory);
+    // Through Popen: stdout and stderr to one appended file keep their order.
+    sp::run(child({"out", "1", "err", "2", "out", "3"}),
+            sp::Options().std_out(sp::File(path, sp::FileMode::append)).std_err(sp::File(path, sp::FileMode::append)));
+    std::ifstream again(path, std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(again), {}), "0123456789AABBCC123");
+#endif
+}
