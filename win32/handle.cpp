@@ -7,6 +7,8 @@
 // a listed few, at the same values. mp creates every handle non-inheritable and names the
 // ones to pass in that list. Anonymous pipes are named pipes underneath; a closed peer shows
 // up as ERROR_BROKEN_PIPE instead of a signal, so there is nothing like SIGPIPE to guard.
+// Files for a child's streams are opened shared for reading, writing and deleting, as a POSIX
+// file is; append opens for FILE_APPEND_DATA alone, Windows' O_APPEND.
 // POSIX differs: fds are inherited unless marked close-on-exec, and a child finds passed fds
 // by number (mp puts them at 3, 4, ...).
 #include "../common/sys/handle.hpp"

@@ -12,12 +12,40 @@
 // a job object whose only handle the parent holds, with JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 // so the kernel ends them when the parent ends, however it ends.
 // For mp::subprocess, a program named without a directory is found with SearchPathW (".exe"
-// added, as CreateProcessW does for a bare command-line name), and cwd and a new process group
-// (CREATE_NEW_PROCESS_GROUP, the nearest thing to a POSIX session) are arguments of the same
-// call; a failure to start is CreateProcessW's own error, in the caller.
+// added, as CreateProcessW does for a bare command-line name), in the PATH of the child's
+// environment when env() replaces it (mp's rule, CPython's on POSIX), else in SearchPathW's own
+// order; cwd is an argument of the same call; a failure to start is CreateProcessW's own
+// error, in the caller. The rest of subprocess, the Windows way:
+//   - pass_fds: the handles join the PROC_THREAD_ATTRIBUTE_HANDLE_LIST at their own values,
+//     made inheritable for the one call (under a lock, as two threads may pass one handle).
+//   - shell(): %ComSpec% (else the system folder's cmd.exe) with `/d /s /c "<command>"`,
+//     CPython's form plus /d (no AutoRun commands from the registry). args[0] goes in as it is;
+//     args[1..] are quoted for a C runtime. What the command says, cmd.exe does: & | < > ^ %
+//     and the rest are its to parse, so a shell command must not hold untrusted text.
+//   - Batch files (.bat, .cmd, found after the search, also with the trailing dots and spaces
+//     Windows drops): CreateProcessW would run them through cmd.exe with our command line as
+//     it is, which cmd.exe parses by rules of its own (CVE-2024-24576, "BatBadBut": an argument
+//     `"&calc.exe` would run calc). mp runs the system cmd.exe itself, with each argument quoted
+//     by cmd.exe's rules (see append_batch_argument; the facts come from Rust's std, which
+//     does the same), and refuses, with invalid_argument (a ValueError from common/), an
+//     argument holding CR or LF: those end cmd.exe's line and no quoting protects them.
+//   - process_group() and start_new_session(): CREATE_NEW_PROCESS_GROUP (a console group of
+//     its own, for CTRL_BREAK) and a job object of the child's own (Child::tree), joined while
+//     the child is still suspended, so everything it starts is in it too. The job has no
+//     KILL_ON_JOB_CLOSE: dropping a Popen leaves the tree alone, as a POSIX group outlives
+//     its Popen; signal_process_tree ends it (TerminateJobObject), also after the child itself
+//     has been reaped. A daemonic child (kill_with_parent) joins the daemon job first and
+//     then its tree, which nests in it (nested jobs: Windows 8 and later, Wine 8 too).
+//   - interrupt_process: GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, pid); CTRL_C cannot be
+//     sent to one group alone. It needs a console shared with the child (Wine 8 has none to
+//     offer and fails it, error 12).
+//   - umask, uid/gid/groups, restore_signals(false), close_fds(false) have no Windows step:
+//     spawn_process refuses them (function_not_supported); user_id/group_id are placeholders.
 // POSIX differs: fork+exec are two steps, a child is found by pid and reaped with waitpid, and
-// SIGTERM/SIGKILL are real signals; the PATH search, the chdir and setsid() happen in the
-// child, between its fork and its exec.
+// SIGTERM/SIGKILL are real signals; the PATH search, the chdir, setsid()/setpgid() and the
+// credentials happen in the child, between its fork and its exec; a process group needs no
+// object (its leader's pid names it, killpg signals it); /bin/sh -c takes the shell command
+// with args[1..] as $0, $1 ...; no program is ever re-parsed by a shell unless shell() asks.
 // The rest of the spawn lesson is portable and lives in common/: process.cpp's start_spawn
 // (the payload a new run of the program receives through an inherited pipe) and bootstrap.cpp
 // (that run's side: mp::bootstrap reads the payload and becomes the child).
