@@ -721,6 +721,7 @@ struct BatchDir {
     bool marked() const { return fs::exists(fs::path(dir) / "marker"); }
 };
 
+#if defined(_WIN32)
 // Each would run a command, write ./marker or expand a variable if cmd.exe parsed it bare.
 const std::vector<std::string>& hostile_batch_arguments() {
     static const std::vector<std::string> args = {
@@ -732,6 +733,7 @@ const std::vector<std::string>& hostile_batch_arguments() {
         "\xc3\xbcn\xc3\xaf", "\\\"&echo INJECTED>marker\\"};
     return args;
 }
+#endif
 
 }  // namespace
 
@@ -1033,5 +1035,36 @@ TEST_F(Subprocess, WindowsAppendedFileTakesEveryWriteAtItsEnd) {
             sp::Options().std_out(sp::File(path, sp::FileMode::append)).std_err(sp::File(path, sp::FileMode::append)));
     std::ifstream again(path, std::ios::binary);
     EXPECT_EQ(std::string(std::istreambuf_iterator<char>(again), {}), "0123456789AABBCC123");
+#endif
+}
+
+TEST_F(Subprocess, WindowsDaemonChildInATreeIsInBothJobs) {
+#if !defined(_WIN32)
+    GTEST_SKIP() << "Windows only: job objects";
+#else
+    // kill_with_parent puts the child in the daemon job first; its tree then nests in that one.
+    mp::sys::SpawnRequest req;
+    req.program = helper();
+    req.args = {helper(), "sleep", "60000"};
+    req.kill_with_parent = true;
+    req.process_group = true;
+    mp::sys::Child c;
+    ASSERT_FALSE(mp::sys::spawn_process(req, c));
+    ASSERT_TRUE(c.tree.valid());
+    // (spawn_process fails when either job refuses it; the daemon job's own test is test_process.)
+    BOOL in_tree = FALSE;
+    EXPECT_TRUE(IsProcessInJob(c.process.get(), c.tree.get(), &in_tree));
+    EXPECT_TRUE(in_tree);
+    EXPECT_EQ(mp::sys::signal_process_tree(c, 2), std::errc::invalid_argument) << "only TERM and KILL";
+    EXPECT_FALSE(mp::sys::signal_process_tree(c, 9));
+    bool exited = false;
+    int code = 0;
+    ASSERT_FALSE(mp::sys::wait_process(c, mp::sys::Deadline::after_seconds(30), exited, code));
+    EXPECT_TRUE(exited);
+    EXPECT_EQ(code, -9);
+    EXPECT_FALSE(mp::sys::signal_process_tree(c, 15)) << "an empty tree is no error";
+    mp::sys::Child none;
+    EXPECT_EQ(mp::sys::signal_process_tree(none, 9), std::errc::invalid_argument);
+    EXPECT_EQ(mp::sys::interrupt_process(none), std::errc::invalid_argument);
 #endif
 }

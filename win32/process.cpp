@@ -364,7 +364,12 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     if (req.args.empty()) return std::make_error_code(std::errc::invalid_argument);
     std::wstring program, cmd;
     if (req.shell) {
-        program = req.program.empty() ? comspec() : widen(req.program);  // Options::executable
+        std::wstring path_storage;
+        if (req.program.empty())
+            program = comspec();
+        else  // Options::executable: the shell to run instead
+            program = req.search_path ? searched_program(widen(req.program), child_path(req, path_storage))
+                                      : widen(req.program);
         if (program.empty()) return os_error(ERROR_FILE_NOT_FOUND);
         cmd = shell_command_line(program, req.args);
     } else {
