@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "--raw-child") == 0) return 0;
     // subprocess.capture_64m's child, for every side alike: 64 MiB to stdout in 64 KiB writes.
     if (argc > 1 && std::strcmp(argv[1], "--write-64m") == 0) return bench::write_64m();
+    // subprocess.pipeline_256m's two children, for every side alike: producer | consumer.
+    if (argc > 1 && std::strcmp(argv[1], "--produce-256m") == 0) return bench::pipeline_produce();
+    if (argc > 1 && std::strcmp(argv[1], "--consume-256m") == 0) return bench::pipeline_consume();
     mp::bootstrap(argc, argv);
 
     int scale = 1;
