@@ -60,7 +60,7 @@ inline Plan capture(int scale) { return {std::max(3, 15 / scale), 2}; }
 // stdin in 64 KiB reads to end of file, discards the bytes and exits 0 only if it got exactly
 // kPipelineBytes. Issue 15.
 constexpr std::size_t kPipelineBytes = std::size_t{256} << 20;
-inline Plan pipeline(int scale) { return {std::max(3, 9 / scale), 1}; }
+inline Plan pipeline(int scale) { return {std::max(3, 15 / scale), 2}; }
 // shm.cycle: a 4096-byte named segment created, attached by name, both closed, unlinked.
 constexpr std::size_t kShmBytes = 4096;
 inline Plan shm(int scale) { return {20000 / scale, 2000 / scale + 1}; }
