@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
     std::printf("== shell: a command line for /bin/sh or cmd.exe ==\n");
     {
         // shell() hands args[0] to the system shell (POSIX /bin/sh -c, Windows cmd.exe /d /s /c),
-        // which parses it: variables, redirections, `;` `&&` `|` all work, so a shell command must
+        // which parses it: variables, redirections, `&&` and `|` all work, so a shell command must
         // never contain text from someone untrusted (run the program itself, without shell(), and
         // pass such text as an argument: no shell ever sees it). `echo` means the same in both.
         const auto r = sp::run({"echo hello from the shell"}, sp::Options().shell().capture_output().text());
