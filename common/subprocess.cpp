@@ -152,9 +152,10 @@ void CompletedProcess::check_returncode() const {
 // Options keeps its fields private, so that only its methods set them; this is the way in.
 // Each accessor gives a const reference for a const Options and a mutable one otherwise.
 struct Options::Access {
-    template <class O> static auto& in(O& o) { return o.stdin_; }
-    template <class O> static auto& out(O& o) { return o.stdout_; }
-    template <class O> static auto& err(O& o) { return o.stderr_; }
+    using Stream = Options::Stream;
+    template <class O> static auto& streams(O& o) { return o.streams_; }
+    static bool given(const Options& o, int i) { return o.streams_[i].given(); }
+    static void set(Options& o, int i, Redirect r) { o.stream(i, r); }
     template <class O> static auto& input(O& o) { return o.input_; }
     template <class O> static auto& capture(O& o) { return o.capture_; }
     template <class O> static auto& text(O& o) { return o.text_; }
@@ -165,7 +166,20 @@ struct Options::Access {
     template <class O> static auto& extra_env(O& o) { return o.extra_env_; }
     template <class O> static auto& new_session(O& o) { return o.new_session_; }
     template <class O> static auto& executable(O& o) { return o.executable_; }
+    template <class O> static auto& shell(O& o) { return o.shell_; }
+    template <class O> static auto& process_group(O& o) { return o.process_group_; }
+    template <class O> static auto& timeout_kills_tree(O& o) { return o.timeout_kills_tree_; }
+    template <class O> static auto& pass_fds(O& o) { return o.pass_fds_; }
+    template <class O> static auto& umask(O& o) { return o.umask_; }
+    template <class O> static auto& user(O& o) { return o.user_; }
+    template <class O> static auto& group(O& o) { return o.group_; }
+    template <class O> static auto& extra_groups(O& o) { return o.extra_groups_; }
+    template <class O> static auto& restore_signals(O& o) { return o.restore_signals_; }
+    template <class O> static auto& close_fds(O& o) { return o.close_fds_; }
     template <class O> static auto& caller(O& o) { return o.caller_; }
+    // The state behind another Popen's pipe, for a pipeline.
+    static PipeReader::State* state(PipeReader* r) { return r->s_; }
+    static PipeWriter::State* state(PipeWriter* w) { return w->s_; }
     // The name of the call the user made, for the messages of the Popen it made.
     static std::string what(const Options& o) { return o.caller_ ? o.caller_ : "mp::subprocess::Popen"; }
 };
@@ -358,6 +372,8 @@ struct Popen::Impl {
     PipeReader out_reader{&out};
     PipeReader err_reader{&err};
     bool in_is_pipe = false, out_is_pipe = false, err_is_pipe = false;
+    bool tree = false;                // process_group or start_new_session: kill_tree works
+    bool timeout_kills_tree = false;
     // communicate's state, kept across a TimeoutExpired
     bool communicating = false;
     std::string input;
@@ -429,38 +445,71 @@ static Popen::Impl& usable(const std::unique_ptr<Popen::Impl>& impl) {
     return *impl;
 }
 
+namespace {
+
+// A user, group or supplementary group given by name or number, as its id.
+long long credential_id(const std::string& name_or_id, bool is_user, const std::string& what) {
+    no_nul(name_or_id, is_user ? "the user" : "a group");
+    if (name_or_id.empty()) throw ValueError(what + ": an empty " + (is_user ? "user" : "group") + " name");
+    long long id = 0;
+    const char* end = name_or_id.data() + name_or_id.size();
+    auto r = std::from_chars(name_or_id.data(), end, id);
+    if (r.ec == std::errc() && r.ptr == end) {
+        if (id < 0) throw ValueError(what + ": a negative " + (is_user ? "uid" : "gid") + " " + name_or_id);
+        return id;
+    }
+    const std::error_code ec = is_user ? sys::user_id(name_or_id, id) : sys::group_id(name_or_id, id);
+    if (ec == std::errc::no_such_file_or_directory)
+        throw KeyError(what + ": no " + (is_user ? "user" : "group") + " named " + py_repr(name_or_id));
+    if (ec) raise_os_error(ec, what + ": looking up " + py_repr(name_or_id));
+    return id;
+}
+
+}  // namespace
+
 Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     const std::string what = A::what(options);
-    if (args.empty()) throw ValueError(what + ": args is empty (args[0] is the program to run)");
+    const bool shell = A::shell(options);
+    if (args.empty())
+        throw ValueError(what + (shell ? ": args is empty (args[0] is the shell command)"
+                                       : ": args is empty (args[0] is the program to run)"));
     for (const auto& a : args) no_nul(a, "an argument");
     if (A::input(options) || A::check(options) || A::timeout(options))
         throw ValueError(what + ": input, check and timeout are options of run(); give a Popen's input "
                          "to communicate() and its timeout to wait() or communicate()");
-    const std::string program = A::executable(options).value_or(args[0]);
+    // With shell(), args[0] is the command and the program is the shell (executable: another).
+    const std::string program = shell ? A::executable(options).value_or("") : A::executable(options).value_or(args[0]);
     no_nul(program, "the executable");
-    if (program.empty()) throw ValueError(what + ": the program name is empty");
-    if (!sys::kArg0MayHoldQuote && args[0].find('"') != std::string::npos)
+    if (!shell && program.empty()) throw ValueError(what + ": the program name is empty");
+    if (!shell && !sys::kArg0MayHoldQuote && args[0].find('"') != std::string::npos)
         throw ValueError(what + ": on Windows args[0] cannot hold a '\"' (the C runtime reads the "
                          "program name up to the next quote)");
     no_nul(A::cwd(options), "cwd");
 
-    const Redirect rin = A::in(options).value_or(INHERIT);
-    Redirect rout = A::out(options).value_or(INHERIT);
-    Redirect rerr = A::err(options).value_or(INHERIT);
+    using Stream = A::Stream;
+    Stream st[3] = {A::streams(options)[0], A::streams(options)[1], A::streams(options)[2]};
     if (A::capture(options)) {
-        if (A::out(options) || A::err(options))
+        if (st[1].given() || st[2].given())
             throw ValueError("mp::subprocess: stdout and stderr arguments may not be used with capture_output.");
-        rout = rerr = PIPE;
+        st[1] = st[2] = Stream();
+        st[1].redirect = st[2].redirect = PIPE;
     }
-    if (rin == STDOUT || rout == STDOUT)
+    auto is = [&](int i, Redirect r) { return st[i].redirect == r || (r == INHERIT && !st[i].given()); };
+    if (is(0, STDOUT) || is(1, STDOUT))
         throw ValueError("mp::subprocess: STDOUT is only for stderr (it sends stderr wherever stdout goes)");
+    m.tree = A::process_group(options) || A::new_session(options);
+    m.timeout_kills_tree = A::timeout_kills_tree(options);
+    if (m.timeout_kills_tree && !m.tree)
+        throw ValueError(what + ": timeout_kills_tree needs a process tree: process_group() or start_new_session()");
 
     sys::SpawnRequest req;
     req.program = program;
     req.search_path = true;
+    req.shell = shell;
     req.cwd = A::cwd(options);
     req.new_session = A::new_session(options);
+    req.process_group = A::process_group(options);
     if (const auto& env = A::env(options)) {
         std::map<std::string, std::string> all = *env;
         for (const auto& kv : A::extra_env(options)) all[kv.first] = kv.second;
@@ -473,8 +522,31 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
         check_env_name(kv.first);
         no_nul(kv.second, "an environment variable value");
     }
+    for (std::intptr_t fd : A::pass_fds(options)) {
+        if (fd < 0) throw ValueError(what + ": pass_fds holds a negative value " + std::to_string(fd));
+        req.pass_fds.push_back(sys::native_from_integer(fd));
+    }
 
-    sys::Handle devnull, child_in, child_out, child_err;
+    // The POSIX steps between fork and exec.
+    const bool credentials = A::umask(options) || A::user(options) || A::group(options) || A::extra_groups(options) ||
+                             !A::restore_signals(options) || !A::close_fds(options);
+    if (credentials && !sys::kChildCredentials)
+        throw ValueError(what + ": umask, user, group, extra_groups, restore_signals and close_fds are POSIX "
+                         "options; Windows has no such step between creating a process and starting it");
+    if (const auto& mask = A::umask(options)) {
+        if (*mask < 0 || *mask > 0777) throw ValueError(what + ": umask " + std::to_string(*mask) + " is not within 0..0777");
+        req.umask = *mask;
+    }
+    if (const auto& u = A::user(options)) req.uid = credential_id(*u, true, what);
+    if (const auto& g = A::group(options)) req.gid = credential_id(*g, false, what);
+    if (const auto& gs = A::extra_groups(options)) {
+        req.set_groups = true;
+        for (const auto& g : *gs) req.groups.push_back(credential_id(g, false, what));
+    }
+    req.restore_signals = A::restore_signals(options);
+    req.close_fds = A::close_fds(options);
+
+    sys::Handle devnull, child_in, child_out, child_err, files[3];
     auto null_device = [&]() {
         if (!devnull)
             if (auto ec = sys::open_null_device(devnull)) raise_os_error(ec, "mp::subprocess: opening the null device");
@@ -485,19 +557,64 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
             raise_os_error(ec, std::string("mp::subprocess: creating the ") + which + " pipe");
         return child.get();
     };
-    if (rin == PIPE) req.stdin_handle = make(false, m.in.end, child_in, "stdin");
-    if (rin == DEVNULL) req.stdin_handle = null_device();
-    if (rout == PIPE) req.stdout_handle = make(true, m.out.end, child_out, "stdout");
-    if (rout == DEVNULL) req.stdout_handle = null_device();
-    if (rerr == PIPE) req.stderr_handle = make(true, m.err.end, child_err, "stderr");
-    if (rerr == DEVNULL) req.stderr_handle = null_device();
-    req.stderr_to_stdout = rerr == STDOUT;
+    static const char* const names[3] = {"stdin", "stdout", "stderr"};
+    // stdout and stderr to the same path share one open file, so that neither overwrites the
+    // other and their order is kept, as a shell's `>f 2>&1` does.
+    auto open_target = [&](int i) -> sys::native_handle {
+        const File& f = *st[i].file;
+        no_nul(f.path(), "a file path");
+        if (f.path().empty()) throw ValueError(what + ": an empty file path for " + names[i]);
+        const FileMode mode = f.mode().value_or(i == 0 ? FileMode::read : FileMode::write);
+        if ((i == 0) != (mode == FileMode::read))
+            throw ValueError(what + ": " + names[i] + (i == 0 ? " is read from: its File needs FileMode::read"
+                                                              : " is written: its File cannot be FileMode::read"));
+        if (i == 2 && st[1].file && st[1].file->path() == f.path() &&
+            st[1].file->mode().value_or(FileMode::write) == mode)
+            return files[1].get();
+        const sys::FileMode sm = mode == FileMode::read ? sys::FileMode::read
+                                 : mode == FileMode::write ? sys::FileMode::write : sys::FileMode::append;
+        if (auto ec = sys::open_file(f.path(), sm, files[i])) raise_os_error(ec, what + ": opening " + py_repr(f.path()) + " for " + names[i]);
+        return files[i].get();
+    };
+    // A pipeline: another Popen's end of a pipe becomes this child's stream.
+    sys::PipeEnd* handed[3] = {nullptr, nullptr, nullptr};
+    auto hand_over = [&](int i, sys::PipeEnd& end, bool untouched) -> sys::native_handle {
+        if (!end.h) throw ValueError(what + ": the pipe given as " + names[i] + " is closed");
+        if (!untouched) throw ValueError(what + ": the pipe given as " + names[i] + " has been read from already; what it "
+                                         "buffered would be lost");
+        if (auto ec = sys::ready_end_for_child(end)) raise_os_error(ec, what + ": handing a pipe to " + names[i]);
+        handed[i] = &end;
+        return end.h.get();
+    };
+    sys::native_handle* slot[3] = {&req.stdin_handle, &req.stdout_handle, &req.stderr_handle};
+    sys::PipeEnd* ours[3] = {nullptr, &m.out.end, &m.err.end};
+    sys::Handle* child_end[3] = {&child_in, &child_out, &child_err};
+    for (int i = 0; i < 3; ++i) {
+        const Stream& s = st[i];
+        if (s.redirect == PIPE) *slot[i] = i == 0 ? make(false, m.in.end, child_in, "stdin") : make(true, *ours[i], *child_end[i], names[i]);
+        if (s.redirect == DEVNULL) *slot[i] = null_device();
+        if (s.file) *slot[i] = open_target(i);
+        if (s.descriptor) {
+            if (s.descriptor->value < 0)
+                throw ValueError(what + ": a negative descriptor " + std::to_string(s.descriptor->value) + " for " + names[i]);
+            *slot[i] = sys::native_from_integer(s.descriptor->value);
+        }
+        if (s.from) {
+            PipeReader::State* r = A::state(s.from);
+            *slot[i] = hand_over(i, r->end, !r->closed && !r->eof && r->available() == 0 && !r->pending_cr);
+        }
+        if (s.to) {
+            PipeWriter::State* w = A::state(s.to);
+            *slot[i] = hand_over(i, w->end, !w->closed);
+        }
+    }
+    req.stderr_to_stdout = is(2, STDOUT);
 
     req.args = std::move(args);
     const bool text = A::text(options);
-    m.in_is_pipe = rin == PIPE;
-    m.out_is_pipe = rout == PIPE;
-    m.err_is_pipe = rerr == PIPE;
+    m.in_is_pipe = is(0, PIPE);
+    m.out_is_pipe = is(1, PIPE);
+    m.err_is_pipe = is(2, PIPE);
     m.in.closed = !m.in_is_pipe;
     m.out.closed = !m.out_is_pipe;
     m.err.closed = !m.err_is_pipe;
@@ -506,7 +623,7 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
     m.err.name = "stderr";
 
     // What we printed before should come out before what the child prints to the same place.
-    if (rout == INHERIT || rerr == INHERIT || rerr == STDOUT) sys::flush_std_streams();
+    if (is(1, INHERIT) || is(2, INHERIT) || is(2, STDOUT)) sys::flush_std_streams();
     if (auto ec = sys::spawn_process(req, m.child)) {
         if (!req.cwd.empty()) {
             if (auto bad = sys::check_directory(req.cwd)) {
@@ -516,9 +633,23 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
                 raise_os_error(bad, what + ": the working directory " + py_repr(req.cwd));
             }
         }
-        raise_os_error(ec, what + ": cannot run " + py_repr(program));
+        // Windows refuses an argument that cmd.exe would parse as a command (a batch file's).
+        if (!sys::kArg0MayHoldQuote && ec == std::errc::invalid_argument)
+            throw ValueError(what + ": an argument of " + py_repr(req.args) + " cannot be passed safely to the batch "
+                             "file " + py_repr(program) + " (cmd.exe would read it as part of a command; see "
+                             "mp/subprocess.hpp, \"Windows batch files\")");
+        if (ec == std::errc::bad_file_descriptor)
+            raise_os_error(ec, what + ": a descriptor in pass_fds is not open");
+        raise_os_error(ec, what + ": cannot run " + py_repr(shell ? std::string("the shell") : program));
     }
     m.args = std::move(req.args);
+    // Our copies of the pipes handed to this child close now: the previous child of the
+    // pipeline must see end of file (or SIGPIPE) when this one ends.
+    for (int i = 0; i < 3; ++i) {
+        if (!handed[i]) continue;
+        if (st[i].from) st[i].from->close();
+        if (st[i].to) st[i].to->close();
+    }
     // The child's ends close here, in the parent: from now on only the child holds them, so
     // that its exit is our end of file.
 }
@@ -665,7 +796,14 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
 }
 
 std::pair<std::string, std::string> Popen::communicate(std::string input, double timeout_seconds) {
-    return usable(impl_).communicate(std::move(input), timeout_seconds);
+    Impl& m = usable(impl_);
+    if (!m.timeout_kills_tree) return m.communicate(std::move(input), timeout_seconds);
+    try {
+        return m.communicate(std::move(input), timeout_seconds);
+    } catch (const TimeoutExpired&) {
+        kill_tree();  // what the tree wrote stays in the exception, and in the next communicate()
+        throw;
+    }
 }
 
 void Popen::send_signal(int sig) {
@@ -684,6 +822,38 @@ void Popen::send_signal(int sig) {
 void Popen::terminate() { send_signal(15); }
 
 void Popen::kill() { send_signal(9); }
+
+void Popen::interrupt() {
+    Impl& m = usable(impl_);
+    if (!sys::kAnySignal && !m.tree)
+        throw ValueError("mp::subprocess::Popen::interrupt: on Windows CTRL_BREAK reaches a console process group, "
+                         "so the child needs one of its own: start_new_session() or process_group()");
+    std::lock_guard<std::mutex> lk(m.mu);
+    if (m.reap_now()) return;
+    if (auto ec = sys::interrupt_process(m.child))
+        raise_os_error(ec, "mp::subprocess: interrupting process " + std::to_string(m.child.pid));
+}
+
+// Signals the tree, also when the child itself has been reaped (grandchildren may live on),
+// then waits for the child.
+static void end_tree(Popen::Impl& m, int sig, double timeout_seconds, const char* name) {
+    const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, name);
+    if (!m.tree)
+        throw ValueError(std::string(name) + ": the child has no process tree of its own: start it with "
+                         "process_group() or start_new_session()");
+    {
+        std::lock_guard<std::mutex> lk(m.mu);
+        if (auto ec = sys::signal_process_tree(m.child, sig))
+            raise_os_error(ec, std::string(name) + ": signalling the process tree of " + std::to_string(m.child.pid));
+    }
+    if (!m.reap(deadline)) throw TimeoutExpired(m.args, timeout_seconds);
+}
+
+void Popen::kill_tree(double timeout_seconds) { end_tree(usable(impl_), 9, timeout_seconds, "mp::subprocess::Popen::kill_tree"); }
+
+void Popen::terminate_tree(double timeout_seconds) {
+    end_tree(usable(impl_), 15, timeout_seconds, "mp::subprocess::Popen::terminate_tree");
+}
 
 PipeWriter& Popen::stdin_pipe() {
     Impl& m = usable(impl_);
@@ -710,14 +880,14 @@ PipeReader& Popen::stderr_pipe() {
 CompletedProcess run(std::vector<std::string> args, const Options& options) {
     Options o = options;
     if (!A::caller(o)) A::caller(o) = "mp::subprocess::run";
-    if (A::capture(o) && (A::out(o) || A::err(o)))
+    if (A::capture(o) && (A::given(o, 1) || A::given(o, 2)))
         throw ValueError("mp::subprocess::run: stdout and stderr arguments may not be used with capture_output.");
     std::string input;
     if (A::input(o)) {
-        if (A::in(o)) throw ValueError("mp::subprocess::run: stdin and input arguments may not both be used.");
+        if (A::given(o, 0)) throw ValueError("mp::subprocess::run: stdin and input arguments may not both be used.");
         input = std::move(*A::input(o));
         A::input(o).reset();
-        A::in(o) = PIPE;
+        A::set(o, 0, PIPE);
     }
     const bool check = A::check(o);
     const double timeout = A::timeout(o).value_or(-1);
@@ -730,7 +900,10 @@ CompletedProcess run(std::vector<std::string> args, const Options& options) {
     try {
         outputs = p.communicate(std::move(input), timeout);
     } catch (const TimeoutExpired&) {
-        p.kill();
+        if (A::timeout_kills_tree(o))
+            p.kill_tree();
+        else
+            p.kill();
         auto rest = p.communicate();  // returns once the child is reaped (the drain rule)
         throw TimeoutExpired(p.args(), timeout, std::move(rest.first), std::move(rest.second));
     } catch (...) {
@@ -759,12 +932,23 @@ void check_call(std::vector<std::string> args, const Options& options) {
     run(std::move(args), o);
 }
 
+std::pair<int, std::string> getstatusoutput(const std::string& cmd) {
+    Options o;
+    o.shell().text().std_out(PIPE).std_err(STDOUT);
+    A::caller(o) = "mp::subprocess::getstatusoutput";
+    CompletedProcess r = run({cmd}, o);
+    if (!r.std_out.empty() && r.std_out.back() == '\n') r.std_out.pop_back();
+    return {r.returncode, std::move(r.std_out)};
+}
+
+std::string getoutput(const std::string& cmd) { return getstatusoutput(cmd).second; }
+
 std::string check_output(std::vector<std::string> args, const Options& options) {
     Options o = options;
-    if (A::out(o)) throw ValueError("mp::subprocess::check_output: stdout argument not allowed, it will be overridden.");
+    if (A::given(o, 1)) throw ValueError("mp::subprocess::check_output: stdout argument not allowed, it will be overridden.");
     if (A::capture(o))
         throw ValueError("mp::subprocess::check_output: stdout and stderr arguments may not be used with capture_output.");
-    A::out(o) = PIPE;
+    A::set(o, 1, PIPE);
     A::check(o) = true;
     A::caller(o) = "mp::subprocess::check_output";
     return run(std::move(args), o).std_out;

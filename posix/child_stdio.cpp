@@ -37,6 +37,12 @@ std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& chil
     return {};
 }
 
+std::error_code ready_end_for_child(PipeEnd& ours) noexcept {
+    const int flags = ::fcntl(ours.h.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(ours.h.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) return last_error();
+    return {};
+}
+
 namespace {
 constexpr std::size_t kExchangeChunk = 64 * 1024;
 }

@@ -48,6 +48,20 @@ std::error_code open_null_device(Handle& out) noexcept {
     return {};
 }
 
+std::error_code open_file(const std::string& path, FileMode mode, Handle& out) noexcept {
+    int flags = O_CLOEXEC | O_NOCTTY;
+    if (mode == FileMode::read) flags |= O_RDONLY;
+    if (mode == FileMode::write) flags |= O_WRONLY | O_CREAT | O_TRUNC;
+    if (mode == FileMode::append) flags |= O_WRONLY | O_CREAT | O_APPEND;
+    int fd;
+    do {
+        fd = ::open(path.c_str(), flags, 0666);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return last_error();
+    out.reset(fd);
+    return {};
+}
+
 // write() to a pipe whose reader has gone raises SIGPIPE, which kills a process that has not
 // chosen to ignore it. mp never changes that process-wide choice: on a socket it passes
 // MSG_NOSIGNAL; on a pipe it blocks SIGPIPE for this thread around the write and consumes the

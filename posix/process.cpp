@@ -12,6 +12,10 @@
 // look up in PATH, a chdir file action for cwd, POSIX_SPAWN_SETSID for a new session. glibc
 // runs the child's half under vfork and returns the exec's errno (ENOENT, EACCES) from
 // posix_spawn itself, so a failed exec is an error in the parent, with no zombie to reap.
+// pass_fds, a new process group (POSIX_SPAWN_SETPGROUP; the child's pid then names the group,
+// which killpg reaches as a whole: kill_tree) and the signal defaults are attributes and file
+// actions of the same call. What posix_spawn cannot do (a umask, a user, a group) takes a
+// fork+exec path, as CPython's does, that reports its child's failure through a pipe.
 // Windows has no fork: CreateProcessW always starts a fresh program, returns a process HANDLE
 // (a reference that keeps the exit code alive, the counterpart of the zombie), and there are
 // no signals: TerminateProcess sets an exit code of the caller's choosing. There, a program
@@ -24,6 +28,7 @@
 // payload and becomes the child).
 #include "../common/sys/process.hpp"
 #include "../common/sys/error.hpp"
+#include "../common/sys/handle.hpp"
 
 #include <cerrno>
 #include <climits>
@@ -32,7 +37,9 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -55,25 +62,78 @@ int fork_process(std::error_code& ec) noexcept {
 
 namespace {
 
-// posix_spawn's file actions run in order in the child. The fds to pass must land on 3, 4, ...;
-// a source that already sits in that range could be overwritten by an earlier dup2, so every
-// source below the range's end is first copied above it (close-on-exec, closed again after the
-// spawn). dup2 onto a different number clears close-on-exec on the copy, which is what makes
-// exactly those fds survive execve.
-struct FileActions {
-    posix_spawn_file_actions_t fa;
+// What the child does to its fd table before the exec, worked out in the parent: the same
+// plan serves posix_spawn's file actions and the fork path below. The fds to pass must land
+// on 3, 4, ... (inherit) or on their own numbers (pass_fds); a source that already sits below
+// the top of those targets could be overwritten by an earlier dup2, so every source below
+// `first_free` is first copied above it (close-on-exec, closed again after the spawn). dup2
+// onto a different number clears close-on-exec on the copy, which is what makes exactly those
+// fds survive execve. A pass_fds entry is its own source: it too goes up and comes back down.
+struct FdPlan {
+    std::vector<std::pair<int, int>> dup2s;  // (source, target), in order
+    std::vector<int> closes;                 // careless fds (not close-on-exec) below first_free
+    int first_free = 3;
+    bool close_from = true;                  // close everything from first_free up
     std::vector<Handle> temporaries;
-    int err = 0;
-    FileActions() { err = posix_spawn_file_actions_init(&fa); }
-    ~FileActions() { posix_spawn_file_actions_destroy(&fa); }
 
-    int above(int fd, int floor) {
-        if (fd >= floor) return fd;
-        int d = ::fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    int above(int fd) {
+        if (fd >= first_free) return fd;
+        int d = ::fcntl(fd, F_DUPFD_CLOEXEC, first_free);
         if (d < 0) return -1;
         temporaries.emplace_back(d);
         return d;
     }
+};
+
+std::error_code make_plan(const SpawnRequest& req, FdPlan& plan) {
+    const int n = static_cast<int>(req.inherit.size());
+    plan.first_free = 3 + n;
+    std::vector<int> passed;
+    for (native_handle fd : req.pass_fds) {
+        if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+        if (::fcntl(fd, F_GETFD) < 0) return last_error();  // not open: EBADF, here in the parent
+        if (fd > 2) passed.push_back(fd);
+    }
+    for (int fd : passed) plan.first_free = std::max(plan.first_free, fd + 1);
+    const native_handle stdio[3] = {req.stdin_handle, req.stdout_handle, req.stderr_handle};
+    int src[3];
+    for (int i = 0; i < 3; ++i) {
+        src[i] = stdio[i] == invalid_handle() ? -1 : plan.above(stdio[i]);
+        if (stdio[i] != invalid_handle() && src[i] < 0) return last_error();
+    }
+    std::vector<int> inherit_src, pass_src;
+    for (native_handle fd : req.inherit) {
+        inherit_src.push_back(plan.above(fd));
+        if (inherit_src.back() < 0) return last_error();
+    }
+    for (int fd : passed) {
+        pass_src.push_back(plan.above(fd));
+        if (pass_src.back() < 0) return last_error();
+    }
+    for (int i = 0; i < 3; ++i)
+        if (src[i] >= 0 && !(i == 2 && req.stderr_to_stdout)) plan.dup2s.emplace_back(src[i], i);
+    if (req.stderr_to_stdout) plan.dup2s.emplace_back(1, 2);
+    for (int i = 0; i < n; ++i) plan.dup2s.emplace_back(inherit_src[static_cast<std::size_t>(i)], 3 + i);
+    for (std::size_t i = 0; i < passed.size(); ++i) plan.dup2s.emplace_back(pass_src[i], passed[i]);
+    plan.close_from = req.close_fds;
+    if (req.close_fds) {
+        // close_range() below takes everything from first_free up; between the targets, only an
+        // fd a careless caller opened without O_CLOEXEC would survive, so those are closed one
+        // by one (mp's own fds are all close-on-exec and vanish at the exec anyway).
+        for (int fd = 3 + n; fd < plan.first_free; ++fd) {
+            if (std::find(passed.begin(), passed.end(), fd) != passed.end()) continue;
+            const int flags = ::fcntl(fd, F_GETFD);
+            if (flags >= 0 && !(flags & FD_CLOEXEC)) plan.closes.push_back(fd);
+        }
+    }
+    return {};
+}
+
+struct FileActions {
+    posix_spawn_file_actions_t fa;
+    int err = 0;
+    FileActions() { err = posix_spawn_file_actions_init(&fa); }
+    ~FileActions() { posix_spawn_file_actions_destroy(&fa); }
 };
 
 struct SpawnAttr {
@@ -82,6 +142,137 @@ struct SpawnAttr {
     SpawnAttr() { err = posix_spawnattr_init(&attr); }
     ~SpawnAttr() { posix_spawnattr_destroy(&attr); }
 };
+
+// A program named without a '/' is looked up in PATH. posix_spawnp searches this process's
+// PATH; a child given an environment of its own is looked up in that environment's PATH
+// instead (CPython's rule: os.get_exec_path(env), "/bin:/usr/bin" when it has none), here in
+// the parent, the way execvp would: the first regular file that may be executed wins; if none
+// may, but one exists, the answer is EACCES; if none exists, ENOENT.
+std::error_code find_in_child_path(const SpawnRequest& req, std::string& found) {
+    std::string path = "/bin:/usr/bin";
+    for (const auto& kv : req.env)
+        if (kv.first == "PATH") path = kv.second;
+    bool denied = false;
+    std::size_t from = 0;
+    for (;;) {
+        const std::size_t colon = path.find(':', from);
+        std::string dir = path.substr(from, colon == std::string::npos ? std::string::npos : colon - from);
+        if (dir.empty()) dir = ".";
+        const std::string candidate = dir + "/" + req.program;
+        struct stat st{};
+        if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+            if (::access(candidate.c_str(), X_OK) == 0) {
+                found = candidate;
+                return {};
+            }
+            denied = true;
+        }
+        if (colon == std::string::npos) break;
+        from = colon + 1;
+    }
+    return std::make_error_code(denied ? std::errc::permission_denied : std::errc::no_such_file_or_directory);
+}
+
+// The fork path, for what posix_spawn cannot do: a umask, a user, a group, supplementary groups
+// (CPython's _posixsubprocess takes the same path for them, and plain fork rather than vfork,
+// because setuid() in a vfork child would change the credentials of the parent's memory
+// image's threads too). Everything the child touches is made here, before the fork: between
+// the fork and the exec it only makes system calls, and reports a failure as (step, errno)
+// on a close-on-exec pipe, which the parent reads: end of file means the exec succeeded.
+struct ForkExec {
+    const FdPlan* plan;
+    const char* program;
+    char* const* argv;
+    char* const* envp;
+    const char* cwd;
+    bool new_session, process_group, restore_signals;
+    int umask;
+    long long uid, gid;
+    bool set_groups;
+    const gid_t* groups;
+    std::size_t ngroups;
+    int fd_limit;  // for a system without close_range: where the closing loop stops
+};
+
+[[noreturn]] void report_and_exit(int report, int e) noexcept {
+    const int msg[1] = {e};
+    (void)!::write(report, msg, sizeof msg);
+    ::_exit(127);
+}
+
+[[noreturn]] void fork_exec_child(const ForkExec& f, int report) noexcept {
+    auto fail = [report](int e) { report_and_exit(report, e); };
+    // Signal handlers copied from the parent must not run here: back to the default, then
+    // the parent's all-blocked mask (set around the fork) is lifted just before the exec.
+    for (int sig = 1; sig < NSIG; ++sig) {
+        struct sigaction sa{};
+        if (::sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler != SIG_IGN && sa.sa_handler != SIG_DFL) {
+            sa.sa_handler = SIG_DFL;
+            sa.sa_flags = 0;
+            ::sigaction(sig, &sa, nullptr);
+        }
+    }
+    if (f.restore_signals) {
+        ::signal(SIGPIPE, SIG_DFL);
+        ::signal(SIGXFSZ, SIG_DFL);
+    }
+    if (f.new_session && ::setsid() < 0) fail(errno);
+    if (!f.new_session && f.process_group && ::setpgid(0, 0) < 0) fail(errno);
+    for (const auto& d : f.plan->dup2s)
+        if (::dup2(d.first, d.second) < 0) fail(errno);
+    for (int fd : f.plan->closes) ::close(fd);
+    if (f.plan->close_from) {
+        // Everything from first_free up goes, except the report pipe (which sits above
+        // first_free, close-on-exec, and vanishes at the exec).
+#if defined(SYS_close_range)
+        if (::syscall(SYS_close_range, static_cast<unsigned>(f.plan->first_free), static_cast<unsigned>(report - 1), 0u) != 0 ||
+            ::syscall(SYS_close_range, static_cast<unsigned>(report + 1), ~0u, 0u) != 0)
+#endif
+            for (int fd = f.plan->first_free; fd < f.fd_limit; ++fd)
+                if (fd != report) ::close(fd);
+    }
+    if (f.cwd && ::chdir(f.cwd) < 0) fail(errno);
+    if (f.umask >= 0) ::umask(static_cast<mode_t>(f.umask));
+    if (f.set_groups && ::setgroups(f.ngroups, f.groups) < 0) fail(errno);
+    if (f.gid >= 0 && ::setregid(static_cast<gid_t>(f.gid), static_cast<gid_t>(f.gid)) < 0) fail(errno);
+    if (f.uid >= 0 && ::setreuid(static_cast<uid_t>(f.uid), static_cast<uid_t>(f.uid)) < 0) fail(errno);
+    sigset_t none;
+    sigemptyset(&none);
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    ::execve(f.program, f.argv, f.envp);
+    report_and_exit(report, errno);
+}
+
+std::error_code fork_exec(ForkExec& f, pid_t& pid) noexcept {
+    // The report pipe's write end must survive the child's dup2s and closes: it is moved above
+    // every target, and the closes leave it alone.
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0) return last_error();
+    Handle rd(report[0]), wr0(report[1]);
+    const int high = ::fcntl(report[1], F_DUPFD_CLOEXEC, f.plan->first_free);
+    if (high < 0) return last_error();
+    Handle wr(high);
+    wr0.reset();
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = ::fork();
+    if (pid == 0) fork_exec_child(f, high);
+    const int fork_errno = errno;
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) return os_error(fork_errno);
+    wr.reset();
+    int msg[1] = {0};
+    std::size_t got = 0;
+    const std::error_code rec = read_full(rd.get(), msg, sizeof msg, got);
+    if (!rec && got == 0) return {};  // the exec closed the pipe: the child runs the program
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid = 0;
+    if (rec) return rec;
+    return os_error(msg[0]);
+}
 
 }  // namespace
 
@@ -108,34 +299,70 @@ static std::vector<char*> environment_block(const std::vector<std::pair<std::str
 }
 
 std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try {
-    const int n = static_cast<int>(req.inherit.size());
-    const int first_free = 3 + n;
+    // shell: /bin/sh -c COMMAND [$0 [$1 ...]]: the command is the shell's to parse.
+    std::vector<std::string> shell_args;
+    const std::vector<std::string>* args = &req.args;
+    std::string program = req.program;
+    bool search = req.search_path;
+    if (req.shell) {
+        if (program.empty()) program = "/bin/sh";
+        shell_args.push_back(program);
+        shell_args.push_back("-c");
+        shell_args.insert(shell_args.end(), req.args.begin(), req.args.end());
+        args = &shell_args;
+        search = false;
+    }
+    if (search && req.replace_env && program.find('/') == std::string::npos) {
+        SpawnRequest lookup;
+        lookup.program = program;
+        lookup.env = req.env;
+        if (auto ec = find_in_child_path(lookup, program)) return ec;
+        search = false;
+    }
+
+    FdPlan plan;
+    if (auto ec = make_plan(req, plan)) return ec;
+
+    std::vector<char*> argv;
+    argv.reserve(args->size() + 1);
+    for (const auto& a : *args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::vector<std::string> added;
+    std::vector<char*> envp = environment_block(req.env, req.replace_env, added);
+
+    const bool credentials = req.umask >= 0 || req.uid >= 0 || req.gid >= 0 || req.set_groups;
+    if (credentials) {
+        // The fork path has no PATH search of its own: resolve the name as posix_spawnp would.
+        if (search && program.find('/') == std::string::npos) {
+            SpawnRequest lookup;
+            lookup.program = program;
+            const char* ours = ::getenv("PATH");
+            lookup.env.emplace_back("PATH", ours ? ours : "/bin:/usr/bin");
+            if (auto ec = find_in_child_path(lookup, program)) return ec;
+        }
+        std::vector<gid_t> groups(req.groups.begin(), req.groups.end());
+        ForkExec f{&plan, program.c_str(), argv.data(), envp.data(), req.cwd.empty() ? nullptr : req.cwd.c_str(),
+                   req.new_session, req.process_group, req.restore_signals, req.umask, req.uid, req.gid,
+                   req.set_groups, groups.data(), groups.size(), static_cast<int>(std::min(::sysconf(_SC_OPEN_MAX), 1L << 20))};
+        pid_t pid = 0;
+        if (auto ec = fork_exec(f, pid)) return ec;
+        out.pid = pid;
+        out.process.reset();
+        return {};
+    }
 
     FileActions fa;
     if (fa.err) return os_error(fa.err);
-    const native_handle stdio[3] = {req.stdin_handle, req.stdout_handle, req.stderr_handle};
-    int stdio_src[3];
-    for (int i = 0; i < 3; ++i) {
-        stdio_src[i] = stdio[i] == invalid_handle() ? -1 : fa.above(stdio[i], first_free);
-        if (stdio[i] != invalid_handle() && stdio_src[i] < 0) return last_error();
-    }
-    std::vector<int> src(req.inherit.size());
-    for (int i = 0; i < n; ++i) {
-        src[static_cast<std::size_t>(i)] = fa.above(req.inherit[static_cast<std::size_t>(i)], first_free);
-        if (src[static_cast<std::size_t>(i)] < 0) return last_error();
-    }
     int e = 0;
-    for (int i = 0; i < 3 && !e; ++i)
-        if (stdio_src[i] >= 0 && !(i == 2 && req.stderr_to_stdout))
-            e = posix_spawn_file_actions_adddup2(&fa.fa, stdio_src[i], i);
-    if (!e && req.stderr_to_stdout) e = posix_spawn_file_actions_adddup2(&fa.fa, 1, 2);
-    for (int i = 0; i < n && !e; ++i)
-        e = posix_spawn_file_actions_adddup2(&fa.fa, src[static_cast<std::size_t>(i)], 3 + i);
+    for (const auto& d : plan.dup2s)
+        if (!e) e = posix_spawn_file_actions_adddup2(&fa.fa, d.first, d.second);
+    for (int fd : plan.closes)
+        if (!e) e = posix_spawn_file_actions_addclose(&fa.fa, fd);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
     // Everything above the passed fds goes, even fds a careless caller opened without
     // O_CLOEXEC. glibc does this with close_range(), one system call, instead of the
     // close-every-fd-up-to-RLIMIT_NOFILE loop that makes other libraries' spawns slow.
-    if (!e) e = posix_spawn_file_actions_addclosefrom_np(&fa.fa, first_free);
+    if (!e && plan.close_from) e = posix_spawn_file_actions_addclosefrom_np(&fa.fa, plan.first_free);
 #endif
     // Last, so that a relative program path is found from the new directory (as Python does).
     if (!e && !req.cwd.empty()) {
@@ -150,36 +377,72 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
     SpawnAttr sa;
     if (sa.err) return os_error(sa.err);
     // The child starts with no signals blocked, and with SIGPIPE and SIGXFSZ back at their
-    // default action even if this process ignores them (as CPython's subprocess does).
+    // default action even if this process ignores them (as CPython's subprocess does, unless
+    // restore_signals is off).
     sigset_t none, defaults;
     sigemptyset(&none);
     sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGXFSZ);
+    if (req.restore_signals) {
+        sigaddset(&defaults, SIGPIPE);
+        sigaddset(&defaults, SIGXFSZ);
+    }
     e = posix_spawnattr_setsigmask(&sa.attr, &none);
     if (!e) e = posix_spawnattr_setsigdefault(&sa.attr, &defaults);
     short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if (req.new_session) flags |= POSIX_SPAWN_SETSID;
+    if (req.new_session) {
+        flags |= POSIX_SPAWN_SETSID;
+    } else if (req.process_group) {
+        flags |= POSIX_SPAWN_SETPGROUP;  // with pgroup 0: the child's own pid names its group
+        if (!e) e = posix_spawnattr_setpgroup(&sa.attr, 0);
+    }
     if (!e) e = posix_spawnattr_setflags(&sa.attr, flags);
     if (e) return os_error(e);
-
-    std::vector<char*> argv;
-    argv.reserve(req.args.size() + 1);
-    for (const auto& a : req.args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-
-    std::vector<std::string> added;
-    std::vector<char*> envp = environment_block(req.env, req.replace_env, added);
 
     // posix_spawnp looks a name without '/' up in PATH, as execvp does, and treats a name with
     // one exactly as posix_spawn would.
     pid_t pid = 0;
-    e = (req.search_path ? ::posix_spawnp : ::posix_spawn)(&pid, req.program.c_str(), &fa.fa, &sa.attr,
-                                                           argv.data(), envp.data());
+    e = (search ? ::posix_spawnp : ::posix_spawn)(&pid, program.c_str(), &fa.fa, &sa.attr, argv.data(), envp.data());
     if (e) return os_error(e);
     out.pid = pid;
     out.process.reset();
     return {};
+} catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+}
+
+// getpwnam_r / getgrnam_r want a buffer of a size the system suggests; it grows on ERANGE.
+std::error_code user_id(const std::string& name, long long& id) noexcept try {
+    std::vector<char> buf(16384);
+    for (;;) {
+        struct passwd pw{}, *found = nullptr;
+        const int e = ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+        if (e == ERANGE) {
+            buf.resize(buf.size() * 4);
+            continue;
+        }
+        if (e) return os_error(e);
+        if (!found) return std::make_error_code(std::errc::no_such_file_or_directory);
+        id = static_cast<long long>(pw.pw_uid);
+        return {};
+    }
+} catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+}
+
+std::error_code group_id(const std::string& name, long long& id) noexcept try {
+    std::vector<char> buf(16384);
+    for (;;) {
+        struct group gr{}, *found = nullptr;
+        const int e = ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found);
+        if (e == ERANGE) {
+            buf.resize(buf.size() * 4);
+            continue;
+        }
+        if (e) return os_error(e);
+        if (!found) return std::make_error_code(std::errc::no_such_file_or_directory);
+        id = static_cast<long long>(gr.gr_gid);
+        return {};
+    }
 } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
 }
@@ -359,6 +622,17 @@ std::error_code signal_process(Child& c, int signum) noexcept {
     if (::kill(c.pid, signum) != 0 && errno != ESRCH) return last_error();
     return {};
 }
+
+std::error_code signal_process_tree(Child& c, int signum) noexcept {
+    // The child leads its group (process_group or new_session), so its pid is the group's id.
+    // A group id cannot be given to a new process while the group has a member, so the signal
+    // reaches this tree only, also after its leader was reaped.
+    if (c.pid <= 0) return std::make_error_code(std::errc::invalid_argument);
+    if (::killpg(c.pid, signum) != 0 && errno != ESRCH) return last_error();
+    return {};
+}
+
+std::error_code interrupt_process(Child& c) noexcept { return signal_process(c, SIGINT); }
 
 std::error_code current_executable(std::string& out) noexcept try {
     char buf[PATH_MAX];

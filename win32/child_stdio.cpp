@@ -29,6 +29,10 @@ std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& chil
     return make_named_pair(parent_reads ? PairFlow::to_server : PairFlow::to_client, false, parent.h, child);
 }
 
+// Nothing to change: the next child's plain ReadFile/WriteFile on our overlapped end waits for
+// its own transfer (see the contract), and we hold no transfer of our own on it.
+std::error_code ready_end_for_child(PipeEnd&) noexcept { return {}; }
+
 namespace {
 
 constexpr DWORD kExchangeChunk = 64 * 1024;

@@ -30,6 +30,14 @@ namespace mp::sys {
 // spawn_process passes the child's.
 std::error_code make_child_pipe(bool parent_reads, PipeEnd& parent, Handle& child) noexcept;
 
+// Readies our end of a child pipe to be another child's standard stream instead (a pipeline:
+// b's stdin is a's stdout pipe), before it is given to spawn_process; ours is closed once that
+// child runs. POSIX: the end is made blocking (a writing end of ours is non-blocking, and the
+// flag belongs to the open file, which the child shares). Windows: nothing; our end is
+// overlapped, and a C runtime's plain ReadFile/WriteFile on it waits for its own transfer
+// (the file object's completion), which is all one user of the handle needs.
+std::error_code ready_end_for_child(PipeEnd& ours) noexcept;
+
 // The state of Popen.communicate: the child's stdin fed from data[sent..size) while its stdout
 // and stderr are read into sink[0] and sink[1], all at once, so that no pipe fills up while we
 // wait on another (the deadlock of writing all input before reading any output). Kept between

@@ -86,7 +86,8 @@ struct SpawnRequest {
     std::vector<native_handle> pass_fds;
     // args[0] is a command for the system shell, args[1..] the shell's own arguments ($0, $1 ...
     // on POSIX): POSIX runs /bin/sh -c args[0] args[1..]; Windows runs %ComSpec% (cmd.exe) with
-    // the command line `/d /s /c "<the args, quoted for a C runtime and joined>"`.
+    // the command line `/d /s /c "<the args, quoted for a C runtime and joined>"`. `program` is
+    // then the shell to run instead (Options::executable), or empty for that default.
     bool shell = false;
     // The child leads a new process group (POSIX setpgid(0, 0); Windows: CREATE_NEW_PROCESS_GROUP
     // and a job object of its own in Child::tree), so that signal_process_tree reaches it and

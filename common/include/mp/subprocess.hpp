@@ -319,6 +319,7 @@ public:
     explicit PipeWriter(State* s) noexcept : s_(s) {}
 
 private:
+    friend struct Options::Access;
     State* s_;
 };
 
@@ -367,6 +368,7 @@ public:
     explicit PipeReader(State* s) noexcept : s_(s) {}
 
 private:
+    friend struct Options::Access;
     State* s_;
 };
 
