@@ -524,7 +524,7 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
     }
     for (std::intptr_t fd : A::pass_fds(options)) {
         if (fd < 0) throw ValueError(what + ": pass_fds holds a negative value " + std::to_string(fd));
-        req.pass_fds.push_back(sys::native_from_integer(fd));
+        req.pass_fds.push_back(sys::handle_from_value(static_cast<std::uintptr_t>(fd)));
     }
 
     // The POSIX steps between fork and exec.
@@ -580,8 +580,9 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
     sys::PipeEnd* handed[3] = {nullptr, nullptr, nullptr};
     auto hand_over = [&](int i, sys::PipeEnd& end, bool untouched) -> sys::native_handle {
         if (!end.h) throw ValueError(what + ": the pipe given as " + names[i] + " is closed");
-        if (!untouched) throw ValueError(what + ": the pipe given as " + names[i] + " has been read from already; what it "
-                                         "buffered would be lost");
+        if (!untouched)
+            throw ValueError(what + ": the pipe given as " + names[i] + " holds bytes already read into this process, "
+                             "which the next child would never get");
         if (auto ec = sys::ready_end_for_child(end)) raise_os_error(ec, what + ": handing a pipe to " + names[i]);
         handed[i] = &end;
         return end.h.get();
@@ -597,7 +598,7 @@ Popen::Popen(std::vector<std::string> args, const Options& options) : impl_(std:
         if (s.descriptor) {
             if (s.descriptor->value < 0)
                 throw ValueError(what + ": a negative descriptor " + std::to_string(s.descriptor->value) + " for " + names[i]);
-            *slot[i] = sys::native_from_integer(s.descriptor->value);
+            *slot[i] = sys::handle_from_value(static_cast<std::uintptr_t>(s.descriptor->value));
         }
         if (s.from) {
             PipeReader::State* r = A::state(s.from);

@@ -5,6 +5,7 @@
 //   sleep MS                 pause
 //   cat | tee                copy stdin to stdout (tee: to stdout and stderr) until end of file
 //   readline                 wait for one line on stdin (a go-ahead from the parent)
+//   count                    read stdin to end of file and print how many bytes came
 //   lines N MS               print "line 1\n" ... "line N\n", each flushed, MS apart
 //   spew OUT_MIB ERR_MIB     write that much to stdout and stderr, 64 KiB at a time, alternating
 //   grandchild MS            start this program with "sleep MS" (it inherits our stdout and
@@ -14,6 +15,9 @@
 //   cwd | argv0 | session    print the current directory / argv[0] / "leader" if this process
 //                            leads its own session, else "member" (Windows: "n/a")
 //   fds                      POSIX: the open fds, "0 1 2"; Windows: "n/a"
+//   pgroup | umask | ids | sigpipe   POSIX: "leader" if this process leads its process
+//                            group, else "member" / the umask ("022") / "UID GID GROUPS..." /
+//                            "ignored" or "default" for SIGPIPE; Windows: "n/a"
 //   probe VALUE              whether VALUE (an fd or HANDLE number of the parent's) is a pipe
 //                            here holding "secret": "leaked" or "clean"
 //   echo ARGS... | hexargs ARGS...   print each remaining argument on its own line (hexargs:
@@ -42,7 +46,9 @@
 #define READ_FD _read
 #define WRITE_FD _write
 #else
+#include <csignal>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
 #define READ_FD ::read
@@ -117,6 +123,15 @@ int run(const std::vector<std::string>& a) {
             std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(next().c_str())));
         } else if (c == "cat" || c == "tee") {
             copy_stdin(c == "tee");
+        } else if (c == "count") {
+            std::vector<char> buf(64 * 1024);
+            unsigned long long total = 0;
+            for (;;) {
+                const auto n = READ_FD(0, buf.data(), static_cast<unsigned>(buf.size()));
+                if (n <= 0) break;
+                total += static_cast<unsigned long long>(n);
+            }
+            put(1, std::to_string(total) + "\n");
         } else if (c == "readline") {
             char ch = 0;
             while (READ_FD(0, &ch, 1) == 1 && ch != '\n') {
@@ -163,6 +178,34 @@ int run(const std::vector<std::string>& a) {
             put(1, "n/a\n");
 #else
             put(1, ::getsid(0) == ::getpid() ? "leader\n" : "member\n");
+#endif
+        } else if (c == "pgroup" || c == "umask" || c == "ids" || c == "sigpipe") {
+            // POSIX: "leader"/"member" of a process group; the umask in octal; "UID GID
+            // GROUPS..."; SIGPIPE's disposition. Windows: "n/a".
+#if defined(_WIN32)
+            put(1, "n/a\n");
+#else
+            std::string line;
+            if (c == "pgroup") line = ::getpgid(0) == ::getpid() ? "leader" : "member";
+            if (c == "umask") {
+                const mode_t m = ::umask(0);
+                ::umask(m);
+                char buf[16];
+                std::snprintf(buf, sizeof buf, "%03o", static_cast<unsigned>(m));
+                line = buf;
+            }
+            if (c == "ids") {
+                line = std::to_string(::getuid()) + " " + std::to_string(::getgid());
+                gid_t groups[64];
+                const int n = ::getgroups(64, groups);
+                for (int k = 0; k < n; ++k) line += " " + std::to_string(groups[k]);
+            }
+            if (c == "sigpipe") {
+                struct sigaction sa{};
+                ::sigaction(SIGPIPE, nullptr, &sa);
+                line = sa.sa_handler == SIG_IGN ? "ignored" : "default";
+            }
+            put(1, line + "\n");
 #endif
         } else if (c == "fds") {
 #if defined(_WIN32)

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "sys/child_stdio.hpp"
+#include "sys/connection.hpp"
 #include "sys/handle.hpp"
 #include "sys/os.hpp"
 #include "sys/process.hpp"
@@ -22,7 +24,11 @@
 #if defined(_WIN32)
 #include <windows.h>
 #else
+#include <csignal>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #endif
 
 namespace sp = mp::subprocess;
@@ -638,6 +644,363 @@ TEST_F(Subprocess, TheChildGetsOnlyItsStandardStreams) {
     EXPECT_EQ(sp::run(child({"probe", value}), sp::Options().capture_output()).std_out, "clean\n");
     EXPECT_EQ(sp::run(child({"probe", value}), sp::Options().std_in(sp::PIPE).std_out(sp::PIPE).std_err(sp::DEVNULL)).std_out,
               "clean\n");
+}
+
+// ---- redirects, pass_fds, pipelines, shell, trees, signals, credentials (issue 15) ---------
+
+namespace {
+
+// A fresh directory for a test's files, removed with them at the end.
+struct TempDir {
+    fs::path dir;
+    TempDir() {
+        dir = fs::temp_directory_path() / ("mp-subprocess-" + std::to_string(mp::sys::current_pid()) + "-" +
+                                          std::to_string(Clock::now().time_since_epoch().count()));
+        fs::create_directories(dir);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+    std::string file(const std::string& name) const { return (dir / name).u8string(); }
+};
+
+std::string slurp(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+std::intptr_t value_of(const mp::sys::Handle& h) { return static_cast<std::intptr_t>(mp::sys::handle_to_value(h.get())); }
+
+// Reads a pipe of ours to end of file, or until the time is up: whether end of file came.
+bool reaches_eof(mp::sys::PipeEnd& end, std::chrono::seconds within) {
+    const auto until = mp::sys::Deadline::after(within);
+    char buf[4096];
+    for (;;) {
+        bool ready = false;
+        if (mp::sys::pipe_poll(end, until, ready) || !ready) return false;
+        std::size_t got = 0;
+        if (mp::sys::pipe_read_some(end, buf, sizeof buf, got)) return true;  // a broken pipe is its end too
+        if (got == 0) return true;
+    }
+}
+
+}  // namespace
+
+TEST_F(Subprocess, RedirectsToFilesByPath) {
+    TempDir t;
+    const std::string out = t.file("out.txt"), log = t.file("log.txt"), both = t.file("both.txt"), in = t.file("in.txt");
+    // write: created, then truncated on the next run
+    sp::run(child({"out", "first run, a long line\n"}), sp::Options().std_out(sp::File(out)));
+    sp::run(child({"out", "second\n", "err", "to the log\n"}), sp::Options().std_out(sp::File(out)).std_err(sp::File(log)));
+    EXPECT_EQ(slurp(out), "second\n");
+    EXPECT_EQ(slurp(log), "to the log\n");
+    // append: every write lands at the end
+    sp::run(child({"err", "more\n"}), sp::Options().std_err(sp::File(log, sp::FileMode::append)));
+    EXPECT_EQ(slurp(log), "to the log\nmore\n");
+    // stdout and stderr to one path share one file: the order is kept, nothing overwritten
+    sp::run(child({"out", "1 out\n", "err", "2 err\n", "out", "3 out\n", "err", "4 err\n"}),
+            sp::Options().std_out(sp::File(both)).std_err(sp::File(both)));
+    EXPECT_EQ(slurp(both), "1 out\n2 err\n3 out\n4 err\n");
+    // stdin from a file (read: the default for stdin)
+    { std::ofstream(in, std::ios::binary) << "from a file\n"; }
+    EXPECT_EQ(sp::run(child({"cat"}), sp::Options().std_in(sp::File(in)).std_out(sp::PIPE)).std_out, "from a file\n");
+    // bad ones: clear errors, nothing started
+    EXPECT_THROW(sp::run(child({"cat"}), sp::Options().std_in(sp::File(t.file("missing")))), mp::FileNotFoundError);
+    EXPECT_THROW(sp::run(child(), sp::Options().std_in(sp::File(in, sp::FileMode::write))), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().std_out(sp::File(out, sp::FileMode::read))), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().std_out(sp::File(std::string("a\0b", 3)))), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().std_out(sp::File(""))), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().std_out(sp::File(t.dir.u8string()))), mp::OSError);
+}
+
+TEST_F(Subprocess, RedirectToADescriptorTheCallerKeeps) {
+    TempDir t;
+    const std::string path = t.file("mine.txt");
+    mp::sys::Handle mine;
+    ASSERT_FALSE(mp::sys::open_file(path, mp::sys::FileMode::write, mine));
+    sp::run(child({"out", "child\n"}), sp::Options().std_out(sp::Descriptor(value_of(mine))));
+    // Ours is still open, and writes after the child's, at the shared offset.
+    ASSERT_FALSE(mp::sys::write_all(mine.get(), "parent\n", 7));
+    mine.reset();
+    EXPECT_EQ(slurp(path), "child\nparent\n");
+    EXPECT_THROW(sp::run(child(), sp::Options().std_out(sp::Descriptor(-1))), mp::ValueError);
+}
+
+TEST_F(Subprocess, PassFdsReachTheChildAndNothingElseDoes) {
+    mp::sys::PipeEnds secret;
+    ASSERT_FALSE(mp::sys::make_pipe(secret));
+    ASSERT_FALSE(mp::sys::write_all(secret.write.get(), "secretsecret", 12));
+    const std::intptr_t v = value_of(secret.read);
+    EXPECT_EQ(sp::run(child({"probe", std::to_string(v)}), sp::Options().capture_output()).std_out, "clean\n");
+    EXPECT_EQ(sp::run(child({"probe", std::to_string(v)}), sp::Options().capture_output().pass_fds({v})).std_out,
+              "leaked\n");
+#if !defined(_WIN32)
+    EXPECT_EQ(sp::run(child({"fds"}), sp::Options().capture_output().pass_fds({v})).std_out,
+              "0 1 2 " + std::to_string(v) + "\n");
+    EXPECT_THROW(sp::run(child(), sp::Options().pass_fds({1000000})), mp::OSError);
+#endif
+    EXPECT_THROW(sp::run(child(), sp::Options().pass_fds({-3})), mp::ValueError);
+}
+
+#if !defined(_WIN32)
+// CPython's test_swap_fds and test_close_fds_0_1_2: in a copy of this process whose own
+// standard fds are shuffled or closed, a child still gets exactly the streams it is given.
+TEST_F(Subprocess, SwappedOrClosedStdioInTheParentStillRemapCorrectly) {
+    TempDir t;
+    const int perms[][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    for (const auto& perm : perms) {
+        const pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            // Three files become this process's fds 0, 1 and 2, in the order of perm; the
+            // child is given fd perm[0] as stdin ("input"), perm[1] as stdout, perm[2] as stderr.
+            const char* names[3] = {"a", "b", "c"};
+            for (int i = 0; i < 3; ++i) {
+                const int fd = ::open((t.dir / names[i]).c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+                if (fd < 0 || ::dup2(fd, perm[i]) < 0) ::_exit(10);
+                if (fd != perm[i]) ::close(fd);
+            }
+            if (::write(perm[0], "input", 5) != 5 || ::lseek(perm[0], 0, SEEK_SET) != 0) ::_exit(11);
+            try {
+                sp::run(child({"cat", "err", "E"}), sp::Options()
+                                                        .std_in(sp::Descriptor(perm[0]))
+                                                        .std_out(sp::Descriptor(perm[1]))
+                                                        .std_err(sp::Descriptor(perm[2])));
+            } catch (...) {
+                ::_exit(12);
+            }
+            ::_exit(0);
+        }
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "permutation " << perm[0] << perm[1] << perm[2];
+        EXPECT_EQ(slurp(t.file("b")), "input") << "permutation " << perm[0] << perm[1] << perm[2];
+        EXPECT_EQ(slurp(t.file("c")), "E") << "permutation " << perm[0] << perm[1] << perm[2];
+    }
+    for (int closed = 0; closed < 3; ++closed) {
+        const pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            ::close(closed);
+            try {
+                const auto r = sp::run(child({"cat", "err", "E"}), sp::Options().input("in").capture_output());
+                ::_exit(r.std_out == "in" && r.std_err == "E" ? 0 : 13);
+            } catch (...) {
+                ::_exit(14);
+            }
+        }
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "with fd " << closed << " closed: " << status;
+    }
+}
+#endif
+
+TEST_F(Subprocess, PipelinesFlowFromChildToChild) {
+    mp_test::time_limit(120);
+    // producer | cat | count, with the bytes never passing through this process
+    const int mib = mp_test::under_wine() ? 16 : 256;
+    sp::Popen a(child({"spew", std::to_string(mib), "0"}), sp::Options().std_out(sp::PIPE));
+    sp::Popen b(child({"cat"}), sp::Options().std_in(a.stdout_pipe()).std_out(sp::PIPE));
+    EXPECT_TRUE(a.stdout_pipe().closed()) << "our copy of a's stdout must close once b has it";
+    sp::Popen c(child({"count"}), sp::Options().std_in(b.stdout_pipe()).std_out(sp::PIPE));
+    EXPECT_EQ(c.communicate(60).first, std::to_string(static_cast<unsigned long long>(mib) << 20) + "\n");
+    EXPECT_EQ(a.wait(60), 0);
+    EXPECT_EQ(b.wait(60), 0);
+    EXPECT_EQ(c.returncode(), 0);
+    // A pipe whose bytes sit in our buffer (they would be lost), or a closed one, cannot be
+    // handed on.
+    sp::Popen d(child({"out", "xy"}), sp::Options().std_out(sp::PIPE));
+    EXPECT_EQ(d.stdout_pipe().read(1, 30), "x");
+    EXPECT_THROW(sp::Popen(child({"cat"}), sp::Options().std_in(d.stdout_pipe())), mp::ValueError);
+    d.stdout_pipe().close();
+    EXPECT_THROW(sp::Popen(child({"cat"}), sp::Options().std_in(d.stdout_pipe())), mp::ValueError);
+    d.wait(30);
+}
+
+TEST_F(Subprocess, APipelineWriterLearnsThatItsReaderEnded) {
+    mp_test::time_limit(120);
+    // The reader ends at once; since our copy of the pipe is closed, the endless writer gets
+    // SIGPIPE (POSIX) or a broken pipe (Windows: the helper exits 120) instead of blocking.
+    sp::Popen a(child({"spew", "100000", "0"}), sp::Options().std_out(sp::PIPE));
+    sp::Popen b(child({"exit", "0"}), sp::Options().std_in(a.stdout_pipe()));
+    EXPECT_EQ(b.wait(30), 0);
+    const int code = a.wait(60);
+    EXPECT_TRUE(code == -13 || code == 120) << code;
+}
+
+TEST_F(Subprocess, AStdinPipeCanBeTheNextChildsStdout) {
+    // b writes into a's stdin pipe: b | a, built from the reading side first.
+    sp::Popen a(child({"count"}), sp::Options().std_in(sp::PIPE).std_out(sp::PIPE));
+    sp::Popen b(child({"spew", "1", "0"}), sp::Options().std_out(a.stdin_pipe()));
+    EXPECT_TRUE(a.stdin_pipe().closed());
+    EXPECT_EQ(b.wait(30), 0);
+    EXPECT_EQ(a.communicate(30).first, std::to_string(1 << 20) + "\n");
+}
+
+TEST_F(Subprocess, ShellCommandsAndGetoutput) {
+    EXPECT_EQ(sp::run({"echo hi"}, sp::Options().shell().capture_output().text()).std_out, "hi\n");
+    EXPECT_EQ(sp::getoutput("echo hi"), "hi");
+    EXPECT_EQ(sp::getstatusoutput("exit 3"), std::make_pair(3, std::string()));
+#if !defined(_WIN32)
+    // args[1..] are the shell's $0, $1 ...: data that the shell does not parse as code
+    EXPECT_EQ(sp::run({"printf '%s|' \"$0\" \"$1\"", "name", "a b; echo INJECTED"}, sp::Options().shell().capture_output())
+                  .std_out,
+              "name|a b; echo INJECTED|");
+    EXPECT_EQ(sp::run({"echo $0"}, sp::Options().shell().executable("/bin/bash").capture_output()).std_out, "/bin/bash\n");
+#endif
+    EXPECT_THROW(sp::run({}, sp::Options().shell()), mp::ValueError);
+}
+
+TEST_F(Subprocess, ProcessGroupAndKillTreeEndTheGrandchildren) {
+    mp_test::time_limit(120);
+#if !defined(_WIN32)
+    EXPECT_EQ(sp::run(child({"pgroup"}), sp::Options().capture_output().process_group()).std_out, "leader\n");
+    EXPECT_EQ(sp::run(child({"pgroup"}), sp::Options().capture_output()).std_out, "member\n");
+#endif
+    // The child starts a grandchild that holds its stdout and would sleep 2 minutes.
+    sp::Popen p(child({"grandchild", "120000"}), sp::Options().std_out(sp::PIPE).process_group());
+    const std::string line = p.stdout_pipe().readline(30);
+    ASSERT_EQ(line.rfind("grandchild ", 0), 0u) << line;
+    EXPECT_EQ(p.wait(30), 0);  // the child itself has ended; its grandchild lives on
+    p.kill_tree(30);
+    // The grandchild is gone: the pipe it held reaches end of file.
+    EXPECT_EQ(p.stdout_pipe().read(-1, 30), "");
+    p.kill_tree(1);  // nothing left: not an error
+    mp_test::reap_orphans(std::chrono::seconds(30));  // the grandchild came back to us (a subreaper)
+
+    sp::Popen q(child({"sleep", "60000"}));
+    EXPECT_THROW(q.kill_tree(), mp::ValueError) << "no tree without process_group() or start_new_session()";
+    EXPECT_THROW(sp::Popen(child(), sp::Options().timeout_kills_tree()), mp::ValueError);
+    q.kill();
+    q.wait(30);
+}
+
+TEST_F(Subprocess, ATimeoutCanKillTheTree) {
+    mp_test::time_limit(120);
+    // The grandchild's only link to us is our own pipe, given as the child's stderr: when the
+    // tree is killed on the timeout, that pipe reaches end of file.
+    mp::sys::PipeEnd watch;
+    mp::sys::Handle watch_write;
+    ASSERT_FALSE(mp::sys::make_child_pipe(true, watch, watch_write));
+    try {
+        sp::run(child({"grandchild", "120000", "sleep", "120000"}),
+                sp::Options().std_out(sp::PIPE).std_err(sp::Descriptor(value_of(watch_write))).process_group()
+                    .timeout_kills_tree().timeout(0.5));
+        ADD_FAILURE() << "no TimeoutExpired";
+    } catch (const sp::TimeoutExpired& e) {
+        EXPECT_EQ(e.output().rfind("grandchild ", 0), 0u) << e.output();
+    }
+    watch_write.reset();
+    EXPECT_TRUE(reaches_eof(watch, std::chrono::seconds(30))) << "the grandchild outlived the tree kill";
+    mp_test::reap_orphans(std::chrono::seconds(30));
+}
+
+TEST_F(Subprocess, SignalsAfterTheChildEndedReachNobody) {
+    sp::Popen p(child({"exit", "4"}), sp::Options().process_group());
+    EXPECT_EQ(p.wait(30), 4);
+    // Reaped: its pid may be someone else's now. None of these may signal anything.
+    p.send_signal(9);
+    p.terminate();
+    p.kill();
+    p.interrupt();
+    EXPECT_EQ(p.returncode(), 4);
+}
+
+#if !defined(_WIN32)
+TEST_F(Subprocess, InterruptSendsSigint) {
+    sp::Popen p(child({"readline"}), sp::Options().std_in(sp::PIPE));
+    p.interrupt();
+    EXPECT_EQ(p.wait(30), -2);
+    // Every signal POSIX has can be sent, real-time ones too.
+    sp::Popen q(child({"readline"}), sp::Options().std_in(sp::PIPE));
+    q.send_signal(SIGRTMIN + 3);
+    EXPECT_EQ(q.wait(30), -(SIGRTMIN + 3));
+}
+#endif
+
+TEST_F(Subprocess, AReplacedEnvironmentsPathFindsTheProgram) {
+    const fs::path exe = fs::u8path(helper());
+    const std::string name = exe.filename().u8string(), dir = exe.parent_path().u8string();
+    // Our PATH lacks the helper's directory; the child's has it.
+    auto r = sp::run({name, "out", "found"}, sp::Options().env({{"PATH", dir}}).capture_output());
+    EXPECT_EQ(r.std_out, "found");
+    // And the other way round: ours has it, the child's does not.
+    const char* old = std::getenv("PATH");
+    const std::string saved = old ? old : "";
+    set_env("PATH", (dir + (mp_test::under_wine() ? ";" : ":") + saved).c_str());
+    EXPECT_THROW(sp::run({name}, sp::Options().env({{"PATH", (fs::temp_directory_path() / "no-such-dir").u8string()}})),
+                 mp::FileNotFoundError);
+    EXPECT_EQ(sp::run({name, "out", "ours"}, sp::Options().capture_output()).std_out, "ours");
+    set_env("PATH", saved.c_str());
+}
+
+#if !defined(_WIN32)
+TEST_F(Subprocess, PosixCredentialsUmaskAndSignals) {
+    EXPECT_EQ(sp::run(child({"umask"}), sp::Options().capture_output().umask(027)).std_out, "027\n");
+    EXPECT_THROW(sp::run(child(), sp::Options().umask(01000)), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().user("no-such-user-of-mp")), mp::KeyError);
+    EXPECT_THROW(sp::run(child(), sp::Options().group("no-such-group-of-mp")), mp::KeyError);
+    if (::geteuid() == 0) {
+        const auto r = sp::run(child({"ids"}), sp::Options().capture_output().user(65534).group(65534).extra_groups({"65534"}));
+        EXPECT_EQ(r.std_out, "65534 65534 65534\n");
+    } else {
+        EXPECT_THROW(sp::run(child({"ids"}), sp::Options().user(0)), mp::PermissionError);
+    }
+    // restore_signals: SIGPIPE back at its default unless told otherwise.
+    struct sigaction ignore{}, old{};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, &old);
+    const std::string restored = sp::run(child({"sigpipe"}), sp::Options().capture_output()).std_out;
+    const std::string kept = sp::run(child({"sigpipe"}), sp::Options().capture_output().restore_signals(false)).std_out;
+    ::sigaction(SIGPIPE, &old, nullptr);
+    EXPECT_EQ(restored, "default\n");
+    EXPECT_EQ(kept, "ignored\n");
+    // close_fds(false): an fd without close-on-exec reaches the child; by default it does not.
+    const int careless = ::dup(0);
+    ASSERT_GE(careless, 3);
+    EXPECT_EQ(sp::run(child({"fds"}), sp::Options().capture_output()).std_out, "0 1 2\n");
+    // (what else this process inherited without close-on-exec, from whoever started it, goes
+    // along too: that is what close_fds(false) means)
+    std::string all = " " + sp::run(child({"fds"}), sp::Options().capture_output().close_fds(false)).std_out;
+    all.back() = ' ';
+    EXPECT_NE(all.find(" " + std::to_string(careless) + " "), std::string::npos) << all;
+    ::close(careless);
+}
+#else
+TEST_F(Subprocess, PosixOnlyOptionsAreRefusedOnWindows) {
+    EXPECT_THROW(sp::run(child(), sp::Options().umask(022)), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().user("nobody")), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().restore_signals(false)), mp::ValueError);
+    EXPECT_THROW(sp::run(child(), sp::Options().close_fds(false)), mp::ValueError);
+}
+#endif
+
+TEST_F(Subprocess, AThousandFailedStartsLeakNothing) {
+    mp_test::time_limit(120);
+    TempDir t;
+    const int n = mp_test::under_wine() ? 100 : 1000;
+    auto attempt = [&](int i) {
+        switch (i % 4) {
+        case 0:
+            EXPECT_THROW(sp::run({t.file("missing-program")}, sp::Options().capture_output()), mp::FileNotFoundError);
+            break;
+        case 1:
+            EXPECT_THROW(sp::run(child(), sp::Options().cwd(t.file("missing-dir")).capture_output()), mp::FileNotFoundError);
+            break;
+        case 2:
+            EXPECT_THROW(sp::run({t.dir.u8string()}, sp::Options().capture_output()), mp::OSError);
+            break;
+        default:
+            EXPECT_THROW(sp::run(child(), sp::Options().std_in(sp::File(t.file("missing"))).capture_output()),
+                         mp::FileNotFoundError);
+        }
+    };
+    for (int i = 0; i < 8; ++i) attempt(i);
+    const std::size_t before = mp_test::count_handles();
+    for (int i = 0; i < n; ++i) attempt(i);
+    EXPECT_LE(mp_test::count_handles(), before + (mp_test::under_wine() ? 8 : 0));
 }
 
 TEST_F(Subprocess, ManyRunsLeakNothing) {

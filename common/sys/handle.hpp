@@ -26,12 +26,9 @@ namespace mp::sys {
 #if defined(_WIN32)
 using native_handle = void*;  // HANDLE
 inline native_handle invalid_handle() noexcept { return nullptr; }
-// A handle value that a user gave as an integer (mp::subprocess::Descriptor, pass_fds).
-inline native_handle native_from_integer(std::intptr_t v) noexcept { return reinterpret_cast<native_handle>(v); }
 #else
 using native_handle = int;  // file descriptor
 constexpr native_handle invalid_handle() noexcept { return -1; }
-inline native_handle native_from_integer(std::intptr_t v) noexcept { return static_cast<native_handle>(v); }
 #endif
 
 std::error_code close_handle(native_handle h) noexcept;
