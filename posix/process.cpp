@@ -213,8 +213,10 @@ struct ForkExec {
         }
     }
     if (f.restore_signals) {
-        ::signal(SIGPIPE, SIG_DFL);
-        ::signal(SIGXFSZ, SIG_DFL);
+        struct sigaction dfl{};
+        dfl.sa_handler = SIG_DFL;
+        ::sigaction(SIGPIPE, &dfl, nullptr);
+        ::sigaction(SIGXFSZ, &dfl, nullptr);
     }
     if (f.new_session && ::setsid() < 0) fail(errno);
     if (!f.new_session && f.process_group && ::setpgid(0, 0) < 0) fail(errno);

@@ -75,6 +75,21 @@ TEST_P(FuturesTest, SubmitResultExceptionAndMap) {
     EXPECT_THROW(ex.map(triple, in, 60.0, 0), mp::ValueError);
 }
 
+// Above 128 workers (CPython 3.14 lifted its Windows limit of 61): the executor waits on every
+// worker's sentinel and connection at once, more than one poll() set or one
+// WaitForMultipleObjects (64) had held before.
+TEST_P(FuturesTest, MoreThan128Workers) {
+    mp_test::time_limit(240);
+    const int n = mp_test::under_wine() ? 70 : 130;
+    fu::ProcessPoolExecutor ex(n, options());
+    std::vector<int> in;
+    for (int i = 0; i < 4 * n; ++i) in.push_back(i);
+    const std::vector<int> out = ex.map(triple, in, 180.0, 1);
+    ASSERT_EQ(out.size(), in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) EXPECT_EQ(out[i], 3 * in[i]);
+    ex.shutdown();
+}
+
 TEST_P(FuturesTest, ResultTimeoutIsNeverEarly) {
     mp_test::time_limit(120);
     fu::ProcessPoolExecutor ex(1, options());

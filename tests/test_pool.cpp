@@ -142,6 +142,21 @@ TEST_P(PoolTest, MapStarmapApplyInOrder) {
     pool.join();
 }
 
+// A Pool of more than 128 workers: its result handler waits on every worker at once (on POSIX
+// mp::wait once refused more than 256 objects; Windows waits in groups of 64 handles).
+TEST_P(PoolTest, MoreThan128Workers) {
+    mp_test::time_limit(240);
+    const int n = mp_test::under_wine() ? 70 : 130;
+    mp::Pool pool(n, options());
+    EXPECT_EQ(pool.processes(), n);
+    const std::vector<int> xs = range(4 * n);
+    const std::vector<int> squares = pool.map(square, xs, 1);
+    ASSERT_EQ(squares.size(), xs.size());
+    for (std::size_t i = 0; i < xs.size(); ++i) EXPECT_EQ(squares[i], xs[i] * xs[i]);
+    pool.close();
+    pool.join();
+}
+
 TEST_P(PoolTest, WorkIsSpreadOverTheWorkers) {
     mp_test::time_limit(120);
     mp::Pool pool(3, options());

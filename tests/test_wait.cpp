@@ -120,6 +120,28 @@ TEST(Wait, PeerClosedIsReadyAndClosedIsAnError) {
     EXPECT_TRUE(mp::wait({}, 0.01).empty());
 }
 
+// CPython 3.15: wait([], timeout) sleeps for the timeout and returns an empty list.
+TEST(Wait, NothingToWaitForSleepsForTheTimeout) {
+    const auto t0 = Clock::now();
+    EXPECT_TRUE(mp::wait({}, 0.2).empty());
+    EXPECT_GE(seconds_since(t0), 0.2);
+}
+
+// Any number of objects: hundreds of connections (POSIX once refused more than 256; Windows
+// waits for them in groups of 64).
+TEST(Wait, HundredsOfObjects) {
+    std::vector<mp::Connection> readers, writers;
+    for (int i = 0; i < 300; ++i) {
+        auto [r, w] = mp::Pipe(false);
+        readers.push_back(std::move(r));
+        writers.push_back(std::move(w));
+    }
+    std::vector<mp::WaitObject> objs(readers.begin(), readers.end());
+    EXPECT_TRUE(mp::wait(objs, 0).empty());
+    for (int i : {0, 63, 64, 150, 299}) writers[static_cast<std::size_t>(i)].send_bytes("x");
+    EXPECT_EQ(mp::wait(objs, 30.0), (std::vector<std::size_t>{0, 63, 64, 150, 299}));
+}
+
 TEST(Wait, AThreadWritingWakesTheWait) {
     auto [r, w] = mp::Pipe(false);
     std::thread t([&w = w] {
