@@ -12,6 +12,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if !defined(_WIN32)
@@ -23,6 +24,9 @@ namespace bench {
 struct Result {
     double cpp = -1;  // microseconds (or the metric's unit); < 0: no such side
     double raw = -1;
+    // A metric's further figures, printed as more fields of its JSON line (pool.imap_buffered's
+    // peak RSS: "cpp_rss_peak_kb" ...); bench/run shows the ones it knows.
+    std::vector<std::pair<std::string, double>> extra = {};
 };
 
 // A side's own check of its result failed (a wrong count, wrong bytes): its figure must not
