@@ -12,6 +12,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if !defined(_WIN32)
@@ -23,6 +24,9 @@ namespace bench {
 struct Result {
     double cpp = -1;  // microseconds (or the metric's unit); < 0: no such side
     double raw = -1;
+    // A metric's further figures, printed as more fields of its JSON line (pool.imap_buffered's
+    // peak RSS: "cpp_rss_peak_kb" ...); bench/run shows the ones it knows.
+    std::vector<std::pair<std::string, double>> extra = {};
 };
 
 // A side's own check of its result failed (a wrong count, wrong bytes): its figure must not
@@ -55,6 +59,12 @@ inline Plan run(int scale) { return {std::max(20, 400 / scale), 20}; }
 // 64 KiB writes; each side holds all of it in memory and checks its size.
 constexpr std::size_t kCaptureBytes = std::size_t{64} << 20;
 inline Plan capture(int scale) { return {std::max(3, 15 / scale), 2}; }
+// subprocess.pipeline_256m: producer | consumer, both mp_bench: the producer (--produce-256m)
+// writes kPipelineBytes to stdout in 64 KiB writes, the consumer (--consume-256m) reads its
+// stdin in 64 KiB reads to end of file, discards the bytes and exits 0 only if it got exactly
+// kPipelineBytes. Issue 15.
+constexpr std::size_t kPipelineBytes = std::size_t{256} << 20;
+inline Plan pipeline(int scale) { return {std::max(3, 15 / scale), 2}; }
 // shm.cycle: a 4096-byte named segment created, attached by name, both closed, unlinked.
 constexpr std::size_t kShmBytes = 4096;
 inline Plan shm(int scale) { return {20000 / scale, 2000 / scale + 1}; }
@@ -85,6 +95,10 @@ std::vector<Metric>& registry();
 
 // The child of subprocess.capture_64m (bench_main's --write-64m): 64 MiB to stdout.
 int write_64m();
+// The two children of subprocess.pipeline_256m (bench_main's --produce-256m, --consume-256m;
+// defined in bench_subprocess.cpp): 256 MiB to stdout; stdin read to its end and counted.
+int pipeline_produce();
+int pipeline_consume();
 
 struct Register {
     Register(std::string id, std::string unit, std::string better, std::function<Result(int)> run) {

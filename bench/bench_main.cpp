@@ -1,6 +1,7 @@
 // bench/bench_main.cpp - runs the C++ side of the metrics whose ids start with one of the
 // given prefixes and prints one JSON object per metric:
 //   {"id": "...", "unit": "us", "better": "lower", "cpp": 210.0, "raw": 180.0}
+// plus any further figures the metric gives (bench::Result::extra), as more fields.
 //   mp_bench [--scale N] [--list] [--only ID] [prefix ...]
 // --scale divides the amount of work (a quick smoke run uses a large one); --only runs the one
 // metric named exactly. A side whose own check fails (bench::WrongResult) stops the run with
@@ -52,6 +53,9 @@ int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "--raw-child") == 0) return 0;
     // subprocess.capture_64m's child, for every side alike: 64 MiB to stdout in 64 KiB writes.
     if (argc > 1 && std::strcmp(argv[1], "--write-64m") == 0) return bench::write_64m();
+    // subprocess.pipeline_256m's two children, for every side alike: producer | consumer.
+    if (argc > 1 && std::strcmp(argv[1], "--produce-256m") == 0) return bench::pipeline_produce();
+    if (argc > 1 && std::strcmp(argv[1], "--consume-256m") == 0) return bench::pipeline_consume();
     mp::bootstrap(argc, argv);
 
     int scale = 1;
@@ -93,8 +97,10 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "%s: %s\n", m.id.c_str(), e.what());
             return 2;
         }
-        std::printf("{\"id\": \"%s\", \"unit\": \"%s\", \"better\": \"%s\", \"cpp\": %s, \"raw\": %s}\n", m.id.c_str(),
-                    m.unit.c_str(), m.better.c_str(), number(r.cpp).c_str(), number(r.raw).c_str());
+        std::string more;
+        for (const auto& [key, value] : r.extra) more += ", \"" + key + "\": " + number(value);
+        std::printf("{\"id\": \"%s\", \"unit\": \"%s\", \"better\": \"%s\", \"cpp\": %s, \"raw\": %s%s}\n", m.id.c_str(),
+                    m.unit.c_str(), m.better.c_str(), number(r.cpp).c_str(), number(r.raw).c_str(), more.c_str());
         std::fflush(stdout);
     }
     return 0;

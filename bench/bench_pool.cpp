@@ -16,12 +16,28 @@
 //          order. (Until issue 17 this floor forked two children per sample that already
 //          held their halves: it paid two forks the pool does not and sent no items, which
 //          the pool must: not the same work.)
+//   pool.imap_buffered  imap(square, 1M ints below 2^15, chunksize 64, buffersize 64), two
+//                  workers, the input made lazily one int at a time (no vector behind it), the
+//                  results consumed one by one and each checked; us per item, the workers
+//                  already started (lower is better; issue 13). Also the peak RSS of this
+//                  (parent) process during one whole imap of each side, in a fresh process (the
+//                  metric's first run; bench/run starts mp_bench per metric), the peak reset by
+//                  /proc/self/clear_refs: printed by bench/run beside CPython's, no target.
+//     cpp: for (int v : pool.imap(square_int, LazyInts(n), 64, 64)) check v
+//     raw: the two RawWorkers of pool.map_100k, the same lazily made chunks of 64 ints sent
+//          round robin, at most 64 chunks sent and not yet read back (as imap's buffersize);
+//          the chunks read back in order and consumed one int at a time, each chunk read
+//          followed by the next chunk sent
 //   executor.submit  submit(echo_int, i).result() on a warm ProcessPoolExecutor, one worker; us per
 //                  round trip (lower is better; issue 13: at least 20x CPython's)
 //     cpp: ex.submit(echo_int, i).result()
 //     raw: the pool.apply floor (a worker forked beforehand, a pipe each way)
 // bench_main pins the whole run (and so every child) to one CPU, as pool.py does for CPython.
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -185,8 +201,102 @@ bench::Result map_100k(int scale) {
     return {r.cpp / n, r.raw / n};
 }
 
+// The input of pool.imap_buffered: the ints i & 0x7fff for i below n (their squares fit an
+// int), each made as the iteration reads it.
+class LazyInts {
+public:
+    explicit LazyInts(int n) : n_(n) {}
+    struct iterator {
+        int i;
+        int operator*() const { return i & 0x7fff; }
+        iterator& operator++() {
+            ++i;
+            return *this;
+        }
+        bool operator==(const iterator& o) const { return i == o.i; }
+        bool operator!=(const iterator& o) const { return i != o.i; }
+    };
+    iterator begin() const { return {0}; }
+    iterator end() const { return {n_}; }
+
+private:
+    int n_;
+};
+
+// A field of /proc/self/status in kB ("VmRSS", "VmHWM"); -1 if absent.
+double status_kb(const char* field) {
+    std::FILE* f = std::fopen("/proc/self/status", "re");
+    if (!f) return -1;
+    char line[256];
+    double kb = -1;
+    const std::size_t len = std::strlen(field);
+    while (std::fgets(line, sizeof line, f))
+        if (std::strncmp(line, field, len) == 0 && line[len] == ':') kb = std::atof(line + len + 1);
+    std::fclose(f);
+    return kb;
+}
+
+// The resident memory of this process before `side` and its peak during it, in kB: the peak
+// (VmHWM) reset to the current RSS first (Linux 4.0+: "5" to /proc/self/clear_refs). Both -1
+// if the reset is refused.
+std::pair<double, double> rss_during(const std::function<void()>& side) {
+    const int fd = ::open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    const bool reset = fd >= 0 && ::write(fd, "5", 1) == 1;
+    if (fd >= 0) ::close(fd);
+    const double before = reset ? status_kb("VmRSS") : -1;
+    side();
+    return {before, reset ? status_kb("VmHWM") : -1};
+}
+
+bench::Result imap_buffered(int scale) {
+    constexpr std::size_t kChunk = 64, kBuffer = 64;  // ints per chunk, chunks in flight
+    const int n = 1000000 / scale;
+    auto square_of = [](int i) { return (i & 0x7fff) * (i & 0x7fff); };
+    mp::Pool pool(2, mp::PoolOptions().context(mp::get_context("fork")));
+    RawWorker workers[2] = {RawWorker(square_int), RawWorker(square_int)};
+    auto mp_side = [&] {
+        int i = 0;
+        bool ok = true;
+        for (int v : pool.imap(square_int, LazyInts(n), kChunk, kBuffer)) ok = ok && v == square_of(i++);
+        bench::check(ok && i == n, "pool.imap_buffered (mp): wrong results");
+    };
+    auto raw_side = [&] {
+        const std::size_t items = static_cast<std::size_t>(n);
+        const std::size_t chunks = (items + kChunk - 1) / kChunk;
+        auto count_of = [&](std::size_t k) { return static_cast<std::uint32_t>(std::min(kChunk, items - k * kChunk)); };
+        int in[kChunk], out[kChunk];
+        std::size_t sent = 0;
+        auto send_next = [&] {  // chunk `sent`, its ints made now, to worker sent % 2
+            const std::uint32_t count = count_of(sent);
+            for (std::uint32_t j = 0; j < count; ++j) in[j] = static_cast<int>((sent * kChunk + j) & 0x7fff);
+            workers[sent % 2].send(in, count);
+            ++sent;
+        };
+        while (sent < chunks && sent < kBuffer) send_next();
+        int i = 0;
+        bool ok = true;
+        for (std::size_t k = 0; k < chunks; ++k) {
+            const std::uint32_t count = count_of(k);
+            bench::check(workers[k % 2].receive(out, count), "pool.imap_buffered (raw): worker gone");
+            for (std::uint32_t j = 0; j < count; ++j) ok = ok && out[j] == square_of(i++);
+            if (sent < chunks) send_next();
+        }
+        bench::check(ok && i == n, "pool.imap_buffered (raw): wrong results");
+    };
+    // The first run of each side, in this fresh process, measures its RSS (and warms it up).
+    const auto [cpp_before, cpp_peak] = rss_during(mp_side);
+    const auto [raw_before, raw_peak] = rss_during(raw_side);
+    bench::Result r = bench::interleaved(std::max(3, 7 / scale), 0, mp_side, raw_side);
+    return {r.cpp / n, r.raw / n,
+            {{"cpp_rss_before_kb", cpp_before},
+             {"cpp_rss_peak_kb", cpp_peak},
+             {"raw_rss_before_kb", raw_before},
+             {"raw_rss_peak_kb", raw_peak}}};
+}
+
 bench::Register apply_metric("pool.apply", "us", "lower", apply);
 bench::Register map_metric("pool.map_100k", "us", "lower", map_100k);
+bench::Register imap_metric("pool.imap_buffered", "us", "lower", imap_buffered);
 bench::Register submit_metric("executor.submit", "us", "lower", executor_submit);
 #endif
 

@@ -416,6 +416,17 @@ TEST(Samples, T27Subprocess) {
     for (int i = 0; i < 5; ++i) EXPECT_HAS(r.output, "live: Step " + std::to_string(i) + " (poll() -> ");
     EXPECT_HAS(r.output, "finished: returncode 0, stderr ''");
     EXPECT_HAS(r.output, "got 'HELLO SUBPROCESS', returncode 0");
+    // The lines "line N\n" for N in 1..10000 with a '7' in N: 10000 - 9^4 = 3439 of them.
+    EXPECT_HAS(r.output, "wc says: 3439 lines, 34099 bytes");
+    EXPECT_HAS(r.output, "returncodes: lines 0, grep7 0, wc 0");
+    EXPECT_HAS(r.output, "the file holds 'out: first\\nerr: second\\nout: third\\nt27 child 1.0\\n'");
+    EXPECT_HAS(r.output, "read back as stdin by 'upper': 'OUT: FIRST\\nERR: SECOND\\nOUT: THIRD\\nT27 CHILD 1.0\\n'");
+    EXPECT_HAS(r.output, "echo: 'hello from the shell\\n', returncode 0");
+    EXPECT_HAS(r.output, "getstatusoutput(\"exit 3\") -> (3, '')");
+    EXPECT_HAS(r.output, "getoutput(\"echo hi\") -> 'hi'");
+    EXPECT_HAS(r.output, "child says: grandchild started");
+    EXPECT_HAS(r.output, "kill_tree(): the child's returncode -9");
+    EXPECT_HAS(r.output, "the pipe reached end of file: the grandchild is gone too");
 }
 
 TEST(Samples, T29ThreadsVsProcesses) {
