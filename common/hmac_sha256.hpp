@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace mp::detail {
@@ -38,5 +39,19 @@ Sha256::Digest hmac_sha256(const void* key, std::size_t key_n, const void* msg, 
 // Compares in time that depends only on n, never on where the first difference is, so that a
 // peer guessing a digest learns nothing from how long a rejection takes.
 bool constant_time_equal(const void* a, const void* b, std::size_t n) noexcept;
+
+// Lower-case hex of n bytes: digests in tests, and the random names and keys mp makes from
+// random bytes (listener socket names, the forkserver's directory, a manager's authkey).
+inline std::string to_hex(const void* data, std::size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    const auto* p = static_cast<const unsigned char*>(data);
+    std::string s;
+    s.reserve(n * 2);
+    for (std::size_t i = 0; i < n; ++i) {
+        s += digits[p[i] >> 4];
+        s += digits[p[i] & 15];
+    }
+    return s;
+}
 
 }  // namespace mp::detail

@@ -108,13 +108,7 @@ void answer_challenge(sys::PipeEnd& end, const std::string& key, const sys::Dead
 std::string random_hex(std::size_t n_bytes) {
     std::string raw(n_bytes, '\0');
     if (auto ec = sys::random_bytes(raw.data(), raw.size())) raise_os_error(ec, "mp: random name");
-    static const char digits[] = "0123456789abcdef";
-    std::string out;
-    for (char c : raw) {
-        out += digits[static_cast<unsigned char>(c) >> 4];
-        out += digits[static_cast<unsigned char>(c) & 15];
-    }
-    return out;
+    return detail::to_hex(raw.data(), raw.size());
 }
 
 void check_unix_path(const std::string& path, const std::string& what) {

@@ -46,6 +46,7 @@
 #include <unordered_set>
 
 #include "connection_internal.hpp"
+#include "hmac_sha256.hpp"
 #include "listener_internal.hpp"
 #include "mp/connection.hpp"
 #include "mp/lock.hpp"
@@ -126,13 +127,7 @@ std::uint64_t random_u64() {
 std::string random_key() {
     unsigned char raw[32];
     if (auto ec = sys::random_bytes(raw, sizeof raw)) raise_os_error(ec, "mp::Manager: an authentication key");
-    static const char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : raw) {
-        out += digits[c >> 4];
-        out += digits[c & 15];
-    }
-    return out;
+    return detail::to_hex(raw, sizeof raw);
 }
 
 // The address a client of this process uses to reach a server listening on `a` (a server on

@@ -301,16 +301,6 @@ void retire(Link& l, bool kill_it, ForkserverFate* fate) noexcept {
     remove_directory(l);
 }
 
-std::string hex(const unsigned char* p, std::size_t n) {
-    static const char digits[] = "0123456789abcdef";
-    std::string s;
-    for (std::size_t i = 0; i < n; ++i) {
-        s += digits[p[i] >> 4];
-        s += digits[p[i] & 15];
-    }
-    return s;
-}
-
 // A fresh directory of our own: $TMPDIR (if a socket path inside it fits) or /tmp, a random
 // name, mode 0700, registered with the tracker before it exists.
 std::error_code make_directory(Link& l) noexcept try {
@@ -320,7 +310,7 @@ std::error_code make_directory(Link& l) noexcept try {
     for (int attempt = 0;; ++attempt) {
         unsigned char r[8];
         if (auto ec = random_fill(r, sizeof r)) return ec;
-        const std::string dir = base + "/mp-forkserver-" + hex(r, sizeof r);
+        const std::string dir = base + "/mp-forkserver-" + mp::detail::to_hex(r, sizeof r);
         if (auto ec = track(Resource::directory, dir)) return ec;
         if (::mkdir(dir.c_str(), 0700) == 0) {
             l.dir = dir;

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "hmac_sha256.hpp"
 #include "sys/handle.hpp"
 #include "sys/process.hpp"
 
@@ -79,15 +80,7 @@ void copy_stdin(bool to_err) {
     }
 }
 
-std::string hex(const std::string& s) {
-    static const char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : s) {
-        out += digits[c >> 4];
-        out += digits[c & 15];
-    }
-    return out;
-}
+std::string hex(const std::string& s) { return mp::detail::to_hex(s.data(), s.size()); }
 
 bool probe(const std::string& value) {
     char buf[6] = {};

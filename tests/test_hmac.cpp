@@ -7,16 +7,7 @@
 
 namespace {
 
-std::string hex(const unsigned char* p, std::size_t n) {
-    static const char digits[] = "0123456789abcdef";
-    std::string s;
-    for (std::size_t i = 0; i < n; ++i) {
-        s += digits[p[i] >> 4];
-        s += digits[p[i] & 15];
-    }
-    return s;
-}
-std::string hex(const mp::detail::Sha256::Digest& d) { return hex(d.data(), d.size()); }
+std::string hex(const mp::detail::Sha256::Digest& d) { return mp::detail::to_hex(d.data(), d.size()); }
 
 std::string hmac_hex(const std::string& key, const std::string& msg) {
     return hex(mp::detail::hmac_sha256(key.data(), key.size(), msg.data(), msg.size()));

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "hmac_sha256.hpp"
 #include "sys/child_stdio.hpp"
 #include "sys/connection.hpp"
 #include "sys/handle.hpp"
@@ -1056,15 +1057,7 @@ SysRun sys_run(mp::sys::SpawnRequest req) {
     return r;
 }
 
-std::string hex_of(const std::string& s) {
-    static const char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char ch : s) {
-        out += digits[ch >> 4];
-        out += digits[ch & 15];
-    }
-    return out;
-}
+std::string hex_of(const std::string& s) { return mp::detail::to_hex(s.data(), s.size()); }
 #endif
 
 // A folder of its own for a batch test, removed at the end: the batch files live there and it
