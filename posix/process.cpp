@@ -413,40 +413,32 @@ std::error_code spawn_process(const SpawnRequest& req, Child& out) noexcept try 
 }
 
 // getpwnam_r / getgrnam_r want a buffer of a size the system suggests; it grows on ERANGE.
-std::error_code user_id(const std::string& name, long long& id) noexcept try {
+template <class Entry, class Id>
+static std::error_code lookup_id(const std::string& name, long long& id,
+                                 int (*lookup)(const char*, Entry*, char*, std::size_t, Entry**), Id Entry::*field) noexcept try {
     std::vector<char> buf(16384);
     for (;;) {
-        struct passwd pw{}, *found = nullptr;
-        const int e = ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+        Entry entry{}, *found = nullptr;
+        const int e = lookup(name.c_str(), &entry, buf.data(), buf.size(), &found);
         if (e == ERANGE) {
             buf.resize(buf.size() * 4);
             continue;
         }
         if (e) return os_error(e);
         if (!found) return std::make_error_code(std::errc::no_such_file_or_directory);
-        id = static_cast<long long>(pw.pw_uid);
+        id = static_cast<long long>(entry.*field);
         return {};
     }
 } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
 }
 
-std::error_code group_id(const std::string& name, long long& id) noexcept try {
-    std::vector<char> buf(16384);
-    for (;;) {
-        struct group gr{}, *found = nullptr;
-        const int e = ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found);
-        if (e == ERANGE) {
-            buf.resize(buf.size() * 4);
-            continue;
-        }
-        if (e) return os_error(e);
-        if (!found) return std::make_error_code(std::errc::no_such_file_or_directory);
-        id = static_cast<long long>(gr.gr_gid);
-        return {};
-    }
-} catch (const std::bad_alloc&) {
-    return std::make_error_code(std::errc::not_enough_memory);
+std::error_code user_id(const std::string& name, long long& id) noexcept {
+    return lookup_id(name, id, ::getpwnam_r, &passwd::pw_uid);
+}
+
+std::error_code group_id(const std::string& name, long long& id) noexcept {
+    return lookup_id(name, id, ::getgrnam_r, &group::gr_gid);
 }
 
 std::error_code check_directory(const std::string& path) noexcept {

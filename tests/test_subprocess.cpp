@@ -946,6 +946,10 @@ TEST_F(Subprocess, PosixCredentialsUmaskAndSignals) {
     if (::geteuid() == 0) {
         const auto r = sp::run(child({"ids"}), sp::Options().capture_output().user(65534).group(65534).extra_groups({"65534"}));
         EXPECT_EQ(r.std_out, "65534 65534 65534\n");
+        // by name: Debian's nobody and nogroup are 65534 too
+        EXPECT_EQ(sp::run(child({"ids"}), sp::Options().capture_output().user("nobody").group("nogroup").extra_groups({}))
+                      .std_out,
+                  "65534 65534\n");
     } else {
         EXPECT_THROW(sp::run(child({"ids"}), sp::Options().user(0)), mp::PermissionError);
     }
