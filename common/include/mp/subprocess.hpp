@@ -221,7 +221,9 @@ public:
     // directory is then looked up in this map's PATH (POSIX: "/bin:/usr/bin" if it has none),
     // as CPython does, not in ours.
     Options& env(std::map<std::string, std::string> vars) { env_ = std::move(vars); return *this; }
-    // One variable more (or replaced) on top of what the child would get otherwise.
+    // One variable more (or replaced) on top of what the child would get otherwise. (PATH
+    // given here changes what the child sees, not where the program is looked up: only a whole
+    // env() is searched instead of ours.)
     Options& add_env(std::string name, std::string value) {
         extra_env_.emplace_back(std::move(name), std::move(value));
         return *this;
