@@ -1,6 +1,7 @@
 // tests/test_samples.cpp - every sample program runs to exit code 0 and prints the lines that
 // prove its point. Each sample loops over the start methods itself, so these tests are not
 // parameterised; they run the executables built in <builddir>/samples/.
+#include <cstdio>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -13,10 +14,18 @@ namespace {
 // sample (t05 kills the parent of a daemon) is re-parented to us: reap_orphans reaps it, or
 // every later test would find a child left behind; a live one after 10 s is a failure. The
 // suite's own forkserver and tracker are not counted.
+// Under Wine a process start can fail with ERROR_INTERNAL_ERROR (1359) on a loaded machine,
+// inside Wine (WINE-NOTES.md, with the evidence): a sample that died of exactly that, with the
+// error's text in its output, runs once more. Any other failure, or a second 1359, stands.
 mp_test::Captured run_sample(const std::string& name) {
-    mp_test::time_limit(90);
+    mp_test::time_limit(180);
     auto r = mp_test::run_beside("../samples/" + name, {}, 60);
     mp_test::reap_orphans(std::chrono::seconds(10));
+    if (mp_test::under_wine() && r.exitcode != 0 && r.output.find("Internal error (1359)") != std::string::npos) {
+        std::printf("%s: Wine's error 1359 starting a process; running the sample once more\n", name.c_str());
+        r = mp_test::run_beside("../samples/" + name, {}, 60);
+        mp_test::reap_orphans(std::chrono::seconds(10));
+    }
     return r;
 }
 

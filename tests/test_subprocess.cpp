@@ -475,7 +475,7 @@ TEST_F(Subprocess, MissingProgramIsFileNotFoundError) {
         {"mp::subprocess::run", [&] { sp::run({missing}); }},
         {"mp::subprocess::call", [&] { sp::call({missing}); }},
         {"mp::subprocess::check_call", [&] { sp::check_call({missing}); }},
-        {"mp::subprocess::check_output", [&] { sp::check_output({missing}); }},
+        {"mp::subprocess::check_output", [&] { (void)sp::check_output({missing}); }},
         {"mp::subprocess::Popen", [&] { sp::Popen p({missing}); }},
     };
     for (const auto& [name, call] : calls) {
@@ -981,6 +981,28 @@ TEST_F(Subprocess, PosixOnlyOptionsAreRefusedOnWindows) {
     EXPECT_THROW(sp::run(child(), sp::Options().close_fds(false)), mp::ValueError);
 }
 #endif
+
+// std::chrono durations wherever a timeout is taken (a negative one is "no time left", never
+// "no limit"), std::filesystem paths wherever a path is.
+TEST_F(Subprocess, ChronoDurationsAndFilesystemPaths) {
+    using namespace std::chrono_literals;
+    TempDir t;
+    const fs::path out = t.dir / "out.txt";
+    const auto r = sp::run(child({"cwd", "out", "x"}), sp::Options().cwd(t.dir).std_out(sp::File(out)).timeout(30s));
+    EXPECT_EQ(r.returncode, 0);
+    EXPECT_EQ(fs::equivalent(fs::u8path(slurp(out.u8string()).substr(0, slurp(out.u8string()).find('\n'))), t.dir), true);
+    sp::Popen p(child({"readline"}), sp::Options().std_in(sp::PIPE).std_out(sp::PIPE));
+    EXPECT_THROW(p.wait(-5s), sp::TimeoutExpired);
+    EXPECT_THROW(p.wait(20ms), sp::TimeoutExpired);
+    EXPECT_THROW(p.stdout_pipe().readline(10ms), sp::TimeoutExpired);
+    EXPECT_EQ(p.stdin_pipe().write("go\n", 30s), 3u);
+    EXPECT_EQ(p.communicate(30s).first, "");
+    EXPECT_EQ(p.returncode(), 0);
+    sp::Popen q(child({"sleep", "60000"}), sp::Options().std_out(sp::PIPE).process_group());
+    EXPECT_THROW(q.communicate(20ms), sp::TimeoutExpired);
+    q.kill_tree(30s);
+    EXPECT_EQ(sp::run(child({"argv0"}), sp::Options().executable(fs::u8path(helper())).capture_output()).returncode, 0);
+}
 
 TEST_F(Subprocess, AThousandFailedStartsLeakNothing) {
     mp_test::time_limit(120);

@@ -86,8 +86,10 @@
 //   writing to a child that closed its stdin                       BrokenPipeError
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -99,6 +101,18 @@
 #include <vector>
 
 #include "errors.hpp"
+
+namespace mp::detail {
+// A std::chrono duration as the seconds the double forms take; a negative one means "no time
+// left" (0), not "no limit": only the double forms' negative values mean no limit.
+template <class Rep, class Period>
+double nonnegative_seconds(std::chrono::duration<Rep, Period> d) {
+    const double t = std::chrono::duration<double>(d).count();
+    return t < 0 ? 0.0 : t;
+}
+// A path as the UTF-8 text the rest of the API takes (a Windows path is wide inside).
+inline std::string utf8_path(const std::filesystem::path& p) { return p.u8string(); }
+}  // namespace mp::detail
 
 namespace mp::subprocess {
 
@@ -166,6 +180,10 @@ class File {
 public:
     explicit File(std::string path) : path_(std::move(path)) {}
     File(std::string path, FileMode mode) : path_(std::move(path)), mode_(mode) {}
+    explicit File(const char* path) : path_(path) {}
+    File(const char* path, FileMode mode) : path_(path), mode_(mode) {}
+    explicit File(const std::filesystem::path& path) : path_(mp::detail::utf8_path(path)) {}
+    File(const std::filesystem::path& path, FileMode mode) : path_(mp::detail::utf8_path(path)), mode_(mode) {}
     const std::string& path() const noexcept { return path_; }
     const std::optional<FileMode>& mode() const noexcept { return mode_; }
 
@@ -216,7 +234,11 @@ public:
     // run(), call(): seconds for the whole run; then the child is killed and TimeoutExpired
     // raised. Negative: no limit.
     Options& timeout(double seconds) { timeout_ = seconds; return *this; }
+    template <class Rep, class Period>
+    Options& timeout(std::chrono::duration<Rep, Period> d) { return timeout(mp::detail::nonnegative_seconds(d)); }
     Options& cwd(std::string dir) { cwd_ = std::move(dir); return *this; }
+    Options& cwd(const std::filesystem::path& dir) { return cwd(mp::detail::utf8_path(dir)); }
+    Options& cwd(const char* dir) { return cwd(std::string(dir)); }
     // The child's whole environment (nothing of ours is passed). A program named without a
     // directory is then looked up in this map's PATH (POSIX: "/bin:/usr/bin" if it has none),
     // as CPython does, not in ours.
@@ -233,6 +255,8 @@ public:
     Options& start_new_session(bool on = true) { new_session_ = on; return *this; }
     // The program to run, where args[0] is then only the name the child sees as argv[0].
     Options& executable(std::string path) { executable_ = std::move(path); return *this; }
+    Options& executable(const std::filesystem::path& path) { return executable(mp::detail::utf8_path(path)); }
+    Options& executable(const char* path) { return executable(std::string(path)); }
     // args[0] is a shell command: POSIX /bin/sh -c args[0], with args[1..] as the shell's $0,
     // $1 ...; Windows %ComSpec% (cmd.exe) /d /s /c "the args joined" (see "shell" at the top).
     Options& shell(bool on = true) { shell_ = on; return *this; }
@@ -311,6 +335,10 @@ public:
     // out (exactly those reached the child; write the rest later). BrokenPipeError if the child
     // has closed its stdin.
     std::size_t write(std::string_view data, double timeout_seconds = -1);
+    template <class Rep, class Period>
+    std::size_t write(std::string_view data, std::chrono::duration<Rep, Period> timeout) {
+        return write(data, mp::detail::nonnegative_seconds(timeout));
+    }
     // Writes go straight to the pipe, so there is nothing to flush; here for Python's sake.
     void flush() {}
     // The child reads end of file once every copy of its stdin's write end is closed.
@@ -331,11 +359,19 @@ public:
     // n < 0: everything until end of file; else up to n bytes, fewer only at end of file.
     // timeout_seconds >= 0 bounds the wait: TimeoutExpired, and what arrived stays buffered.
     std::string read(std::ptrdiff_t n = -1, double timeout_seconds = -1);
+    template <class Rep, class Period>
+    std::string read(std::ptrdiff_t n, std::chrono::duration<Rep, Period> timeout) { return read(n, mp::detail::nonnegative_seconds(timeout)); }
     // What has arrived, at most n bytes, waiting for at least one (Python's read1); "" at end
     // of file. A text stream may hold back a final "\r" until it knows what follows.
     std::string read_some(std::size_t n = 65536, double timeout_seconds = -1);
+    template <class Rep, class Period>
+    std::string read_some(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+        return read_some(n, mp::detail::nonnegative_seconds(timeout));
+    }
     // One line with its "\n"; at end of file the rest without one, then "".
     std::string readline(double timeout_seconds = -1);
+    template <class Rep, class Period>
+    std::string readline(std::chrono::duration<Rep, Period> timeout) { return readline(mp::detail::nonnegative_seconds(timeout)); }
     void close() noexcept;
     bool closed() const noexcept;
 
@@ -397,12 +433,22 @@ public:
     // Waits for the child to end; TimeoutExpired after timeout_seconds (>= 0). Reads nothing:
     // with PIPE outputs, a child that fills a pipe waits for us; use communicate() then.
     int wait(double timeout_seconds = -1);
+    template <class Rep, class Period>
+    int wait(std::chrono::duration<Rep, Period> timeout) { return wait(mp::detail::nonnegative_seconds(timeout)); }
     // Writes input to stdin (then closes it) while reading stdout and stderr, until the child
     // has ended and the pipes are drained (see "Beyond CPython" above); returns {stdout,
     // stderr} ("" for a stream that is not a pipe). On TimeoutExpired nothing is lost: call it
     // again (without input) to continue. input needs stdin PIPE (ValueError otherwise).
     std::pair<std::string, std::string> communicate(std::string input = {}, double timeout_seconds = -1);
     std::pair<std::string, std::string> communicate(double timeout_seconds) { return communicate({}, timeout_seconds); }
+    template <class Rep, class Period>
+    std::pair<std::string, std::string> communicate(std::string input, std::chrono::duration<Rep, Period> timeout) {
+        return communicate(std::move(input), mp::detail::nonnegative_seconds(timeout));
+    }
+    template <class Rep, class Period>
+    std::pair<std::string, std::string> communicate(std::chrono::duration<Rep, Period> timeout) {
+        return communicate(std::string(), mp::detail::nonnegative_seconds(timeout));
+    }
 
     // Sends a signal (POSIX kill(2)); nothing once the child has been reaped. Windows has no
     // signals: TERM and KILL end the child (TerminateProcess), anything else is a ValueError.
@@ -420,6 +466,10 @@ public:
     // once (TerminateJobObject), as terminate() and kill() do for one.
     void kill_tree(double timeout_seconds = -1);
     void terminate_tree(double timeout_seconds = -1);
+    template <class Rep, class Period>
+    void kill_tree(std::chrono::duration<Rep, Period> timeout) { kill_tree(mp::detail::nonnegative_seconds(timeout)); }
+    template <class Rep, class Period>
+    void terminate_tree(std::chrono::duration<Rep, Period> timeout) { terminate_tree(mp::detail::nonnegative_seconds(timeout)); }
 
     // The pipes, for a stream that is PIPE (ValueError otherwise).
     PipeWriter& stdin_pipe();
@@ -450,11 +500,11 @@ CompletedProcess run(std::vector<std::string> args, const Options& options = Opt
 int call(std::vector<std::string> args, const Options& options = Options());
 // The output of a shell command with stderr joined to it, as text, one trailing newline
 // removed, and its returncode (Python's getstatusoutput; getoutput is the output alone).
-std::pair<int, std::string> getstatusoutput(const std::string& cmd);
-std::string getoutput(const std::string& cmd);
+[[nodiscard]] std::pair<int, std::string> getstatusoutput(const std::string& cmd);
+[[nodiscard]] std::string getoutput(const std::string& cmd);
 // call(), raising CalledProcessError for a non-zero returncode.
 void check_call(std::vector<std::string> args, const Options& options = Options());
 // run() with stdout captured and check on; returns the child's stdout. stdout may not be set.
-std::string check_output(std::vector<std::string> args, const Options& options = Options());
+[[nodiscard]] std::string check_output(std::vector<std::string> args, const Options& options = Options());
 
 }  // namespace mp::subprocess
