@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "duration.hpp"
 #include "pool.hpp"
 
 namespace mp {
@@ -58,6 +59,11 @@ public:
         if (t_.cancelled()) t_.rethrow();
         return t_.error();
     }
+    // result and exception with a duration (a negative one: no time left, see mp/duration.hpp).
+    template <class Rep, class Period>
+    R result(std::chrono::duration<Rep, Period> timeout) const { return result(std::optional<double>(mp::detail::nonnegative_seconds(timeout))); }
+    template <class Rep, class Period>
+    std::exception_ptr exception(std::chrono::duration<Rep, Period> timeout) const { return exception(std::optional<double>(mp::detail::nonnegative_seconds(timeout))); }
     bool done() const { return t_.poll(); }
     bool running() const { return t_.running(); }
     bool cancelled() const { return t_.cancelled(); }
@@ -111,6 +117,12 @@ public:
     // submitted and not yet collected: the rest are encoded and submitted as results come in,
     // so a long input is never encoded all at once. On a timeout or a failure the calls no
     // worker has received yet are cancelled, as in Python.
+    // map with a duration (a negative one: no time left, see mp/duration.hpp).
+    template <class F, class Items, class Rep, class Period>
+    std::vector<detail::task_result_t<F>> map(F fn, const Items& items, std::chrono::duration<Rep, Period> timeout,
+                                              std::size_t chunksize = 1, std::size_t buffersize = 0) {
+        return map(std::move(fn), items, std::optional<double>(mp::detail::nonnegative_seconds(timeout)), chunksize, buffersize);
+    }
     template <class F, class Items>
     std::vector<detail::task_result_t<F>> map(F fn, const Items& items, std::optional<double> timeout = std::nullopt,
                                               std::size_t chunksize = 1, std::size_t buffersize = 0) {
@@ -325,6 +337,15 @@ private:
 template <class R>
 AsCompleted<R> as_completed(const std::vector<Future<R>>& fs, std::optional<double> timeout = std::nullopt) {
     return AsCompleted<R>(fs, timeout);
+}
+template <class R, class Rep, class Period>
+AsCompleted<R> as_completed(const std::vector<Future<R>>& fs, std::chrono::duration<Rep, Period> timeout) {
+    return AsCompleted<R>(fs, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
+}
+template <class R, class Rep, class Period>
+DoneAndNotDone<R> wait(const std::vector<Future<R>>& fs, std::chrono::duration<Rep, Period> timeout,
+                       ReturnWhen return_when = ReturnWhen::ALL_COMPLETED) {
+    return wait(fs, std::optional<double>(mp::detail::nonnegative_seconds(timeout)), return_when);
 }
 
 }  // namespace futures

@@ -40,11 +40,13 @@
 // (NotImplementedError, see mp/socket.hpp); named-pipe and POSIX connections can.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "connection.hpp"
+#include "duration.hpp"
 #include "socket.hpp"
 
 namespace mp {
@@ -71,6 +73,11 @@ public:
     // authenticates it (AuthenticationError) and returns the Connection.
     Connection accept();
     Connection accept(double timeout_seconds);
+    // The same with a duration (a negative one: no time left, see mp/duration.hpp).
+    template <class Rep, class Period>
+    Connection accept(std::chrono::duration<Rep, Period> timeout) {
+        return accept(mp::detail::nonnegative_seconds(timeout));
+    }
 
     void close();
     bool closed() const noexcept;
@@ -78,6 +85,10 @@ public:
     std::optional<Address> last_accepted() const;
 
     void set_handshake_timeout(double seconds);
+    template <class Rep, class Period>
+    void set_handshake_timeout(std::chrono::duration<Rep, Period> timeout) {
+        set_handshake_timeout(mp::detail::nonnegative_seconds(timeout));
+    }
 
 private:
     struct State;
@@ -91,5 +102,9 @@ private:
 // Listener::kDefaultHandshakeTimeout).
 Connection Client(const Address& address, const std::string& authkey = {},
                   std::optional<double> timeout_seconds = std::nullopt);
+template <class Rep, class Period>
+Connection Client(const Address& address, const std::string& authkey, std::chrono::duration<Rep, Period> timeout) {
+    return Client(address, authkey, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
+}
 
 }  // namespace mp

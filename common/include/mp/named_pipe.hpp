@@ -27,7 +27,7 @@
 // Under fork a child's copy of a creator does not remove anything (children end with _exit);
 // pass the *name* to a spawned child and let it open().
 //
-// Timeouts (seconds; negative: no limit). accept(t) and open(name, mode, t) wait at most t and
+// Timeouts (seconds; negative: no limit; or a std::chrono duration, see mp/duration.hpp). accept(t) and open(name, mode, t) wait at most t and
 // throw mp::TimeoutError, never earlier. On POSIX, a reader's timed wait ends when the writer
 // has written something or has come and gone (poll(2) on the FIFO cannot see an idle writer);
 // without a timeout it ends as soon as a writer opens. read/write on a creator that has not
@@ -50,11 +50,14 @@
 // the name first and be listening. Every fd is close-on-exec, every handle non-inheritable.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "duration.hpp"
 #include "errors.hpp"
 
 namespace mp {
@@ -70,8 +73,35 @@ public:
     static NamedPipe create(const std::string& name, const std::string& mode);
     // Opens a name that a creator made, waiting up to timeout_seconds for it to be ready.
     static NamedPipe open(const std::string& name, const std::string& mode, double timeout_seconds = -1);
+    // The same with a std::filesystem::path as the name (taken as its UTF-8 text), and with a
+    // string literal (which would otherwise fit both).
+    static NamedPipe create(const std::filesystem::path& name, const std::string& mode) { return create(name.u8string(), mode); }
+    static NamedPipe create(const char* name, const std::string& mode) { return create(std::string(name), mode); }
+    static NamedPipe open(const std::filesystem::path& name, const std::string& mode, double timeout_seconds = -1) {
+        return open(name.u8string(), mode, timeout_seconds);
+    }
+    static NamedPipe open(const char* name, const std::string& mode, double timeout_seconds = -1) {
+        return open(std::string(name), mode, timeout_seconds);
+    }
+    // open with a duration (a negative one: no time left, see mp/duration.hpp).
+    template <class Rep, class Period>
+    static NamedPipe open(const std::string& name, const std::string& mode, std::chrono::duration<Rep, Period> timeout) {
+        return open(name, mode, mp::detail::nonnegative_seconds(timeout));
+    }
+    template <class Rep, class Period>
+    static NamedPipe open(const std::filesystem::path& name, const std::string& mode, std::chrono::duration<Rep, Period> timeout) {
+        return open(name.u8string(), mode, mp::detail::nonnegative_seconds(timeout));
+    }
+    template <class Rep, class Period>
+    static NamedPipe open(const char* name, const std::string& mode, std::chrono::duration<Rep, Period> timeout) {
+        return open(std::string(name), mode, mp::detail::nonnegative_seconds(timeout));
+    }
     // The creator waits for the peer. Does nothing once connected.
     void accept(double timeout_seconds = -1);
+    template <class Rep, class Period>
+    void accept(std::chrono::duration<Rep, Period> timeout) {
+        accept(mp::detail::nonnegative_seconds(timeout));
+    }
 
     // Up to n bytes: waits for at least one, returns what has arrived; "" at end of file.
     std::string read(std::size_t n);
@@ -80,7 +110,11 @@ public:
     // One line, its '\n' included; at end of file the rest without one, then "".
     std::string readline();
     // Whether a read would not block (data, or end of file), waiting up to timeout_seconds.
-    bool poll(double timeout_seconds = 0);
+    [[nodiscard]] bool poll(double timeout_seconds = 0);
+    template <class Rep, class Period>
+    [[nodiscard]] bool poll(std::chrono::duration<Rep, Period> timeout) {
+        return poll(mp::detail::nonnegative_seconds(timeout));
+    }
 
     void write(const void* data, std::size_t n);
     void write(std::string_view s) { write(s.data(), s.size()); }

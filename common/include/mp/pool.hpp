@@ -57,6 +57,7 @@
 
 #include "codec.hpp"
 #include "context.hpp"
+#include "duration.hpp"
 #include "errors.hpp"
 #include "process.hpp"
 
@@ -284,6 +285,11 @@ public:
     bool wait(std::optional<double> timeout = std::nullopt) const {
         return t_.wait(detail::timeout_to_ms(timeout, "mp::AsyncResult::wait"));
     }
+    // get and wait with a duration (a negative one: no time left, see mp/duration.hpp).
+    template <class Rep, class Period>
+    R get(std::chrono::duration<Rep, Period> timeout) const { return get(std::optional<double>(mp::detail::nonnegative_seconds(timeout))); }
+    template <class Rep, class Period>
+    bool wait(std::chrono::duration<Rep, Period> timeout) const { return wait(std::optional<double>(mp::detail::nonnegative_seconds(timeout))); }
     bool ready() const { return t_.poll(); }
     // ValueError while not ready, as in Python.
     bool successful() const {
@@ -328,6 +334,10 @@ public:
     MapResult(std::vector<detail::TaskRef> chunks, std::size_t n) : chunks_(std::move(chunks)), n_(n) {}
 
     // All results in order; the first failure in order is thrown (as Python raises it).
+    template <class Rep, class Period>
+    std::vector<R> get(std::chrono::duration<Rep, Period> timeout) const { return get(std::optional<double>(mp::detail::nonnegative_seconds(timeout))); }
+    template <class Rep, class Period>
+    bool wait(std::chrono::duration<Rep, Period> timeout) const { return wait(std::optional<double>(mp::detail::nonnegative_seconds(timeout))); }
     std::vector<R> get(std::optional<double> timeout = std::nullopt) const {
         if (!wait(timeout)) throw TimeoutError("mp::MapResult::get: the results did not come in time");
         std::vector<R> out;
@@ -395,6 +405,9 @@ public:
     // TimeoutError when it does not come in time. With a buffersize, a pool closed or
     // terminated before the whole input was submitted: the submitted part's results, then the
     // pool's refusal (ValueError), as the rest will never run.
+    // With a duration (a negative one: no time left, see mp/duration.hpp).
+    template <class Rep, class Period>
+    std::optional<R> next(std::chrono::duration<Rep, Period> timeout) { return next(std::optional<double>(mp::detail::nonnegative_seconds(timeout))); }
     std::optional<R> next(std::optional<double> timeout = std::nullopt) {
         while (pos_ >= buffer_.size()) {
             top_up();
@@ -585,6 +598,8 @@ public:
     void join() { detail::pool_join(*core(), -1); }
     // false when the timeout passed first.
     bool join(double timeout_seconds) { return detail::pool_join(*core(), detail::timeout_to_ms(timeout_seconds, "mp::Pool::join")); }
+    template <class Rep, class Period>
+    bool join(std::chrono::duration<Rep, Period> timeout) { return join(mp::detail::nonnegative_seconds(timeout)); }
     int processes() const { return detail::pool_processes(*core()); }
 
 private:

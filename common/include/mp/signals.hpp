@@ -33,10 +33,12 @@
 // groups, "everyone") -> ValueError; not allowed -> PermissionError.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <vector>
 
+#include "duration.hpp"
 #include "errors.hpp"
 
 namespace mp {
@@ -75,6 +77,15 @@ inline void default_action(int sig) { restore(sig); }
 // signal numbers in ascending order (empty after the timeout, which it never cuts short).
 std::vector<int> dispatch(double timeout_seconds = 0);
 inline std::vector<int> wait(double timeout_seconds) { return dispatch(timeout_seconds); }
+// The same with a duration (a negative one: only looks, see mp/duration.hpp).
+template <class Rep, class Period>
+std::vector<int> dispatch(std::chrono::duration<Rep, Period> timeout) {
+    return dispatch(mp::detail::nonnegative_seconds(timeout));
+}
+template <class Rep, class Period>
+std::vector<int> wait(std::chrono::duration<Rep, Period> timeout) {
+    return dispatch(mp::detail::nonnegative_seconds(timeout));
+}
 
 // The signals recorded and not yet dispatched.
 std::vector<int> pending();

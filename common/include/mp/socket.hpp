@@ -28,8 +28,10 @@
 // last copy, or at close().
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +39,7 @@
 #include <utility>
 
 #include "codec.hpp"
+#include "duration.hpp"
 #include "errors.hpp"
 
 namespace mp {
@@ -57,6 +60,8 @@ struct Address {
     static Address tcp(std::string host, int port) { return {AddressFamily::inet, std::move(host), port, {}}; }
     static Address tcp6(std::string host, int port) { return {AddressFamily::inet6, std::move(host), port, {}}; }
     static Address unix_socket(std::string path) { return {AddressFamily::unix_socket, {}, 0, std::move(path)}; }
+    static Address unix_socket(const std::filesystem::path& path) { return unix_socket(path.u8string()); }
+    static Address unix_socket(const char* path) { return unix_socket(std::string(path)); }
     static Address pipe(std::string name) { return {AddressFamily::named_pipe, {}, 0, std::move(name)}; }
 
     // ("127.0.0.1", 5000) / "[::1]:5000" style text for messages; a path as it is.
@@ -96,6 +101,11 @@ public:
 
     // nullopt: block without limit; 0: never wait; t > 0: wait at most t seconds.
     void settimeout(std::optional<double> seconds);
+    // The same with a duration (a negative one: 0, non-blocking; see mp/duration.hpp).
+    template <class Rep, class Period>
+    void settimeout(std::chrono::duration<Rep, Period> timeout) {
+        settimeout(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
+    }
     std::optional<double> gettimeout() const;
 
     void shutdown(Shutdown how);

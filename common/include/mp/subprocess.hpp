@@ -100,16 +100,10 @@
 #include <utility>
 #include <vector>
 
+#include "duration.hpp"
 #include "errors.hpp"
 
 namespace mp::detail {
-// A std::chrono duration as the seconds the double forms take; a negative one means "no time
-// left" (0), not "no limit": only the double forms' negative values mean no limit.
-template <class Rep, class Period>
-double nonnegative_seconds(std::chrono::duration<Rep, Period> d) {
-    const double t = std::chrono::duration<double>(d).count();
-    return t < 0 ? 0.0 : t;
-}
 // A path as the UTF-8 text the rest of the API takes (a Windows path is wide inside).
 inline std::string utf8_path(const std::filesystem::path& p) { return p.u8string(); }
 }  // namespace mp::detail
