@@ -25,7 +25,7 @@ constexpr int kLimit = 3;
 
 // stats[0]: workers inside now; stats[1]: the most ever inside at once.
 static void worker(int id, mp::Semaphore sem, mp::Array<int> stats, mp::Event go) {
-    go.wait(30.0);
+    if (!go.wait(30.0)) throw mp::TimeoutError("worker: the parent did not say go within 30 s");
     std::lock_guard<mp::Semaphore> permit(sem);
     int inside = 0;
     {

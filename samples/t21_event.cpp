@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
         std::vector<mp::Process> ps;
         for (int i = 0; i < kWorkers; ++i) ps.push_back(ctx.Process(worker, i, go, ready));
         for (auto& p : ps) p.start();
-        for (int i = 0; i < kWorkers; ++i) ready.acquire(true, 30.0);
+        for (int i = 0; i < kWorkers; ++i)
+            if (!ready.acquire(true, 30.0)) throw mp::TimeoutError("a worker did not say ready within 30 s");
         std::printf("  [parent] all %d wait; is_set() = %s; set()\n", kWorkers, go.is_set() ? "true" : "false");
         std::fflush(stdout);
         go.set();

@@ -50,7 +50,7 @@ static void kill_holder(const mp::Context& ctx, mp::Lock& lock, mp::Value<Accoun
     mp::Event holding;
     mp::Process p = ctx.Process(half_transfer, lock, acct, holding);
     p.start();
-    holding.wait(60.0);
+    if (!holding.wait(60.0)) throw mp::TimeoutError("the holder did not take the lock within 60 s");
     p.kill();
     p.join();
     std::printf("  [parent] killed the holder (exitcode %d)\n", p.exitcode().value_or(0));
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
         mp::Value<Account> acct(Account{100, 0}, false);  // guarded by `lock`, so no lock of its own
         kill_holder(ctx, lock, acct);
         try {
-            lock.acquire(true, 10.0);
+            if (!lock.acquire(true, 10.0)) throw mp::TimeoutError("the lock was not acquired within 10 s");
             std::printf("  [parent] acquired normally (unexpected)\n");
         } catch (const mp::OwnerDeadError& e) {
             // (Printed by name: Windows' C runtime has no text for EOWNERDEAD.)
@@ -96,7 +96,8 @@ int main(int argc, char** argv) {
         }
         lost.release();
         try {
-            lost.acquire(true, 1.0);
+            const bool got = lost.acquire(true, 1.0);
+            std::printf("  [parent] next acquire: %s (unexpected)\n", got ? "acquired" : "timed out");
         } catch (const mp::OSError& e) {
             std::printf("  [parent] next acquire: OSError (%s)\n",
                         e.code() == std::errc::state_not_recoverable ? "state_not_recoverable" : "other");

@@ -345,7 +345,7 @@ TEST(Listener, ServerKeyClientWithout) {
         l.set_handshake_timeout(0.3);
         std::thread client([&] {
             mp::Connection c = mp::Client(l.address());  // no key: no handshake on this side
-            c.poll(5.0);                                   // holds the connection while the server waits
+            (void)c.poll(5.0);                             // holds the connection while the server waits
         });
         EXPECT_THROW(l.accept(10.0), mp::AuthenticationError);
         client.join();

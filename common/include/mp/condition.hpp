@@ -36,10 +36,12 @@ public:
     explicit Condition(const Lock& lock);
     explicit Condition(const RLock& lock);
 
-    bool acquire(bool block = true, double timeout = -1) { return lock_.acquire(block, timeout); }
+    // As Lock's: acquire() is always true, the forms that may fail are [[nodiscard]].
+    bool acquire() { return lock_.acquire(); }
+    [[nodiscard]] bool acquire(bool block, double timeout = -1) { return lock_.acquire(block, timeout); }
     void release() { lock_.release(); }
     void lock() { lock_.lock(); }
-    bool try_lock() { return lock_.try_lock(); }
+    [[nodiscard]] bool try_lock() { return lock_.try_lock(); }
     void unlock() { lock_.unlock(); }
 
     // Called holding the lock. false: the timeout (seconds; < 0 none) passed.
@@ -49,8 +51,11 @@ public:
         const double t = std::chrono::duration<double>(timeout).count();
         return wait(t < 0 ? 0.0 : t);
     }
+    // Returns the predicate's last value: [[nodiscard]], since with a timeout it is the only
+    // way to know whether the condition holds. (wait(timeout) is not: a timed wait in a loop
+    // that checks its own predicate drops its result on purpose.)
     template <class Pred>
-    bool wait_for(Pred pred, double timeout = -1) {
+    [[nodiscard]] bool wait_for(Pred pred, double timeout = -1) {
         using C = std::chrono::steady_clock;
         if (timeout > 1e9) timeout = -1;  // decades: no limit (and no overflow of the clock below)
         const auto end = C::now() + std::chrono::duration_cast<C::duration>(std::chrono::duration<double>(timeout < 0 ? 0 : timeout));
@@ -67,7 +72,7 @@ public:
         return result;
     }
     template <class Pred, class Rep, class Period>
-    bool wait_for(Pred pred, std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] bool wait_for(Pred pred, std::chrono::duration<Rep, Period> timeout) {
         const double t = std::chrono::duration<double>(timeout).count();
         return wait_for(pred, t < 0 ? 0.0 : t);
     }

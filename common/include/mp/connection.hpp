@@ -70,6 +70,7 @@
 #include <utility>
 
 #include "codec.hpp"
+#include "duration.hpp"
 #include "errors.hpp"
 
 namespace mp {
@@ -123,7 +124,7 @@ public:
     }
     template <class Rep, class Period>
     void send_bytes(const void* data, std::size_t size, std::chrono::duration<Rep, Period> timeout) {
-        send_bytes_ms(data, size, std::chrono::duration<double, std::milli>(timeout).count());
+        send_bytes_ms(data, size, mp::detail::nonnegative_seconds(timeout) * 1000.0);
     }
     template <class T>
     void send(const T& obj, double timeout_seconds) {
@@ -146,11 +147,11 @@ public:
 
     // Whether a message (or the peer's end of file) is waiting; waits up to timeout seconds.
     // poll() only looks; a negative timeout waits without limit (Python's poll(None)).
-    bool poll() { return poll_ms(0); }
-    bool poll(double timeout_seconds) { return poll_ms(timeout_seconds < 0 ? -1 : timeout_seconds * 1000.0); }
+    [[nodiscard]] bool poll() { return poll_ms(0); }
+    [[nodiscard]] bool poll(double timeout_seconds) { return poll_ms(timeout_seconds < 0 ? -1 : timeout_seconds * 1000.0); }
     template <class Rep, class Period>
-    bool poll(std::chrono::duration<Rep, Period> timeout) {
-        return poll_ms(std::chrono::duration<double, std::milli>(timeout).count());
+    [[nodiscard]] bool poll(std::chrono::duration<Rep, Period> timeout) {
+        return poll_ms(mp::detail::nonnegative_seconds(timeout) * 1000.0);
     }
 
     // The longest message this end accepts (every receive; copies share it). A protocol that

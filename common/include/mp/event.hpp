@@ -29,10 +29,12 @@ public:
     void set();
     void clear();
     // Waits until the flag is set or timeout seconds passed (< 0: without limit); returns the
-    // flag.
-    bool wait(double timeout = -1);
+    // flag. wait() waits without limit and is always true; the timed forms are [[nodiscard]]:
+    // their result is the only way to know whether the flag was set.
+    bool wait() { return wait(-1.0); }
+    [[nodiscard]] bool wait(double timeout);
     template <class Rep, class Period>
-    bool wait(std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] bool wait(std::chrono::duration<Rep, Period> timeout) {
         const double t = std::chrono::duration<double>(timeout).count();
         return wait(t < 0 ? 0.0 : t);
     }

@@ -95,7 +95,10 @@ class LockBase {
 public:
     // Python's acquire(block=True, timeout=None): timeout < 0 waits without limit; with
     // block == false the timeout is ignored and the call only tries. true: acquired.
-    bool acquire(bool block = true, double timeout = -1) {
+    // acquire() waits without limit and is always true; the forms that may fail are
+    // [[nodiscard]]: a caller who drops their result does not know whether it holds the lock.
+    bool acquire() { return acquire(true, -1.0); }
+    [[nodiscard]] bool acquire(bool block, double timeout = -1) {
         const std::uint64_t me = thread_token();
         LockShared& w = *w_;
         if (w.owner.load(std::memory_order_relaxed) == me) {
@@ -106,7 +109,7 @@ public:
         return acquire_free(me, !block ? 0.0 : timeout < 0 ? -1.0 : timeout * 1000.0);
     }
     template <class Rep, class Period>
-    bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout) {
         return acquire(true, std::chrono::duration<double>(timeout).count() < 0 ? 0.0
                                                                                 : std::chrono::duration<double>(timeout).count());
     }
@@ -124,15 +127,15 @@ public:
     }
 
     // The std Lockable / TimedLockable names, so std::lock_guard and std::unique_lock work.
-    void lock() { acquire(true, -1); }
-    bool try_lock() { return acquire(false); }
+    void lock() { acquire(); }
+    [[nodiscard]] bool try_lock() { return acquire(false); }
     void unlock() { release(); }
     template <class Rep, class Period>
-    bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
         return acquire(timeout);
     }
     template <class Clock, class Duration>
-    bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
+    [[nodiscard]] bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
         return acquire(t - Clock::now());
     }
 

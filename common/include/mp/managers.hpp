@@ -113,6 +113,7 @@
 #include "barrier.hpp"
 #include "codec.hpp"
 #include "context.hpp"
+#include "duration.hpp"
 #include "errors.hpp"
 #include "listener.hpp"
 #include "pool.hpp"
@@ -297,7 +298,7 @@ public:
     }
     template <class Rep, class Period>
     Derived with_timeout(std::chrono::duration<Rep, Period> t) const {
-        return with_timeout(std::chrono::duration<double>(t).count());
+        return with_timeout(mp::detail::nonnegative_seconds(t));
     }
 };
 
@@ -1037,7 +1038,7 @@ public:
     }
     template <class T, class Rep, class Period>
     void put(const T& item, std::chrono::duration<Rep, Period> timeout) {
-        put(item, true, std::chrono::duration<double>(timeout).count());
+        put(item, true, mp::detail::nonnegative_seconds(timeout));
     }
     template <class T>
     void put_nowait(const T& item) {
@@ -1054,7 +1055,7 @@ public:
     }
     template <class T, class Rep, class Period>
     T get(std::chrono::duration<Rep, Period> timeout) {
-        return get<T>(true, std::chrono::duration<double>(timeout).count());
+        return get<T>(true, mp::detail::nonnegative_seconds(timeout));
     }
     template <class T>
     T get_nowait() {
@@ -1086,7 +1087,9 @@ public:
     void task_done() { simple(detail::kQueueTaskDone); }
     // Waits until every item put has been marked done; false when `timeout_seconds` ran out.
     void join() { simple(detail::kQueueJoin, -1, true); }
-    bool join(double timeout_seconds) { return simple(detail::kQueueJoin, timeout_seconds, true).n != 0; }
+    [[nodiscard]] bool join(double timeout_seconds) { return simple(detail::kQueueJoin, timeout_seconds, true).n != 0; }
+    template <class Rep, class Period>
+    [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout) { return join(mp::detail::nonnegative_seconds(timeout)); }
     JoinableQueueProxy with_timeout(double seconds) const {
         JoinableQueueProxy q(*this);
         q.set_timeout(seconds);
@@ -1106,7 +1109,9 @@ public:
     AcquirerProxy() : Base("Lock|RLock|Semaphore|BoundedSemaphore") {}
     explicit AcquirerProxy(detail::RefPtr r) : Base("Lock|RLock|Semaphore|BoundedSemaphore", std::move(r)) {}
 
-    bool acquire(bool block = true, double timeout = -1) {
+    // As mp::Lock's: acquire() is always true, the forms that may fail are [[nodiscard]].
+    bool acquire() { return acquire(true, -1.0); }
+    [[nodiscard]] bool acquire(bool block, double timeout = -1) {
         detail::Call c;
         c.op = detail::kAcquire;
         c.i = block;
@@ -1115,8 +1120,8 @@ public:
         return invoke(c).n != 0;
     }
     template <class Rep, class Period>
-    bool acquire(std::chrono::duration<Rep, Period> timeout) {
-        return acquire(true, std::chrono::duration<double>(timeout).count());
+    [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout) {
+        return acquire(true, mp::detail::nonnegative_seconds(timeout));
     }
     // Semaphores: release(n) adds n; BoundedSemaphore refuses to pass its initial value
     // (ValueError). Locks: RuntimeError when not locked (RLock: not owned by the caller).
@@ -1138,10 +1143,10 @@ public:
         return static_cast<int>(invoke(c).n);
     }
     void lock() { acquire(); }
-    bool try_lock() { return acquire(false); }
+    [[nodiscard]] bool try_lock() { return acquire(false); }
     void unlock() { release(); }
     template <class Rep, class Period>
-    bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
         return acquire(timeout);
     }
 
@@ -1168,12 +1173,12 @@ public:
     }
     template <class Rep, class Period>
     bool wait(std::chrono::duration<Rep, Period> timeout) {
-        return wait(std::chrono::duration<double>(timeout).count());
+        return wait(mp::detail::nonnegative_seconds(timeout));
     }
     // Waits until pred() is true (evaluated here, with the lock held), at most `timeout`
     // seconds in all; returns the last value of pred(), as Python's wait_for.
     template <class Pred>
-    bool wait_for(Pred pred, double timeout = -1) {
+    [[nodiscard]] bool wait_for(Pred pred, double timeout = -1) {
         using clock = std::chrono::steady_clock;
         bool result = static_cast<bool>(pred());
         const auto end = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(timeout < 0 ? 0 : timeout));
@@ -1216,8 +1221,10 @@ public:
     bool is_set() const { return simple(detail::kEventIsSet).n != 0; }
     void set() { simple(detail::kEventSet); }
     void clear() { simple(detail::kEventClear); }
-    // True once the flag is set; false when `timeout` seconds ran out first.
-    bool wait(double timeout = -1) {
+    // True once the flag is set; false when `timeout` seconds ran out first. As mp::Event's:
+    // wait() is always true, the timed forms are [[nodiscard]].
+    bool wait() { return wait(-1.0); }
+    [[nodiscard]] bool wait(double timeout) {
         detail::Call c;
         c.op = detail::kEventWait;
         c.wait = timeout;
@@ -1225,8 +1232,8 @@ public:
         return invoke(c).n != 0;
     }
     template <class Rep, class Period>
-    bool wait(std::chrono::duration<Rep, Period> timeout) {
-        return wait(std::chrono::duration<double>(timeout).count());
+    [[nodiscard]] bool wait(std::chrono::duration<Rep, Period> timeout) {
+        return wait(mp::detail::nonnegative_seconds(timeout));
     }
 
 private:

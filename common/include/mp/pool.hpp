@@ -597,9 +597,9 @@ public:
     // ValueError while the pool is still running (close or terminate it first).
     void join() { detail::pool_join(*core(), -1); }
     // false when the timeout passed first.
-    bool join(double timeout_seconds) { return detail::pool_join(*core(), detail::timeout_to_ms(timeout_seconds, "mp::Pool::join")); }
+    [[nodiscard]] bool join(double timeout_seconds) { return detail::pool_join(*core(), detail::timeout_to_ms(timeout_seconds, "mp::Pool::join")); }
     template <class Rep, class Period>
-    bool join(std::chrono::duration<Rep, Period> timeout) { return join(mp::detail::nonnegative_seconds(timeout)); }
+    [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout) { return join(mp::detail::nonnegative_seconds(timeout)); }
     int processes() const { return detail::pool_processes(*core()); }
 
 private:

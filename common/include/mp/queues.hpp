@@ -72,6 +72,7 @@
 #include <string>
 
 #include "codec.hpp"
+#include "duration.hpp"
 #include "errors.hpp"
 
 namespace mp {
@@ -103,7 +104,7 @@ public:
     }
     template <class T, class Rep, class Period>
     void put(const T& item, std::chrono::duration<Rep, Period> timeout) {
-        put(item, true, std::chrono::duration<double>(timeout).count());
+        put(item, true, mp::detail::nonnegative_seconds(timeout));
     }
     template <class T>
     void put_nowait(const T& item) {
@@ -118,7 +119,7 @@ public:
     }
     template <class T, class Rep, class Period>
     T get(std::chrono::duration<Rep, Period> timeout) {
-        return get<T>(true, std::chrono::duration<double>(timeout).count());
+        return get<T>(true, mp::detail::nonnegative_seconds(timeout));
     }
     template <class T>
     T get_nowait() {
@@ -156,10 +157,10 @@ public:
     void task_done();
     void join();
     // false when the timeout expired first.
-    bool join(double timeout_seconds);
+    [[nodiscard]] bool join(double timeout_seconds);
     template <class Rep, class Period>
-    bool join(std::chrono::duration<Rep, Period> timeout) {
-        return join(std::chrono::duration<double>(timeout).count());
+    [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout) {
+        return join(mp::detail::nonnegative_seconds(timeout));
     }
 };
 

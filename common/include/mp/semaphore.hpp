@@ -38,9 +38,12 @@ public:
     explicit Semaphore(int value = 1) : Semaphore(value, -1) {}
 
     // true: a permit was taken. timeout < 0 waits without limit; block == false only tries.
-    bool acquire(bool block = true, double timeout = -1);
+    // acquire() waits without limit and is always true; the forms that may fail are
+    // [[nodiscard]]: a caller who drops their result does not know whether it has a permit.
+    bool acquire() { return acquire(true, -1.0); }
+    [[nodiscard]] bool acquire(bool block, double timeout = -1);
     template <class Rep, class Period>
-    bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout) {
         const double t = std::chrono::duration<double>(timeout).count();
         return acquire(true, t < 0 ? 0.0 : t);
     }
@@ -52,10 +55,10 @@ public:
     bool locked() const { return get_value() == 0; }
 
     void lock() { acquire(); }
-    bool try_lock() { return acquire(false); }
+    [[nodiscard]] bool try_lock() { return acquire(false); }
     void unlock() { release(); }
     template <class Rep, class Period>
-    bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
         return acquire(timeout);
     }
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "connection.hpp"
+#include "duration.hpp"
 
 namespace mp {
 
@@ -55,7 +56,7 @@ inline std::vector<std::size_t> wait(const std::vector<WaitObject>& objects, dou
 }
 template <class Rep, class Period>
 std::vector<std::size_t> wait(const std::vector<WaitObject>& objects, std::chrono::duration<Rep, Period> timeout) {
-    return wait_ms(objects, std::chrono::duration<double, std::milli>(timeout).count());
+    return wait_ms(objects, mp::detail::nonnegative_seconds(timeout) * 1000.0);
 }
 
 }  // namespace mp
