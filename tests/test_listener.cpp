@@ -3,6 +3,7 @@
 // handshakes; timeouts; the Unix socket file's mode and removal; refused connections.
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <thread>
@@ -203,6 +204,27 @@ TEST(Listener, AcceptTimeoutNeverEarly) {
     }
 }
 
+// accept, set_handshake_timeout and Client with std::chrono durations; a negative one is no
+// time left: accept throws TimeoutError at once (the seconds form refuses a negative value).
+TEST(Listener, DurationTimeouts) {
+    using std::chrono::milliseconds;
+    using std::chrono::seconds;
+    for (auto f : families()) {
+        mp::Listener l(f, "k");
+        const auto t0 = Clock::now();
+        EXPECT_THROW(l.accept(milliseconds(150)), mp::TimeoutError);
+        EXPECT_GE(ms_since(t0), 150.0);
+        EXPECT_THROW(l.accept(milliseconds(-1)), mp::TimeoutError);
+        EXPECT_THROW(l.set_handshake_timeout(seconds(-1)), mp::ValueError);
+        l.set_handshake_timeout(seconds(10));
+        std::thread t([&] { mp::Client(l.address(), "k", seconds(10)).send(7); });
+        mp::Connection c = l.accept(seconds(10));
+        EXPECT_TRUE(c.poll(seconds(10)));
+        EXPECT_EQ(c.recv<int>(), 7);
+        t.join();
+    }
+}
+
 TEST(Listener, HandshakeIsBoundedOnBothSides) {
     for (auto f : families()) {
         // A server that never accepts: the client's connect completes (the OS queues it, or the
@@ -389,6 +411,21 @@ TEST(Listener, UnixSocketFileIsPrivateAndRemoved) {
     }
     EXPECT_THROW(mp::Client(a), mp::ConnectionRefusedError);
     ::unlink(a.path.c_str());
+}
+
+// A unix-socket address from a std::filesystem::path is the one its text gives.
+TEST(Listener, UnixSocketAddressFromAPath) {
+    const std::filesystem::path p = mp::arbitrary_address(mp::AddressFamily::unix_socket).path;
+    const mp::Address a = mp::Address::unix_socket(p);
+    EXPECT_EQ(a, mp::Address::unix_socket(p.u8string()));
+    EXPECT_EQ(a, mp::Address::unix_socket(p.u8string().c_str()));
+    mp::Listener l(a);
+    std::thread t([&] { mp::Client(mp::Address::unix_socket(p)).send(std::string("by path")); });
+    mp::Connection c = l.accept(std::chrono::seconds(10));
+    EXPECT_EQ(c.recv<std::string>(), "by path");
+    t.join();
+    l.close();
+    EXPECT_FALSE(std::filesystem::exists(p));  // removed, as with a string address
 }
 #else
 TEST(Listener, NamedPipeFirstInstanceAndDacl) {

@@ -1,6 +1,7 @@
 // tests/test_named_pipe.cpp - mp::NamedPipe: a creator and a peer in two processes under every
 // start method, lines, timeouts, bad paths, removal, permissions and a big transfer.
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -212,6 +213,40 @@ TEST(NamedPipe, TimeoutWithNoPeerNeverEarly) {
     EXPECT_TRUE(p.poll(10));
     EXPECT_EQ(p.readline(), "x\n");
     t2.join();
+}
+
+// A std::filesystem::path (or a plain char*) names the pipe as its text would, and a
+// std::chrono duration bounds accept/open/poll as the seconds do; a negative duration is no
+// time left (it throws at once, where a negative double would wait without limit).
+TEST(NamedPipe, PathNamesAndDurationTimeouts) {
+    using std::chrono::milliseconds;
+    using std::chrono::seconds;
+    const std::filesystem::path name = unique_name("fspath");
+    mp::NamedPipe r = mp::NamedPipe::create(name, "r");
+    EXPECT_TRUE(r.is_creator());
+    const auto t0 = Clock::now();
+    EXPECT_THROW(r.accept(milliseconds(100)), mp::TimeoutError);
+    EXPECT_GE(Clock::now() - t0, milliseconds(100));
+    EXPECT_THROW(r.accept(milliseconds(-5)), mp::TimeoutError);
+    EXPECT_FALSE(r.poll(milliseconds(-5)));
+    std::thread t([&] { mp::NamedPipe::open(name, "w", seconds(10)).write("by path\n"); });
+    r.accept(seconds(10));
+    EXPECT_TRUE(r.poll(seconds(10)));
+    EXPECT_EQ(r.readline(), "by path\n");
+    t.join();
+
+    const std::string text = unique_name("cstr");
+    mp::NamedPipe w = mp::NamedPipe::create(text.c_str(), "w");  // as a string literal would
+    std::thread t2([&] {
+        mp::NamedPipe rr = mp::NamedPipe::open(text.c_str(), "r", seconds(10));
+        EXPECT_EQ(rr.path(), w.path());
+        EXPECT_EQ(rr.read_exact(2), "ok");
+    });
+    w.accept(seconds(10));
+    w.write("ok");
+    t2.join();
+    EXPECT_THROW(mp::NamedPipe::open(std::filesystem::path(unique_name("nobody")), "r", milliseconds(-1)),
+                 mp::FileNotFoundError);
 }
 
 TEST(NamedPipe, BadNamesModesAndPaths) {

@@ -147,6 +147,21 @@ TEST(Signals, DispatchTimeoutNeverEarly) {
     (void)t0;
 }
 
+// dispatch/wait with a std::chrono duration; a negative one only looks (never "no limit").
+TEST(Signals, DispatchTakesADuration) {
+    Restore guard{{mp::sig::USR1}};
+    mp::signals::handle(mp::sig::USR1, [](int) {});
+    EXPECT_TRUE(mp::signals::dispatch(std::chrono::milliseconds(-1)).empty());
+    EXPECT_TRUE(mp::signals::wait(std::chrono::seconds(-10)).empty());
+    const auto t1 = Clock::now();
+    EXPECT_TRUE(mp::signals::wait(std::chrono::milliseconds(100)).empty());
+    EXPECT_GE(Clock::now() - t1, std::chrono::milliseconds(100));
+    mp::kill(mp::getpid(), mp::sig::USR1);
+    EXPECT_EQ(mp::signals::dispatch(std::chrono::milliseconds(-1)), std::vector<int>{mp::sig::USR1});
+    mp::kill(mp::getpid(), mp::sig::USR1);
+    EXPECT_EQ(mp::signals::wait(std::chrono::seconds(10)), std::vector<int>{mp::sig::USR1});
+}
+
 TEST(Signals, IgnoreAndRestore) {
     Restore guard{{mp::sig::USR2}};
     int runs = 0;

@@ -2,6 +2,7 @@
 // between server and client processes under every start method; timeouts, errors, and
 // passing a socket to a child.
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -111,6 +112,20 @@ TEST(Socket, TimeoutsNeverReturnEarly) {
     EXPECT_THROW(conn.settimeout(-1.0), mp::ValueError);
 }
 
+// settimeout with a std::chrono duration; a negative one is no time left: non-blocking (the
+// seconds form refuses a negative value).
+TEST(Socket, DurationTimeouts) {
+    mp::Socket srv = tcp_server();
+    srv.settimeout(std::chrono::milliseconds(150));
+    EXPECT_EQ(srv.gettimeout(), 0.15);
+    const auto t0 = Clock::now();
+    EXPECT_THROW(srv.accept(), mp::TimeoutError);
+    EXPECT_GE(ms_since(t0), 150.0);
+    srv.settimeout(std::chrono::seconds(-1));
+    EXPECT_EQ(srv.gettimeout(), 0.0);
+    EXPECT_THROW(srv.accept(), mp::BlockingIOError);
+}
+
 TEST(Socket, ConnectTimeoutNeverEarly) {
     // A listener that never accepts and has a backlog of 0: Linux (and Wine on it) keeps later
     // connects waiting for a SYN-ACK that does not come, which is what a connect timeout is for.
@@ -171,6 +186,7 @@ TEST(Socket, UnixSocketPaths) {
     srv.bind(mp::Address::unix_socket(path));
     srv.listen();
     EXPECT_EQ(srv.getsockname(), mp::Address::unix_socket(path));
+    EXPECT_EQ(mp::Address::unix_socket(std::filesystem::path(path)), mp::Address::unix_socket(path));
     mp::Socket cli(mp::AddressFamily::unix_socket);
     cli.connect(mp::Address::unix_socket(path));
     auto [conn, peer] = srv.accept();
