@@ -100,6 +100,32 @@ TEST_P(FuturesTest, ResultTimeoutIsNeverEarly) {
     EXPECT_EQ(slow.result(30.0), 400);
 }
 
+// result / exception / wait / as_completed / map with std::chrono durations: never early,
+// and a negative duration is no time left (never a wait without limit).
+TEST_P(FuturesTest, DurationTimeouts) {
+    mp_test::time_limit(120);
+    using std::chrono::milliseconds;
+    using std::chrono::seconds;
+    fu::ProcessPoolExecutor ex(2, options());
+    mp_test::Gate gate;
+    fu::Future<int> held = ex.submit(mp_test::wait_at_gate, gate.name(), 4);
+    const auto t0 = Clock::now();
+    EXPECT_THROW(held.result(milliseconds(100)), mp::TimeoutError);
+    EXPECT_GE(Clock::now() - t0, milliseconds(100));
+    EXPECT_THROW(held.result(seconds(-1)), mp::TimeoutError);
+    EXPECT_THROW(held.exception(milliseconds(-1)), mp::TimeoutError);
+    const std::vector<fu::Future<int>> fs = {held};
+    EXPECT_EQ(fu::wait(fs, milliseconds(-1)).not_done.size(), 1u);
+    auto it = fu::as_completed(fs, milliseconds(-1));
+    EXPECT_THROW(it.next(), mp::TimeoutError);
+    gate.open();
+    EXPECT_EQ(fu::wait(fs, seconds(60), fu::ReturnWhen::FIRST_COMPLETED).done.size(), 1u);
+    EXPECT_EQ(held.result(seconds(60)), 4);
+    EXPECT_EQ(held.exception(seconds(60)), nullptr);
+    for (const auto& f : fu::as_completed(fs, seconds(60))) EXPECT_EQ(f.result(), 4);
+    EXPECT_EQ(ex.map(nap, std::vector<int>{1, 2}, seconds(60)), (std::vector<int>{1, 2}));
+}
+
 TEST_P(FuturesTest, AsCompletedYieldsInFinishingOrder) {
     mp_test::time_limit(120);
     fu::ProcessPoolExecutor ex(3, options());

@@ -378,6 +378,35 @@ TEST_P(PoolTest, MaxTasksPerChildReplacesWorkers) {
     EXPECT_NE(names[1], names[2]);
 }
 
+// get / wait / next / join with std::chrono durations: never early, and a negative duration
+// is no time left (a TimeoutError or false at once, never a wait without limit).
+TEST_P(PoolTest, DurationTimeouts) {
+    mp_test::time_limit(120);
+    using std::chrono::milliseconds;
+    using std::chrono::seconds;
+    mp::Pool pool(2, options());
+    mp_test::Gate gate;
+    auto r = pool.apply_async(mp_test::wait_at_gate, gate.name(), 5);
+    auto m = pool.map_async(gated, std::vector<std::pair<std::string, int>>{{gate.name(), 6}});
+    const auto t0 = Clock::now();
+    EXPECT_THROW(r.get(milliseconds(100)), mp::TimeoutError);
+    EXPECT_GE(Clock::now() - t0, milliseconds(100));
+    EXPECT_FALSE(r.wait(milliseconds(-1)));
+    EXPECT_THROW(r.get(seconds(-1)), mp::TimeoutError);
+    EXPECT_FALSE(m.wait(milliseconds(-1)));
+    EXPECT_THROW(m.get(milliseconds(-1)), mp::TimeoutError);
+    auto it = pool.imap(gated, std::vector<std::pair<std::string, int>>{{gate.name(), 7}});
+    EXPECT_THROW(it.next(milliseconds(-1)), mp::TimeoutError);
+    gate.open();
+    EXPECT_TRUE(r.wait(seconds(60)));
+    EXPECT_EQ(r.get(seconds(60)), 5);
+    EXPECT_EQ(m.get(seconds(60)), std::vector<int>{6});
+    EXPECT_EQ(it.next(seconds(60)), 7);
+    EXPECT_EQ(it.next(seconds(60)), std::nullopt);
+    pool.close();
+    EXPECT_TRUE(pool.join(seconds(60)));
+}
+
 TEST_P(PoolTest, CloseJoinTerminateAndMisuse) {
     mp_test::time_limit(120);
     {
