@@ -160,6 +160,7 @@ TEST(Connection, PollWaitsAtLeastTheTimeout) {
     const auto t1 = Clock::now();
     EXPECT_FALSE(b.poll(std::chrono::milliseconds(30)));
     EXPECT_GE(Clock::now() - t1, std::chrono::milliseconds(30));
+    EXPECT_FALSE(b.poll(std::chrono::milliseconds(-1)));  // no time left (poll(-1.0) has no limit)
     a.send_bytes("");
     EXPECT_TRUE(b.poll());
     EXPECT_TRUE(b.poll(-1));

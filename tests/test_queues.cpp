@@ -198,6 +198,7 @@ TEST(Queue, TimeoutsNeverReturnEarly) {
     t0 = Clock::now();
     EXPECT_THROW(q.get<int>(std::chrono::milliseconds(150)), mp::queue::Empty);
     EXPECT_GE(seconds_since(t0), 0.15);
+    EXPECT_THROW(q.get<int>(std::chrono::milliseconds(-1)), mp::queue::Empty);  // no time left
     q.put(1);
     t0 = Clock::now();
     EXPECT_THROW(q.put(2, true, 0.2), mp::queue::Full);
@@ -205,6 +206,7 @@ TEST(Queue, TimeoutsNeverReturnEarly) {
     t0 = Clock::now();
     EXPECT_THROW(q.put(2, std::chrono::milliseconds(150)), mp::queue::Full);
     EXPECT_GE(seconds_since(t0), 0.15);
+    EXPECT_THROW(q.put(2, std::chrono::seconds(-1)), mp::queue::Full);
     EXPECT_EQ(q.get<int>(), 1);  // a put that timed out put nothing
     EXPECT_THROW(q.get_nowait<int>(), mp::queue::Empty);
 }

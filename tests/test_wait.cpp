@@ -59,6 +59,7 @@ TEST_P(WaitTest, TimeoutIsNeverEarly) {
     EXPECT_TRUE(mp::wait({r, p}, std::chrono::milliseconds(50)).empty());
     EXPECT_GE(seconds_since(t0), 0.05);
     EXPECT_TRUE(mp::wait({r, p}, 0).empty());
+    EXPECT_TRUE(mp::wait({r, p}, std::chrono::milliseconds(-1)).empty());  // no time left, not no limit
     p.terminate();
     EXPECT_EQ(mp::wait({r, p}), std::vector<std::size_t>{1});
     p.join();
