@@ -59,6 +59,7 @@
 // bootstrap() with less than MPI_THREAD_SERIALIZED, only that thread may use the executors.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -70,6 +71,7 @@
 #include <utility>
 #include <vector>
 
+#include "mp/duration.hpp"
 #include "mp/futures.hpp"
 #include "mp/pool.hpp"
 
@@ -127,6 +129,10 @@ public:
     Options& heartbeat_timeout(double seconds) {
         heartbeat_timeout_ = seconds;
         return *this;
+    }
+    template <class Rep, class Period>
+    Options& heartbeat_timeout(std::chrono::duration<Rep, Period> timeout) {
+        return heartbeat_timeout(mp::detail::nonnegative_seconds(timeout));
     }
     // Spawn mode: watch the spawned workers by their heartbeat even on this host, as if they ran
     // elsewhere (for hosts whose pids rank 0 cannot see, such as containers sharing a name).
@@ -264,7 +270,9 @@ public:
     void terminate() { detail::handle_terminate(*h_); }
     // ValueError while the pool is still running (close or terminate it first).
     void join() { detail::handle_join(*h_, -1); }
-    bool join(double timeout_seconds) { return detail::handle_join(*h_, mp::detail::timeout_to_ms(timeout_seconds, "mp::mpi::Pool::join")); }
+    [[nodiscard]] bool join(double timeout_seconds) { return detail::handle_join(*h_, mp::detail::timeout_to_ms(timeout_seconds, "mp::mpi::Pool::join")); }
+    template <class Rep, class Period>
+    [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout) { return join(mp::detail::nonnegative_seconds(timeout)); }
     int processes() const { return detail::handle_workers(*h_); }
     std::vector<WorkerInfo> workers() const { return detail::handle_worker_info(*h_); }
 
