@@ -289,10 +289,8 @@ void Listener::set_handshake_timeout(double seconds) {
 }
 
 Connection Listener::accept() { return accept_ms(-1); }
-Connection Listener::accept(double timeout_seconds) {
-    if (!(timeout_seconds >= 0)) throw ValueError("mp::Listener::accept: the timeout must be >= 0 seconds");
-    detail::check_not_nan(timeout_seconds, "mp::Listener::accept");
-    return accept_ms(timeout_seconds * 1000.0);
+Connection Listener::accept(std::optional<double> timeout_seconds) {
+    return accept_ms(detail::timeout_to_ms(timeout_seconds, "mp::Listener::accept"));
 }
 
 Connection Listener::accept_ms(double timeout_ms) {
@@ -354,7 +352,6 @@ Connection ListenerAccess::authenticate(sys::PipeEnd&& end, const std::string& a
 
 Connection Client(const Address& address, const std::string& authkey, std::optional<double> timeout_seconds) {
     const std::string what = "mp::Client to " + address.to_string();
-    if (timeout_seconds && !(*timeout_seconds >= 0)) throw ValueError(what + ": the timeout must be >= 0 seconds");
     const sys::Deadline connect_deadline = detail::deadline_in_seconds(timeout_seconds, "mp::Client");
     const double timeout_ms = timeout_seconds ? *timeout_seconds * 1000.0 : -1;
     sys::PipeEnd end;

@@ -48,6 +48,7 @@
 #include "connection_internal.hpp"
 #include "hmac_sha256.hpp"
 #include "listener_internal.hpp"
+#include "timeout.hpp"
 #include "mp/connection.hpp"
 #include "mp/lock.hpp"
 #include "mp/signals.hpp"
@@ -2446,10 +2447,13 @@ Address ProxyBase::address() const {
     if (!ref_) throw ValueError("mp::Manager proxy: this proxy refers to no object");
     return ref_->client->address();
 }
-void ProxyBase::set_timeout(double seconds) {
-    if (std::isnan(seconds)) throw ValueError("mp::Manager proxy: the timeout is NaN");
-    timeout_ = seconds < 0 ? -1 : seconds;
+double call_wait(const std::optional<double>& seconds, const char* api) {
+    if (!seconds) return -1;
+    check_timeout(*seconds, api);
+    return *seconds;
 }
+
+void ProxyBase::set_timeout(std::optional<double> seconds) { timeout_ = call_wait(seconds, "mp::Manager proxy: set_timeout"); }
 std::uint64_t ProxyBase::manager_id() const { return ref_ ? ref_->client->manager_id() : 0; }
 
 Result ProxyBase::invoke(Call& c) const {
@@ -2763,10 +2767,9 @@ bool BaseManager::started() const noexcept {
     return s_ && (s_->phase == Phase::started || s_->phase == Phase::connected);
 }
 
-void BaseManager::set_call_timeout(double seconds) {
+void BaseManager::set_call_timeout(std::optional<double> seconds) {
     ManagerState& s = state_of(s_);
-    if (std::isnan(seconds)) throw ValueError("mp::BaseManager::set_call_timeout: NaN");
-    s.call_timeout = seconds < 0 ? -1 : seconds;
+    s.call_timeout = detail::call_wait(seconds, "mp::BaseManager::set_call_timeout");
     if (s.client) s.client->default_timeout = s.call_timeout;
 }
 
@@ -2904,10 +2907,10 @@ EventProxy SyncManager::Event() {
     detail::Call c;
     return EventProxy(create_builtin("Event", c));
 }
-BarrierProxy SyncManager::Barrier(int parties, double timeout) {
+BarrierProxy SyncManager::Barrier(int parties, std::optional<double> timeout) {
     detail::Call c;
     c.i = parties;
-    c.wait = timeout;
+    c.wait = detail::call_wait(timeout, "mp::SyncManager::Barrier");
     return BarrierProxy(create_builtin("Barrier", c));
 }
 

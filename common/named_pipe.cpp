@@ -29,7 +29,7 @@ namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
 
-sys::Deadline deadline_of(double seconds) { return detail::deadline_in_seconds(seconds, "mp::NamedPipe"); }
+sys::Deadline deadline_of(const std::optional<double>& seconds) { return detail::deadline_in_seconds(seconds, "mp::NamedPipe"); }
 
 bool parse_mode(const std::string& mode) {
     if (mode == "r") return true;
@@ -54,10 +54,10 @@ std::string seconds_text(double s) {
 }
 
 [[noreturn]] void throw_open_error(std::error_code ec, const std::string& what, const std::string& path, bool reader,
-                                   double timeout_s) {
+                                   const std::optional<double>& timeout_s) {
     if (ec == std::errc::timed_out)
         throw TimeoutError(what + "(" + path + "): no " + (reader ? "writer" : "reader") + " within " +
-                           seconds_text(timeout_s) + " s" +
+                           seconds_text(timeout_s ? *timeout_s : 0.0) + " s" +
                            (what == "mp::NamedPipe::open" ? sys::named_pipe_open_timeout_note() : ""));
     if (ec == std::errc::invalid_argument) throw ValueError(what + ": " + path + " exists but is not a FIFO");
     raise_os_error(ec, what + "(" + path + ")");
@@ -102,7 +102,7 @@ NamedPipe NamedPipe::create(const std::string& name, const std::string& mode) {
     return NamedPipe(std::move(s));
 }
 
-NamedPipe NamedPipe::open(const std::string& name, const std::string& mode, double timeout_seconds) {
+NamedPipe NamedPipe::open(const std::string& name, const std::string& mode, std::optional<double> timeout_seconds) {
     auto s = std::make_unique<State>();
     s->reader = parse_mode(mode);
     s->name = name;
@@ -117,7 +117,7 @@ NamedPipe NamedPipe::open(const std::string& name, const std::string& mode, doub
 }
 
 // accept(), until a deadline that poll() may already have started.
-static void accept_until(NamedPipe::State* s, const sys::Deadline& deadline, double timeout_seconds) {
+static void accept_until(NamedPipe::State* s, const sys::Deadline& deadline, const std::optional<double>& timeout_seconds) {
     if (!s) throw_closed("mp::NamedPipe::accept");
     if (s->connected) return;
     if (!s->creator) throw ValueError("mp::NamedPipe::accept: only the creator accepts; this end was opened");
@@ -126,7 +126,7 @@ static void accept_until(NamedPipe::State* s, const sys::Deadline& deadline, dou
     s->connected = true;
 }
 
-void NamedPipe::accept(double timeout_seconds) { accept_until(s_.get(), deadline_of(timeout_seconds), timeout_seconds); }
+void NamedPipe::accept(std::optional<double> timeout_seconds) { accept_until(s_.get(), deadline_of(timeout_seconds), timeout_seconds); }
 
 static NamedPipe::State& ready(const std::unique_ptr<NamedPipe::State>& s, NamedPipe& self, bool want_read,
                                const char* what) {
@@ -134,7 +134,7 @@ static NamedPipe::State& ready(const std::unique_ptr<NamedPipe::State>& s, Named
     if (want_read != s->reader)
         throw OSError(std::make_error_code(std::errc::bad_file_descriptor),
                       std::string(what) + ": this end is " + (s->reader ? "read-only" : "write-only"));
-    if (!s->connected) self.accept(-1);
+    if (!s->connected) self.accept(std::nullopt);
     return *s;
 }
 
@@ -197,7 +197,7 @@ std::string NamedPipe::readline() {
     }
 }
 
-bool NamedPipe::poll(double timeout_seconds) {
+bool NamedPipe::poll(std::optional<double> timeout_seconds) {
     const sys::Deadline deadline = deadline_of(timeout_seconds);
     if (s_ && s_->reader && s_->creator && !s_->connected) {
         // No writer has come yet: waiting for one is part of waiting for data, until the same

@@ -548,7 +548,7 @@ bool PoolCore::wait_until(const std::function<bool()>& done, double timeout_ms) 
 
 double timeout_to_ms(const std::optional<double>& seconds, const char* api) {
     if (!seconds) return -1;
-    if (!(*seconds >= 0)) throw ValueError(std::string(api) + ": the timeout must be a number >= 0 (or none)");
+    check_timeout(*seconds, api);
     return checked_timeout_ms(*seconds * 1000.0, api);
 }
 

@@ -8,6 +8,7 @@
 // payload to the forkserver (sys/forkserver.hpp, posix/forkserver.cpp), whose forked child
 // runs it as a spawned child does.
 #include "process_internal.hpp"
+#include "timeout.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -310,12 +311,6 @@ void check_usable(const std::shared_ptr<ProcessImpl>& impl) {
 void check_own_child(const ProcessImpl& impl, const char* verb) {
     if (impl.is_current || impl.creator_pid != sys::current_pid())
         throw ProcessError(std::string("can only ") + verb + " a child process");
-}
-
-// Python's join(timeout): a negative timeout only looks, as 0 does.
-sys::Deadline join_deadline(double seconds) {
-    if (std::isnan(seconds)) throw ValueError("timeout is NaN");
-    return seconds <= 0 ? sys::Deadline::now() : sys::Deadline::after_seconds(seconds);
 }
 
 }  // namespace
@@ -645,10 +640,14 @@ static void join_until(const std::shared_ptr<ProcessImpl>& impl_, const sys::Dea
 
 void Process::join() { join_until(impl_, sys::Deadline::never()); }
 
-void Process::join(double timeout_seconds) { join_until(impl_, join_deadline(timeout_seconds)); }
+void Process::join(std::optional<double> timeout_seconds) {
+    join_until(impl_, detail::deadline_in_seconds(timeout_seconds, "mp::Process::join"));
+}
 
-// A negative duration waits without limit.
-void Process::join_for(std::chrono::nanoseconds timeout) { join_until(impl_, sys::Deadline::after(timeout)); }
+// A negative duration only looks (mp/duration.hpp).
+void Process::join_for(std::chrono::nanoseconds timeout) {
+    join_until(impl_, sys::Deadline::after(timeout < timeout.zero() ? timeout.zero() : timeout));
+}
 
 bool Process::is_alive() {
     check_usable(impl_);
@@ -781,11 +780,11 @@ bool ParentProcess::is_alive() const {
     return !ended;
 }
 
-void ParentProcess::join() const { join(1e10); }
+void ParentProcess::join() const { join(std::nullopt); }
 
-void ParentProcess::join(double timeout_seconds) const {
+void ParentProcess::join(std::optional<double> timeout_seconds) const {
     auto& g = globals();
-    const sys::Deadline deadline = join_deadline(timeout_seconds);
+    const sys::Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::ParentProcess::join");
     if (g.parent_watch) {
         bool ended = false;
         if (auto ec = sys::wait_watch(g.parent_watch.get(), deadline, ended))

@@ -514,7 +514,7 @@ static bool join_until(const std::shared_ptr<Queue::State>& state, const Deadlin
 
 void JoinableQueue::join() { join_until(s_, Deadline::never()); }
 
-bool JoinableQueue::join(double timeout_seconds) {
+bool JoinableQueue::join(std::optional<double> timeout_seconds) {
     return join_until(s_, deadline_for(true, timeout_seconds, "join"));
 }
 

@@ -87,7 +87,7 @@ void restore(int s) {
     g_handlers[static_cast<std::size_t>(s)] = nullptr;
 }
 
-std::vector<int> dispatch(double timeout_seconds) {
+std::vector<int> dispatch(std::optional<double> timeout_seconds) {
     const sys::Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::signals::dispatch");
     std::vector<int> ran;
     for (;;) {

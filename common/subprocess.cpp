@@ -145,6 +145,12 @@ TimeoutExpired::TimeoutExpired(std::vector<std::string> cmd, double timeout, std
       output_(std::move(output)),
       std_err_(std::move(std_err)) {}
 
+Options& Options::timeout(std::optional<double> seconds) {
+    if (seconds) detail::check_timeout(*seconds, "mp::subprocess::Options::timeout");
+    timeout_ = seconds;
+    return *this;
+}
+
 void CompletedProcess::check_returncode() const {
     if (returncode != 0) throw CalledProcessError(returncode, args, std_out, std_err);
 }
@@ -193,7 +199,7 @@ struct PipeWriter::State {
     const std::vector<std::string>* args = nullptr;
 };
 
-std::size_t PipeWriter::write(std::string_view data, double timeout_seconds) {
+std::size_t PipeWriter::write(std::string_view data, std::optional<double> timeout_seconds) {
     if (s_->closed) throw ValueError("mp::subprocess: write to a closed stdin pipe");
     const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeWriter::write");
     std::size_t written = 0;
@@ -308,10 +314,12 @@ struct PipeReader::State {
         return true;
     }
 
-    [[noreturn]] void timed_out(double timeout_seconds) const { throw TimeoutExpired(*args, timeout_seconds); }
+    [[noreturn]] void timed_out(const std::optional<double>& timeout_seconds) const {
+        throw TimeoutExpired(*args, timeout_seconds.value_or(0.0));
+    }
 };
 
-std::string PipeReader::read(std::ptrdiff_t n, double timeout_seconds) {
+std::string PipeReader::read(std::ptrdiff_t n, std::optional<double> timeout_seconds) {
     s_->check_open("read");
     const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeReader::read");
     const std::size_t want = n < 0 ? std::string::npos : static_cast<std::size_t>(n);
@@ -320,7 +328,7 @@ std::string PipeReader::read(std::ptrdiff_t n, double timeout_seconds) {
     return s_->take(want);
 }
 
-std::string PipeReader::read_some(std::size_t n, double timeout_seconds) {
+std::string PipeReader::read_some(std::size_t n, std::optional<double> timeout_seconds) {
     s_->check_open("read_some");
     const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeReader::read_some");
     if (n == 0) return {};
@@ -329,7 +337,7 @@ std::string PipeReader::read_some(std::size_t n, double timeout_seconds) {
     return s_->take(n);
 }
 
-std::string PipeReader::readline(double timeout_seconds) {
+std::string PipeReader::readline(std::optional<double> timeout_seconds) {
     s_->check_open("readline");
     const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeReader::readline");
     std::size_t searched = s_->pos;
@@ -436,7 +444,7 @@ struct Popen::Impl {
         watch.reset();
     }
 
-    std::pair<std::string, std::string> communicate(std::string data, double timeout_seconds);
+    std::pair<std::string, std::string> communicate(std::string data, std::optional<double> timeout_seconds);
     void exchange_round(const Deadline& deadline, bool use_watch, bool& ended, std::size_t& moved);
 };
 
@@ -686,10 +694,10 @@ std::optional<int> Popen::poll() {
     return m.returncode;
 }
 
-int Popen::wait(double timeout_seconds) {
+int Popen::wait(std::optional<double> timeout_seconds) {
     Impl& m = usable(impl_);
     if (!m.reap(detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::wait")))
-        throw TimeoutExpired(m.args, timeout_seconds);
+        throw TimeoutExpired(m.args, timeout_seconds.value_or(0.0));
     std::lock_guard<std::mutex> lk(m.mu);
     return *m.returncode;
 }
@@ -736,7 +744,7 @@ void Popen::Impl::exchange_round(const Deadline& deadline, bool use_watch, bool&
     if (ec) raise_os_error(ec, "mp::subprocess::Popen::communicate with " + py_repr(args));
 }
 
-std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, double timeout_seconds) {
+std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, std::optional<double> timeout_seconds) {
     const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::communicate");
     if (!communicating) {
         if (!data.empty() && !in_is_pipe)
@@ -769,7 +777,7 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
         exchange_round(slice, true, ended, moved);
         if (!have_watch) ended = reap(Deadline::now());
         if (!ended && pending() && deadline.passed())
-            throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
+            throw TimeoutExpired(args, timeout_seconds.value_or(0.0), so_far(out), so_far(err));
     }
     if (ended && pending()) {
         // The child has exited, and everything it wrote is in the pipes by now. Someone else
@@ -787,7 +795,7 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
             if (!r->closed && !r->eof) r->at_eof();
     }
     if (!reap(deadline))
-        throw TimeoutExpired(args, timeout_seconds, so_far(out), so_far(err));
+        throw TimeoutExpired(args, timeout_seconds.value_or(0.0), so_far(out), so_far(err));
     std::pair<std::string, std::string> result;
     if (!out.closed) result.first = out.take(std::string::npos);
     if (!err.closed) result.second = err.take(std::string::npos);
@@ -796,7 +804,7 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, d
     return result;
 }
 
-std::pair<std::string, std::string> Popen::communicate(std::string input, double timeout_seconds) {
+std::pair<std::string, std::string> Popen::communicate(std::string input, std::optional<double> timeout_seconds) {
     Impl& m = usable(impl_);
     if (!m.timeout_kills_tree) return m.communicate(std::move(input), timeout_seconds);
     try {
@@ -837,7 +845,7 @@ void Popen::interrupt() {
 
 // Signals the tree, also when the child itself has been reaped (grandchildren may live on),
 // then waits for the child.
-static void end_tree(Popen::Impl& m, int sig, double timeout_seconds, const char* name) {
+static void end_tree(Popen::Impl& m, int sig, std::optional<double> timeout_seconds, const char* name) {
     const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, name);
     if (!m.tree)
         throw ValueError(std::string(name) + ": the child has no process tree of its own: start it with "
@@ -847,12 +855,12 @@ static void end_tree(Popen::Impl& m, int sig, double timeout_seconds, const char
         if (auto ec = sys::signal_process_tree(m.child, sig))
             raise_os_error(ec, std::string(name) + ": signalling the process tree of " + std::to_string(m.child.pid));
     }
-    if (!m.reap(deadline)) throw TimeoutExpired(m.args, timeout_seconds);
+    if (!m.reap(deadline)) throw TimeoutExpired(m.args, timeout_seconds.value_or(0.0));
 }
 
-void Popen::kill_tree(double timeout_seconds) { end_tree(usable(impl_), 9, timeout_seconds, "mp::subprocess::Popen::kill_tree"); }
+void Popen::kill_tree(std::optional<double> timeout_seconds) { end_tree(usable(impl_), 9, timeout_seconds, "mp::subprocess::Popen::kill_tree"); }
 
-void Popen::terminate_tree(double timeout_seconds) {
+void Popen::terminate_tree(std::optional<double> timeout_seconds) {
     end_tree(usable(impl_), 15, timeout_seconds, "mp::subprocess::Popen::terminate_tree");
 }
 
@@ -891,10 +899,9 @@ CompletedProcess run(std::vector<std::string> args, const Options& options) {
         A::set(o, 0, PIPE);
     }
     const bool check = A::check(o);
-    const double timeout = A::timeout(o).value_or(-1);
+    const std::optional<double> timeout = A::timeout(o);  // checked when it was set
     A::check(o) = false;
     A::timeout(o).reset();
-    detail::check_not_nan(timeout, "mp::subprocess::run");  // refused before anything starts
 
     Popen p(std::move(args), o);
     std::pair<std::string, std::string> outputs;
@@ -906,7 +913,7 @@ CompletedProcess run(std::vector<std::string> args, const Options& options) {
         else
             p.kill();
         auto rest = p.communicate();  // returns once the child is reaped (the drain rule)
-        throw TimeoutExpired(p.args(), timeout, std::move(rest.first), std::move(rest.second));
+        throw TimeoutExpired(p.args(), timeout.value_or(0.0), std::move(rest.first), std::move(rest.second));
     } catch (...) {
         try {
             p.kill();

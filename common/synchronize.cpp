@@ -208,7 +208,12 @@ void LockBase::bind() {
     m_ = &s_->mutexes[0];
 }
 
-bool LockBase::acquire_held(bool block, double timeout) {
+double LockBase::bad_timeout(double timeout) const {
+    check_timeout(timeout, (std::string(name()) + "::acquire").c_str());
+    throw ValueError(std::string(name()) + "::acquire: the timeout must be >= 0");  // not reached
+}
+
+bool LockBase::acquire_held(bool block, const std::optional<double>& timeout) {
     const Deadline deadline = deadline_for_block(block, timeout, name());
     // Python would wait on itself; mp keeps the observable outcome without the hang.
     if (deadline.is_never())
@@ -322,7 +327,7 @@ Semaphore::Semaphore(int value, int max) {
     s_->data<SemData>() = SemData{value, max};
 }
 
-bool Semaphore::acquire(bool block, double timeout) {
+bool Semaphore::acquire(bool block, std::optional<double> timeout) {
     const auto deadline = detail::deadline_for_block(block, timeout, "mp::Semaphore::acquire");
     Internal g(*s_, "mp::Semaphore::acquire");
     auto& d = s_->data<SemData>();
@@ -377,7 +382,7 @@ void Event::clear() {
     s_->data<EventData>().flag = 0;
 }
 
-bool Event::wait(double timeout) {
+bool Event::wait(std::optional<double> timeout) {
     const auto deadline = detail::deadline_in_seconds(timeout, "mp::Event::wait");
     Internal g(*s_, "mp::Event::wait");
     auto& d = s_->data<EventData>();
@@ -397,16 +402,17 @@ Condition::Condition(const detail::LockBase& lock) : lock_(lock), s_(detail::cre
 Condition::Condition(const Lock& lock) : Condition(static_cast<const detail::LockBase&>(lock)) {}
 Condition::Condition(const RLock& lock) : Condition(static_cast<const detail::LockBase&>(lock)) {}
 
-bool Condition::wait(double timeout) {
+bool Condition::wait(std::optional<double> timeout) {
     auto& d = *lock_.w_;
     const std::uint64_t me = detail::thread_token();
     if (d.owner.load(std::memory_order_relaxed) != me) throw RuntimeError("mp::Condition::wait: cannot wait on un-acquired lock");
+    const sys::Deadline deadline = detail::deadline_in_seconds(timeout, "mp::Condition::wait");  // may throw: before the release
     // The whole RLock is released for the wait and its depth restored afterwards.
     const std::uint32_t depth = d.count.load(std::memory_order_relaxed);
     d.owner.store(0, std::memory_order_relaxed);
     d.count.store(0, std::memory_order_relaxed);
     sys::LockStatus st;
-    const auto ec = sys::cond_wait(s_->conds[0], *lock_.m_, detail::deadline_in_seconds(timeout, "mp::Condition::wait"), st);
+    const auto ec = sys::cond_wait(s_->conds[0], *lock_.m_, deadline, st);
     d.owner.store(me, std::memory_order_relaxed);
     d.count.store(depth, std::memory_order_relaxed);
     if (ec) raise_os_error(ec, "mp::Condition::wait");
@@ -454,15 +460,22 @@ void set_outcome(BarrierData& d, std::uint64_t gen, bool broken) {
 }
 }  // namespace
 
-Barrier::Barrier(int parties, std::function<void()> action, double timeout) : action_(std::move(action)) {
+Barrier::Barrier(int parties, std::function<void()> action, std::optional<double> default_timeout)
+    : action_(std::move(action)) {
     if (parties < 1) throw ValueError("mp::Barrier: parties must be > 0, not " + std::to_string(parties));
     s_ = detail::create_sync_state(detail::kBarrier, 1, 1, sizeof(BarrierData) + sizeof(double));
     s_->data<BarrierData>() = BarrierData{parties, 0, 0, 0, 0};
+    if (default_timeout) detail::check_timeout(*default_timeout, "mp::Barrier");
+    const double timeout = default_timeout ? *default_timeout : -1.0;  // in shared memory: -1 for none
     std::memcpy(static_cast<char*>(s_->payload) + sizeof(BarrierData), &timeout, sizeof timeout);
 }
 
-std::size_t Barrier::wait(double timeout) {
-    if (timeout < 0) std::memcpy(&timeout, static_cast<char*>(s_->payload) + sizeof(BarrierData), sizeof timeout);
+std::size_t Barrier::wait(std::optional<double> timeout) {
+    if (!timeout) {
+        double shared_default = -1;
+        std::memcpy(&shared_default, static_cast<char*>(s_->payload) + sizeof(BarrierData), sizeof shared_default);
+        if (shared_default >= 0) timeout = shared_default;
+    }
     const auto deadline = detail::deadline_in_seconds(timeout, "mp::Barrier::wait");
     Internal g(*s_, "mp::Barrier::wait");
     if (g.reentered()) throw RuntimeError("mp::Barrier::wait: called from the barrier's own action (a certain deadlock)");

@@ -1,11 +1,13 @@
 // common/timeout.hpp - where a timeout that a user gives becomes the Deadline that common/ and
 // the platform layer wait until (sys/deadline.hpp).
 //
-// A timeout is seconds as a double (or milliseconds where an API speaks them): < 0, or an
-// absent optional, means no limit, as everywhere in mp; 0 means "only look". NaN is a
-// ValueError naming the call, since it would compare false with everything. Infinity and
-// anything beyond about 31 years also mean no limit (Deadline's own rule). Each public call
-// converts once, at its top, and passes the Deadline down.
+// A public timeout is std::optional<double> seconds (mp/duration.hpp): std::nullopt, and only
+// std::nullopt, means no limit; 0 means "only look"; a negative number or NaN is a ValueError
+// naming the call (a negative number is most likely an old "-1 for ever" that would otherwise
+// be read as "no time left"). Infinity and anything beyond about 31 years also mean no limit
+// (Deadline's own rule). Internal calls that speak milliseconds as a double use -1 for no
+// limit; users never see them. Each public call converts once, at its top, and passes the
+// Deadline down.
 #pragma once
 
 #include <cmath>
@@ -21,13 +23,17 @@ inline void check_not_nan(double t, const char* what) {
     if (std::isnan(t)) throw ValueError(std::string(what) + ": the timeout is NaN");
 }
 
-inline sys::Deadline deadline_in_seconds(double seconds, const char* what) {
+inline void check_timeout(double seconds, const char* what) {
     check_not_nan(seconds, what);
-    return sys::Deadline::after_seconds(seconds);
+    if (seconds < 0)
+        throw ValueError(std::string(what) + ": the timeout must be >= 0 seconds (std::nullopt: no limit), not " +
+                         std::to_string(seconds));
 }
 
 inline sys::Deadline deadline_in_seconds(const std::optional<double>& seconds, const char* what) {
-    return seconds ? deadline_in_seconds(*seconds, what) : sys::Deadline::never();
+    if (!seconds) return sys::Deadline::never();
+    check_timeout(*seconds, what);
+    return sys::Deadline::after_seconds(*seconds);
 }
 
 inline sys::Deadline deadline_in_ms(double ms, const char* what) {
@@ -36,7 +42,7 @@ inline sys::Deadline deadline_in_ms(double ms, const char* what) {
 }
 
 // Python's acquire(block, timeout): not blocking is a try, whatever the timeout says.
-inline sys::Deadline deadline_for_block(bool block, double seconds, const char* what) {
+inline sys::Deadline deadline_for_block(bool block, const std::optional<double>& seconds, const char* what) {
     return block ? deadline_in_seconds(seconds, what) : sys::Deadline::now();
 }
 

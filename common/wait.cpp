@@ -14,7 +14,7 @@ namespace mp {
 
 WaitObject::WaitObject(Process& p) : sentinel_(p.sentinel()) {}
 
-std::vector<std::size_t> wait_ms(const std::vector<WaitObject>& objects, double timeout_ms) {
+std::vector<std::size_t> detail::wait_ms(const std::vector<WaitObject>& objects, double timeout_ms) {
     const sys::Deadline deadline = detail::deadline_in_ms(timeout_ms, "mp::wait");
     std::vector<sys::PipeEnd*> ends;             // the connections' ends, then
     std::vector<sys::native_handle> sentinels;   // the other objects' handles:

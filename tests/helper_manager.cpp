@@ -88,7 +88,7 @@ int owner(const std::string& mode) {
         std::fflush(stdout);
         for (;;) {
             if (mode == "wait")
-                mp::signals::dispatch(-1);
+                mp::signals::dispatch(std::nullopt);
             else
                 std::this_thread::sleep_for(std::chrono::seconds(1));
         }

@@ -160,10 +160,11 @@ TEST(Connection, PollWaitsAtLeastTheTimeout) {
     const auto t1 = Clock::now();
     EXPECT_FALSE(b.poll(std::chrono::milliseconds(30)));
     EXPECT_GE(Clock::now() - t1, std::chrono::milliseconds(30));
-    EXPECT_FALSE(b.poll(std::chrono::milliseconds(-1)));  // no time left (poll(-1.0) has no limit)
+    EXPECT_FALSE(b.poll(std::chrono::milliseconds(-1)));  // no time left (std::nullopt has no limit)
+    EXPECT_THROW((void)b.poll(-1.0), mp::ValueError);     // negative seconds: ValueError (mp/duration.hpp)
     a.send_bytes("");
     EXPECT_TRUE(b.poll());
-    EXPECT_TRUE(b.poll(-1));
+    EXPECT_TRUE(b.poll(std::nullopt));
     EXPECT_TRUE(b.poll(5.0));
     EXPECT_TRUE(b.recv_bytes().empty());
     EXPECT_FALSE(b.poll());

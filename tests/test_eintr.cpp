@@ -192,9 +192,10 @@ TEST_P(EintrTest, NamedPipeOpenReadWrite) {
     Storm storm;
     const int n = 2 << 20;
     for (bool parent_reads : {true, false}) {
-        for (double timeout : {30.0, -1.0}) {  // a timed open (poll / retry loop) and a blocking one
+        // a timed open (poll / retry loop) and a blocking one
+        for (std::optional<double> timeout : {std::optional<double>(30.0), std::optional<double>()}) {
             const std::string name = "mptest-eintr-" + std::to_string(mp::getpid()) + (parent_reads ? "-r" : "-w") +
-                                     (timeout < 0 ? "-block" : "-timed");
+                                     (timeout ? "-timed" : "-block");
             mp::NamedPipe c = mp::NamedPipe::create(name, parent_reads ? "r" : "w");
             mp::Process p = ctx().Process(eintr_fifo_peer, name, parent_reads, n);
             p.start();
@@ -207,7 +208,7 @@ TEST_P(EintrTest, NamedPipeOpenReadWrite) {
                 c.close();
             }
             p.join();
-            EXPECT_EQ(p.exitcode(), 0) << (parent_reads ? "parent reads" : "parent writes") << " timeout " << timeout;
+            EXPECT_EQ(p.exitcode(), 0) << (parent_reads ? "parent reads" : "parent writes") << (timeout ? " timed" : " blocking");
         }
     }
     EXPECT_GT(storm.hits(), 50);

@@ -413,6 +413,10 @@ TEST(Manager, SyncObjectsInOneProcess) {
     auto ev = m.Event();
     EXPECT_FALSE(ev.is_set());
     EXPECT_FALSE(ev.wait(0.05));
+    EXPECT_THROW((void)ev.wait(-1.0), mp::ValueError);  // std::nullopt is "no limit" (mp/duration.hpp)
+    EXPECT_THROW((void)sem.acquire(true, -1.0), mp::ValueError);
+    EXPECT_THROW(ev.set_timeout(-1.0), mp::ValueError);
+    EXPECT_FALSE(ev.timeout().has_value());
     ev.set();
     EXPECT_TRUE(ev.wait(0.05));
     ev.clear();

@@ -229,6 +229,8 @@ TEST(NamedPipe, PathNamesAndDurationTimeouts) {
     EXPECT_GE(Clock::now() - t0, milliseconds(100));
     EXPECT_THROW(r.accept(milliseconds(-5)), mp::TimeoutError);
     EXPECT_FALSE(r.poll(milliseconds(-5)));
+    EXPECT_THROW(r.accept(-1.0), mp::ValueError);  // std::nullopt is "no limit" (mp/duration.hpp)
+    EXPECT_THROW((void)r.poll(-1.0), mp::ValueError);
     std::thread t([&] { mp::NamedPipe::open(name, "w", seconds(10)).write("by path\n"); });
     r.accept(seconds(10));
     EXPECT_TRUE(r.poll(seconds(10)));

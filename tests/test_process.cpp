@@ -347,7 +347,9 @@ TEST_P(MethodTest, JoinTimeout) {
     EXPECT_TRUE(p.is_alive());
     p.join(0ms);  // a poll
     EXPECT_TRUE(p.is_alive());
-    p.join(-1.0);  // a negative timeout polls, as in Python
+    p.join(-5ms);  // a negative duration polls too (mp/duration.hpp)
+    EXPECT_TRUE(p.is_alive());
+    EXPECT_THROW(p.join(-1.0), mp::ValueError);  // negative seconds: most likely an old "-1 for ever"
     EXPECT_TRUE(p.is_alive());
     p.terminate();
     p.join(30.0);

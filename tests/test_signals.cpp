@@ -152,6 +152,7 @@ TEST(Signals, DispatchTakesADuration) {
     Restore guard{{mp::sig::USR1}};
     mp::signals::handle(mp::sig::USR1, [](int) {});
     EXPECT_TRUE(mp::signals::dispatch(std::chrono::milliseconds(-1)).empty());
+    EXPECT_THROW(mp::signals::dispatch(-1.0), mp::ValueError);  // std::nullopt is "no limit"
     EXPECT_TRUE(mp::signals::wait(std::chrono::seconds(-10)).empty());
     const auto t1 = Clock::now();
     EXPECT_TRUE(mp::signals::wait(std::chrono::milliseconds(100)).empty());

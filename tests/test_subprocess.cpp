@@ -389,6 +389,8 @@ TEST_F(Subprocess, WaitWithATimeout) {
     EXPECT_EQ(p.returncode(), std::nullopt);
     EXPECT_EQ(p.poll(), std::nullopt);
     EXPECT_THROW(p.wait(std::nan("")), mp::ValueError);
+    EXPECT_THROW(p.wait(-1.0), mp::ValueError);  // std::nullopt is "no limit" (mp/duration.hpp)
+    EXPECT_THROW(sp::Options().timeout(-1.0), mp::ValueError);
     p.kill();
     EXPECT_EQ(p.wait(), -9);
     EXPECT_EQ(p.returncode(), -9);

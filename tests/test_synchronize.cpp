@@ -311,6 +311,46 @@ TEST(Synchronize, HugeAndInfiniteTimeoutsMeanNoLimitAndNaNIsRefused) {
     EXPECT_THROW((void)s.acquire(true, std::nan("")), mp::ValueError);
 }
 
+// mp/duration.hpp: std::nullopt is the one "no limit"; negative seconds are a ValueError (an
+// old "-1 for ever" would otherwise be "no time left"); a negative duration is no time left.
+TEST(Synchronize, NulloptIsNoLimitAndNegativeSecondsAreRefused) {
+    mp_test::time_limit(30);
+    mp::Lock l;
+    mp::RLock r;
+    mp::Semaphore s(1);
+    mp::Event e;
+    mp::Condition c;
+    mp::Barrier b(1);
+    EXPECT_THROW((void)l.acquire(true, -1.0), mp::ValueError);
+    EXPECT_THROW((void)r.acquire(true, -0.5), mp::ValueError);
+    EXPECT_THROW((void)s.acquire(true, -1.0), mp::ValueError);
+    EXPECT_THROW((void)e.wait(-1.0), mp::ValueError);
+    EXPECT_THROW(b.wait(-1.0), mp::ValueError);
+    EXPECT_THROW(mp::Barrier(2, {}, -1.0), mp::ValueError);
+    ASSERT_TRUE(c.acquire());
+    EXPECT_THROW(c.wait(-1.0), mp::ValueError);
+    EXPECT_THROW((void)c.wait_for([] { return false; }, -1.0), mp::ValueError);
+    c.release();
+    // Not blocking is a try, whatever the timeout says (Python's rule).
+    EXPECT_TRUE(l.acquire(false, -1.0));
+    l.release();
+    // std::nullopt waits without limit; each is released (or already free) so it returns.
+    EXPECT_TRUE(l.acquire(true, std::nullopt));
+    l.release();
+    EXPECT_TRUE(s.acquire(true, std::nullopt));
+    s.release();
+    e.set();
+    EXPECT_TRUE(e.wait(std::nullopt));
+    EXPECT_EQ(b.wait(std::nullopt), 0u);
+    // A negative duration: no time left, never no limit.
+    e.clear();
+    EXPECT_FALSE(e.wait(-1ms));
+    ASSERT_TRUE(l.acquire());
+    std::thread other([&] { EXPECT_FALSE(l.acquire(-5ms)); });
+    other.join();
+    l.release();
+}
+
 TEST(Barrier, ActionMayAskAndAbortButNotWait) {
     mp_test::time_limit(30);
     // The action runs holding the barrier's internal lock, as in Python: asking the barrier

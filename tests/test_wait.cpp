@@ -126,6 +126,7 @@ TEST(Wait, NothingToWaitForSleepsForTheTimeout) {
     const auto t0 = Clock::now();
     EXPECT_TRUE(mp::wait({}, 0.2).empty());
     EXPECT_GE(seconds_since(t0), 0.2);
+    EXPECT_THROW(mp::wait({}, -1.0), mp::ValueError);  // std::nullopt is "no limit" (mp/duration.hpp)
 }
 
 // Any number of objects: hundreds of connections (POSIX once refused more than 256; Windows

@@ -6,7 +6,7 @@
 //     std::size_t i = b.wait();       // 0 .. parties-1, distinct; the last arrival runs action
 //     b.abort();  b.reset();  b.broken();  b.n_waiting();  b.parties();
 //
-// wait(timeout) (< 0: the barrier's default timeout, itself < 0 meaning none) blocks until
+// wait(timeout) (std::nullopt: the barrier's default timeout, itself std::nullopt meaning none) blocks until
 // `parties` waits are under way, then releases them all. If the wait times out, or the action
 // throws, or abort() is called, the barrier is broken: every waiter, and every later wait,
 // throws BrokenBarrierError until reset(). reset() returns it to the empty state; those waiting
@@ -27,6 +27,7 @@
 #include <memory>
 
 #include "codec.hpp"
+#include "duration.hpp"
 #include "errors.hpp"
 
 namespace mp {
@@ -43,13 +44,13 @@ struct SyncState;
 
 class Barrier {
 public:
-    explicit Barrier(int parties = 1, std::function<void()> action = {}, double timeout = -1);
+    explicit Barrier(int parties = 1, std::function<void()> action = {}, std::optional<double> timeout = std::nullopt);
 
-    std::size_t wait(double timeout = -1);
+    // timeout: std::nullopt takes the constructor's (see mp/duration.hpp for the spelling).
+    std::size_t wait(std::optional<double> timeout = std::nullopt);
     template <class Rep, class Period>
     std::size_t wait(std::chrono::duration<Rep, Period> timeout) {
-        const double t = std::chrono::duration<double>(timeout).count();
-        return wait(t < 0 ? 0.0 : t);
+        return wait(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     void reset();
     void abort();

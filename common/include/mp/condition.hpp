@@ -26,6 +26,7 @@
 #include <memory>
 
 #include "codec.hpp"
+#include "duration.hpp"
 #include "lock.hpp"
 
 namespace mp {
@@ -38,33 +39,33 @@ public:
 
     // As Lock's: acquire() is always true, the forms that may fail are [[nodiscard]].
     bool acquire() { return lock_.acquire(); }
-    [[nodiscard]] bool acquire(bool block, double timeout = -1) { return lock_.acquire(block, timeout); }
+    [[nodiscard]] bool acquire(bool block, std::optional<double> timeout = std::nullopt) { return lock_.acquire(block, timeout); }
     void release() { lock_.release(); }
     void lock() { lock_.lock(); }
     [[nodiscard]] bool try_lock() { return lock_.try_lock(); }
     void unlock() { lock_.unlock(); }
 
-    // Called holding the lock. false: the timeout (seconds; < 0 none) passed.
-    bool wait(double timeout = -1);
+    // Called holding the lock. false: the timeout (seconds; std::nullopt: none) passed.
+    bool wait(std::optional<double> timeout = std::nullopt);
     template <class Rep, class Period>
     bool wait(std::chrono::duration<Rep, Period> timeout) {
-        const double t = std::chrono::duration<double>(timeout).count();
-        return wait(t < 0 ? 0.0 : t);
+        return wait(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     // Returns the predicate's last value: [[nodiscard]], since with a timeout it is the only
     // way to know whether the condition holds. (wait(timeout) is not: a timed wait in a loop
     // that checks its own predicate drops its result on purpose.)
     template <class Pred>
-    [[nodiscard]] bool wait_for(Pred pred, double timeout = -1) {
+    [[nodiscard]] bool wait_for(Pred pred, std::optional<double> timeout = std::nullopt) {
         using C = std::chrono::steady_clock;
-        if (timeout > 1e9) timeout = -1;  // decades: no limit (and no overflow of the clock below)
-        const auto end = C::now() + std::chrono::duration_cast<C::duration>(std::chrono::duration<double>(timeout < 0 ? 0 : timeout));
+        if (timeout && *timeout > 1e9) timeout.reset();  // decades: no limit (and no overflow of the clock below)
+        if (timeout && !(*timeout >= 0)) wait(timeout);  // the ValueError that wait gives
+        const auto end = C::now() + std::chrono::duration_cast<C::duration>(std::chrono::duration<double>(timeout ? *timeout : 0));
         bool result = pred();
         while (!result) {
-            double left = -1;
-            if (timeout >= 0) {
+            std::optional<double> left;
+            if (timeout) {
                 left = std::chrono::duration<double>(end - C::now()).count();
-                if (left <= 0) break;
+                if (*left <= 0) break;
             }
             wait(left);
             result = pred();
@@ -73,8 +74,7 @@ public:
     }
     template <class Pred, class Rep, class Period>
     [[nodiscard]] bool wait_for(Pred pred, std::chrono::duration<Rep, Period> timeout) {
-        const double t = std::chrono::duration<double>(timeout).count();
-        return wait_for(pred, t < 0 ? 0.0 : t);
+        return wait_for(pred, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     void notify(unsigned n = 1);
     void notify_all();

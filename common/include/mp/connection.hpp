@@ -118,16 +118,16 @@ public:
     // Sends with a bound on the time spent waiting for room in the OS buffer (a reader that
     // does not read). TimeoutError when it runs out: if nothing of the message had gone out,
     // the connection stays usable; if part had, it is closed (see the top of this file).
-    // A negative timeout waits without limit.
-    void send_bytes(const void* data, std::size_t size, double timeout_seconds) {
-        send_bytes_ms(data, size, timeout_seconds < 0 ? -1 : timeout_seconds * 1000.0);
+    // std::nullopt waits without limit (as send_bytes(data, size) does).
+    void send_bytes(const void* data, std::size_t size, std::optional<double> timeout_seconds) {
+        send_bytes_ms(data, size, mp::detail::timeout_to_ms(timeout_seconds, "mp::Connection::send"));
     }
     template <class Rep, class Period>
     void send_bytes(const void* data, std::size_t size, std::chrono::duration<Rep, Period> timeout) {
         send_bytes_ms(data, size, mp::detail::nonnegative_seconds(timeout) * 1000.0);
     }
     template <class T>
-    void send(const T& obj, double timeout_seconds) {
+    void send(const T& obj, std::optional<double> timeout_seconds) {
         std::string out;
         encode_to(out, obj);
         send_bytes(out.data(), out.size(), timeout_seconds);
@@ -146,9 +146,11 @@ public:
     }
 
     // Whether a message (or the peer's end of file) is waiting; waits up to timeout seconds.
-    // poll() only looks; a negative timeout waits without limit (Python's poll(None)).
+    // poll() only looks; std::nullopt waits without limit (Python's poll(None)).
     [[nodiscard]] bool poll() { return poll_ms(0); }
-    [[nodiscard]] bool poll(double timeout_seconds) { return poll_ms(timeout_seconds < 0 ? -1 : timeout_seconds * 1000.0); }
+    [[nodiscard]] bool poll(std::optional<double> timeout_seconds) {
+        return poll_ms(mp::detail::timeout_to_ms(timeout_seconds, "mp::Connection::poll"));
+    }
     template <class Rep, class Period>
     [[nodiscard]] bool poll(std::chrono::duration<Rep, Period> timeout) {
         return poll_ms(mp::detail::nonnegative_seconds(timeout) * 1000.0);

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "codec.hpp"
+#include "duration.hpp"
 
 namespace mp {
 namespace detail {
@@ -28,15 +29,14 @@ public:
     bool is_set() const;
     void set();
     void clear();
-    // Waits until the flag is set or timeout seconds passed (< 0: without limit); returns the
+    // Waits until the flag is set or timeout seconds passed (std::nullopt: without limit); returns the
     // flag. wait() waits without limit and is always true; the timed forms are [[nodiscard]]:
     // their result is the only way to know whether the flag was set.
-    bool wait() { return wait(-1.0); }
-    [[nodiscard]] bool wait(double timeout);
+    bool wait() { return wait(std::nullopt); }
+    [[nodiscard]] bool wait(std::optional<double> timeout);
     template <class Rep, class Period>
     [[nodiscard]] bool wait(std::chrono::duration<Rep, Period> timeout) {
-        const double t = std::chrono::duration<double>(timeout).count();
-        return wait(t < 0 ? 0.0 : t);
+        return wait(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
 
     void mp_encode(Encoder& e) const;

@@ -72,11 +72,11 @@ public:
     // Waits for a client (without limit / at most timeout_seconds, else TimeoutError), then
     // authenticates it (AuthenticationError) and returns the Connection.
     Connection accept();
-    Connection accept(double timeout_seconds);
+    Connection accept(std::optional<double> timeout_seconds);  // std::nullopt: as accept()
     // The same with a duration (a negative one: no time left, see mp/duration.hpp).
     template <class Rep, class Period>
     Connection accept(std::chrono::duration<Rep, Period> timeout) {
-        return accept(mp::detail::nonnegative_seconds(timeout));
+        return accept(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
 
     void close();

@@ -48,6 +48,7 @@
 #include <string>
 
 #include "codec.hpp"
+#include "duration.hpp"
 #include "errors.hpp"
 #include "portability.hpp"
 
@@ -93,12 +94,13 @@ struct LockShared {
 // releasing the mutex itself, and every error, is out of line in synchronize.cpp.
 class LockBase {
 public:
-    // Python's acquire(block=True, timeout=None): timeout < 0 waits without limit; with
-    // block == false the timeout is ignored and the call only tries. true: acquired.
+    // Python's acquire(block=True, timeout=None): std::nullopt waits without limit (a negative
+    // timeout is a ValueError, mp/duration.hpp); with block == false the timeout is ignored and
+    // the call only tries. true: acquired.
     // acquire() waits without limit and is always true; the forms that may fail are
     // [[nodiscard]]: a caller who drops their result does not know whether it holds the lock.
-    bool acquire() { return acquire(true, -1.0); }
-    [[nodiscard]] bool acquire(bool block, double timeout = -1) {
+    bool acquire() { return acquire(true, std::nullopt); }
+    [[nodiscard]] bool acquire(bool block, std::optional<double> timeout = std::nullopt) {
         const std::uint64_t me = thread_token();
         LockShared& w = *w_;
         if (w.owner.load(std::memory_order_relaxed) == me) {
@@ -106,12 +108,11 @@ public:
             w.count.store(w.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
             return true;
         }
-        return acquire_free(me, !block ? 0.0 : timeout < 0 ? -1.0 : timeout * 1000.0);
+        return acquire_free(me, !block ? 0.0 : !timeout ? -1.0 : *timeout >= 0 ? *timeout * 1000.0 : bad_timeout(*timeout));
     }
     template <class Rep, class Period>
     [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout) {
-        return acquire(true, std::chrono::duration<double>(timeout).count() < 0 ? 0.0
-                                                                                : std::chrono::duration<double>(timeout).count());
+        return acquire(true, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     void release() {
         const std::uint64_t me = thread_token();
@@ -173,7 +174,8 @@ protected:
 private:
     void bind();  // sets w_ and m_ from s_
     // The calling thread is the owner of a Lock (not re-entrant): false or RuntimeError.
-    MP_COLD bool acquire_held(bool block, double timeout);
+    MP_COLD bool acquire_held(bool block, const std::optional<double>& timeout);
+    [[noreturn]] MP_COLD double bad_timeout(double timeout) const;  // the ValueError for a negative or NaN timeout
     // Takes the mutex (ms < 0: without limit; 0: only tries).
     bool acquire_free(std::uint64_t me, double ms);
     // The rest of acquire_free: waiting, a dead owner, a broken lock (taken: the uncontended

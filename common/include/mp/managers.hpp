@@ -184,6 +184,10 @@ struct Call {
     bool blocking = false;  // the op may wait in the server
 };
 
+// A public timeout (mp/duration.hpp: std::nullopt for no limit, a negative one a ValueError
+// naming `api`) as Call::wait's seconds.
+double call_wait(const std::optional<double>& seconds, const char* api);
+
 // An answer. References that arrived inside its values (nested proxies) are held for this
 // process until it is destroyed; a proxy decoded from the values in the meantime takes them.
 class Result {
@@ -235,9 +239,13 @@ public:
     Address address() const;
 
     // Bounds every call made through this copy of the proxy: TimeoutError when the server has not
-    // answered within `seconds` (< 0: no limit; the default is the manager's set_call_timeout).
-    void set_timeout(double seconds);
-    double timeout() const noexcept { return timeout_; }
+    // answered within `seconds` (std::nullopt: no limit; until set, the manager's
+    // set_call_timeout applies).
+    void set_timeout(std::optional<double> seconds);
+    // What set_timeout set; std::nullopt also when it was never called.
+    std::optional<double> timeout() const noexcept {
+        return timeout_ >= 0 ? std::optional<double>(timeout_) : std::nullopt;
+    }
 
     // The codec hooks: a proxy can be a Process argument, a queue item, a value in a managed
     // container (a nested proxy), a registered method's argument or result.
@@ -291,14 +299,14 @@ class ProxyOf : public ProxyBase {
 public:
     using ProxyBase::ProxyBase;
     // A copy of this proxy whose calls are bounded by `seconds` (TimeoutError).
-    Derived with_timeout(double seconds) const {
+    Derived with_timeout(std::optional<double> seconds) const {
         Derived d(static_cast<const Derived&>(*this));
         d.set_timeout(seconds);
         return d;
     }
     template <class Rep, class Period>
     Derived with_timeout(std::chrono::duration<Rep, Period> t) const {
-        return with_timeout(mp::detail::nonnegative_seconds(t));
+        return with_timeout(std::optional<double>(mp::detail::nonnegative_seconds(t)));
     }
 };
 
@@ -341,7 +349,7 @@ inline constexpr bool is_proxy_v = std::is_base_of_v<ProxyBase, T>;
 
 // p with its calls bounded by `seconds` (any proxy type, your own proxy classes included).
 template <class P, class = std::enable_if_t<detail::is_proxy_v<P>>>
-P with_timeout(P p, double seconds) {
+P with_timeout(P p, std::optional<double> seconds) {
     p.set_timeout(seconds);
     return p;
 }
@@ -1032,7 +1040,7 @@ public:
         c.op = detail::kQueuePut;
         c.a = keep(item, c, 0);
         c.i = block;
-        c.wait = timeout.value_or(-1);
+        c.wait = block ? detail::call_wait(timeout, "mp::QueueProxy::put") : 0.0;
         c.blocking = block;
         invoke(c);
     }
@@ -1049,7 +1057,7 @@ public:
         detail::Call c;
         c.op = detail::kQueueGet;
         c.i = block;
-        c.wait = timeout.value_or(-1);
+        c.wait = block ? detail::call_wait(timeout, "mp::QueueProxy::get") : 0.0;
         c.blocking = block;
         return decode<T>(invoke(c).value);
     }
@@ -1087,10 +1095,12 @@ public:
     void task_done() { simple(detail::kQueueTaskDone); }
     // Waits until every item put has been marked done; false when `timeout_seconds` ran out.
     void join() { simple(detail::kQueueJoin, -1, true); }
-    [[nodiscard]] bool join(double timeout_seconds) { return simple(detail::kQueueJoin, timeout_seconds, true).n != 0; }
+    [[nodiscard]] bool join(std::optional<double> timeout_seconds) {
+        return simple(detail::kQueueJoin, detail::call_wait(timeout_seconds, "mp::JoinableQueueProxy::join"), true).n != 0;
+    }
     template <class Rep, class Period>
     [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout) { return join(mp::detail::nonnegative_seconds(timeout)); }
-    JoinableQueueProxy with_timeout(double seconds) const {
+    JoinableQueueProxy with_timeout(std::optional<double> seconds) const {
         JoinableQueueProxy q(*this);
         q.set_timeout(seconds);
         return q;
@@ -1110,18 +1120,18 @@ public:
     explicit AcquirerProxy(detail::RefPtr r) : Base("Lock|RLock|Semaphore|BoundedSemaphore", std::move(r)) {}
 
     // As mp::Lock's: acquire() is always true, the forms that may fail are [[nodiscard]].
-    bool acquire() { return acquire(true, -1.0); }
-    [[nodiscard]] bool acquire(bool block, double timeout = -1) {
+    bool acquire() { return acquire(true, std::nullopt); }
+    [[nodiscard]] bool acquire(bool block, std::optional<double> timeout = std::nullopt) {
         detail::Call c;
         c.op = detail::kAcquire;
         c.i = block;
-        c.wait = timeout;
+        c.wait = block ? detail::call_wait(timeout, "mp::AcquirerProxy::acquire") : 0.0;
         c.blocking = block;
         return invoke(c).n != 0;
     }
     template <class Rep, class Period>
     [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout) {
-        return acquire(true, mp::detail::nonnegative_seconds(timeout));
+        return acquire(true, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     // Semaphores: release(n) adds n; BoundedSemaphore refuses to pass its initial value
     // (ValueError). Locks: RuntimeError when not locked (RLock: not owned by the caller).
@@ -1164,29 +1174,31 @@ public:
 
     // Releases the lock (which the caller must hold: RuntimeError), waits for a notify or the
     // timeout, and takes the lock again; false when the time ran out.
-    bool wait(double timeout = -1) {
+    bool wait(std::optional<double> timeout = std::nullopt) {
         detail::Call c;
         c.op = detail::kCondWait;
-        c.wait = timeout;
+        c.wait = detail::call_wait(timeout, "mp::ConditionProxy::wait");
         c.blocking = true;
         return invoke(c).n != 0;
     }
     template <class Rep, class Period>
     bool wait(std::chrono::duration<Rep, Period> timeout) {
-        return wait(mp::detail::nonnegative_seconds(timeout));
+        return wait(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     // Waits until pred() is true (evaluated here, with the lock held), at most `timeout`
     // seconds in all; returns the last value of pred(), as Python's wait_for.
     template <class Pred>
-    [[nodiscard]] bool wait_for(Pred pred, double timeout = -1) {
+    [[nodiscard]] bool wait_for(Pred pred, std::optional<double> timeout = std::nullopt) {
         using clock = std::chrono::steady_clock;
+        if (timeout && *timeout > 1e9) timeout.reset();  // decades: no limit (and no overflow of the clock below)
+        if (timeout) detail::call_wait(timeout, "mp::ConditionProxy::wait_for");  // a negative one: ValueError
         bool result = static_cast<bool>(pred());
-        const auto end = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(timeout < 0 ? 0 : timeout));
+        const auto end = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(timeout ? *timeout : 0));
         while (!result) {
-            double left = -1;
-            if (timeout >= 0) {
+            std::optional<double> left;
+            if (timeout) {
                 left = std::chrono::duration<double>(end - clock::now()).count();
-                if (left <= 0) break;
+                if (*left <= 0) break;
             }
             wait(left);
             result = static_cast<bool>(pred());
@@ -1204,7 +1216,7 @@ public:
         c.op = detail::kCondNotifyAll;
         invoke(c);
     }
-    ConditionProxy with_timeout(double seconds) const {
+    ConditionProxy with_timeout(std::optional<double> seconds) const {
         ConditionProxy p(*this);
         p.set_timeout(seconds);
         return p;
@@ -1223,17 +1235,17 @@ public:
     void clear() { simple(detail::kEventClear); }
     // True once the flag is set; false when `timeout` seconds ran out first. As mp::Event's:
     // wait() is always true, the timed forms are [[nodiscard]].
-    bool wait() { return wait(-1.0); }
-    [[nodiscard]] bool wait(double timeout) {
+    bool wait() { return wait(std::nullopt); }
+    [[nodiscard]] bool wait(std::optional<double> timeout) {
         detail::Call c;
         c.op = detail::kEventWait;
-        c.wait = timeout;
+        c.wait = detail::call_wait(timeout, "mp::EventProxy::wait");
         c.blocking = true;
         return invoke(c).n != 0;
     }
     template <class Rep, class Period>
     [[nodiscard]] bool wait(std::chrono::duration<Rep, Period> timeout) {
-        return wait(mp::detail::nonnegative_seconds(timeout));
+        return wait(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
 
 private:
@@ -1254,11 +1266,11 @@ class BarrierProxy : public detail::ProxyOf<BarrierProxy> {
 public:
     BarrierProxy() : Base("Barrier") {}
     explicit BarrierProxy(detail::RefPtr r) : Base("Barrier", std::move(r)) {}
-    // timeout < 0: the barrier's default (its constructor's), or no limit.
-    std::size_t wait(double timeout = -1) {
+    // std::nullopt: the barrier's default (its constructor's), or no limit.
+    std::size_t wait(std::optional<double> timeout = std::nullopt) {
         detail::Call c;
         c.op = detail::kBarrierWait;
-        c.wait = timeout;
+        c.wait = detail::call_wait(timeout, "mp::BarrierProxy::wait");
         c.blocking = true;
         return static_cast<std::size_t>(invoke(c).n);
     }
@@ -1620,7 +1632,7 @@ public:
     std::vector<std::string> published();
 
     // The default call timeout of this manager's proxies in this process (< 0: none).
-    void set_call_timeout(double seconds);
+    void set_call_timeout(std::optional<double> seconds);
 
     // How many objects the server holds (Python's _number_of_objects), and one line per object.
     std::size_t number_of_objects();
@@ -1729,7 +1741,7 @@ public:
     ConditionProxy Condition(const AcquirerProxy& lock);
     EventProxy Event();
     // timeout: the default for wait() (< 0: none).
-    BarrierProxy Barrier(int parties, double timeout = -1);
+    BarrierProxy Barrier(int parties, std::optional<double> timeout = std::nullopt);
 
 private:
     template <class T>

@@ -270,7 +270,7 @@ public:
     void terminate() { detail::handle_terminate(*h_); }
     // ValueError while the pool is still running (close or terminate it first).
     void join() { detail::handle_join(*h_, -1); }
-    [[nodiscard]] bool join(double timeout_seconds) { return detail::handle_join(*h_, mp::detail::timeout_to_ms(timeout_seconds, "mp::mpi::Pool::join")); }
+    [[nodiscard]] bool join(std::optional<double> timeout_seconds) { return detail::handle_join(*h_, mp::detail::timeout_to_ms(timeout_seconds, "mp::mpi::Pool::join")); }
     template <class Rep, class Period>
     [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout) { return join(mp::detail::nonnegative_seconds(timeout)); }
     int processes() const { return detail::handle_workers(*h_); }

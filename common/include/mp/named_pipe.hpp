@@ -72,35 +72,35 @@ public:
     // Makes the name (mode "r": this side reads, "w": it writes). Does not wait.
     static NamedPipe create(const std::string& name, const std::string& mode);
     // Opens a name that a creator made, waiting up to timeout_seconds for it to be ready.
-    static NamedPipe open(const std::string& name, const std::string& mode, double timeout_seconds = -1);
+    static NamedPipe open(const std::string& name, const std::string& mode, std::optional<double> timeout_seconds = std::nullopt);
     // The same with a std::filesystem::path as the name (taken as its UTF-8 text), and with a
     // string literal (which would otherwise fit both).
     static NamedPipe create(const std::filesystem::path& name, const std::string& mode) { return create(name.u8string(), mode); }
     static NamedPipe create(const char* name, const std::string& mode) { return create(std::string(name), mode); }
-    static NamedPipe open(const std::filesystem::path& name, const std::string& mode, double timeout_seconds = -1) {
+    static NamedPipe open(const std::filesystem::path& name, const std::string& mode, std::optional<double> timeout_seconds = std::nullopt) {
         return open(name.u8string(), mode, timeout_seconds);
     }
-    static NamedPipe open(const char* name, const std::string& mode, double timeout_seconds = -1) {
+    static NamedPipe open(const char* name, const std::string& mode, std::optional<double> timeout_seconds = std::nullopt) {
         return open(std::string(name), mode, timeout_seconds);
     }
     // open with a duration (a negative one: no time left, see mp/duration.hpp).
     template <class Rep, class Period>
     static NamedPipe open(const std::string& name, const std::string& mode, std::chrono::duration<Rep, Period> timeout) {
-        return open(name, mode, mp::detail::nonnegative_seconds(timeout));
+        return open(name, mode, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     template <class Rep, class Period>
     static NamedPipe open(const std::filesystem::path& name, const std::string& mode, std::chrono::duration<Rep, Period> timeout) {
-        return open(name.u8string(), mode, mp::detail::nonnegative_seconds(timeout));
+        return open(name.u8string(), mode, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     template <class Rep, class Period>
     static NamedPipe open(const char* name, const std::string& mode, std::chrono::duration<Rep, Period> timeout) {
-        return open(std::string(name), mode, mp::detail::nonnegative_seconds(timeout));
+        return open(std::string(name), mode, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     // The creator waits for the peer. Does nothing once connected.
-    void accept(double timeout_seconds = -1);
+    void accept(std::optional<double> timeout_seconds = std::nullopt);
     template <class Rep, class Period>
     void accept(std::chrono::duration<Rep, Period> timeout) {
-        accept(mp::detail::nonnegative_seconds(timeout));
+        accept(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
 
     // Up to n bytes: waits for at least one, returns what has arrived; "" at end of file.
@@ -110,10 +110,10 @@ public:
     // One line, its '\n' included; at end of file the rest without one, then "".
     std::string readline();
     // Whether a read would not block (data, or end of file), waiting up to timeout_seconds.
-    [[nodiscard]] bool poll(double timeout_seconds = 0);
+    [[nodiscard]] bool poll(std::optional<double> timeout_seconds = 0.0);
     template <class Rep, class Period>
     [[nodiscard]] bool poll(std::chrono::duration<Rep, Period> timeout) {
-        return poll(mp::detail::nonnegative_seconds(timeout));
+        return poll(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
 
     void write(const void* data, std::size_t n);

@@ -238,9 +238,6 @@ bool pool_join(PoolCore& core, double timeout_ms);  // false: the time ran out
 int pool_processes(const PoolCore& core);
 void pool_shutdown(PoolCore& core, bool wait, bool cancel_pending);  // for ProcessPoolExecutor
 void pool_end_workers(PoolCore& core, bool kill);  // terminate_workers / kill_workers
-
-double timeout_to_ms(const std::optional<double>& seconds, const char* api);
-
 }  // namespace detail
 
 // Python's AsyncResult: the result of apply_async.
@@ -597,7 +594,7 @@ public:
     // ValueError while the pool is still running (close or terminate it first).
     void join() { detail::pool_join(*core(), -1); }
     // false when the timeout passed first.
-    [[nodiscard]] bool join(double timeout_seconds) { return detail::pool_join(*core(), detail::timeout_to_ms(timeout_seconds, "mp::Pool::join")); }
+    [[nodiscard]] bool join(std::optional<double> timeout_seconds) { return detail::pool_join(*core(), detail::timeout_to_ms(timeout_seconds, "mp::Pool::join")); }
     template <class Rep, class Period>
     [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout) { return join(mp::detail::nonnegative_seconds(timeout)); }
     int processes() const { return detail::pool_processes(*core()); }

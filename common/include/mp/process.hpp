@@ -353,8 +353,9 @@ public:
 
     void start();
     void join();
-    // Waits at most `timeout`; afterwards is_alive() tells whether the child ended.
-    void join(double timeout_seconds);
+    // Waits at most `timeout` (std::nullopt: without limit, as join(); see mp/duration.hpp);
+    // afterwards is_alive() tells whether the child ended.
+    void join(std::optional<double> timeout_seconds);
     template <class Rep, class Period>
     void join(std::chrono::duration<Rep, Period> timeout) {
         join_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
@@ -404,7 +405,7 @@ public:
     const std::string& name() const noexcept { return name_; }
     bool is_alive() const;
     void join() const;
-    void join(double timeout_seconds) const;
+    void join(std::optional<double> timeout_seconds) const;
 
 private:
     ParentProcess(int pid, std::string name) : pid_(pid), name_(std::move(name)) {}

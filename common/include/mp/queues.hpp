@@ -157,7 +157,7 @@ public:
     void task_done();
     void join();
     // false when the timeout expired first.
-    [[nodiscard]] bool join(double timeout_seconds);
+    [[nodiscard]] bool join(std::optional<double> timeout_seconds);
     template <class Rep, class Period>
     [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout) {
         return join(mp::detail::nonnegative_seconds(timeout));

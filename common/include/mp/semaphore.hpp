@@ -26,6 +26,7 @@
 #include <memory>
 
 #include "codec.hpp"
+#include "duration.hpp"
 #include "errors.hpp"
 
 namespace mp {
@@ -37,15 +38,14 @@ class Semaphore {
 public:
     explicit Semaphore(int value = 1) : Semaphore(value, -1) {}
 
-    // true: a permit was taken. timeout < 0 waits without limit; block == false only tries.
+    // true: a permit was taken. std::nullopt waits without limit; block == false only tries.
     // acquire() waits without limit and is always true; the forms that may fail are
     // [[nodiscard]]: a caller who drops their result does not know whether it has a permit.
-    bool acquire() { return acquire(true, -1.0); }
-    [[nodiscard]] bool acquire(bool block, double timeout = -1);
+    bool acquire() { return acquire(true, std::nullopt); }
+    [[nodiscard]] bool acquire(bool block, std::optional<double> timeout = std::nullopt);
     template <class Rep, class Period>
     [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout) {
-        const double t = std::chrono::duration<double>(timeout).count();
-        return acquire(true, t < 0 ? 0.0 : t);
+        return acquire(true, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     // Returns n permits (Python 3.9's release(n)); BoundedSemaphore: ValueError past its
     // initial value.

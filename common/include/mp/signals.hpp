@@ -72,19 +72,19 @@ void ignore(int sig);
 void restore(int sig);
 inline void default_action(int sig) { restore(sig); }
 
-// Waits up to timeout_seconds (< 0: without limit; 0: only looks) until at least one handler
+// Waits up to timeout_seconds (std::nullopt: without limit; 0: only looks) until at least one handler
 // has run, runs the handlers of every recorded signal on this thread, and returns their
 // signal numbers in ascending order (empty after the timeout, which it never cuts short).
-std::vector<int> dispatch(double timeout_seconds = 0);
-inline std::vector<int> wait(double timeout_seconds) { return dispatch(timeout_seconds); }
+std::vector<int> dispatch(std::optional<double> timeout_seconds = 0.0);
+inline std::vector<int> wait(std::optional<double> timeout_seconds) { return dispatch(timeout_seconds); }
 // The same with a duration (a negative one: only looks, see mp/duration.hpp).
 template <class Rep, class Period>
 std::vector<int> dispatch(std::chrono::duration<Rep, Period> timeout) {
-    return dispatch(mp::detail::nonnegative_seconds(timeout));
+    return dispatch(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
 }
 template <class Rep, class Period>
 std::vector<int> wait(std::chrono::duration<Rep, Period> timeout) {
-    return dispatch(mp::detail::nonnegative_seconds(timeout));
+    return dispatch(std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
 }
 
 // The signals recorded and not yet dispatched.

@@ -226,8 +226,8 @@ public:
     // run(): a non-zero returncode raises CalledProcessError.
     Options& check(bool on = true) { check_ = on; return *this; }
     // run(), call(): seconds for the whole run; then the child is killed and TimeoutExpired
-    // raised. Negative: no limit.
-    Options& timeout(double seconds) { timeout_ = seconds; return *this; }
+    // raised. std::nullopt (the default): no limit; negative: ValueError (mp/duration.hpp).
+    Options& timeout(std::optional<double> seconds);
     template <class Rep, class Period>
     Options& timeout(std::chrono::duration<Rep, Period> d) { return timeout(mp::detail::nonnegative_seconds(d)); }
     Options& cwd(std::string dir) { cwd_ = std::move(dir); return *this; }
@@ -328,7 +328,7 @@ public:
     // most that long. Returns how many bytes went out: data.size(), or fewer when the time ran
     // out (exactly those reached the child; write the rest later). BrokenPipeError if the child
     // has closed its stdin.
-    std::size_t write(std::string_view data, double timeout_seconds = -1);
+    std::size_t write(std::string_view data, std::optional<double> timeout_seconds = std::nullopt);
     template <class Rep, class Period>
     std::size_t write(std::string_view data, std::chrono::duration<Rep, Period> timeout) {
         return write(data, mp::detail::nonnegative_seconds(timeout));
@@ -352,18 +352,18 @@ class PipeReader {
 public:
     // n < 0: everything until end of file; else up to n bytes, fewer only at end of file.
     // timeout_seconds >= 0 bounds the wait: TimeoutExpired, and what arrived stays buffered.
-    std::string read(std::ptrdiff_t n = -1, double timeout_seconds = -1);
+    std::string read(std::ptrdiff_t n = -1, std::optional<double> timeout_seconds = std::nullopt);
     template <class Rep, class Period>
     std::string read(std::ptrdiff_t n, std::chrono::duration<Rep, Period> timeout) { return read(n, mp::detail::nonnegative_seconds(timeout)); }
     // What has arrived, at most n bytes, waiting for at least one (Python's read1); "" at end
     // of file. A text stream may hold back a final "\r" until it knows what follows.
-    std::string read_some(std::size_t n = 65536, double timeout_seconds = -1);
+    std::string read_some(std::size_t n = 65536, std::optional<double> timeout_seconds = std::nullopt);
     template <class Rep, class Period>
     std::string read_some(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
         return read_some(n, mp::detail::nonnegative_seconds(timeout));
     }
     // One line with its "\n"; at end of file the rest without one, then "".
-    std::string readline(double timeout_seconds = -1);
+    std::string readline(std::optional<double> timeout_seconds = std::nullopt);
     template <class Rep, class Period>
     std::string readline(std::chrono::duration<Rep, Period> timeout) { return readline(mp::detail::nonnegative_seconds(timeout)); }
     void close() noexcept;
@@ -426,15 +426,15 @@ public:
     std::optional<int> poll();
     // Waits for the child to end; TimeoutExpired after timeout_seconds (>= 0). Reads nothing:
     // with PIPE outputs, a child that fills a pipe waits for us; use communicate() then.
-    int wait(double timeout_seconds = -1);
+    int wait(std::optional<double> timeout_seconds = std::nullopt);
     template <class Rep, class Period>
     int wait(std::chrono::duration<Rep, Period> timeout) { return wait(mp::detail::nonnegative_seconds(timeout)); }
     // Writes input to stdin (then closes it) while reading stdout and stderr, until the child
     // has ended and the pipes are drained (see "Beyond CPython" above); returns {stdout,
     // stderr} ("" for a stream that is not a pipe). On TimeoutExpired nothing is lost: call it
     // again (without input) to continue. input needs stdin PIPE (ValueError otherwise).
-    std::pair<std::string, std::string> communicate(std::string input = {}, double timeout_seconds = -1);
-    std::pair<std::string, std::string> communicate(double timeout_seconds) { return communicate({}, timeout_seconds); }
+    std::pair<std::string, std::string> communicate(std::string input = {}, std::optional<double> timeout_seconds = std::nullopt);
+    std::pair<std::string, std::string> communicate(std::optional<double> timeout_seconds) { return communicate(std::string(), timeout_seconds); }
     template <class Rep, class Period>
     std::pair<std::string, std::string> communicate(std::string input, std::chrono::duration<Rep, Period> timeout) {
         return communicate(std::move(input), mp::detail::nonnegative_seconds(timeout));
@@ -458,8 +458,8 @@ public:
     // the child is waited for, at most timeout_seconds (TimeoutExpired). Needs process_group()
     // or start_new_session() (ValueError otherwise). Windows: both end the job's processes at
     // once (TerminateJobObject), as terminate() and kill() do for one.
-    void kill_tree(double timeout_seconds = -1);
-    void terminate_tree(double timeout_seconds = -1);
+    void kill_tree(std::optional<double> timeout_seconds = std::nullopt);
+    void terminate_tree(std::optional<double> timeout_seconds = std::nullopt);
     template <class Rep, class Period>
     void kill_tree(std::chrono::duration<Rep, Period> timeout) { kill_tree(mp::detail::nonnegative_seconds(timeout)); }
     template <class Rep, class Period>

@@ -12,7 +12,7 @@
 // A Connection is ready when a message, or the peer's end of file, is waiting (a recv would
 // not block for its first bytes); a Process when it has ended (its sentinel()). wait returns the
 // indexes of every object that is ready, in order, as soon as one is; an empty result means
-// the timeout passed first. A negative timeout waits without limit. EINTR never surfaces.
+// the timeout passed first. std::nullopt (the default) waits without limit. EINTR never surfaces.
 //
 // How it waits differs by OS. POSIX: one poll(2) over the connections' fds and the processes'
 // pidfds. Windows: a process HANDLE is a waitable object but a pipe is not, so wait looks at
@@ -31,6 +31,12 @@
 namespace mp {
 
 class Process;
+class WaitObject;
+
+namespace detail {
+// mp::wait in milliseconds, -1 for no limit (the pool waits with it).
+std::vector<std::size_t> wait_ms(const std::vector<WaitObject>& objects, double timeout_ms);
+}  // namespace detail
 
 // One thing to wait for: a Connection, a Process, or a raw sentinel handle value.
 class WaitObject {
@@ -43,20 +49,19 @@ public:
 
 private:
     explicit WaitObject(std::uintptr_t h) : sentinel_(h) {}
-    friend std::vector<std::size_t> wait_ms(const std::vector<WaitObject>&, double);
+    friend std::vector<std::size_t> detail::wait_ms(const std::vector<WaitObject>&, double);
     Connection conn_;
     std::uintptr_t sentinel_ = 0;
     bool is_connection_ = false;
 };
 
-std::vector<std::size_t> wait_ms(const std::vector<WaitObject>& objects, double timeout_ms);
-
-inline std::vector<std::size_t> wait(const std::vector<WaitObject>& objects, double timeout_seconds = -1) {
-    return wait_ms(objects, timeout_seconds < 0 ? -1 : timeout_seconds * 1000.0);
+inline std::vector<std::size_t> wait(const std::vector<WaitObject>& objects,
+                                     std::optional<double> timeout_seconds = std::nullopt) {
+    return detail::wait_ms(objects, mp::detail::timeout_to_ms(timeout_seconds, "mp::wait"));
 }
 template <class Rep, class Period>
 std::vector<std::size_t> wait(const std::vector<WaitObject>& objects, std::chrono::duration<Rep, Period> timeout) {
-    return wait_ms(objects, mp::detail::nonnegative_seconds(timeout) * 1000.0);
+    return detail::wait_ms(objects, mp::detail::nonnegative_seconds(timeout) * 1000.0);
 }
 
 }  // namespace mp
