@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "connection_internal.hpp"
 #include "timeout.hpp"
@@ -26,6 +27,7 @@ struct Connection::State {
     std::size_t ahead_pos = 0;
     std::size_t ahead_len = 0;
     bool last_was_big = false;
+    bool no_nowait = false;  // sys::pipe_read_nowait is not supported on this end
     std::size_t max_message = static_cast<std::size_t>(-1);  // set_max_message_size
     std::size_t buffered() const noexcept { return ahead_len - ahead_pos; }
 };
@@ -298,6 +300,46 @@ sys::PipeEnd& ConnectionAccess::readable_end(const Connection& c) { return check
 bool ConnectionAccess::has_buffered(const Connection& c) noexcept { return c.s_ && c.s_->buffered(); }
 
 sys::PipeEnd& ConnectionAccess::writable_end(const Connection& c) { return checked(c.s_, false, true).end; }
+
+// The frame at the read-ahead's front is whole: its header and its payload are there.
+static bool whole_frame_buffered(const Connection::State& s) noexcept {
+    const std::size_t have = s.buffered();
+    if (have < 4) return false;
+    const auto* h = reinterpret_cast<const unsigned char*>(s.ahead.get() + s.ahead_pos);
+    std::uint64_t n = 0;
+    std::size_t header = 4;
+    for (int i = 0; i < 4; ++i) n |= std::uint64_t{h[i]} << (8 * i);
+    if (n == kEscape) {
+        header = 12;
+        if (have < header) return false;
+        n = 0;
+        for (int i = 0; i < 8; ++i) n |= std::uint64_t{h[4 + i]} << (8 * i);
+    }
+    return n <= have - header;
+}
+
+bool ConnectionAccess::whole_message_nowait(const Connection& c) noexcept {
+    if (!c.s_ || !c.s_->end.h || !c.s_->readable) return false;
+    Connection::State& s = *c.s_;
+    if (s.ahead && whole_frame_buffered(s)) return true;
+    if (s.no_nowait) return false;
+    if (!s.ahead) {
+        s.ahead.reset(new (std::nothrow) char[kAhead]);
+        if (!s.ahead) return false;
+    }
+    if (s.ahead_pos > 0) {  // what is left to the front, as read_header does
+        std::memmove(s.ahead.get(), s.ahead.get() + s.ahead_pos, s.buffered());
+        s.ahead_len = s.buffered();
+        s.ahead_pos = 0;
+    }
+    if (s.ahead_len == kAhead) return false;  // a big message: recv reads the rest
+    std::size_t more = 0;
+    const std::error_code ec = sys::pipe_read_nowait(s.end, s.ahead.get() + s.ahead_len, kAhead - s.ahead_len, more);
+    if (ec == std::errc::operation_not_supported) s.no_nowait = true;
+    if (ec) return false;  // recv, after the usual wait, reports a real error
+    s.ahead_len += more;
+    return whole_frame_buffered(s);
+}
 
 std::pair<Connection, Connection> Pipe(bool duplex) {
     auto a = std::make_shared<Connection::State>();

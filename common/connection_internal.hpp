@@ -16,6 +16,11 @@ struct ConnectionAccess {
     // sit in its read-ahead, where no OS wait can see them.
     static sys::PipeEnd& readable_end(const Connection& c);
     static bool has_buffered(const Connection& c) noexcept;
+    // Whether a whole message sits in c's read-ahead, after at most one read of what has
+    // already arrived (sys::pipe_read_nowait, never a wait): recv() then takes it without
+    // waiting. False when it has not all come yet, at end of file, on an error (recv reports
+    // it), or where the OS cannot read without waiting.
+    static bool whole_message_nowait(const Connection& c) noexcept;
     // The end of a connection that can be written (OSError for a closed or read-only one).
     static sys::PipeEnd& writable_end(const Connection& c);
 };

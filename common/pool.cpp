@@ -141,6 +141,24 @@ struct Worker {
     std::uint64_t sent = 0;
     bool ready = false;     // its initializer has run
     bool stopping = false;  // told to exit
+    // Collection rounds left before its pipe is read again without a wait first (collect_once),
+    // and how many such reads in a row found no whole answer. Only the collecting thread uses
+    // them, with the lock held.
+    unsigned nowait_skip = 0;
+    unsigned nowait_misses = 0;
+};
+
+// What one collection round waits on and finds, kept from round to round so that a round
+// allocates nothing once it has run (only the collecting thread uses it).
+struct CollectScratch {
+    std::vector<sys::PipeEnd*> ends;             // the wake-up pipe, then each worker's results
+    std::vector<sys::native_handle> sentinels;   // each worker's sentinel
+    std::vector<std::size_t> slots;              // the worker of ends[1 + k] and sentinels[k]
+    std::vector<unsigned char> ready;            // ends, then sentinels
+    std::vector<std::size_t> nowait;             // workers whose answer may be there already
+    std::vector<std::size_t> missed;             // ... and was not
+    std::vector<std::pair<std::size_t, ResultMsg>> answers;
+    std::vector<std::size_t> ended;
 };
 
 struct PoolCore final : TaskHost {
@@ -160,6 +178,7 @@ struct PoolCore final : TaskHost {
     enum class State { running, closed, terminated, broken } state = State::running;
     std::string broken_why;
     std::weak_ptr<PoolCore> self;
+    CollectScratch scratch;
 
     std::mutex& mutex() override { return mu; }
     bool wait_until(const std::function<bool()>& done, double timeout_ms) override;
@@ -402,45 +421,78 @@ void finish_task(TaskHost& host, TaskState& t, bool ok, std::string values, std:
 
 namespace {
 
+// After two reads in a row without a wait found no whole answer from a worker, this many
+// rounds wait on its pipe first: a worker that answers later than the collector looks (another
+// CPU still running the task) would otherwise cost a read that finds nothing in every round.
+// One miss alone changes nothing (on one CPU the answer is usually there, now and then not).
+constexpr unsigned kNowaitBackoff = 8;
+
 // One round of collection, by the collecting thread: waits up to timeout_ms for an answer, the
 // end of a worker, or a wake-up, and handles all that came. lk is held on entry and on return.
 // The callbacks of the tasks it finished are handed to the caller, to run once it has given up
 // the collector's role (a callback may use the pool: wait on it, terminate it, join it).
+// An answer already in a worker's pipe (the worker ran while this thread was on its way here,
+// as on one CPU) is read without a wait first (ConnectionAccess::whole_message_nowait); the
+// round then handles it alone, and the wake-up pipe and the sentinels are looked at in the
+// next round, which waits.
 void collect_once(PoolCore& c, std::unique_lock<std::mutex>& lk, double timeout_ms, Callbacks& run) {
     dispatch(c);
-    std::vector<WaitObject> objects;
-    std::vector<std::pair<std::size_t, bool>> what;  // slot, is the sentinel
-    objects.emplace_back(c.wake_r);
-    what.emplace_back(0, false);
+    CollectScratch& s = c.scratch;
+    s.ends.clear();
+    s.sentinels.clear();
+    s.slots.clear();
+    s.nowait.clear();
+    s.missed.clear();
+    s.answers.clear();
+    s.ended.clear();
+    const sys::Deadline deadline = deadline_in_ms(timeout_ms, "mp::Pool");
+    s.ends.push_back(&ConnectionAccess::readable_end(c.wake_r));
+    bool buffered = ConnectionAccess::has_buffered(c.wake_r);
     for (std::size_t i = 0; i < c.workers.size(); ++i) {
-        if (!c.workers[i]) continue;
-        objects.emplace_back(c.workers[i]->results);
-        what.emplace_back(i, false);
-        objects.push_back(WaitObject::sentinel(c.workers[i]->sentinel));
-        what.emplace_back(i, true);
+        Worker* w = c.workers[i].get();
+        if (!w) continue;
+        s.ends.push_back(&ConnectionAccess::readable_end(w->results));
+        s.sentinels.push_back(sys::handle_from_value(w->sentinel));
+        s.slots.push_back(i);
+        if (w->outstanding.empty()) continue;
+        if (w->nowait_skip == 0) s.nowait.push_back(i);
+        else --w->nowait_skip;
     }
     lk.unlock();
-    std::vector<std::size_t> ready;
-    std::vector<std::pair<std::size_t, ResultMsg>> answers;
-    std::vector<std::size_t> ended;
     try {
-        ready = wait_ms(objects, timeout_ms);
         // Only the collecting thread reads the result pipes, and only it changes the set of
         // workers, so the reads need no lock.
-        for (std::size_t k : ready) {
-            if (k == 0) {  // a wake-up: drain them all
-                while (c.wake_r.poll(0)) c.wake_r.recv_bytes();
-                continue;
-            }
-            const auto [slot, is_sentinel] = what[k];
-            if (is_sentinel) {
-                ended.push_back(slot);
+        for (std::size_t slot : s.nowait) {
+            Connection& results = c.workers[slot]->results;
+            if (!ConnectionAccess::whole_message_nowait(results)) {
+                s.missed.push_back(slot);
                 continue;
             }
             try {
-                answers.emplace_back(slot, c.workers[slot]->results.recv<ResultMsg>());
+                s.answers.emplace_back(slot, results.recv<ResultMsg>());
             } catch (const std::exception&) {
-                ended.push_back(slot);  // end of file: it died; its sentinel follows
+                s.ended.push_back(slot);  // a message it cannot decode: as below
+            }
+        }
+        if (s.answers.empty() && s.ended.empty()) {
+            for (std::size_t k = 0; k < s.slots.size() && !buffered; ++k)
+                buffered = ConnectionAccess::has_buffered(c.workers[s.slots[k]]->results);
+            s.ready.assign(s.ends.size() + s.sentinels.size(), 0);
+            // A message's first bytes already in a read-ahead: look at the rest without waiting.
+            if (auto ec = sys::wait_ready(s.ends.data(), s.ends.size(), s.sentinels.data(), s.sentinels.size(),
+                                          buffered ? sys::Deadline::now() : deadline, s.ready.data()))
+                raise_os_error(ec, "mp::wait");
+            if (s.ready[0] || ConnectionAccess::has_buffered(c.wake_r))  // a wake-up: drain them all
+                while (c.wake_r.poll(0)) c.wake_r.recv_bytes();
+            for (std::size_t k = 0; k < s.slots.size(); ++k) {
+                const std::size_t slot = s.slots[k];
+                if (s.ready[s.ends.size() + k]) s.ended.push_back(slot);
+                if (!s.ready[1 + k] && !ConnectionAccess::has_buffered(c.workers[slot]->results)) continue;
+                try {
+                    s.answers.emplace_back(slot, c.workers[slot]->results.recv<ResultMsg>());
+                } catch (const std::exception&) {
+                    s.ended.push_back(slot);  // end of file: it died; its sentinel follows
+                }
             }
         }
     } catch (...) {
@@ -448,11 +500,17 @@ void collect_once(PoolCore& c, std::unique_lock<std::mutex>& lk, double timeout_
         throw;
     }
     lk.lock();
-    for (auto& [slot, r] : answers)
+    for (std::size_t slot : s.nowait) {
+        Worker* w = c.workers[slot].get();
+        if (!w) continue;
+        if (std::find(s.missed.begin(), s.missed.end(), slot) == s.missed.end()) w->nowait_misses = 0;
+        else if (++w->nowait_misses >= 2) w->nowait_skip = kNowaitBackoff;
+    }
+    for (auto& [slot, r] : s.answers)
         if (c.workers[slot]) apply_result(c, *c.workers[slot], r, run);
-    std::sort(ended.begin(), ended.end());
-    ended.erase(std::unique(ended.begin(), ended.end()), ended.end());
-    for (std::size_t slot : ended) {
+    std::sort(s.ended.begin(), s.ended.end());
+    s.ended.erase(std::unique(s.ended.begin(), s.ended.end()), s.ended.end());
+    for (std::size_t slot : s.ended) {
         if (!c.workers[slot]) continue;
         // A pipe at end of file with the process still running is a worker that closed it:
         // wait for the process itself before deciding.

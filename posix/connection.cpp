@@ -187,6 +187,36 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
     }
 }
 
+std::error_code pipe_read_nowait(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept {
+    // A pipe's fd stays blocking (its other readers may rely on it): preadv2(RWF_NOWAIT) makes
+    // this one read non-blocking (Linux 5.x and later on pipes; EOPNOTSUPP before). A socket
+    // has MSG_DONTWAIT.
+    got = 0;
+    const EndState* st = state_of(end);
+    for (;;) {
+        ssize_t r;
+        if (st && st->is_socket) {
+            r = ::recv(end.h.get(), data, n, MSG_DONTWAIT);
+        } else {
+#if defined(RWF_NOWAIT)
+            iovec one{data, n};
+            r = ::preadv2(end.h.get(), &one, 1, -1, RWF_NOWAIT);
+#else
+            return std::make_error_code(std::errc::operation_not_supported);
+#endif
+        }
+        if (r >= 0) {
+            got = static_cast<std::size_t>(r);
+            return {};
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNRESET) return {};  // nothing yet / end of file
+        if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS || errno == ENOTSOCK)
+            return std::make_error_code(std::errc::operation_not_supported);
+        return last_error();
+    }
+}
+
 std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) noexcept {
     pollfd p{end.h.get(), POLLIN, 0};
     int n = 0;

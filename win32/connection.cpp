@@ -196,6 +196,21 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
     return {};
 }
 
+std::error_code pipe_read_nowait(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept {
+    // PeekNamedPipe says how many bytes have arrived; a read of no more than that completes
+    // at once. A socket end is not read so (the pool's ends are pipes).
+    got = 0;
+    if (is_socket(end)) return std::make_error_code(std::errc::operation_not_supported);
+    DWORD avail = 0;
+    if (!PeekNamedPipe(end.h.get(), nullptr, 0, nullptr, &avail, nullptr)) {
+        const DWORD e = GetLastError();
+        if (is_peer_gone(e)) return {};  // end of file: pipe_poll says so
+        return os_error(e);
+    }
+    if (avail == 0 || n == 0) return {};
+    return pipe_read_some(end, data, n < avail ? n : static_cast<std::size_t>(avail), got);
+}
+
 std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) noexcept {
     if (is_socket(end)) return socket_wait(end.h.get(), false, deadline, ready);
     ready = false;

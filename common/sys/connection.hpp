@@ -67,6 +67,13 @@ std::error_code pipe_read(PipeEnd& end, void* data, std::size_t n, std::size_t& 
 // small message comes in with its header in one call.
 std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept;
 
+// One read of at most n bytes of what has already arrived, never waiting: got = 0 when nothing
+// is there yet or at end of file (pipe_poll then tells them apart). A pool's collector reads an
+// answer that is already in the pipe with it, without a wait first. Retries on EINTR.
+// std::errc::operation_not_supported when this end cannot be read so (POSIX: a kernel without
+// RWF_NOWAIT on pipes; Windows: a socket end); the caller then waits as usual.
+std::error_code pipe_read_nowait(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept;
+
 // Waits until a read would not block (data is there, or the peer has closed: ready) or the
 // deadline passes (not ready). Deadline::now() only looks.
 std::error_code pipe_poll(PipeEnd& end, const Deadline& deadline, bool& ready) noexcept;
