@@ -23,7 +23,12 @@ int resolve(int pid, const char* fn) {
     if (ec == std::errc::not_supported)
         throw NotImplementedError(std::string("mp::os::") + fn +
                                   ": Windows has no POSIX scheduling policies; threads are scheduled by "
-                                  "priority class (see mp::os::set_priority), so only {other, 0} exists");
+                                  "priority class (see mp::os::set_priority), so only {other, 0} exists; the "
+                                  "portable POSIX profile has POSIX's other, fifo and rr only (batch and idle are Linux's)");
+    if (ec == std::errc::function_not_supported)
+        throw NotImplementedError(std::string("mp::os::") + fn + "(pid " + std::to_string(pid) +
+                                  "): this build cannot read another process's record (POSIX has no call for it, "
+                                  "and the portable POSIX profile reads no /proc; README, \"Platforms\")");
     raise_os_error(ec, std::string("mp::os::") + fn + "(pid " + std::to_string(pid) + ")");
 }
 

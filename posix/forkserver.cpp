@@ -26,7 +26,13 @@
 // The server ends when its parent does: the parent holds the only copy of its end of an
 // "alive" socketpair (close-on-exec, closed in fork children by an atfork handler); at end of
 // file the server kills its daemonic children (which also have PR_SET_PDEATHSIG on it) and
-// exits. The same channel hands the server a new listening socket when its directory was
+// exits.
+// The portable profile (MP_POSIX_PORTABLE) has no pidfd: no descriptor comes back with a child,
+// so the parent signals it by pid while its status has not arrived (the server reaps it only
+// after that, so the pid is still the child's), and a child whose server died before it could
+// report ends with 255 even when we, as a subreaper, could have collected it. A daemonic child
+// watches its server with getppid() every 100 ms (posix/process.cpp, die_with_parent) instead of
+// PR_SET_PDEATHSIG, and the server keeps its program's name (no PR_SET_NAME). The same channel hands the server a new listening socket when its directory was
 // removed under it (SharedMemory::stop_tracker removes every tracked name). A server that died
 // or was killed is replaced at the next start, with a new directory, socket and key.
 // Windows has no fork, so no forkserver: win32/forkserver.cpp refuses every call, and
@@ -44,13 +50,17 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
+#if defined(MP_POSIX_PORTABLE)
+#include "../common/sys/process.hpp"
+#else
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#endif
 #include <sys/wait.h>
 #include <unistd.h>
 #include <unordered_map>
@@ -534,7 +544,9 @@ std::error_code forkserver_request(const std::string& address, const std::string
     const Mac expected = reply_mac(key, h, r);
     // A server that does not hold our key (something else answering at our address) is not ours.
     if (!detail::constant_time_equal(expected.data(), r.mac, kMacBytes) || r.pid <= 0) {
+#if !defined(MP_POSIX_PORTABLE)  // (portable: no pidfd, and a pid from a stranger is not to be signalled)
         if (pidfd) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+#endif
         return std::make_error_code(std::errc::operation_not_permitted);
     }
     out.pid = r.pid;
@@ -598,7 +610,7 @@ struct Server {
 };
 
 void close_from(int first) noexcept {
-#if defined(SYS_close_range)
+#if defined(SYS_close_range) && !defined(MP_POSIX_PORTABLE)
     if (::syscall(SYS_close_range, static_cast<unsigned>(first), ~0u, 0) == 0) return;
 #endif
     const long max = ::sysconf(_SC_OPEN_MAX);
@@ -611,7 +623,9 @@ void close_from(int first) noexcept {
                                ForkserverChildMain child_main) noexcept {
     ::signal(SIGCHLD, SIG_DFL);
     ::signal(SIGINT, SIG_DFL);
+#if !defined(MP_POSIX_PORTABLE)
     ::prctl(PR_SET_NAME, s.saved_name, 0, 0, 0);
+#endif
     if (s.saved_nofile) {
         rlimit rl{};
         if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -621,7 +635,11 @@ void close_from(int first) noexcept {
     }
     if (flags & kDaemon) {
         // Dies with the server (its only thread forked us), which ends when the parent does.
+#if defined(MP_POSIX_PORTABLE)
+        if (die_with_parent(s.pid, true)) ::_exit(1);
+#else
         if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != s.pid) ::_exit(1);
+#endif
     }
     std::size_t at = 0;
     int stdio[3] = {-1, -1, -1};
@@ -696,7 +714,11 @@ void serve_one(Server& s, int conn, ForkserverChildMain child_main) noexcept try
         send_all(conn, &r, sizeof r);
         return;
     }
+#if defined(MP_POSIX_PORTABLE)
+    Handle pidfd;  // none: the parent signals by pid (see the top of this file)
+#else
     Handle pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));  // invalid on an old kernel
+#endif
     r.pid = pid;
     const Mac mac = reply_mac(s.key, h, r);
     std::memcpy(r.mac, mac.data(), kMacBytes);
@@ -767,8 +789,10 @@ void forkserver_serve(int argc, char** argv, ForkserverSettingsHook settings, Fo
     // Ctrl+C reaches the parent's whole process group: the server, like CPython's, ignores it
     // (it ends with its parent); its children get the default action back.
     ::signal(SIGINT, SIG_IGN);
+#if !defined(MP_POSIX_PORTABLE)
     ::prctl(PR_GET_NAME, s.saved_name, 0, 0, 0);
     ::prctl(PR_SET_NAME, "mp-forkserver", 0, 0, 0);
+#endif
     if (!settings(blob)) ::_exit(1);  // a preload failed with on_error=fail; it said why
     std::fflush(nullptr);
     ::pthread_atfork(nullptr, nullptr, drop_own_report_fd);

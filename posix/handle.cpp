@@ -5,6 +5,8 @@
 // rule that nothing leaks into children is kept at creation time: every fd mp makes is born
 // with O_CLOEXEC/SOCK_CLOEXEC (never set afterwards, which races with a fork on another
 // thread), and spawn additionally closes everything above the fds it passes.
+// Counting the open fds reads /proc/self/fd; the portable profile (MP_POSIX_PORTABLE) asks
+// poll() about every fd below the RLIMIT_NOFILE limit instead (POLLNVAL: not open).
 // Windows differs: a HANDLE is an opaque kernel reference, the "inheritable" bit is chosen at
 // creation, and CreateProcessW can be given the exact list of handles to pass.
 #include "../common/sys/handle.hpp"
@@ -18,6 +20,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <csignal>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -148,6 +151,24 @@ std::error_code make_private(native_handle h) noexcept {
     return {};
 }
 
+#if defined(MP_POSIX_PORTABLE)
+std::error_code count_open_handles(std::size_t& out) noexcept {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return last_error();
+    const rlim_t limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t{1} << 20) ? (rlim_t{1} << 20) : rl.rlim_cur;
+    pollfd batch[256];
+    std::size_t n = 0;
+    for (rlim_t first = 0; first < limit; first += 256) {
+        const nfds_t k = static_cast<nfds_t>(limit - first < 256 ? limit - first : 256);
+        for (nfds_t i = 0; i < k; ++i) batch[i] = pollfd{static_cast<int>(first + i), 0, 0};
+        if (::poll(batch, k, 0) < 0) return last_error();
+        for (nfds_t i = 0; i < k; ++i)
+            if (!(batch[i].revents & POLLNVAL)) ++n;
+    }
+    out = n;
+    return {};
+}
+#else
 std::error_code count_open_handles(std::size_t& out) noexcept {
     DIR* d = ::opendir("/proc/self/fd");
     if (!d) return last_error();
@@ -158,6 +179,7 @@ std::error_code count_open_handles(std::size_t& out) noexcept {
     out = n > 0 ? n - 1 : 0;  // the directory stream's own fd
     return {};
 }
+#endif
 
 
 std::error_code wait_handles(const native_handle* hs, std::size_t n, const Deadline& deadline,

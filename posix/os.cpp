@@ -2,7 +2,10 @@
 //
 // POSIX keeps the process tree in the kernel: getppid() always answers, and an orphan is
 // re-parented to init (or the nearest subreaper). Thread counts and states are read from
-// /proc, which is Linux's window onto the kernel's process table.
+// /proc, which is Linux's window onto the kernel's process table; the portable profile
+// (MP_POSIX_PORTABLE) has no /proc and POSIX no call that counts a process's threads, so there
+// thread_count() is 0 ("cannot be told") and the fork start method cannot warn a threaded
+// program.
 // Windows records a parent pid only at creation, never re-parents, and keeps the environment
 // as UTF-16.
 #include "../common/sys/os.hpp"
@@ -42,6 +45,9 @@ int cpu_count() noexcept {
     return n > 0 ? static_cast<int>(n) : 1;
 }
 
+#if defined(MP_POSIX_PORTABLE)
+int thread_count() noexcept { return 0; }
+#else
 int thread_count() noexcept {
 #if MP_HAVE_SINGLE_THREADED
     // glibc's own flag: true until the process first starts a thread. It saves the /proc
@@ -65,6 +71,7 @@ int thread_count() noexcept {
         if (*p == ' ') ++field;
     return std::atoi(p);
 }
+#endif
 
 bool get_env(const char* name, std::string& out) {
     const char* v = std::getenv(name);

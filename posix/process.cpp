@@ -8,6 +8,14 @@
 // also frees its zombie entry; until then the pid stays reserved, so signalling an unreaped
 // child can never hit a stranger. For a wait with a timeout mp opens a pidfd, which poll()
 // reports readable when the child exits.
+// The portable profile (MP_POSIX_PORTABLE: POSIX.1-2008 calls only) has no pidfd: a timed wait
+// polls waitpid(WNOHANG) with a pause growing to 5 ms; a sentinel is a pipe whose write end a
+// watcher thread holds until waitid(WNOWAIT) sees the child end (or the child is reaped), as
+// CPython's sentinel is a pipe; the watch a spawned child gets on its parent is the read end of
+// a pipe whose write end only the parent holds (end of file when it dies); a daemon's death
+// with its parent is a thread that looks at getppid() every 100 ms instead of
+// PR_SET_PDEATHSIG; and the program's own path is argv[0] resolved when the library loads,
+// not /proc/self/exe.
 // mp::subprocess runs other programs through the same posix_spawn: posix_spawnp for a name to
 // look up in PATH, a chdir file action for cwd, POSIX_SPAWN_SETSID for a new session. glibc
 // runs the child's half under vfork and returns the exec's errno (ENOENT, EACCES) from
@@ -41,11 +49,18 @@
 #include <poll.h>
 #include <pwd.h>
 #include <spawn.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
+#if defined(MP_POSIX_PORTABLE)
+#include <cstdlib>
+#include <mutex>
+#include <pthread.h>
+#include <vector>
+#else
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -226,7 +241,7 @@ struct ForkExec {
     if (f.plan->close_from) {
         // Everything from first_free up goes, except the report pipe (which sits above
         // first_free, close-on-exec, and vanishes at the exec).
-#if defined(SYS_close_range)
+#if defined(SYS_close_range) && !defined(MP_POSIX_PORTABLE)
         if (::syscall(SYS_close_range, static_cast<unsigned>(f.plan->first_free), static_cast<unsigned>(report - 1), 0u) != 0 ||
             ::syscall(SYS_close_range, static_cast<unsigned>(report + 1), ~0u, 0u) != 0)
 #endif
@@ -461,14 +476,16 @@ static int exit_code_of(int status) noexcept {
 // file there means the server and the child (which holds a copy of the server's end) are both
 // gone, and the pidfd (c.process) tells whether the child has really ended.
 
+#if !defined(MP_POSIX_PORTABLE)
 // A wait status as Python reports it, from waitid's siginfo.
 static int exit_code_of(const siginfo_t& si) noexcept {
     if (si.si_code == CLD_EXITED) return si.si_status;
     if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) return -si.si_status;
     return 255;
 }
+#endif
 
-#if !defined(P_PIDFD)
+#if !defined(P_PIDFD) && !defined(MP_POSIX_PORTABLE)
 #define P_PIDFD static_cast<idtype_t>(3)  // Linux 5.4; glibc < 2.36 lacks the name
 #endif
 
@@ -511,11 +528,15 @@ static std::error_code look_forkserver_child(Child& c, bool& exited, int& exitco
         // Its status was the server's to collect. If the child became ours (we are the child
         // subreaper it was re-parented to), we collect it; otherwise nobody can know it: 255,
         // as CPython reports then.
+#if defined(MP_POSIX_PORTABLE)  // no pidfd came with the child
+        exitcode = 255;
+#else
         siginfo_t si{};
         exitcode = c.process && ::waitid(P_PIDFD, static_cast<id_t>(c.process.get()), &si, WEXITED | WNOHANG) == 0 &&
                            si.si_pid != 0
                        ? exit_code_of(si)
                        : 255;
+#endif
     }
     exited = true;
     c.status.reset();
@@ -546,6 +567,56 @@ static std::error_code wait_forkserver_child(Child& c, const Deadline& deadline,
 
 // ---- our own child -------------------------------------------------------------------------
 
+#if defined(MP_POSIX_PORTABLE)
+// ---- the portable profile's pipes: sentinels and this process's watch -----------------------
+// Each sentinel of a running child is the read end of a pipe; the write end is listed here
+// with the child's pid, and closed (end of file: the sentinel is ready) by a watcher thread
+// when waitid(WNOWAIT) sees the child end, or by reap() when the child is reaped first. The
+// watch handles this process gives its spawned children are copies of the read end of one
+// pipe whose write end only this process holds. A fork child closes what it copied of both
+// (or its siblings' sentinels, and its parent's death, would wait for it too).
+namespace {
+struct PortablePipes {
+    std::mutex mu;
+    std::vector<std::pair<int, int>> sentinels;  // (pid, write end)
+    int life_read = -1, life_write = -1;
+};
+PortablePipes& pipes() noexcept {
+    static PortablePipes* p = new PortablePipes;  // never destroyed: watcher threads may outlive main
+    return *p;
+}
+void close_sentinels_of(int pid) noexcept {
+    PortablePipes& pp = pipes();
+    std::lock_guard<std::mutex> lock(pp.mu);
+    for (std::size_t i = 0; i < pp.sentinels.size();) {
+        if (pp.sentinels[i].first == pid) {
+            ::close(pp.sentinels[i].second);
+            pp.sentinels[i] = pp.sentinels.back();
+            pp.sentinels.pop_back();
+        } else {
+            ++i;
+        }
+    }
+}
+// Around fork: the list is whole in the child (no thread was half way through it), and the
+// child drops what it copied without freeing anything (it may be between fork and exec).
+void lock_pipes() noexcept { pipes().mu.lock(); }
+void unlock_pipes() noexcept { pipes().mu.unlock(); }
+void drop_pipes_in_child() noexcept {
+    PortablePipes& pp = pipes();
+    for (const auto& s : pp.sentinels) ::close(s.second);
+    new (&pp.sentinels) std::vector<std::pair<int, int>>();  // the old buffer is left behind
+    if (pp.life_write >= 0) ::close(pp.life_write);
+    if (pp.life_read >= 0) ::close(pp.life_read);
+    pp.life_read = pp.life_write = -1;
+    pp.mu.unlock();
+}
+struct PipesAtFork {
+    PipesAtFork() noexcept { ::pthread_atfork(lock_pipes, unlock_pipes, drop_pipes_in_child); }
+} pipes_at_fork;
+}  // namespace
+#endif
+
 static std::error_code reap(Child& c, bool hang, bool& exited, int& exitcode) noexcept {
     int status = 0;
     pid_t r;
@@ -560,12 +631,15 @@ static std::error_code reap(Child& c, bool hang, bool& exited, int& exitcode) no
     exited = true;
     exitcode = exit_code_of(status);
     c.process.reset();
+#if defined(MP_POSIX_PORTABLE)
+    close_sentinels_of(c.pid);  // before its watcher does: no descriptor outlives the reap
+#endif
     return {};
 }
 
 // A pidfd turns "has this child exited?" into an fd that poll() understands (Linux 5.3+).
 static int open_pidfd(int pid) noexcept {
-#if defined(SYS_pidfd_open)
+#if defined(SYS_pidfd_open) && !defined(MP_POSIX_PORTABLE)
     return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 #else
     (void)pid;
@@ -604,11 +678,13 @@ std::error_code signal_process(Child& c, int signum) noexcept {
     if (c.status) {
         // A forkserver's child: once its server has reaped it, its pid may name a stranger, so
         // the signal goes through its pidfd, which names that one process for ever.
+#if !defined(MP_POSIX_PORTABLE)  // (portable: no pidfd came with it)
         if (c.process) {
             if (::syscall(SYS_pidfd_send_signal, c.process.get(), signum, nullptr, 0) != 0 && errno != ESRCH)
                 return last_error();
             return {};
         }
+#endif
         // No pidfd (a kernel before 5.3): the pid is still the child's while no status has come.
         pollfd p{c.status.get(), POLLIN, 0};
         if (::poll(&p, 1, 0) != 0) return {};
@@ -628,6 +704,52 @@ std::error_code signal_process_tree(Child& c, int signum) noexcept {
 
 std::error_code interrupt_process(Child& c) noexcept { return signal_process(c, SIGINT); }
 
+#if defined(MP_POSIX_PORTABLE)
+// POSIX has no call that names the running program's file. The C libraries of Linux, the BSDs
+// and macOS pass (argc, argv, envp) to a shared library's constructors, so argv[0] is resolved
+// here, before main() can chdir: a path with a '/' through realpath(), a bare name through
+// PATH as the shell found it. A program started under another argv[0] (exec -a) is not found.
+namespace {
+char g_executable[PATH_MAX];
+int g_executable_errno = ENOENT;
+
+void find_executable(const char* argv0) noexcept {
+    if (!argv0 || !*argv0) return;
+    if (std::strchr(argv0, '/')) {
+        g_executable_errno = ::realpath(argv0, g_executable) ? 0 : errno;
+        return;
+    }
+    const char* path = std::getenv("PATH");
+    for (const char* p = path ? path : ""; p && *p;) {
+        const char* colon = std::strchr(p, ':');
+        const std::size_t len = colon ? static_cast<std::size_t>(colon - p) : std::strlen(p);
+        char candidate[PATH_MAX];
+        if (len + std::strlen(argv0) + 2 < sizeof candidate) {
+            std::memcpy(candidate, p, len);
+            candidate[len] = '/';
+            std::strcpy(candidate + len + 1, argv0);
+            if (::access(candidate, X_OK) == 0 && ::realpath(candidate, g_executable)) {
+                g_executable_errno = 0;
+                return;
+            }
+        }
+        p = colon ? colon + 1 : nullptr;
+    }
+}
+
+__attribute__((constructor)) void record_argv0(int argc, char** argv, char**) {
+    if (argc > 0 && argv) find_executable(argv[0]);
+}
+}  // namespace
+
+std::error_code current_executable(std::string& out) noexcept try {
+    if (g_executable_errno != 0) return os_error(g_executable_errno);
+    out = g_executable;
+    return {};
+} catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+}
+#else
 std::error_code current_executable(std::string& out) noexcept try {
     char buf[PATH_MAX];
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf);
@@ -638,8 +760,16 @@ std::error_code current_executable(std::string& out) noexcept try {
 } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
 }
+#endif
 
 std::error_code die_with_parent(int expected_parent_pid, bool started_by_main_thread) noexcept {
+#if defined(MP_POSIX_PORTABLE)
+    // No PR_SET_PDEATHSIG and no pidfd: the watcher thread below, looking at getppid() (which
+    // changes when the parent dies and we are re-parented) every 100 ms.
+    (void)started_by_main_thread;
+    const int fd = -1;
+    if (::getppid() != expected_parent_pid) return std::make_error_code(std::errc::no_such_process);
+#else
     if (started_by_main_thread) {
         if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return last_error();
         // The parent may have died before prctl ran: then we were already re-parented and no
@@ -653,6 +783,7 @@ std::error_code die_with_parent(int expected_parent_pid, bool started_by_main_th
         if (fd >= 0) ::close(fd);
         return std::make_error_code(std::errc::no_such_process);
     }
+#endif
     try {
         std::thread([fd, expected_parent_pid] {
             if (fd >= 0) {
@@ -671,6 +802,25 @@ std::error_code die_with_parent(int expected_parent_pid, bool started_by_main_th
     return {};
 }
 
+#if defined(MP_POSIX_PORTABLE)
+// POSIX cannot name a process's first thread; the portable die_with_parent does not ask.
+bool is_main_thread() noexcept { return true; }
+
+std::error_code open_self_watch(Handle& out) noexcept {
+    PortablePipes& pp = pipes();
+    std::lock_guard<std::mutex> lock(pp.mu);
+    if (pp.life_write < 0) {
+        PipeEnds p;
+        if (auto ec = make_pipe(p)) return ec;
+        pp.life_read = p.read.release();
+        pp.life_write = p.write.release();
+    }
+    return duplicate_handle(pp.life_read, out);
+}
+
+// Only a process's own pipe can say that it ended: POSIX has no handle on another process.
+std::error_code open_watch(int, Handle&) noexcept { return std::make_error_code(std::errc::function_not_supported); }
+#else
 bool is_main_thread() noexcept { return ::syscall(SYS_gettid) == ::getpid(); }
 
 std::error_code open_self_watch(Handle& out) noexcept { return open_watch(::getpid(), out); }
@@ -681,6 +831,7 @@ std::error_code open_watch(int pid, Handle& out) noexcept {
     out.reset(fd);
     return {};
 }
+#endif
 
 std::error_code wait_watch(native_handle h, const Deadline& deadline, bool& ended) noexcept {
     pollfd p{h, POLLIN, 0};
@@ -700,10 +851,39 @@ std::error_code open_sentinel(Child& c, bool reaped, Handle& out) noexcept {
     // A forkserver's child: its connection becomes readable when it ends, and stays so.
     if (c.status) return duplicate_handle(c.status.get(), out);
     // Not reaped: the pid cannot have been reused (a zombie keeps it), so this is our child.
+#if defined(MP_POSIX_PORTABLE)
+    PipeEnds p;
+    if (auto ec = make_pipe(p)) return ec;
+    const int pid = c.pid;
+    {
+        PortablePipes& pp = pipes();
+        std::lock_guard<std::mutex> lock(pp.mu);
+        try {
+            pp.sentinels.emplace_back(pid, p.write.get());
+        } catch (...) {
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+    }
+    p.write.release();  // the list owns it now
+    try {
+        std::thread([pid] {
+            siginfo_t si{};
+            while (::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+            }
+            close_sentinels_of(pid);  // ended, or reaped already (ECHILD)
+        }).detach();
+    } catch (...) {
+        close_sentinels_of(pid);
+        return std::make_error_code(std::errc::resource_unavailable_try_again);
+    }
+    out = std::move(p.read);
+    return {};
+#else
     int fd = open_pidfd(c.pid);
     if (fd < 0) return last_error();
     out.reset(fd);
     return {};
+#endif
 }
 
 bool pid_exists(int pid) noexcept {

@@ -1,5 +1,7 @@
-// posix/synchronize.cpp - process-shared synchronisation on POSIX (Linux): a memfd region, a
-// priority-inheritance futex as the crash-safe mutex, and a futex-counted condition variable.
+// posix/synchronize.cpp - process-shared synchronisation on POSIX. Two profiles (meson option
+// posix_profile): Linux's, a memfd region, a priority-inheritance futex as the crash-safe mutex
+// and a futex-counted condition variable; and the portable one (MP_POSIX_PORTABLE, POSIX.1-2008
+// calls only), described after Linux's.
 //
 // The region is a memfd (an unnamed file in memory: nothing to unlink, nothing left behind by
 // a crash), mapped MAP_SHARED, its fd close-on-exec; spawn passes the fd, fork keeps the
@@ -26,6 +28,22 @@
 // as a futex word that waiters sleep on. A waiter killed while waiting stays counted, so a
 // notify may grant it a release it never takes; a later waiter then takes it (a spurious
 // wake-up), never a hang.
+// The portable profile has no futex, so no call that sleeps on a word of shared memory. Its
+// region is shm_open under a fresh random name, unlinked at once (so nothing is left behind
+// but in the instant between the two calls). Its mutex is a pthread_mutex_t in the slot,
+// PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST: the C library lists the robust mutexes a
+// thread holds, and the kernel marks each as its owner's death at that thread's exit, so the
+// next locker gets EOWNERDEAD (makes it consistent at once; common/ keeps the protocol, as
+// with the futex). The owner identity beside it is the same as Linux's. What it loses: the
+// order in which waiters get a freed mutex is the library's (no promised hand-over to the
+// first waiter), and a timed wait takes a CLOCK_REALTIME deadline (pthread_mutex_timedlock),
+// so the loop re-arms it from the steady deadline when the wall clock jumps. Its condition
+// variable is the same counters, but a pthread_cond_t cannot be the sleep behind them: it is
+// the object a killed waiter jams (above). So a waiter sleeps by looking at the generation
+// with a pause that grows from 50 us to 2 ms: a notify reaches it within that pause, and an
+// idle waiter wakes 500 times a second to look. A thread's identity is its pid, a number of
+// its own in its process and the steady clock's time when it first asked (no tids and no
+// /proc in POSIX).
 // Windows differs: no kernel object can live in shared memory there, so its mutex is an owner
 // word with an event behind it and the owner's thread handle to wait on for its death, and it
 // hands over through the event; those kernel handles cross to a spawned child beside the
@@ -41,13 +59,19 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <new>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
+#if defined(MP_POSIX_PORTABLE)
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#else
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 
 // The per-thread cache mp/lock.hpp reads inline; this file fills it and clears it after fork.
 MP_FAST_TLS std::uint64_t mp::detail::thread_token_cache = 0;
@@ -55,27 +79,60 @@ MP_FAST_TLS std::uint64_t mp::detail::thread_token_cache = 0;
 namespace mp::sys {
 
 namespace {
+#if !defined(MP_POSIX_PORTABLE)
 // futex(2) on a 32-bit word of the shared mapping. Without FUTEX_PRIVATE_FLAG the kernel keys
 // the word by its page, so it works across processes.
 long futex(void* word, int op, std::uint32_t val, const timespec* ts, std::uint32_t val3 = 0) noexcept {
     return ::syscall(SYS_futex, static_cast<std::uint32_t*>(word), op, val, ts, nullptr, val3);
 }
+#endif
 
 timespec to_timespec(std::chrono::nanoseconds ns) noexcept {
     return timespec{static_cast<time_t>(ns.count() / 1000000000), static_cast<long>(ns.count() % 1000000000)};
 }
 
+#if !defined(MP_POSIX_PORTABLE)
 // A steady_clock time point as CLOCK_MONOTONIC (libstdc++'s steady_clock is that clock).
 timespec monotonic_of(const Deadline& d) noexcept {
     return to_timespec(std::chrono::duration_cast<std::chrono::nanoseconds>(d.time_point().time_since_epoch()));
 }
+#endif
+
+#if defined(MP_POSIX_PORTABLE)
+// The deadline as CLOCK_REALTIME, for pthread_mutex_timedlock (POSIX.1-2008 has no other clock).
+timespec realtime_of(const Deadline& d) noexcept {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return to_timespec(std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) + d.left());
+}
+#endif
 }  // namespace
 
 // ---- shared region ----------------------------------------------------------------------
 
 std::error_code region_create(std::size_t size, SharedRegion& out) noexcept {
+#if defined(MP_POSIX_PORTABLE)
+    // A name nobody else uses (pid, a counter, the clock), created exclusively and unlinked at
+    // once: from then on it is an unnamed object, as a memfd. shm_open sets FD_CLOEXEC.
+    static std::atomic<unsigned> counter{0};
+    int fd = -1;
+    for (int attempt = 0; fd < 0; ++attempt) {
+        timespec t{};
+        ::clock_gettime(CLOCK_MONOTONIC, &t);
+        char name[64];
+        std::snprintf(name, sizeof name, "/mp-sync-%ld-%u-%lx", static_cast<long>(::getpid()), counter.fetch_add(1),
+                      static_cast<unsigned long>(t.tv_nsec));
+        fd = ::shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0) {
+            ::shm_unlink(name);
+        } else if (errno != EEXIST || attempt >= 100) {
+            return last_error();
+        }
+    }
+#else
     const int fd = static_cast<int>(::syscall(SYS_memfd_create, "mp-sync", MFD_CLOEXEC));
     if (fd < 0) return last_error();
+#endif
     Handle h(fd);
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0) return last_error();
     out.h = std::move(h);
@@ -100,6 +157,125 @@ void region_unmap(SharedRegion& r) noexcept {
 }
 
 // ---- mutex ------------------------------------------------------------------------------
+
+#if defined(MP_POSIX_PORTABLE)
+namespace {
+// A robust process-shared pthread mutex, with the holder's thread_token() beside it (set after
+// taking it, cleared before giving it back, as on Linux), and the count of sleepers.
+struct MutexMem {
+    pthread_mutex_t mutex;
+    std::atomic<std::uint32_t> sleepers;  // see mutex_sleepers
+    std::atomic<std::uint64_t> owner;
+};
+static_assert(sizeof(MutexMem) <= mutex_bytes, "mutex slot too small for this C library's pthread_mutex_t");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the owner must be a plain atomic word");
+constexpr std::uint64_t kIdBits = 0x3fffff;
+// An owner word that no thread's token can be (its pid field is 0): "the holder died", left
+// by mutex_try_uncontended for the mutex_lock that follows it to report.
+constexpr std::uint64_t kDiedMark = 1;
+
+MutexMem& mem_of(Mutex& m) noexcept { return *static_cast<MutexMem*>(m.mem); }
+
+// Having taken the mutex (r: what pthread said): records the caller as the holder, and says
+// whether the previous one died holding it (EOWNERDEAD, or an identity it never cleared).
+LockStatus settle_taken(MutexMem& mm, std::uint64_t self, int r) noexcept {
+    bool died = mm.owner.load(std::memory_order_acquire) != 0;
+    if (r == EOWNERDEAD) {
+        died = true;
+        ::pthread_mutex_consistent(&mm.mutex);  // common/ keeps the consistent protocol
+    }
+    mm.owner.store(self, std::memory_order_relaxed);
+    return died ? LockStatus::owner_dead : LockStatus::acquired;
+}
+}  // namespace
+
+std::error_code mutex_init(Mutex& m) noexcept {
+    auto* mm = new (m.mem) MutexMem{};
+    pthread_mutexattr_t a;
+    if (const int e = ::pthread_mutexattr_init(&a)) return os_error(e);
+    int e = ::pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (!e) e = ::pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!e) e = ::pthread_mutex_init(&mm->mutex, &a);
+    ::pthread_mutexattr_destroy(&a);
+    return e ? os_error(e) : std::error_code{};
+}
+
+std::error_code mutex_lock(Mutex& m, const Deadline& deadline, LockStatus& st) noexcept {
+    MutexMem& mm = mem_of(m);
+    const std::uint64_t self = thread_token();
+    int r = ::pthread_mutex_trylock(&mm.mutex);  // free (or a dead owner's): no sleep
+    if (r == EBUSY && !deadline.passed()) {
+        mm.sleepers.fetch_add(1, std::memory_order_relaxed);
+        if (deadline.is_never()) {
+            r = ::pthread_mutex_lock(&mm.mutex);
+        } else {
+            do {  // re-armed while the steady deadline has not passed (the wall clock may jump)
+                const timespec ts = realtime_of(deadline);
+                r = ::pthread_mutex_timedlock(&mm.mutex, &ts);
+            } while (r == ETIMEDOUT && !deadline.passed());
+        }
+        mm.sleepers.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (r == EBUSY || r == ETIMEDOUT) {
+        st = LockStatus::timed_out;
+        return {};
+    }
+    if (r != 0 && r != EOWNERDEAD) return os_error(r);
+    st = settle_taken(mm, self, r);
+    return {};
+}
+
+std::error_code mutex_unlock(Mutex& m) noexcept {
+    MutexMem& mm = mem_of(m);
+    const std::uint64_t self = thread_token();
+    if (mm.owner.load(std::memory_order_relaxed) != self) return std::make_error_code(std::errc::operation_not_permitted);
+    mm.owner.store(0, std::memory_order_release);
+    if (const int e = ::pthread_mutex_unlock(&mm.mutex)) {
+        mm.owner.store(self, std::memory_order_relaxed);
+        return os_error(e);
+    }
+    return {};
+}
+
+bool mutex_try_uncontended(Mutex& m) noexcept {
+    MutexMem& mm = mem_of(m);
+    const int r = ::pthread_mutex_trylock(&mm.mutex);
+    if (r == EBUSY) return false;
+    if (r == 0 && mm.owner.load(std::memory_order_relaxed) == 0) {
+        mm.owner.store(thread_token(), std::memory_order_relaxed);
+        return true;
+    }
+    // Taken, but with a death to report (EOWNERDEAD, or an identity never cleared): a bool
+    // cannot say it, so the mark stays in the owner word and mutex_lock reports it.
+    if (r == EOWNERDEAD) {
+        ::pthread_mutex_consistent(&mm.mutex);
+        if (mm.owner.load(std::memory_order_relaxed) == 0) mm.owner.store(kDiedMark, std::memory_order_relaxed);
+    }
+    if (r == 0 || r == EOWNERDEAD) ::pthread_mutex_unlock(&mm.mutex);
+    return false;
+}
+
+bool mutex_unlock_uncontended(Mutex& m) noexcept {
+    MutexMem& mm = mem_of(m);
+    const std::uint64_t self = thread_token();
+    if (mm.owner.load(std::memory_order_relaxed) != self) return false;
+    mm.owner.store(0, std::memory_order_release);
+    if (::pthread_mutex_unlock(&mm.mutex) == 0) return true;  // it wakes a sleeper itself
+    mm.owner.store(self, std::memory_order_relaxed);  // mutex_unlock reports the error
+    return false;
+}
+
+bool mutex_held_by_caller(Mutex& m) noexcept {
+    return mem_of(m).owner.load(std::memory_order_relaxed) == thread_token();
+}
+
+std::uint32_t mutex_sleepers(Mutex& m) noexcept { return mem_of(m).sleepers.load(); }
+
+// mutex_consistent: nothing to do; mutex_lock made the pthread mutex consistent when it got
+// EOWNERDEAD (common/ tracks whether the user did).
+std::error_code mutex_consistent(Mutex&) noexcept { return {}; }
+
+#else  // Linux: the PI futex
 
 namespace {
 // `word` is the PI futex (the holder's tid | FUTEX_WAITERS when the kernel queues waiters |
@@ -272,6 +448,8 @@ std::uint32_t mutex_sleepers(Mutex& m) noexcept { return mem_of(m).sleepers.load
 // mutex would need pthread_mutex_consistent; common/ keeps that protocol.)
 std::error_code mutex_consistent(Mutex&) noexcept { return {}; }
 
+#endif  // MP_POSIX_PORTABLE
+
 // ---- condition variable -----------------------------------------------------------------
 
 namespace {
@@ -285,6 +463,25 @@ struct CondMem {
 };
 static_assert(sizeof(CondMem) <= cond_bytes, "cond slot too small");
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "futex needs a plain 32-bit word");
+
+// Sleeps while gen is still `seen`, until the deadline at most (a wake-up may come early).
+void sleep_on_gen(CondMem& cm, std::uint32_t seen, const Deadline& deadline) noexcept {
+#if defined(MP_POSIX_PORTABLE)
+    // No POSIX call sleeps on a word: look, with a pause that grows from 50 us to 2 ms.
+    auto pause = std::chrono::microseconds(50);
+    while (cm.gen.load() == seen && !deadline.passed()) {
+        std::this_thread::sleep_until(deadline.or_within(pause).time_point());
+        pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::microseconds(2000));
+    }
+#else
+    if (deadline.is_never()) {
+        futex(&cm.gen, FUTEX_WAIT, seen, nullptr);
+    } else if (!deadline.passed()) {
+        const timespec left = to_timespec(deadline.left());
+        futex(&cm.gen, FUTEX_WAIT, seen, &left);
+    }
+#endif
+}
 }  // namespace
 
 std::error_code cond_init(Cond& c) noexcept {
@@ -304,12 +501,7 @@ std::error_code cond_wait(Cond& c, Mutex& m, const Deadline& deadline, LockStatu
         }
         // Sleeps only while gen is still `seen`; EINTR, EAGAIN and timeouts are judged below,
         // under the mutex.
-        if (deadline.is_never()) {
-            futex(&cm.gen, FUTEX_WAIT, seen, nullptr);
-        } else if (!deadline.passed()) {
-            const timespec left = to_timespec(deadline.left());
-            futex(&cm.gen, FUTEX_WAIT, seen, &left);
-        }
+        sleep_on_gen(cm, seen, deadline);
         LockStatus relock = LockStatus::acquired;
         if (auto ec = mutex_lock(m, Deadline::never(), relock)) return ec;
         if (cm.releases.load() > 0 && cm.gen.load() != my_gen) {
@@ -336,8 +528,10 @@ std::error_code cond_notify(Cond& c, unsigned n) noexcept {
     if (k == 0) return {};
     cm.releases.fetch_add(k);
     cm.gen.fetch_add(1);
+#if !defined(MP_POSIX_PORTABLE)  // (portable: the sleepers see the new generation themselves)
     // Every sleeper wakes and looks: the ones that may take a release do, the rest sleep again.
     if (futex(&cm.gen, FUTEX_WAKE, INT_MAX, nullptr) < 0) return last_error();
+#endif
     return {};
 }
 
@@ -356,12 +550,34 @@ struct ForkWatch {
 }  // namespace
 
 namespace {
-// The 19 bits of a thread's start time (clock ticks since boot) kept in its token: two threads
-// that had the same pid and tid one after the other differ there.
+// The 19 bits of a thread's start time (clock ticks since boot; portable: its first use, in
+// steady-clock nanoseconds) kept in its token: two threads that had the same pid and tid one
+// after the other differ there.
 std::uint32_t stamp_of_start(unsigned long long start) noexcept {
     return static_cast<std::uint32_t>((start * 0x9e3779b97f4a7c15ull) >> 45) | 1u;  // never 0: 0 is "unknown"
 }
 
+#if defined(MP_POSIX_PORTABLE)
+// The token: a number of the thread's own in its process in bits 0-21 (POSIX has no tids),
+// the pid in bits 32-53, and 19 bits of the steady clock's time at its first use in bits
+// 22-30 and 54-63: a later process that gets the same pid, and the same number for one of
+// its threads, differs there. Out of line: the lock paths only read the cache.
+std::atomic<std::uint32_t> threads_numbered{0};
+
+MP_COLD std::uint64_t compute_thread_token() noexcept {
+    const int pid = static_cast<int>(::getpid());
+    std::uint32_t n;
+    do {
+        n = static_cast<std::uint32_t>((threads_numbered.fetch_add(1, std::memory_order_relaxed) + 1) & kIdBits);
+    } while (n == 0);
+    timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    const std::uint64_t stamp =
+        stamp_of_start(static_cast<unsigned long long>(t.tv_sec) * 1000000000ull + static_cast<unsigned long long>(t.tv_nsec));
+    return mp::detail::thread_token_cache = (static_cast<std::uint64_t>(n) & kIdBits) | ((stamp & 0x1ff) << 22) |
+                                            ((static_cast<std::uint64_t>(pid) & kIdBits) << 32) | ((stamp >> 9) << 54);
+}
+#else
 // Reads state and start time of thread `tid` of process `pid` from /proc/<pid>/task/<tid>/stat.
 // 0, ENOENT (no such thread in that process) or another errno (/proc unreadable here).
 int read_task_stat(int pid, int tid, char& state, unsigned long long& start) noexcept {
@@ -405,6 +621,7 @@ MP_COLD std::uint64_t compute_thread_token() noexcept {
     return mp::detail::thread_token_cache = (static_cast<std::uint64_t>(tid) & kIdBits) | ((stamp & 0x1ff) << 22) |
                                             ((static_cast<std::uint64_t>(pid) & kIdBits) << 32) | ((stamp >> 9) << 54);
 }
+#endif
 }  // namespace
 
 std::uint64_t thread_token() noexcept {

@@ -1,6 +1,7 @@
 // tests/test_samples.cpp - every sample program runs to exit code 0 and prints the lines that
 // prove its point. Each sample loops over the start methods itself, so these tests are not
 // parameterised; they run the executables built in <builddir>/samples/.
+#include "test_profile.hpp"  // MP_POSIX_PORTABLE in the portable POSIX profile
 #include <cstdio>
 #include <chrono>
 #include <string>
@@ -39,9 +40,20 @@ int method_count() { return static_cast<int>(mp::get_all_start_methods().size())
 
 #define EXPECT_HAS(out, text) EXPECT_NE((out).find(text), std::string::npos) << "missing: " << (text) << "\n" << (out)
 
+// These samples show what mp::os reads about other processes (their parent, program and state,
+// from /proc), which the portable POSIX profile cannot read (README, "Platforms").
+#if defined(MP_POSIX_PORTABLE)
+#define SKIP_IF_PORTABLE_PROFILE()                                                                         \
+    GTEST_SKIP() << "the sample asks mp::os about other processes, which the portable POSIX profile cannot " \
+                    "read (no /proc; README, \"Platforms\")"
+#else
+#define SKIP_IF_PORTABLE_PROFILE() (void)0
+#endif
+
 }  // namespace
 
 TEST(Samples, T01Identity) {
+    SKIP_IF_PORTABLE_PROFILE();
     auto r = run_sample("t01_identity");
     EXPECT_EQ(r.exitcode, 0) << r.output;
     // One tree, under the default start method.
@@ -52,6 +64,7 @@ TEST(Samples, T01Identity) {
 }
 
 TEST(Samples, T02States) {
+    SKIP_IF_PORTABLE_PROFILE();
     auto r = run_sample("t02_states");
     EXPECT_EQ(r.exitcode, 0) << r.output;
 #if defined(_WIN32)
@@ -78,6 +91,7 @@ TEST(Samples, T03Orphan) {
 }
 
 TEST(Samples, T04Zombie) {
+    SKIP_IF_PORTABLE_PROFILE();
     auto r = run_sample("t04_zombie");
     EXPECT_EQ(r.exitcode, 0) << r.output;
 #if defined(_WIN32)
@@ -91,6 +105,7 @@ TEST(Samples, T04Zombie) {
 }
 
 TEST(Samples, T05Daemon) {
+    SKIP_IF_PORTABLE_PROFILE();
     auto r = run_sample("t05_daemon");
     EXPECT_EQ(r.exitcode, 0) << r.output;
     EXPECT_EQ(count_of(r.output, "gone: yes"), method_count()) << r.output;

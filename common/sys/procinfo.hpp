@@ -6,7 +6,8 @@
 // Every pid given here is > 0 (common/os.cpp replaces 0 with our own pid). A pid that names no
 // process reports std::errc::no_such_process on both sides (Windows' OpenProcess says
 // ERROR_INVALID_PARAMETER; the Windows side translates it). A request the OS cannot express
-// reports std::errc::not_supported.
+// reports std::errc::not_supported; a fact the platform cannot read about another process
+// (the portable POSIX profile, which has no /proc) std::errc::function_not_supported.
 #pragma once
 
 #include <string>
