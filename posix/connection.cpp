@@ -190,7 +190,8 @@ std::error_code pipe_read_some(PipeEnd& end, void* data, std::size_t n, std::siz
 std::error_code pipe_read_nowait(PipeEnd& end, void* data, std::size_t n, std::size_t& got) noexcept {
     // A pipe's fd stays blocking (its other readers may rely on it): preadv2(RWF_NOWAIT) makes
     // this one read non-blocking (Linux 5.x and later on pipes; EOPNOTSUPP before). A socket
-    // has MSG_DONTWAIT.
+    // has MSG_DONTWAIT. The portable profile has neither preadv2 nor a per-call flag for a
+    // pipe, so there the caller waits first, as before.
     got = 0;
     const EndState* st = state_of(end);
     for (;;) {
@@ -198,7 +199,7 @@ std::error_code pipe_read_nowait(PipeEnd& end, void* data, std::size_t n, std::s
         if (st && st->is_socket) {
             r = ::recv(end.h.get(), data, n, MSG_DONTWAIT);
         } else {
-#if defined(RWF_NOWAIT)
+#if defined(RWF_NOWAIT) && !defined(MP_POSIX_PORTABLE)
             iovec one{data, n};
             r = ::preadv2(end.h.get(), &one, 1, -1, RWF_NOWAIT);
 #else
