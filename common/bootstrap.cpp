@@ -17,11 +17,11 @@
 // initialised, before main() runs. From then on, a call into mp before bootstrap() - or the
 // end of main() - is known to be a spawned child gone astray, and ends the process with a
 // message, instead of running the parent's logic again and spawning children of its own.
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <tuple>
 
+#include "logging_internal.hpp"
 #include "mp/context.hpp"
 #include "process_internal.hpp"
 #include "sys/forkserver.hpp"
@@ -35,13 +35,13 @@ namespace {
 bool g_bootstrap_called = false;
 
 [[noreturn]] void missing_bootstrap(const char* where) {
-    std::fprintf(stderr,
-                 "mp: this process was started by the spawn start method, but %s before calling "
-                 "mp::bootstrap(argc, argv). A spawned child runs the program again from main(); "
-                 "make mp::bootstrap(argc, argv) the first statement of main() so that the child "
-                 "runs its target there (the C++ form of Python's `if __name__ == '__main__':`). "
-                 "This child stops here, without running the parent's logic.\n",
-                 where);
+    log(kLogError,
+        "mp: this process was started by the spawn start method, but %s before calling "
+        "mp::bootstrap(argc, argv). A spawned child runs the program again from main(); "
+        "make mp::bootstrap(argc, argv) the first statement of main() so that the child "
+        "runs its target there (the C++ form of Python's `if __name__ == '__main__':`). "
+        "This child stops here, without running the parent's logic.",
+        where);
     sys::flush_std_streams();
     sys::exit_now(1);
 }
@@ -57,7 +57,7 @@ const bool g_spawn_marker = [] {
 }();
 
 [[noreturn]] void bootstrap_failure(const std::string& why) {
-    std::fprintf(stderr, "mp: child %d cannot start: %s\n", sys::current_pid(), why.c_str());
+    log(kLogError, "mp: child %d cannot start: %s", sys::current_pid(), why.c_str());
     sys::flush_std_streams();
     sys::exit_now(1);
 }
@@ -117,6 +117,7 @@ void check_bootstrap_state() {
     }
     if (p.magic != kSpawnMagic || p.version != kSpawnVersion)
         bootstrap_failure("the bootstrap payload comes from another version of mp");
+    set_log_level_number(p.log_level);  // the parent's, when it started us (a sink cannot cross)
 
     auto& g = globals();
     g.is_child = true;
@@ -185,9 +186,10 @@ bool apply_forkserver_settings(const std::string& wire) {
     try {
         decode_into(wire, s);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "mp: forkserver %d: bad settings from the parent: %s\n", sys::current_pid(), e.what());
+        log(kLogError, "mp: forkserver %d: bad settings from the parent: %s", sys::current_pid(), e.what());
         return false;
     }
+    set_log_level_number(s.log_level);  // the parent's, when it started the server; each child gets its own
     const auto on_error = static_cast<OnPreloadError>(s.on_error);
     for (const std::string& name : s.preload) {
         std::string failure;
@@ -211,12 +213,11 @@ bool apply_forkserver_settings(const std::string& wire) {
         }
         if (failure.empty() || on_error == OnPreloadError::ignore) continue;
         if (on_error == OnPreloadError::warn) {
-            std::fprintf(stderr, "mp: forkserver %d: warning: preload %s\n", sys::current_pid(), failure.c_str());
+            log(kLogWarning, "mp: forkserver %d: warning: preload %s", sys::current_pid(), failure.c_str());
             continue;
         }
-        std::fprintf(stderr, "mp: forkserver %d: preload %s; the server stops (on_error=fail)\n", sys::current_pid(),
-                     failure.c_str());
-        std::fflush(stderr);
+        log(kLogError, "mp: forkserver %d: preload %s; the server stops (on_error=fail)", sys::current_pid(),
+            failure.c_str());
         return false;
     }
     sys::flush_std_streams();

@@ -154,7 +154,8 @@ std::string mrecv_all(MPI_Message& msg, MPI_Status& st) {
 // ---- the worker's side ---------------------------------------------------------------------
 
 // What the fatal-signal and exit hooks print: prepared before each task, since a signal
-// handler can only write().
+// handler can only write(). The signal handler's line is the one message of mp that does not
+// go through mp's log (mp/logging.hpp): the log may lock and allocate, a signal handler may not.
 char g_last_words[512];
 std::size_t g_last_words_len = 0;
 std::atomic<bool> g_in_task{false};
@@ -275,8 +276,8 @@ void serve(MPI_Comm comm, bool heartbeat) {
     install_last_words();
     std::atexit([] {
         if (g_in_task.load()) {
-            std::fprintf(stderr, "mp::mpi: %.*s called exit() (MPI ends the whole job)\n", static_cast<int>(g_last_words_len), g_last_words);
-            std::fflush(stderr);
+            mp::detail::log(mp::detail::kLogError, "mp::mpi: %.*s called exit() (MPI ends the whole job)",
+                            static_cast<int>(g_last_words_len), g_last_words);
         }
     });
     std::string buf, body, values, head;
@@ -1047,7 +1048,7 @@ void bootstrap(int argc, char** argv) {
     if (!already) {
         int provided = MPI_THREAD_SINGLE;
         if (MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
-            std::fprintf(stderr, "mp::mpi::bootstrap: MPI_Init_thread failed\n");
+            mp::detail::log(mp::detail::kLogError, "mp::mpi::bootstrap: MPI_Init_thread failed");
             std::exit(1);
         }
         g_we_initialised = true;

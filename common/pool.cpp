@@ -15,12 +15,12 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <thread>
 
 #include "connection_internal.hpp"
+#include "logging_internal.hpp"
 #include "mp/connection.hpp"
 #include "mp/wait.hpp"
 #include "process_internal.hpp"
@@ -395,9 +395,9 @@ void run_callbacks(Callbacks& run) {
         try {
             cb();
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "mp::Pool: a callback threw %s: %s\n", type_name(typeid(e).name()).c_str(), e.what());
+            detail::log(kLogError, "mp::Pool: a callback threw %s: %s", type_name(typeid(e).name()).c_str(), e.what());
         } catch (...) {
-            std::fprintf(stderr, "mp::Pool: a callback threw something that is not a std::exception\n");
+            detail::log(kLogError, "mp::Pool: a callback threw something that is not a std::exception");
         }
     }
     run.clear();

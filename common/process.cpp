@@ -254,13 +254,11 @@ void run_child_and_exit(Process& self, bool forked) {
         code = e.code();
     } catch (const std::exception& e) {
         sys::flush_std_streams();
-        std::string msg = "Process " + self.name() + ":\n" + type_name(typeid(e).name()) + ": " + e.what() + "\n";
-        std::fputs(msg.c_str(), stderr);
+        log(kLogError, "Process %s:\n%s: %s", self.name().c_str(), type_name(typeid(e).name()).c_str(), e.what());
         code = 1;
     } catch (...) {
         sys::flush_std_streams();
-        std::string msg = "Process " + self.name() + ":\nan exception that is not a std::exception\n";
-        std::fputs(msg.c_str(), stderr);
+        log(kLogError, "Process %s:\nan exception that is not a std::exception", self.name().c_str());
         code = 1;
     }
     finish_children();
@@ -378,11 +376,11 @@ void warn_if_threaded() {
     if (g.fork_thread_warning_given.load(std::memory_order_relaxed)) return;
     const int threads = sys::thread_count();
     if (threads <= 1 || g.fork_thread_warning_given.exchange(true)) return;
-    std::fprintf(stderr,
-                 "mp: warning: this process (pid %d) has %d threads, and the fork start method copies "
-                 "only the calling one: a lock held by another thread stays locked forever in the "
-                 "child. Use the spawn context (mp::get_context(\"spawn\")) in multithreaded programs.\n",
-                 sys::current_pid(), threads);
+    detail::log(detail::kLogWarning,
+                "mp: warning: this process (pid %d) has %d threads, and the fork start method copies "
+                "only the calling one: a lock held by another thread stays locked forever in the "
+                "child. Use the spawn context (mp::get_context(\"spawn\")) in multithreaded programs.",
+                sys::current_pid(), threads);
 }
 
 const std::string& executable_path() {
@@ -479,6 +477,7 @@ static void build_payload(Process& self, const char* method, std::string& wire, 
     SpawnPayload p;
     p.magic = kSpawnMagic;
     p.version = kSpawnVersion;
+    p.log_level = log_level_number();
     HandleList handles;
     if (typeid(self) != typeid(Process)) {
         auto it = process_types().find(std::type_index(typeid(self)));
@@ -564,6 +563,7 @@ static sys::ForkserverLaunch forkserver_launch() {
         settings.preload = g.forkserver_preload;
         settings.on_error = g.forkserver_on_error;
     }
+    settings.log_level = log_level_number();
     encode_to(how.settings, settings);
     return how;
 }

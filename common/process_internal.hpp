@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "logging_internal.hpp"
 #include "mp/process.hpp"
 #include "sys/process.hpp"
 
@@ -114,11 +115,12 @@ struct SpawnPayload {
     std::string start_method;
     std::vector<std::uint64_t> handles;  // how the passed handles are numbered in the child
     bool started_by_main_thread = true;  // see sys::die_with_parent
+    std::int32_t log_level = kLogWarning;  // the parent's mp/logging.hpp level
     MP_FIELDS(magic, version, kind, target, target_payload, name, daemon, identity, parent_pid,
-              parent_name, start_method, handles, started_by_main_thread)
+              parent_name, start_method, handles, started_by_main_thread, log_level)
 };
 constexpr std::uint32_t kSpawnMagic = 0x6d707370;  // "mpsp"
-constexpr std::uint32_t kSpawnVersion = 3;
+constexpr std::uint32_t kSpawnVersion = 4;
 constexpr const char* kSpawnArg = "--mp-spawn";
 constexpr const char* kForkserverArg = "--mp-forkserver";
 constexpr const char* kSpawnEnv = "MP_SPAWNED_CHILD";
@@ -128,7 +130,8 @@ constexpr const char* kSpawnEnv = "MP_SPAWNED_CHILD";
 struct ForkserverSettings {
     std::vector<std::string> preload;
     int on_error = 0;  // an OnPreloadError
-    MP_FIELDS(preload, on_error)
+    int log_level = kLogWarning;  // the parent's mp/logging.hpp level
+    MP_FIELDS(preload, on_error, log_level)
 };
 
 }  // namespace mp::detail

@@ -5,11 +5,11 @@
 
 #include <chrono>
 #include <atomic>
-#include <cstdio>
 #include <random>
 
 #include "mp/codec.hpp"
 #include "mp/errors.hpp"
+#include "logging_internal.hpp"
 #include "sys/os.hpp"
 #include "sys/shared_memory.hpp"
 #include "sys/tracker.hpp"
@@ -105,9 +105,9 @@ SharedMemory SharedMemory::create(std::size_t size, const std::string& name) {
     if (!tracked) {
         static std::atomic<bool> warned{false};
         if (!warned.exchange(true))
-            std::fprintf(stderr,
-                         "mp: warning: the resource tracker could not be started; shared memory segments this "
-                         "process creates will not be unlinked if it crashes\n");
+            detail::log(detail::kLogWarning,
+                        "mp: warning: the resource tracker could not be started; shared memory segments this "
+                        "process creates will not be unlinked if it crashes");
     }
     SharedMemory shm;
     shm.impl_ = std::move(impl);

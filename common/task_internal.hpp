@@ -66,7 +66,8 @@ inline void fail_task(TaskHost& host, TaskState& t, std::exception_ptr e, Callba
     finish_task(host, t, false, {}, 0, std::move(e), run);
 }
 
-// Runs callbacks outside any lock; one that throws is reported on stderr and the rest run.
+// Runs callbacks outside any lock; one that throws is reported through mp's log (an ERROR, on
+// stderr by default) and the rest run.
 void run_callbacks(Callbacks& run);
 
 }  // namespace mp::detail

@@ -66,6 +66,7 @@
 #include <unordered_map>
 
 #include "../common/hmac_sha256.hpp"
+#include "../common/logging_internal.hpp"
 #include "../common/sys/tracker.hpp"
 
 namespace mp::sys {
@@ -756,9 +757,9 @@ bool parse_fd(const char* text, int& out) noexcept {
     return true;
 }
 
+// Before the settings arrive: at the default level (the parent's comes with the settings).
 [[noreturn]] void server_failure(const char* why) noexcept {
-    std::fprintf(stderr, "mp: forkserver %d cannot start: %s\n", static_cast<int>(::getpid()), why);
-    std::fflush(stderr);
+    detail::log(detail::kLogError, "mp: forkserver %d cannot start: %s", static_cast<int>(::getpid()), why);
     ::_exit(1);
 }
 

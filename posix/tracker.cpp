@@ -19,6 +19,7 @@
 // kernel already cleans up after a crash, and win32/tracker.cpp has nothing to do.
 #include "../common/sys/tracker.hpp"
 #include "../common/sys/error.hpp"
+#include "../common/logging_internal.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -43,7 +44,7 @@ namespace mp::sys {
 
 namespace {
 
-constexpr const char* kTrackerEnv = "MP_TRACKER";  // "<pipe fd> <registry fd> <creator pid>"
+constexpr const char* kTrackerEnv = "MP_TRACKER";  // "<pipe fd> <registry fd> <creator pid> <log level>"
 constexpr std::size_t kSlot = 256;
 constexpr std::size_t kMaxName = kSlot - 3;  // state, kind, the name, its NUL
 constexpr std::size_t kFirstSlots = 64;
@@ -133,11 +134,10 @@ const char* kind_word(Resource kind) noexcept {
     for (auto& [kind, what] : leaked) {
         auto& [count, names] = what;
         if (count > 20) names += ", ... (" + std::to_string(count - 20) + " more)";
-        std::fprintf(stderr,
-                     "mp: resource_tracker: There appear to be %zu leaked %s objects to clean up at shutdown: [%s]\n",
-                     count, kind_word(kind), names.c_str());
+        detail::log(detail::kLogWarning,
+                    "mp: resource_tracker: There appear to be %zu leaked %s objects to clean up at shutdown: [%s]",
+                    count, kind_word(kind), names.c_str());
     }
-    std::fflush(stderr);
     ::_exit(0);
 }
 
@@ -147,7 +147,10 @@ const char* kind_word(Resource kind) noexcept {
     char* end = nullptr;
     const long pipe_fd = std::strtol(v, &end, 10);
     const long registry_fd = std::strtol(end, &end, 10);
-    const long creator = std::strtol(end, nullptr, 10);
+    const long creator = std::strtol(end, &end, 10);
+    char* after = nullptr;
+    const long level = std::strtol(end, &after, 10);  // the creator's log level, when it started us
+    if (after != end) detail::set_log_level_number(static_cast<int>(level));
     run_tracker(static_cast<int>(pipe_fd), static_cast<int>(registry_fd), creator);
 }();
 
@@ -244,7 +247,8 @@ std::error_code start_tracker(Tracker& t) noexcept try {
     SpawnRequest req;
     req.program = exe;
     const std::string fds = std::to_string(inherited_value(p.read.get(), 0)) + " " +
-                            std::to_string(inherited_value(t.registry_fd, 1)) + " " + std::to_string(::getpid());
+                            std::to_string(inherited_value(t.registry_fd, 1)) + " " + std::to_string(::getpid()) +
+                            " " + std::to_string(detail::log_level_number());
     req.args = {exe, "--mp-tracker", fds};
     req.env = {{kTrackerEnv, fds}};
     req.inherit = {p.read.get(), t.registry_fd};
@@ -279,10 +283,10 @@ std::error_code ensure_running(Tracker& t) noexcept {
     tracker_died(t);
     if (t.fd >= 0) return {};
     if (t.lost_pid) {
-        std::fprintf(stderr,
-                     "mp: resource_tracker: process %d died unexpectedly (exit code %d), relaunching. Some "
-                     "resources might leak.\n",
-                     t.lost_pid, t.lost_code);
+        detail::log(detail::kLogWarning,
+                    "mp: resource_tracker: process %d died unexpectedly (exit code %d), relaunching. Some "
+                    "resources might leak.",
+                    t.lost_pid, t.lost_code);
         t.lost_pid = 0;
     }
     return start_tracker(t);

@@ -7,6 +7,7 @@
 #include "errors.hpp"
 #include "futures.hpp"
 #include "listener.hpp"
+#include "logging.hpp"
 #include "managed.hpp"
 #include "managers.hpp"
 #include "named_pipe.hpp"

@@ -3,7 +3,8 @@
 // Every other header of mp, public or internal, and every source file compiled on Windows, is
 // standard C++17; what a compiler can do better than the standard says (branch hints, cold
 // paths, a thread-local without a wrapper call) is spelled here once, with a branch for GCC
-// and Clang, one for MSVC, and a plain fallback. Nothing here changes behaviour: only speed.
+// and Clang, one for MSVC, and a plain fallback. Nothing here changes behaviour: only speed
+// (and, with MP_PRINTF_LIKE, what the compiler checks).
 #pragma once
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -45,6 +46,17 @@
 #define MP_INTERNAL __attribute__((visibility("hidden")))
 #else
 #define MP_INTERNAL
+#endif
+
+// MP_PRINTF_LIKE(f, a): argument f of the function is a printf format for the arguments from a
+// on, checked like printf's (mp's internal log call). mingw-w64's C++ headers select its
+// C99-conforming printf family (__USE_MINGW_ANSI_STDIO), which is GNU's format, not MSVCRT's.
+#if defined(__MINGW32__) && (defined(__GNUC__) || defined(__clang__))
+#define MP_PRINTF_LIKE(f, a) __attribute__((format(gnu_printf, f, a)))
+#elif defined(__GNUC__) || defined(__clang__)
+#define MP_PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MP_PRINTF_LIKE(f, a)
 #endif
 
 // MP_UNIQUE_LINE_ID: a number that differs between two uses in one file, for the names of the
