@@ -198,11 +198,13 @@ bool apply_forkserver_settings(const std::string& wire) {
             if (!invoke) {
                 failure = "no function is registered as '" + name + "' (MP_TARGET)";
             } else {
-                const std::string no_arguments = encode(std::tuple<>());
+                const std::string no_arguments = encode_message(std::tuple<>());
                 Decoder d(no_arguments);
                 invoke(d);
             }
         } catch (const DecodeError&) {
+            failure = "'" + name + "' takes arguments; a preload takes none";
+        } catch (const TypeError&) {  // its parameters' type fingerprint is not std::tuple<>'s
             failure = "'" + name + "' takes arguments; a preload takes none";
         } catch (const std::exception& e) {
             failure = "'" + name + "' threw " + type_name(typeid(e).name()) + ": " + e.what();

@@ -1333,6 +1333,8 @@ void user_call(UserObj& u, const Request& q, Reply& r) {
         u.mt->methods[m](u.ptr, q.a, r.value);
     } catch (const DecodeError& e) {
         fail(r, "mp::TypeError", u.mt->name + "::" + q.name + ": the arguments do not match its parameters (" + e.what() + ")");
+    } catch (const TypeError& e) {  // the arguments' type fingerprint is not the parameters'
+        fail(r, "mp::TypeError", u.mt->name + "::" + q.name + ": the arguments do not match its parameters (" + e.what() + ")");
     } catch (const std::exception& e) {
         fail(r, "", e.what());
         r.etype = type_name(typeid(e).name());
@@ -1541,6 +1543,9 @@ bool handle(Ctx& cx, const Request& q, Reply& r, bool& close) {
                 void* p = mt->create(q.a);
                 o = std::make_shared<UserObj>(mt, p);
             } catch (const DecodeError& e) {
+                fail(r, "mp::TypeError", "mp::BaseManager::create<" + q.name + ">: the arguments do not match the factory's (" + e.what() + ")");
+                return true;
+            } catch (const TypeError& e) {
                 fail(r, "mp::TypeError", "mp::BaseManager::create<" + q.name + ">: the arguments do not match the factory's (" + e.what() + ")");
                 return true;
             } catch (const std::exception& e) {
@@ -1759,7 +1764,7 @@ void serve_connection(std::shared_ptr<ServerState> sp, sys::PipeEnd end) {
         bytes msg;
         try {
             msg = conn.recv_bytes(kMaxRequest);
-            decode_into(view_of(msg), q);
+            decode_message_into(view_of(msg), q);
         } catch (const std::exception&) {
             break;  // end of file, oversized, truncated or garbage: the connection goes
         }
@@ -1779,7 +1784,7 @@ void serve_connection(std::shared_ptr<ServerState> sp, sys::PipeEnd end) {
         if (answer) {
             out.clear();
             try {
-                encode_to(out, r);
+                encode_message_to(out, r);
                 conn.send_bytes(out.data(), out.size(), 60.0);
             } catch (const std::exception&) {
                 undo(cx);
@@ -2032,7 +2037,7 @@ public:
             q.limit_ms = blocking ? to_ms(timeout) : -1;
             thread_local std::string buf;
             buf.clear();
-            encode_to(buf, q);
+            encode_message_to(buf, q);
             if (timeout < 0)
                 c.send_bytes(buf.data(), buf.size());
             else
@@ -2040,7 +2045,7 @@ public:
             if (reply_wait >= 0 && !c.poll(reply_wait))
                 throw TimeoutError("mp::Manager: the server did not answer within " + std::to_string(timeout) + " s");
             const bytes msg = c.recv_bytes();
-            Reply r = decode<Reply>(view_of(msg));
+            Reply r = decode_message<Reply>(view_of(msg));
             std::lock_guard<std::mutex> lk(mu_);
             if (gen == gen_ && !down_ && pool_.size() < 64) pool_.push_back(std::move(c));
             return r;
@@ -2227,7 +2232,7 @@ private:
     void send_anchor_locked(const Request& q) {
         try {
             std::string buf;
-            encode_to(buf, q);
+            encode_message_to(buf, q);
             anchor_.send_bytes(buf.data(), buf.size(), 5.0);
         } catch (const std::exception&) {
             anchor_ = Connection();
@@ -2238,11 +2243,11 @@ private:
     Reply anchor_call_locked(const Request& q) {
         try {
             std::string buf;
-            encode_to(buf, q);
+            encode_message_to(buf, q);
             anchor_.send_bytes(buf.data(), buf.size(), 30.0);
             if (!anchor_.poll(30.0)) throw TimeoutError("no answer within 30 s");
             const bytes msg = anchor_.recv_bytes();
-            return decode<Reply>(view_of(msg));
+            return decode_message<Reply>(view_of(msg));
         } catch (const std::exception& e) {
             anchor_ = Connection();
             lost_ = true;
@@ -2268,7 +2273,7 @@ private:
         c.send(q);
         if (!c.poll(timeout < 0 ? 30.0 : timeout)) throw TimeoutError("mp::Manager: the server did not answer the hello");
         const bytes msg = c.recv_bytes();
-        const Reply r = decode<Reply>(view_of(msg));
+        const Reply r = decode_message<Reply>(view_of(msg));
         if (r.status != 0) throw ProcessError("mp::Manager: the server refused the connection: " + r.error);
         const auto mid = static_cast<std::uint64_t>(r.n);
         const std::uint64_t expected = expected_manager_id;

@@ -2,7 +2,8 @@
 // peer can put on the wire. The input goes, as raw bytes, into one end of a socketpair made
 // through the internal contract (so no well-behaved sender shapes it), and that end is closed;
 // the other end, a Connection, then receives until the stream ends. Every receive must either
-// give a message or throw mp::EOFError, mp::DecodeError or mp::OSError (EMSGSIZE) - never crash,
+// give a message or throw mp::EOFError, mp::DecodeError, mp::TypeError (a type fingerprint that
+// is not std::string's: the frame is consumed) or mp::OSError (EMSGSIZE) - never crash,
 // hang, trip a sanitizer or allocate by what a header announces: run with -malloc_limit_mb, a
 // header claiming 2^40 bytes followed by a few must cost about what arrived (1 MiB at most).
 // The first input byte picks the receive: recv_bytes, recv_bytes(maxlength), recv_bytes_into,
@@ -69,6 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             return 0;  // the whole stream was read
         } catch (const mp::DecodeError&) {
             if (c.closed()) return 0;  // cut inside a frame: closed, as documented
+        } catch (const mp::TypeError&) {
+            if (c.closed()) std::abort();  // another type's fingerprint: the frame is consumed, still open
         } catch (const mp::OSError& e) {
             if (e.code() != std::errc::message_size || !c.closed()) std::abort();
             return 0;  // a length over the limit: refused and closed

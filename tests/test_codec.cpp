@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <random>
@@ -891,4 +892,151 @@ TEST(Codec, MutatedEncodingsNeverCrash) {
         decoded += decode_or_reject<std::vector<Node>>(wire);
     }
     EXPECT_GT(decoded, 0);
+}
+
+// ---- typed values: the type fingerprint ---------------------------------------------------------
+
+namespace {
+
+struct Reading {  // another struct than Point, of another shape
+    std::string sensor;
+    int value = 0;
+    MP_FIELDS(sensor, value)
+};
+
+// What `f` throws must be a TypeError whose text holds every one of `parts`.
+template <class F>
+void expect_type_error(F f, std::initializer_list<const char*> parts) {
+    try {
+        f();
+        ADD_FAILURE() << "no TypeError";
+    } catch (const mp::TypeError& e) {
+        const std::string what = e.what();
+        for (const char* p : parts) EXPECT_NE(what.find(p), std::string::npos) << "'" << p << "' is not in: " << what;
+    }
+}
+
+// The part of a mismatch's text that names the sender's type: "received X where".
+std::string sender_part(const std::string& what) {
+    const auto from = what.find("received "), to = what.find(" where ");
+    return from == std::string::npos || to == std::string::npos ? what : what.substr(from + 9, to - from - 9);
+}
+
+}  // namespace
+
+// Integers are encoded by value, so every signed integer has one shape and every unsigned one
+// another; containers and products are described by their elements, not their names.
+TEST(Codec, TypeFingerprintsFollowTheShape) {
+    static_assert(mp::type_fingerprint<int>() == mp::type_fingerprint<long>());
+    static_assert(mp::type_fingerprint<int>() == mp::type_fingerprint<std::int64_t>());
+    static_assert(mp::type_fingerprint<int>() == mp::type_fingerprint<short>());
+    static_assert(mp::type_fingerprint<int>() == mp::type_fingerprint<wchar_t>());
+    static_assert(mp::type_fingerprint<int>() == mp::type_fingerprint<Plain>());
+    static_assert(mp::type_fingerprint<int>() == mp::type_fingerprint<const int>());
+    static_assert(mp::type_fingerprint<unsigned>() == mp::type_fingerprint<std::uint64_t>());
+    static_assert(mp::type_fingerprint<unsigned>() == mp::type_fingerprint<char16_t>());
+    static_assert(mp::type_fingerprint<char>() == mp::type_fingerprint<std::uint8_t>());
+    static_assert(mp::type_fingerprint<char>() == mp::type_fingerprint<std::byte>());
+    static_assert(mp::type_fingerprint<char>() == mp::type_fingerprint<Small>());
+    static_assert(mp::type_fingerprint<std::string>() == mp::type_fingerprint<mp::bytes>());
+    static_assert(mp::type_fingerprint<std::string>() == mp::type_fingerprint<std::vector<char>>());
+    static_assert(mp::type_fingerprint<std::vector<int>>() == mp::type_fingerprint<std::deque<long>>());
+    static_assert(mp::type_fingerprint<std::vector<int>>() == mp::type_fingerprint<std::set<short>>());
+    static_assert(mp::type_fingerprint<std::map<int, std::string>>() ==
+                  mp::type_fingerprint<std::vector<std::pair<long, std::string>>>());
+    static_assert(mp::type_fingerprint<Point>() == mp::type_fingerprint<std::tuple<int, double, std::string>>());
+    static_assert(mp::type_fingerprint<std::pair<int, int>>() == mp::type_fingerprint<std::tuple<long, short>>());
+
+    static_assert(mp::type_fingerprint<int>() != mp::type_fingerprint<unsigned>());
+    static_assert(mp::type_fingerprint<int>() != mp::type_fingerprint<std::int8_t>());
+    static_assert(mp::type_fingerprint<int>() != mp::type_fingerprint<bool>());
+    static_assert(mp::type_fingerprint<int>() != mp::type_fingerprint<std::string>());
+    static_assert(mp::type_fingerprint<float>() != mp::type_fingerprint<double>());
+    static_assert(mp::type_fingerprint<int>() != mp::type_fingerprint<std::optional<int>>());
+    static_assert(mp::type_fingerprint<int>() != mp::type_fingerprint<std::tuple<int>>());
+    static_assert(mp::type_fingerprint<Point>() != mp::type_fingerprint<Reading>());
+    static_assert(mp::type_fingerprint<Point>() != mp::type_fingerprint<std::tuple<int, float, std::string>>());
+    static_assert(mp::type_fingerprint<std::variant<int, std::string>>() !=
+                  mp::type_fingerprint<std::variant<std::string, int>>());
+    static_assert(mp::type_fingerprint<std::array<int, 2>>() != mp::type_fingerprint<std::array<int, 3>>());
+    static_assert(mp::type_fingerprint<std::vector<std::vector<int>>>() != mp::type_fingerprint<std::vector<int>>());
+    static_assert(mp::type_fingerprint<Node>() != mp::type_fingerprint<Tree>());
+    static_assert(mp::type_fingerprint<Nested>() != mp::type_fingerprint<Fuzzed>());
+
+    // Pinned: the same numbers on every compiler and platform (the Windows run checks them too),
+    // so that two programs built apart agree.
+    EXPECT_EQ(mp::type_fingerprint<int>(), 0xec0c35c4u);
+    EXPECT_EQ(mp::type_fingerprint<std::string>(), 0x7ad8bdb2u);
+    EXPECT_EQ(mp::type_fingerprint<Node>(), 0x348258f3u);
+}
+
+TEST(Codec, TypeNamesAreReadable) {
+    EXPECT_EQ(mp::type_name<int>(), "int");
+    EXPECT_EQ(mp::type_name<unsigned>(), "unsigned int");
+    EXPECT_EQ(mp::type_name<std::string>(), "std::string");
+    EXPECT_EQ(mp::type_name<mp::bytes>(), "std::vector<std::byte>");
+    EXPECT_EQ((mp::type_name<std::map<std::string, std::vector<std::optional<double>>>>()),
+              "std::map<std::string, std::vector<std::optional<double>>>");
+    EXPECT_EQ((mp::type_name<std::variant<std::monostate, std::pair<int, bool>, std::array<char, 3>>>()),
+              "std::variant<std::monostate, std::pair<int, bool>, std::array<char, 3>>");
+    EXPECT_EQ(mp::type_name<std::tuple<>>(), "std::tuple<>");
+    // Classes and enums by the compiler's name (in an anonymous namespace here, which GCC and
+    // Clang spell differently).
+    const std::string point = mp::type_name<Point>(), colour = mp::type_name<Colour>();
+    EXPECT_EQ(point.substr(point.size() - 7), "::Point") << point;
+    EXPECT_EQ(colour.substr(colour.size() - 8), "::Colour") << colour;
+}
+
+TEST(Codec, TypedValuesCheckTheFingerprint) {
+    // The fingerprint, little-endian, then the value as encode writes it.
+    EXPECT_EQ(to_hex(mp::encode_message(300)), "C4350CEC" + hex(300));
+    EXPECT_EQ(mp::decode_message<int>(mp::encode_message(300)), 300);
+
+    expect_type_error([] { (void)mp::decode_message<unsigned>(mp::encode_message(300)); },
+                      {"where unsigned int was expected", "0xec0c35c4"});
+    try {
+        (void)mp::decode_message<unsigned>(mp::encode_message(300));
+    } catch (const mp::TypeError& e) {
+        const std::string sender = sender_part(e.what());
+        EXPECT_EQ(sender.rfind("int", 0), 0u) << e.what();  // "int", or "int (or long ...)"
+    }
+    expect_type_error([] { (void)mp::decode_message<int>(mp::encode_message(std::string("hello"))); },
+                      {"received std::string", "where int was expected"});
+    expect_type_error([] { (void)mp::decode_message<Reading>(mp::encode_message(Point{1, 2.5, "p"})); },
+                      {"Point", "Reading was expected"});
+    expect_type_error([] { (void)mp::decode_message<std::vector<std::string>>(mp::encode_message(std::vector<int>{1})); },
+                      {"std::vector<int>", "where std::vector<std::string> was expected"});
+
+    // A fingerprint nobody here encodes is named by its number.
+    expect_type_error([] { (void)mp::decode_message<int>(from_hex("EFBEADDE") + mp::encode(1)); },
+                      {"a type this program never encodes", "0xdeadbeef", "int was expected"});
+
+    // What the codec converts between today still arrives: another spelling of the same shape.
+    EXPECT_EQ(mp::decode_message<long>(mp::encode_message(std::int16_t{-5})), -5L);
+    EXPECT_EQ(mp::decode_message<std::deque<long>>(mp::encode_message(std::vector<int>{1, -2})), (std::deque<long>{1, -2}));
+    EXPECT_EQ(mp::decode_message<std::string>(mp::encode_message(mp::bytes{std::byte{'h'}, std::byte{'i'}})), "hi");
+    EXPECT_EQ((mp::decode_message<std::tuple<int, double, std::string>>(mp::encode_message(Point{3, 0.5, "l"}))),
+              std::make_tuple(3, 0.5, std::string("l")));
+    EXPECT_EQ(mp::decode_message<Colour>(mp::encode_message(std::int32_t{7})), Colour::blue);
+
+    // A value that does not fit stays a DecodeError, found after the fingerprint.
+    try {
+        (void)mp::decode_message<std::int16_t>(mp::encode_message(40000));
+        ADD_FAILURE() << "int16 overflow decoded";
+    } catch (const mp::DecodeError& e) {
+        EXPECT_EQ(e.offset(), 4u) << e.what();
+    }
+    // Untyped bytes (a raw message, or encode() rather than encode_message()) are too short or
+    // carry a fingerprint that names nothing.
+    EXPECT_THROW((void)mp::decode_message<int>(mp::encode(5)), mp::DecodeError);
+    EXPECT_THROW((void)mp::decode_message<std::string>(""), mp::DecodeError);
+
+    // In a stream: several typed values back to back.
+    std::string wire;
+    mp::Encoder e(wire);
+    e.write_typed(std::string("a"));
+    e.write_typed(7u);
+    mp::Decoder d(wire);
+    EXPECT_EQ(d.read_typed<std::string>(), "a");
+    expect_type_error([&] { (void)d.read_typed<int>(); }, {"unsigned int", "where int was expected"});
 }

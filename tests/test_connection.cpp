@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -59,6 +60,36 @@ struct Point {
     MP_FIELDS(x, y, label)
     bool operator==(const Point& o) const { return x == o.x && y == o.y && label == o.label; }
 };
+
+// Another struct, of another shape than Point's.
+struct Sample {
+    std::string name;
+    std::vector<double> values;
+    MP_FIELDS(name, values)
+};
+
+// T's type fingerprint, then `payload`: the start of a message that claims to hold a T.
+template <class T>
+std::string typed(std::string_view payload) {
+    std::string s;
+    mp::Encoder(s).write_fingerprint(mp::type_fingerprint<T>());
+    s += payload;
+    return s;
+}
+
+// The text of the TypeError that `f` throws ("" and a test failure if it throws none).
+template <class F>
+std::string type_error_of(F f) {
+    try {
+        f();
+    } catch (const mp::TypeError& e) {
+        return e.what();
+    }
+    ADD_FAILURE() << "no TypeError";
+    return "";
+}
+
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -202,12 +233,68 @@ TEST(Connection, MaxLengthTooSmallClosesTheConnection) {
 
 TEST(Connection, GarbageFrameIsDecodeErrorAndConnectionStaysUsable) {
     auto [a, b] = mp::Pipe();
-    a.send_bytes("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff");  // a varint count that overflows
+    // The right type fingerprint, then a varint count that overflows.
+    a.send_bytes(typed<std::vector<std::string>>("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"));
     EXPECT_THROW(b.recv<std::vector<std::string>>(), mp::DecodeError);
-    a.send_bytes("\x05" "ab");  // says 5 chars, has 2
+    a.send_bytes(typed<std::string>("\x05" "ab"));  // says 5 chars, has 2
     EXPECT_THROW(b.recv<std::string>(), mp::DecodeError);
+    a.send_bytes("\x05" "ab");  // raw bytes: shorter than a type fingerprint
+    EXPECT_THROW(b.recv<std::string>(), mp::DecodeError);
+    // Raw bytes long enough hold a fingerprint that names no type of this program.
+    EXPECT_TRUE(contains(type_error_of([&] {
+                             a.send_bytes("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff");
+                             (void)b.recv<std::vector<std::string>>();
+                         }),
+                         "a type this program never encodes"));
     a.send(std::string("fine"));
     EXPECT_EQ(b.recv<std::string>(), "fine");
+}
+
+// Each message carries its type's fingerprint: a receive of another type is a TypeError naming
+// both, never a wrong value, and the frame is consumed (the connection goes on).
+TEST(Connection, ReceivingTheWrongTypeIsTypeErrorAndConnectionStaysUsable) {
+    auto [a, b] = mp::Pipe();
+    a.send(300);
+    std::string what = type_error_of([&] { (void)b.recv<unsigned>(); });
+    EXPECT_EQ(what.rfind("mp: received int", 0), 0u) << what;  // "int", or "int (or long ...)"
+    EXPECT_TRUE(contains(what, "where unsigned int was expected")) << what;
+
+    a.send(std::string("hello"));
+    what = type_error_of([&] { (void)b.recv<int>(); });
+    EXPECT_TRUE(contains(what, "received std::string")) << what;
+    EXPECT_TRUE(contains(what, "where int was expected")) << what;
+
+    a.send(Point{1, 2.5, "p"});
+    what = type_error_of([&] { (void)b.recv<Sample>(); });
+    EXPECT_TRUE(contains(what, "Point")) << what;
+    EXPECT_TRUE(contains(what, "Sample was expected")) << what;
+
+    a.send(std::map<std::string, int>{{"k", 1}});
+    what = type_error_of([&] { (void)b.recv<std::map<std::string, unsigned>>(); });
+    EXPECT_TRUE(contains(what, "std::map<std::string, int>")) << what;
+    EXPECT_TRUE(contains(what, "where std::map<std::string, unsigned int> was expected")) << what;
+
+    // Every frame was consumed: nothing waits, and the next message is the next one sent.
+    EXPECT_FALSE(b.poll());
+    a.send(std::string("fine"));
+    EXPECT_EQ(b.recv<std::string>(), "fine");
+
+    // Another spelling of the same shape is not another type: integers travel by value.
+    a.send(5);
+    EXPECT_EQ(b.recv<long>(), 5L);
+    a.send(std::int64_t{-7});
+    EXPECT_EQ(b.recv<short>(), -7);
+    a.send(std::vector<int>{1, 2});
+    EXPECT_EQ(b.recv<std::deque<long>>(), (std::deque<long>{1, 2}));
+    a.send(Point{3, 0.5, "l"});
+    EXPECT_EQ((b.recv<std::tuple<int, double, std::string>>()), std::make_tuple(3, 0.5, std::string("l")));
+    // A value out of the receiving type's range is still a DecodeError.
+    a.send(std::uint64_t{70000});
+    EXPECT_THROW((void)b.recv<std::uint16_t>(), mp::DecodeError);
+    // Raw bytes carry no fingerprint: what send() wrote arrives whole, fingerprint first.
+    a.send(std::string("raw"));
+    const mp::bytes raw = b.recv_bytes();
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(raw.data()), raw.size()), mp::encode_message(std::string("raw")));
 }
 
 TEST(Connection, TruncatedFrameIsDecodeErrorAndCloses) {
@@ -433,6 +520,14 @@ int write_objects(mp::Connection w, int n) {
 }
 MP_TARGET(write_objects);
 
+// Sends a map the parent receives as the wrong type, then a string it receives right.
+int send_wrong_type(mp::Connection c) {
+    c.send(std::map<std::string, std::vector<std::int64_t>>{{"a", {1, 2}}});
+    c.send(std::string("after"));
+    return 0;
+}
+MP_TARGET(send_wrong_type);
+
 int send_later(mp::Connection c, int delay_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     c.send(delay_ms);
@@ -504,6 +599,21 @@ TEST_P(ConnectionMethodTest, OneWayWriterInChild) {
     w.close();
     for (int i = 0; i < 50; ++i) EXPECT_EQ(r.recv<Point>(), (Point{i, i / 2.0, std::to_string(i)}));
     EXPECT_THROW(r.recv<Point>(), mp::EOFError);
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+}
+
+// The child's type is named by the parent: the same program registered it in both.
+TEST_P(ConnectionMethodTest, WrongTypeFromAChildIsNamed) {
+    mp_test::time_limit(20);
+    auto [a, b] = mp::Pipe();
+    mp::Process p = ctx().Process(send_wrong_type, b);
+    p.start();
+    b.close();
+    const std::string what = type_error_of([&] { (void)a.recv<std::vector<std::string>>(); });
+    EXPECT_TRUE(contains(what, "std::map<std::string, std::vector<long")) << what;  // long or long long
+    EXPECT_TRUE(contains(what, "where std::vector<std::string> was expected")) << what;
+    EXPECT_EQ(a.recv<std::string>(), "after");
     p.join();
     EXPECT_EQ(p.exitcode(), 0);
 }

@@ -157,7 +157,7 @@ protected:
 // works, and the server goes on serving.
 TEST_F(Forkserver, WrongKeyIsRefused) {
     const std::string marker = mp_test::temp_path("refused");
-    const std::string payload = payload_for("touch_file", mp::encode(std::make_tuple(marker)));
+    const std::string payload = payload_for("touch_file", mp::encode_message(std::make_tuple(marker)));
     mp::sys::Handle watch;
     ASSERT_FALSE(mp::sys::open_self_watch(watch));
     const int server = mp::sys::forkserver_pid();

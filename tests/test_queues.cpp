@@ -3,6 +3,7 @@
 // items, and processes killed while waiting or while half way through an item.
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <optional>
 #include <random>
@@ -230,10 +231,43 @@ TEST(Queue, CloseThenValueError) {
 
 TEST(Queue, DecodeErrorConsumesTheItem) {
     mp::Queue q;
-    q.put(std::string("not an int"));
+    q.put(70000);  // does not fit the type it is taken as
     q.put(7);
-    EXPECT_THROW(q.get<int>(), mp::DecodeError);
+    EXPECT_THROW(q.get<std::int16_t>(), mp::DecodeError);
     EXPECT_EQ(q.get<int>(), 7);
+}
+
+// Every item carries its type's fingerprint: taking it as another type is a TypeError naming
+// both, never a wrong value; the item is consumed and the queue goes on.
+TEST(Queue, WrongTypeIsTypeErrorAndConsumesTheItem) {
+    mp::Queue q;
+    q.put(std::string("not an int"));
+    q.put(300);
+    q.put(Point{1, 0.5, "p"});
+    q.put(std::vector<Point>{});
+    q.put(7);
+    const auto type_error_of = [](auto get) -> std::string {
+        try {
+            get();
+        } catch (const mp::TypeError& e) {
+            return e.what();
+        }
+        ADD_FAILURE() << "no TypeError";
+        return "";
+    };
+    std::string what = type_error_of([&] { (void)q.get<int>(); });
+    EXPECT_NE(what.find("received std::string"), std::string::npos) << what;
+    EXPECT_NE(what.find("where int was expected"), std::string::npos) << what;
+    what = type_error_of([&] { (void)q.get<unsigned>(); });
+    EXPECT_EQ(what.rfind("mp: received int", 0), 0u) << what;
+    EXPECT_NE(what.find("where unsigned int was expected"), std::string::npos) << what;
+    what = type_error_of([&] { (void)q.get<std::pair<int, std::string>>(); });
+    EXPECT_NE(what.find("Point"), std::string::npos) << what;
+    EXPECT_NE(what.find("where std::pair<int, std::string> was expected"), std::string::npos) << what;
+    EXPECT_EQ(q.qsize(), 2u);
+    EXPECT_EQ((q.get<std::deque<std::tuple<long, double, std::string>>>().size()), 0u);  // the same shape
+    EXPECT_EQ(q.get_nowait<long>(), 7L);
+    EXPECT_TRUE(q.empty());
 }
 
 TEST(Queue, ItemsLargerThanTheRingInOneProcess) {
@@ -491,7 +525,7 @@ TEST_P(QueueMethodTest, ProcessesKilledAtRandomPointsLeaveQueueUsable) {
         std::string buf;
         for (int i = 0; i < 100000 && !found; ++i) {
             q.get_encoded(buf, true, 30.0);
-            found = buf == mp::encode(std::string("marker"));
+            found = buf == mp::encode_message(std::string("marker"));
         }
         marker.join();
         EXPECT_TRUE(found) << "round " << round;

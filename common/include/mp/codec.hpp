@@ -1,7 +1,8 @@
 // mp/codec.hpp - the binary encoding of everything that crosses a process boundary: process
 // arguments, queue items, pipe messages, results.
 //
-// Wire format (no type tags and no padding: both ends know the C++ type):
+// Wire format of a value (no padding, and no type information inside: both ends know the C++
+// type; a message carries one type fingerprint in front, below):
 //   bool                     1 byte, 0 or 1 (anything else is rejected)
 //   char, signed char,       1 raw byte
 //     unsigned char, std::byte (so int8_t and uint8_t too)
@@ -23,13 +24,51 @@
 // is rejected. A decoder accepts varints padded with 0x80 bytes up to the 10-byte maximum (so a
 // writer can reserve a fixed-width length and patch it), but never writes them.
 //
+// Typed messages. Every message mp sends for a caller (Connection::send, Queue::put, process
+// arguments, pool and executor calls and results, managers' values, MPI tasks) is a typed
+// value: its type's 4-byte fingerprint (little-endian), then the value as above; the receiver
+// compares the fingerprint with that of the type it asked for before decoding anything, so a
+// receive of the wrong type is mp::TypeError naming both types ("mp: received std::string where
+// int was expected (type fingerprints 0x7ad8bdb2 and 0xec0c35c4, at byte 0)"), never a wrong
+// value. encode_message / decode_message and Encoder::write_typed / Decoder::read_typed are
+// those entry points; encode / decode and write / read are the bare values, without one (as
+// are Connection::send_bytes and recv_bytes).
+//   The fingerprint is the 32-bit FNV-1a hash of the type's shape, a description of its
+//   encoding computed at compile time (codec_detail::shape_hash): b bool, c a 1-byte type, i a
+//   signed integer or wchar_t, u an unsigned integer, f4 / f8 float / double, [E] anything
+//   encoded as a count and elements (string and bytes are [c], a map is [(KV)]), aN(E) an
+//   array, (AB...) a pair, tuple or MP_FIELDS struct, ?E an optional, <|A|B> a variant, 0
+//   monostate, ^K a recursive struct's reference to the K-th enclosing struct, and xNAME; a
+//   class with its own mp_encode (named by the compiler, as it has no visible structure). So it
+//   is the same in every process, on every compiler and platform, and two types have one
+//   fingerprint exactly when they are spellings of one encoding: int, long and an enum over
+//   short are all "i" (integers travel by value: send an int, receive a long); vector<int>,
+//   deque<long> and set<short> are all "[i]"; a struct and the tuple of its fields' types
+//   agree. What it tells apart: signed from unsigned, integers from strings and floats, float
+//   from double, and containers, structs and variants whose element or member shapes differ.
+//   What it cannot: two structs with the same member shapes in the same order (the name of an
+//   MP_FIELDS struct is not part of its shape, so that a tuple can stand for it); and a value
+//   out of the receiving type's range is still a DecodeError, found after the fingerprint.
+//   Names: a receiver names its own type from the C++ type (type_name<T>()); it names the
+//   sender's from a process-wide registry (common/codec.cpp) that every type used with
+//   write_typed fills at static initialisation, through a template static member
+//   (TypeTag<T>::registered). The peer is nearly always the same program (a fork, spawn or
+//   forkserver child, a pool worker, an MPI rank), so its types are there even if this process
+//   never sent one; types of one shape are listed together ("int (or long: the same shape)"),
+//   and a fingerprint that nobody here registered is "a type this program never encodes".
+//   The cost is 4 bytes a message and one compare: bench/run queue. (typed put/get) moved
+//   within its noise on a loaded 2-core machine and kept its targets; pipe.pingpong uses
+//   send_bytes, which carries no fingerprint. So it is always on: no build option.
+//
 // Decoding treats its input as hostile. Every read is bounds-checked; a count is checked
 // against the bytes left before anything is reserved (N elements of a type whose smallest
 // encoding is m bytes need N * m bytes), so ten bytes cannot ask for a terabyte; nesting is
 // limited (a recursive struct could otherwise exhaust the stack); and a repeated map key or
 // set element, a NaN key, a bool or optional flag that is not 0/1, a variant index out of range
 // or a varint that overflows its type are errors. Every failure is mp::DecodeError with the
-// offset at which it was found.
+// offset at which it was found; only a typed value's fingerprint that is not the expected one
+// is mp::TypeError (raw bytes given as a typed message are usually one of the two: shorter than
+// 4 bytes is a DecodeError, longer most likely names no type).
 #pragma once
 
 #include <array>
@@ -53,6 +92,7 @@
 #include <vector>
 
 #include "errors.hpp"
+#include "portability.hpp"
 
 // Inside a struct or class, in a public section: names the members that are encoded, in order.
 //     struct Point { int x; double y; std::string label; MP_FIELDS(x, y, label) };
@@ -350,6 +390,243 @@ using float_bits_t = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint
 
 }  // namespace codec_detail
 
+// Type fingerprints (see the top of this file). A typed value starts with the 4-byte FNV-1a
+// hash of its type's shape, which is computed here at compile time.
+namespace codec_detail {
+
+inline constexpr std::uint32_t fnv_offset = 2166136261u;
+
+constexpr std::uint32_t fnv(std::uint32_t h, char c) noexcept {
+    return (h ^ static_cast<unsigned char>(c)) * 16777619u;
+}
+constexpr std::uint32_t fnv(std::uint32_t h, const char* s) noexcept {
+    for (; *s; ++s) h = fnv(h, *s);
+    return h;
+}
+constexpr std::uint32_t fnv_number(std::uint32_t h, std::size_t n) noexcept {
+    char digits[20] = {};
+    int k = 0;
+    do {
+        digits[k++] = static_cast<char>('0' + n % 10);
+        n /= 10;
+    } while (n);
+    while (k) h = fnv(h, digits[--k]);
+    return h;
+}
+
+// The compiler's spelling of T, cut out of MP_PRETTY_FUNCTION: GCC writes
+// "... signature_of() [with T = X]", Clang "... signature_of() [T = X]". Names only enums,
+// MP_FIELDS structs and classes with their own codec; it differs between compilers (an
+// anonymous namespace is "{anonymous}" to GCC, "(anonymous namespace)" to Clang).
+template <class T>
+constexpr const char* signature_of() noexcept {
+    return MP_PRETTY_FUNCTION;
+}
+struct NameSpan {
+    const char* data;
+    std::size_t size;
+};
+constexpr NameSpan name_in_signature(const char* sig) noexcept {
+    std::size_t n = 0;
+    while (sig[n]) ++n;
+    for (std::size_t i = 0; i + 4 <= n; ++i) {
+        if (sig[i] == 'T' && sig[i + 1] == ' ' && sig[i + 2] == '=' && sig[i + 3] == ' ' && sig[n - 1] == ']')
+            return {sig + i + 4, n - 1 - (i + 4)};
+    }
+    return {sig, n};  // another compiler: the whole signature, which still names T somewhere
+}
+template <class T>
+std::string compiler_name() {
+    constexpr NameSpan s = name_in_signature(signature_of<T>());
+    return std::string(s.data, s.size);
+}
+
+template <class T, class... Seen>
+constexpr std::uint32_t shape_hash(std::uint32_t h);
+
+// Tuples (also the std::tie of MP_FIELDS) and variants: each member's shape in order.
+template <class Tuple, class... Seen>
+struct members_shape;
+template <class... A, class... Seen>
+struct members_shape<std::tuple<A...>, Seen...> {
+    static constexpr std::uint32_t apply(std::uint32_t h) {
+        ((h = shape_hash<bare_t<A>, Seen...>(h)), ...);
+        return h;
+    }
+};
+template <class... A, class... Seen>
+struct members_shape<std::variant<A...>, Seen...> {
+    static constexpr std::uint32_t apply(std::uint32_t h) {
+        ((h = shape_hash<A, Seen...>(fnv(h, '|'))), ...);
+        return h;
+    }
+};
+
+// Where T is in Seen (the structs being described further up): a recursive struct refers back
+// to itself by this number instead of describing itself forever.
+template <class T, class... Seen>
+constexpr std::size_t seen_index() {
+    std::size_t i = 0, found = 0;
+    ((std::is_same_v<T, Seen> ? (found = i, ++i) : ++i), ...);
+    return found;
+}
+
+// Feeds T's shape into the hash h. The branches follow encodable()'s; the shape of each is
+//   b bool   c one raw byte   i zigzag varint   u varint   f4 f8 float, double   0 monostate
+//   [E] a count then E's (string, bytes, vector, deque, list, set; a map is [(KV)])
+//   aN(E) array of N   (AB...) pair, tuple, MP_FIELDS struct   ?E optional
+//   <|A|B...> variant   xNAME; a class with its own codec   ^K the K-th enclosing struct
+template <class T, class... Seen>
+constexpr std::uint32_t shape_hash(std::uint32_t h) {
+    if constexpr (std::is_same_v<T, bool>) {
+        return fnv(h, 'b');
+    } else if constexpr (is_byte_v<T>) {
+        return fnv(h, 'c');
+    } else if constexpr (is_varint_v<T>) {
+        return fnv(h, is_zigzag_v<T> ? 'i' : 'u');
+    } else if constexpr (is_float_v<T>) {
+        return fnv(h, sizeof(T) == 4 ? "f4" : "f8");
+    } else if constexpr (std::is_same_v<T, std::string>) {
+        return fnv(h, "[c]");
+    } else if constexpr (std::is_same_v<T, std::monostate>) {
+        return fnv(h, '0');
+    } else if constexpr (std::is_enum_v<T>) {
+        return shape_hash<std::underlying_type_t<T>>(h);
+    } else if constexpr (is_std_array_v<T>) {
+        h = fnv(fnv_number(fnv(h, 'a'), std::tuple_size_v<T>), '(');
+        return fnv(shape_hash<typename T::value_type, Seen...>(h), ')');
+    } else if constexpr (is_instance_v<T, std::optional>) {
+        return shape_hash<typename T::value_type, Seen...>(fnv(h, '?'));
+    } else if constexpr (is_sequence_v<T> || is_set_v<T>) {
+        return fnv(shape_hash<typename T::value_type, Seen...>(fnv(h, '[')), ']');
+    } else if constexpr (is_map_v<T>) {
+        h = shape_hash<typename T::key_type, Seen...>(fnv(h, "[("));
+        return fnv(shape_hash<typename T::mapped_type, Seen...>(h), ")]");
+    } else if constexpr (is_instance_v<T, std::pair>) {
+        h = shape_hash<bare_t<typename T::first_type>, Seen...>(fnv(h, '('));
+        return fnv(shape_hash<bare_t<typename T::second_type>, Seen...>(h), ')');
+    } else if constexpr (is_instance_v<T, std::tuple>) {
+        return fnv(members_shape<T, Seen...>::apply(fnv(h, '(')), ')');
+    } else if constexpr (is_instance_v<T, std::variant>) {
+        return fnv(members_shape<T, Seen...>::apply(fnv(h, '<')), '>');
+    } else if constexpr (has_custom_codec_v<T>) {
+        constexpr NameSpan name = name_in_signature(signature_of<T>());
+        h = fnv(h, 'x');
+        for (std::size_t i = 0; i < name.size; ++i) h = fnv(h, name.data[i]);
+        return fnv(h, ';');
+    } else if constexpr (has_fields_v<T>) {
+        if constexpr ((std::is_same_v<T, Seen> || ...)) {
+            return fnv_number(fnv(h, '^'), seen_index<T, Seen...>());
+        } else {
+            return fnv(members_shape<fields_t<T>, Seen..., T>::apply(fnv(h, '(')), ')');
+        }
+    } else {
+        return h;  // not encodable: check_encodable has already stopped the compile
+    }
+}
+
+template <class T>
+std::string name_of();
+template <class... A>
+std::string names_of() {
+    std::string s;
+    ((s += (s.empty() ? std::string() : std::string(", ")) + name_of<A>()), ...);
+    return s;
+}
+template <class Tuple>
+struct tuple_names;
+template <class... A>
+struct tuple_names<std::tuple<A...>> {  // also MP_FIELDS's std::tie: the members' own types
+    static std::string get() { return names_of<bare_t<A>...>(); }
+};
+template <class... A>
+struct tuple_names<std::variant<A...>> {
+    static std::string get() { return names_of<A...>(); }
+};
+
+// T as a C++ reader would spell it: the standard types by their usual names (no allocators,
+// comparators or hashers), enums and classes by the compiler's name.
+template <class T>
+std::string name_of() {
+    if constexpr (std::is_same_v<T, bool>) return "bool";
+    else if constexpr (std::is_same_v<T, char>) return "char";
+    else if constexpr (std::is_same_v<T, signed char>) return "signed char";
+    else if constexpr (std::is_same_v<T, unsigned char>) return "unsigned char";
+    else if constexpr (std::is_same_v<T, std::byte>) return "std::byte";
+    else if constexpr (std::is_same_v<T, short>) return "short";
+    else if constexpr (std::is_same_v<T, unsigned short>) return "unsigned short";
+    else if constexpr (std::is_same_v<T, int>) return "int";
+    else if constexpr (std::is_same_v<T, unsigned>) return "unsigned int";
+    else if constexpr (std::is_same_v<T, long>) return "long";
+    else if constexpr (std::is_same_v<T, unsigned long>) return "unsigned long";
+    else if constexpr (std::is_same_v<T, long long>) return "long long";
+    else if constexpr (std::is_same_v<T, unsigned long long>) return "unsigned long long";
+    else if constexpr (std::is_same_v<T, wchar_t>) return "wchar_t";
+    else if constexpr (std::is_same_v<T, char16_t>) return "char16_t";
+    else if constexpr (std::is_same_v<T, char32_t>) return "char32_t";
+    else if constexpr (std::is_same_v<T, float>) return "float";
+    else if constexpr (std::is_same_v<T, double>) return "double";
+    else if constexpr (std::is_same_v<T, std::string>) return "std::string";
+    else if constexpr (std::is_same_v<T, std::monostate>) return "std::monostate";
+    else if constexpr (is_std_array_v<T>)
+        return "std::array<" + name_of<typename T::value_type>() + ", " + std::to_string(std::tuple_size_v<T>) + ">";
+    else if constexpr (is_instance_v<T, std::vector>) return "std::vector<" + name_of<typename T::value_type>() + ">";
+    else if constexpr (is_instance_v<T, std::deque>) return "std::deque<" + name_of<typename T::value_type>() + ">";
+    else if constexpr (is_instance_v<T, std::list>) return "std::list<" + name_of<typename T::value_type>() + ">";
+    else if constexpr (is_instance_v<T, std::set>) return "std::set<" + name_of<typename T::value_type>() + ">";
+    else if constexpr (is_instance_v<T, std::unordered_set>)
+        return "std::unordered_set<" + name_of<typename T::value_type>() + ">";
+    else if constexpr (is_instance_v<T, std::map>)
+        return "std::map<" + names_of<typename T::key_type, typename T::mapped_type>() + ">";
+    else if constexpr (is_instance_v<T, std::unordered_map>)
+        return "std::unordered_map<" + names_of<typename T::key_type, typename T::mapped_type>() + ">";
+    else if constexpr (is_instance_v<T, std::optional>) return "std::optional<" + name_of<typename T::value_type>() + ">";
+    else if constexpr (is_instance_v<T, std::pair>)
+        return "std::pair<" + names_of<bare_t<typename T::first_type>, bare_t<typename T::second_type>>() + ">";
+    else if constexpr (is_instance_v<T, std::tuple>) return "std::tuple<" + tuple_names<T>::get() + ">";
+    else if constexpr (is_instance_v<T, std::variant>) return "std::variant<" + tuple_names<T>::get() + ">";
+    else return compiler_name<T>();
+}
+
+// The registry of the types this program encodes as typed values (common/codec.cpp): every
+// TypeTag<T> that write_typed uses adds T at static initialisation, so that a receiver can
+// name what a peer of the same program sent. Thread-safe; never throws.
+bool register_type_name(std::uint32_t fingerprint, std::string (*name)()) noexcept;
+// Throws the TypeError of a fingerprint that is not the expected one, naming both types.
+[[noreturn]] void throw_type_mismatch(std::uint32_t found, std::uint32_t expected, std::string (*expected_name)(),
+                                      std::size_t at);
+
+template <class T>
+struct TypeTag {
+    static constexpr std::uint32_t fingerprint = shape_hash<T>(fnv_offset);
+    static const bool registered;
+};
+template <class T>
+const bool TypeTag<T>::registered = register_type_name(TypeTag<T>::fingerprint, &name_of<T>);
+
+}  // namespace codec_detail
+
+// T's type fingerprint: what write_typed puts before a value of T. Equal for two types exactly
+// when their shapes are (see the top of this file), and the same in every process, compiler
+// and platform (but for classes with their own codec, which are named by the compiler).
+template <class T>
+constexpr std::uint32_t type_fingerprint() noexcept {
+    codec_detail::check_encodable<std::remove_cv_t<T>>();
+    return codec_detail::TypeTag<std::remove_cv_t<T>>::fingerprint;
+}
+
+// A readable name of T, as the TypeError of a wrong receive spells it ("int",
+// "std::vector<std::string>", "Point").
+template <class T>
+std::string type_name() {
+    return codec_detail::name_of<std::remove_cv_t<T>>();
+}
+
+// The names this program knows for a fingerprint: the types encoded anywhere in it with that
+// shape, the shortest name first ("int (or long, short: the same shape)"), or "a type this
+// program never encodes".
+std::string type_name_of_fingerprint(std::uint32_t fingerprint);
+
 // The OS handles (POSIX fds, Windows HANDLEs, as numbers) that travel beside a message's
 // bytes. Bytes can be copied anywhere; a handle means something only inside one process, so it
 // crosses by a separate road: a spawned child inherits exactly the handles in the list (POSIX
@@ -421,6 +698,23 @@ public:
         }
         buf[n++] = static_cast<char>(v);
         out_.append(buf, n);
+    }
+
+    // A typed value: T's fingerprint (4 bytes, little-endian), then v. What every message of
+    // mp carries (see the top of this file); Decoder::read_typed checks it.
+    template <class T>
+    void write_typed(const T& v) {
+        using namespace codec_detail;
+        check_encodable<T>();
+        (void)TypeTag<T>::registered;  // instantiates the registration of T's name
+        write_fingerprint(TypeTag<T>::fingerprint);
+        write(v);
+    }
+
+    void write_fingerprint(std::uint32_t f) {
+        const char buf[4] = {static_cast<char>(f & 0xff), static_cast<char>((f >> 8) & 0xff),
+                             static_cast<char>((f >> 16) & 0xff), static_cast<char>((f >> 24) & 0xff)};
+        out_.append(buf, sizeof buf);
     }
 
     template <class T>
@@ -547,6 +841,32 @@ public:
         T v{};
         read(v);
         return v;
+    }
+
+    // A typed value, as Encoder::write_typed writes it: a fingerprint other than T's is
+    // TypeError naming both types (the input is then left just after the fingerprint).
+    template <class T>
+    void read_typed(T& v) {
+        using namespace codec_detail;
+        check_encodable<T>();
+        const std::size_t start = offset();
+        const std::uint32_t found = read_fingerprint();
+        if (MP_UNLIKELY(found != TypeTag<T>::fingerprint))
+            throw_type_mismatch(found, TypeTag<T>::fingerprint, &name_of<T>, start);
+        read(v);
+    }
+    template <class T>
+    T read_typed() {
+        T v{};
+        read_typed(v);
+        return v;
+    }
+
+    std::uint32_t read_fingerprint() {
+        if (remaining() < 4)
+            fail("input ends inside the 4-byte type fingerprint (raw bytes received as a typed value?)");
+        const auto* p = reinterpret_cast<const unsigned char*>(read_raw(4));
+        return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 | std::uint32_t{p[3]} << 24;
     }
 
     // Decodes into v, overwriting it. On a DecodeError v is left valid but unspecified.
@@ -789,6 +1109,36 @@ template <class T>
 T decode(std::string_view in) {
     T v{};
     decode_into(in, v);
+    return v;
+}
+
+// The same for one typed message: the fingerprint, then the value (Encoder::write_typed). Every
+// message mp sends for a caller goes through these (Connection::send/recv, Queue::put/get,
+// process arguments, pool and executor calls and results, managers, MPI).
+template <class T>
+void encode_message_to(std::string& out, const T& value) {
+    Encoder(out).write_typed(value);
+}
+
+template <class T>
+std::string encode_message(const T& value) {
+    std::string out;
+    encode_message_to(out, value);
+    return out;
+}
+
+// TypeError if the message holds another type; DecodeError if it is not a valid encoding.
+template <class T>
+void decode_message_into(std::string_view in, T& out) {
+    Decoder d(in);
+    d.read_typed(out);
+    d.expect_end();
+}
+
+template <class T>
+T decode_message(std::string_view in) {
+    T v{};
+    decode_message_into(in, v);
     return v;
 }
 

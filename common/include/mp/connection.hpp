@@ -15,7 +15,8 @@
 //   header  4 bytes, the payload length as an unsigned 32-bit little-endian number, when the
 //           length is below 0x7fffffff; otherwise the 4 bytes ff ff ff ff followed by the
 //           length as an unsigned 64-bit little-endian number (12 bytes in all).
-//   payload the bytes given to send_bytes, or the codec encoding of the object given to send.
+//   payload the bytes given to send_bytes, or for send(obj) the codec's typed message: obj's
+//           4-byte type fingerprint, then its encoding (mp/codec.hpp).
 // Message boundaries are kept; an empty message is a header of 0 and no payload.
 //
 // Errors:
@@ -23,9 +24,12 @@
 //                                                                  stays open; it says so again)
 //   recv* when the peer closed in the middle of a frame            DecodeError; the connection
 //                                                                  is then closed (unusable)
+//   recv<T> when the payload holds another type (its type         TypeError naming both types;
+//     fingerprint is not T's: the peer sent another type, or raw    the frame was consumed and
+//     bytes of 4 or more)                                          the connection stays usable
 //   recv<T> when the payload is not a valid encoding of T          DecodeError; the frame was
-//                                                                  consumed and the connection
-//                                                                  stays usable
+//     (too short for a fingerprint, truncated, a value out of     consumed and the connection
+//     T's range)                                                   stays usable
 //   recv_bytes(maxlength) when the announced length > maxlength    OSError "bad message length"
 //                                                                  (EMSGSIZE); the connection is
 //                                                                  then closed, as in Python
@@ -111,7 +115,7 @@ public:
     template <class T>
     void send(const T& obj) {
         std::string out;
-        encode_to(out, obj);
+        encode_message_to(out, obj);
         send_bytes(out.data(), out.size());
     }
 
@@ -129,20 +133,20 @@ public:
     template <class T>
     void send(const T& obj, std::optional<double> timeout_seconds) {
         std::string out;
-        encode_to(out, obj);
+        encode_message_to(out, obj);
         send_bytes(out.data(), out.size(), timeout_seconds);
     }
     template <class T, class Rep, class Period>
     void send(const T& obj, std::chrono::duration<Rep, Period> timeout) {
         std::string out;
-        encode_to(out, obj);
+        encode_message_to(out, obj);
         send_bytes(out.data(), out.size(), timeout);
     }
     template <class T>
     T recv() {
         std::string in;
         recv_frame(in);
-        return decode<T>(in);
+        return decode_message<T>(in);
     }
 
     // Whether a message (or the peer's end of file) is waiting; waits up to timeout seconds.

@@ -266,23 +266,23 @@ protected:
         std::string s;
         if (ref_) {
             CollectRefs col(manager_id(), c.refs, index);
-            encode_to(s, v);
+            encode_message_to(s, v);
         } else {
-            encode_to(s, v);
+            encode_message_to(s, v);
         }
         return s;
     }
     template <class T>
     static std::string enc(const T& v) {
         std::string s;
-        encode_to(s, v);
+        encode_message_to(s, v);
         return s;
     }
     template <class T>
     static std::vector<T> decoded(const std::vector<std::string>& raw) {
         std::vector<T> out;
         out.reserve(raw.size());
-        for (const auto& r : raw) out.push_back(decode<T>(r));
+        for (const auto& r : raw) out.push_back(decode_message<T>(r));
         return out;
     }
 
@@ -406,11 +406,11 @@ public:
 
     // d[k] (an element proxy), d.at(k): KeyError when k is missing.
     DictItem<K, V> operator[](const K& k) const { return DictItem<K, V>(*this, k); }
-    V at(const K& k) const { return decode<V>(one(detail::kDictGet, k).value); }
+    V at(const K& k) const { return decode_message<V>(one(detail::kDictGet, k).value); }
     std::optional<V> get(const K& k) const {
         detail::Result r = one(detail::kDictGetOpt, k);
         if (r.list.empty()) return std::nullopt;
-        return decode<V>(r.list[0]);
+        return decode_message<V>(r.list[0]);
     }
     V get(const K& k, const V& dflt) const {
         std::optional<V> v = get(k);
@@ -431,15 +431,15 @@ public:
     std::size_t len() const { return size(); }
     bool empty() const { return size() == 0; }
     // d.pop(k): KeyError when missing; d.pop(k, default).
-    V pop(const K& k) { return decode<V>(one(detail::kDictPop, k).value); }
+    V pop(const K& k) { return decode_message<V>(one(detail::kDictPop, k).value); }
     V pop(const K& k, const V& dflt) {
         detail::Result r = one(detail::kDictPopOpt, k);
-        return r.list.empty() ? dflt : decode<V>(r.list[0]);
+        return r.list.empty() ? dflt : decode_message<V>(r.list[0]);
     }
     // The last item inserted, removed: KeyError when the dict is empty.
     std::pair<K, V> popitem() {
         detail::Result r = simple(detail::kDictPopItem);
-        return {decode<K>(r.list.at(0)), decode<V>(r.list.at(1))};
+        return {decode_message<K>(r.list.at(0)), decode_message<V>(r.list.at(1))};
     }
     // The value at k, after putting dflt there if k was missing (one atomic step).
     V setdefault(const K& k, const V& dflt) {
@@ -447,7 +447,7 @@ public:
         c.op = detail::kDictSetDefault;
         c.a = enc(k);
         c.b = keep(dflt, c, 0);
-        return decode<V>(invoke(c).value);
+        return decode_message<V>(invoke(c).value);
     }
     void clear() { simple(detail::kDictClear); }
     // d.update(other): one atomic step. Any range of pairs (std::map, Items, another proxy's
@@ -485,7 +485,7 @@ public:
         detail::Result r = simple(detail::kDictItems);
         Items<K, V> out;
         out.reserve(r.list.size() / 2);
-        for (std::size_t i = 0; i + 1 < r.list.size(); i += 2) out.emplace_back(decode<K>(r.list[i]), decode<V>(r.list[i + 1]));
+        for (std::size_t i = 0; i + 1 < r.list.size(); i += 2) out.emplace_back(decode_message<K>(r.list[i]), decode_message<V>(r.list[i + 1]));
         return out;
     }
     // Python's d.copy() and dict(d): the items, in order.
@@ -591,7 +591,7 @@ public:
     explicit ListProxy(detail::RefPtr r) : Base("list", std::move(r)) {}
 
     ListItem<T> operator[](std::int64_t i) const { return ListItem<T>(*this, i); }
-    T at(std::int64_t i) const { return decode<T>(index_op(detail::kListGet, i).value); }
+    T at(std::int64_t i) const { return decode_message<T>(index_op(detail::kListGet, i).value); }
     void set(std::int64_t i, const T& v) {
         Call c;
         c.op = detail::kListSet;
@@ -641,7 +641,7 @@ public:
         invoke(c);
     }
     // l.pop(i), the last by default: IndexError on an empty list or outside it.
-    T pop(std::int64_t i = -1) { return decode<T>(index_op(detail::kListPop, i).value); }
+    T pop(std::int64_t i = -1) { return decode_message<T>(index_op(detail::kListPop, i).value); }
     // The first item equal to v, removed: ValueError when there is none.
     void remove(const T& v) { value_op(detail::kListRemove, v); }
     // The index of the first item equal to v in [start, stop): ValueError when there is none.
@@ -668,7 +668,7 @@ public:
             detail::Result r = invoke(c);
             std::vector<std::pair<T, std::size_t>> items;
             items.reserve(r.list.size());
-            for (std::size_t k = 0; k < r.list.size(); ++k) items.emplace_back(decode<T>(r.list[k]), k);
+            for (std::size_t k = 0; k < r.list.size(); ++k) items.emplace_back(decode_message<T>(r.list[k]), k);
             std::stable_sort(items.begin(), items.end(), [&](const auto& x, const auto& y) {
                 return reverse_order ? comp(y.first, x.first) : comp(x.first, y.first);
             });
@@ -768,7 +768,7 @@ public:
     // KeyError when v is not there.
     void remove(const T& v) { value_op(detail::kSetRemove, v); }
     // Some element, removed: KeyError when the set is empty.
-    T pop() { return decode<T>(simple(detail::kSetPop).value); }
+    T pop() { return decode_message<T>(simple(detail::kSetPop).value); }
     void clear() { simple(detail::kSetClear); }
     bool contains(const T& v) const { return value_op(detail::kSetContains, v).n != 0; }
     std::size_t size() const { return static_cast<std::size_t>(simple(detail::kSetLen).n); }
@@ -870,7 +870,7 @@ public:
     T get() const {
         detail::Call c;
         c.op = detail::kValueGet;
-        return decode<T>(invoke(c).value);
+        return decode_message<T>(invoke(c).value);
     }
     void set(const T& v) {
         detail::Call c;
@@ -922,7 +922,7 @@ public:
         detail::Call c;
         c.op = detail::kArrayGet;
         c.i = i;
-        return decode<T>(invoke(c).value);
+        return decode_message<T>(invoke(c).value);
     }
     void set(std::int64_t i, const T& v) {
         detail::Call c;
@@ -960,7 +960,7 @@ public:
     // ns.x: AttributeError when there is no such attribute.
     template <class T>
     T get(const std::string& name) const {
-        return decode<T>(named(detail::kNsGet, name).value);
+        return decode_message<T>(named(detail::kNsGet, name).value);
     }
     template <class T>
     std::optional<T> get_opt(const std::string& name) const {
@@ -1059,7 +1059,7 @@ public:
         c.i = block;
         c.wait = block ? detail::call_wait(timeout, "mp::QueueProxy::get") : 0.0;
         c.blocking = block;
-        return decode<T>(invoke(c).value);
+        return decode_message<T>(invoke(c).value);
     }
     template <class T, class Rep, class Period>
     T get(std::chrono::duration<Rep, Period> timeout) {
@@ -1385,12 +1385,12 @@ template <class T, auto M>
 void invoke_method(void* obj, const std::string& args, std::string& out) {
     using Tr = member_fn<decltype(M)>;
     typename Tr::values a;
-    decode_into(args, a);
+    decode_message_into(args, a);
     T& self = *static_cast<T*>(obj);
     if constexpr (std::is_void_v<typename Tr::result>) {
         std::apply([&](auto&... x) { (self.*M)(std::move(x)...); }, a);
     } else {
-        encode_to(out, std::apply([&](auto&... x) -> std::decay_t<typename Tr::result> { return (self.*M)(std::move(x)...); }, a));
+        encode_message_to(out, std::apply([&](auto&... x) -> std::decay_t<typename Tr::result> { return (self.*M)(std::move(x)...); }, a));
     }
 }
 
@@ -1398,7 +1398,7 @@ template <class T, auto F>
 void* construct(const std::string& args) {
     using Tr = factory_fn<decltype(F)>;
     typename Tr::values a;
-    decode_into(args, a);
+    decode_message_into(args, a);
     if constexpr (std::is_same_v<decltype(F), std::nullptr_t>) {
         return new T();
     } else if constexpr (std::is_same_v<typename Tr::result, std::unique_ptr<T>>) {
@@ -1505,7 +1505,7 @@ public:
         if constexpr (std::is_void_v<typename Tr::result>) {
             return;
         } else {
-            return decode<R>(r.value);
+            return decode_message<R>(r.value);
         }
     }
     // Calls a method by name with arguments of the types given (Python's _callmethod). The server
@@ -1523,7 +1523,7 @@ public:
         if constexpr (std::is_void_v<R>) {
             return;
         } else {
-            return decode<R>(r.value);
+            return decode_message<R>(r.value);
         }
     }
 
@@ -1659,7 +1659,7 @@ private:
         c.name = info.type_name;
         {
             detail::CollectRefs col(manager_id(), c.refs, 0);
-            encode_to(c.a, values);
+            encode_message_to(c.a, values);
         }
         return create_builtin(nullptr, c);
     }
@@ -1695,7 +1695,7 @@ public:
     DictProxy<K, V> dict(const Items<K, V>& initial) {
         detail::Call c;
         for (const auto& [k, v] : initial) {
-            c.list.push_back(encode(k));
+            c.list.push_back(encode_message(k));
             c.list.push_back(keep(v, c, c.list.size()));
         }
         return DictProxy<K, V>(create_builtin("dict", c));
@@ -1709,7 +1709,7 @@ public:
     template <class T>
     SetProxy<T> set(const std::vector<T>& initial = {}) {
         detail::Call c;
-        for (const T& v : initial) c.list.push_back(encode(v));
+        for (const T& v : initial) c.list.push_back(encode_message(v));
         return SetProxy<T>(create_builtin("set", c));
     }
     template <class T>
@@ -1748,7 +1748,7 @@ private:
     std::string keep(const T& v, detail::Call& c, std::uint64_t index) {
         std::string s;
         detail::CollectRefs col(manager_id(), c.refs, index);
-        encode_to(s, v);
+        encode_message_to(s, v);
         return s;
     }
 };

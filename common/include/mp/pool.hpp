@@ -177,7 +177,7 @@ void append_call(std::string& calls, A&&... args) {
     using Params = typename fn_traits<F>::params;
     static_assert(std::is_constructible_v<Params, A&&...>, "pool task: the arguments do not match the function's parameters");
     static_assert(is_encodable_v<Params>, "pool task: every parameter must be a type the codec can encode");
-    Encoder(calls).write(Params(std::forward<A>(args)...));
+    Encoder(calls).write_typed(Params(std::forward<A>(args)...));
 }
 template <class F, class... A>
 std::string encode_call(A&&... args) {
@@ -196,7 +196,7 @@ template <class R>
 void decode_results(const TaskRef& t, std::vector<R>& out) {
     const std::string& blob = t.results();
     Decoder d(blob.data(), blob.size());
-    for (std::size_t i = 0, n = t.result_count(); i < n; ++i) out.push_back(d.read<R>());
+    for (std::size_t i = 0, n = t.result_count(); i < n; ++i) out.push_back(d.read_typed<R>());
     d.expect_end();
 }
 // The result of a one-call task.
@@ -207,7 +207,7 @@ R decode_first(const TaskRef& t) {
     } else {
         const std::string& blob = t.results();
         Decoder d(blob.data(), blob.size());
-        R v = d.read<std::decay_t<R>>();
+        R v = d.read_typed<std::decay_t<R>>();
         d.expect_end();
         return v;
     }

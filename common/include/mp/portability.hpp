@@ -59,6 +59,18 @@
 #define MP_PRINTF_LIKE(f, a)
 #endif
 
+// MP_PRETTY_FUNCTION: the enclosing function's signature as a string literal that constant
+// expressions may read, with its template arguments spelled out; mp/codec.hpp takes a type's
+// readable name from it (GCC and Clang: "... [with T = Point]" / "... [T = Point]"; MSVC:
+// "...<struct Point>(void)"). Elsewhere it is the bare function name, and names are poorer.
+#if defined(__GNUC__) || defined(__clang__)
+#define MP_PRETTY_FUNCTION __PRETTY_FUNCTION__
+#elif defined(_MSC_VER)
+#define MP_PRETTY_FUNCTION __FUNCSIG__
+#else
+#define MP_PRETTY_FUNCTION __func__
+#endif
+
 // MP_UNIQUE_LINE_ID: a number that differs between two uses in one file, for the names of the
 // registrar objects MP_TARGET defines. __COUNTER__ is not in C++17, but GCC, Clang and MSVC
 // all have it; elsewhere the line number does (two registrations on one line then clash, at

@@ -165,7 +165,7 @@ template <auto Fn>
 int invoke_registered(Decoder& encoded_args) {
     using Params = typename fn_traits<decltype(Fn)>::params;
     Params args{};
-    encoded_args.read(args);
+    encoded_args.read_typed(args);
     encoded_args.expect_end();
     return call_with_decoded(Fn, args, std::make_index_sequence<std::tuple_size_v<Params>>{});
 }
@@ -174,13 +174,13 @@ template <auto Fn>
 void invoke_task(Decoder& calls, Encoder& results) {
     using Params = typename fn_traits<decltype(Fn)>::params;
     Params args{};
-    calls.read(args);
+    calls.read_typed(args);
     constexpr auto seq = std::make_index_sequence<std::tuple_size_v<Params>>{};
     using R = decltype(call_forwarding(Fn, args, seq));
     if constexpr (std::is_void_v<R>) {
         call_forwarding(Fn, args, seq);
     } else {
-        results.write(call_forwarding(Fn, args, seq));
+        results.write_typed(call_forwarding(Fn, args, seq));
     }
 }
 
@@ -228,7 +228,7 @@ public:
                     if (entry.first == fn_) {
                         out.kind = "function";
                         out.name = entry.second;
-                        Encoder(out.payload, &out.handles).write(std::make_from_tuple<Params>(args_));
+                        Encoder(out.payload, &out.handles).write_typed(std::make_from_tuple<Params>(args_));
                         return;
                     }
                 }
@@ -263,11 +263,11 @@ struct ProcessRegistrar {
     static std::unique_ptr<Process> make(Decoder& fields) {
         auto p = std::make_unique<T>();
         auto tied = p->mp_fields();
-        fields.read(tied);
+        fields.read_typed(tied);
         fields.expect_end();
         return p;
     }
-    static void encode_fields(const Process& self, Encoder& out) { out.write(static_cast<const T&>(self).mp_fields()); }
+    static void encode_fields(const Process& self, Encoder& out) { out.write_typed(static_cast<const T&>(self).mp_fields()); }
     explicit ProcessRegistrar(const char* name) { register_process_type(typeid(T), name, &make, &encode_fields); }
 };
 

@@ -51,7 +51,9 @@
 //   leaves only a stale waiter count (it costs an unneeded wakeup call, nothing more). Tested by
 //   killing producers and consumers at random points.
 //
-// get<T>() of an item that does not decode as T throws DecodeError; the item is consumed.
+// get<T>() of an item put as another type throws TypeError naming both (each item carries its
+// type's fingerprint, mp/codec.hpp), and of an item that does not decode as T DecodeError; in
+// both cases the item is consumed.
 // qsize() is the number of items whose first byte is in the ring and that no consumer has
 // started: exact when nothing is in flight, best effort while other processes put and get (as
 // in CPython, where it is "approximate"). close() ends this process's use of the queue (every
@@ -99,7 +101,7 @@ public:
     template <class T>
     void put(const T& item, bool block = true, std::optional<double> timeout = std::nullopt) {
         std::string buf;
-        encode_to(buf, item);  // throws here, before the queue is touched
+        encode_message_to(buf, item);  // throws here, before the queue is touched
         put_encoded(buf, block, timeout);
     }
     template <class T, class Rep, class Period>
@@ -115,7 +117,7 @@ public:
     T get(bool block = true, std::optional<double> timeout = std::nullopt) {
         std::string buf;
         get_encoded(buf, block, timeout);
-        return decode<T>(buf);
+        return decode_message<T>(buf);
     }
     template <class T, class Rep, class Period>
     T get(std::chrono::duration<Rep, Period> timeout) {
@@ -126,7 +128,8 @@ public:
         return get<T>(false);
     }
 
-    // The encoded bytes of one item, as put() writes them (for callers that decode themselves).
+    // The encoded bytes of one item, as put() writes them (for callers that decode themselves:
+    // a typed message, mp::decode_message).
     void put_encoded(const std::string& item, bool block = true, std::optional<double> timeout = std::nullopt);
     void get_encoded(std::string& out, bool block = true, std::optional<double> timeout = std::nullopt);
 
