@@ -174,9 +174,9 @@ TEST_F(Subprocess, TimeoutKillsTheChildAndKeepsWhatItWrote) {
 TEST_F(Subprocess, CheckOutputCallAndCheckCall) {
     EXPECT_EQ(sp::check_output(child({"out", "x y\n"})), "x y\n");
     EXPECT_EQ(sp::check_output(child({"out", "a\r\n"}), sp::Options().text()), "a\n");
-    EXPECT_THROW(sp::check_output(child({"exit", "2"})), sp::CalledProcessError);
-    EXPECT_THROW(sp::check_output(child(), sp::Options().std_out(sp::PIPE)), mp::ValueError);
-    EXPECT_THROW(sp::check_output(child(), sp::Options().capture_output()), mp::ValueError);
+    EXPECT_THROW((void)sp::check_output(child({"exit", "2"})), sp::CalledProcessError);
+    EXPECT_THROW((void)sp::check_output(child(), sp::Options().std_out(sp::PIPE)), mp::ValueError);
+    EXPECT_THROW((void)sp::check_output(child(), sp::Options().capture_output()), mp::ValueError);
     EXPECT_EQ(sp::call(child({"exit", "7"})), 7);
     EXPECT_NO_THROW(sp::check_call(child({"exit", "0"})));
     try {
@@ -471,7 +471,7 @@ TEST_F(Subprocess, MissingProgramIsFileNotFoundError) {
     } catch (const mp::FileNotFoundError& e) {
         EXPECT_NE(std::string(e.what()).find("'mp-no-such-program-on-path'"), std::string::npos) << e.what();
     }
-    EXPECT_THROW(sp::check_output({"mp-no-such-program-on-path"}), mp::FileNotFoundError);
+    EXPECT_THROW((void)sp::check_output({"mp-no-such-program-on-path"}), mp::FileNotFoundError);
     // The message names the call the user made, not the Popen it made underneath.
     const std::vector<std::pair<std::string, std::function<void()>>> calls = {
         {"mp::subprocess::run", [&] { sp::run({missing}); }},
