@@ -51,7 +51,10 @@
 // MP_PRINTF_LIKE(f, a): argument f of the function is a printf format for the arguments from a
 // on, checked like printf's (mp's internal log call). mingw-w64's C++ headers select its
 // C99-conforming printf family (__USE_MINGW_ANSI_STDIO), which is GNU's format, not MSVCRT's.
-#if defined(__MINGW32__) && (defined(__GNUC__) || defined(__clang__))
+// clang for mingw-w64 has no gnu_printf archetype: there the check is left to the other builds.
+#if defined(__MINGW32__) && defined(__clang__)
+#define MP_PRINTF_LIKE(f, a)
+#elif defined(__MINGW32__) && defined(__GNUC__)
 #define MP_PRINTF_LIKE(f, a) __attribute__((format(gnu_printf, f, a)))
 #elif defined(__GNUC__) || defined(__clang__)
 #define MP_PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
