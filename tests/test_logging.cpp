@@ -274,31 +274,6 @@ MP_TARGET(logging_child_level);
 void logging_child_throws() { throw std::runtime_error("boom from the child"); }
 MP_TARGET(logging_child_throws);
 
-// What children write to the stderr they inherit from us while fn runs.
-std::string children_stderr(const std::function<void()>& fn) {
-    mp::sys::PipeEnds pipe;
-    if (mp::sys::make_pipe(pipe)) throw std::runtime_error("make_pipe");
-    std::fflush(stderr);
-#if defined(_WIN32)
-    HANDLE saved = GetStdHandle(STD_ERROR_HANDLE);
-    SetStdHandle(STD_ERROR_HANDLE, pipe.write.get());
-    fn();
-    SetStdHandle(STD_ERROR_HANDLE, saved);
-#else
-    const int saved = ::dup(2);
-    ::dup2(pipe.write.get(), 2);
-    fn();
-    std::fflush(stderr);
-    ::dup2(saved, 2);
-    ::close(saved);
-#endif
-    pipe.write.reset();
-    std::string out;
-    char buf[4096];
-    for (std::size_t got = 0; !mp::sys::read_full(pipe.read.get(), buf, sizeof buf, got) && got > 0;) out.append(buf, got);
-    return without_cr(out);
-}
-
 class LoggingChildren : public mp_test::MethodTest {
 protected:
     void SetUp() override {
@@ -336,7 +311,7 @@ TEST_P(LoggingChildren, TakeTheParentsLevel) {
 TEST_P(LoggingChildren, ReportOfAChildsExceptionFollowsTheParentsLevel) {
     mp_test::time_limit(120);
     auto run_thrower = [&] {
-        return children_stderr([&] {
+        return mp_test::capture_stderr([&] {
             mp::Process p = ctx().Process(logging_child_throws);
             p.set_name("thrower");
             p.start();
@@ -365,7 +340,7 @@ MP_INSTANTIATE_FOR_EACH_METHOD(LoggingChildren);
 TEST_F(Logging, TrackerTakesTheLevelItStartedWith) {
     mp_test::time_limit(120);
     auto leak_one = [](const std::string& name) {
-        return children_stderr([&] {
+        return mp_test::capture_stderr([&] {
             mp::SharedMemory::stop_tracker();  // the next create starts one, with our stderr
             mp::SharedMemory shm = mp::SharedMemory::create(64, name);
             shm.close();                       // not unlinked: the tracker removes it, and says so

@@ -1,11 +1,13 @@
 // tests/test_main.cpp - the test binary's main: the spawn bootstrap first (a spawned child of a
 // test runs its target there), then GoogleTest, with a watchdog that fails a test which runs
 // past its time limit.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -139,6 +141,31 @@ std::size_t count_handles() {
     std::size_t n = 0;
     if (auto ec = mp::sys::count_open_handles(n)) ADD_FAILURE() << "count_open_handles: " << ec.message();
     return n;
+}
+
+std::string capture_stderr(const std::function<void()>& fn) {
+    mp::sys::PipeEnds pipe;
+    if (mp::sys::make_pipe(pipe)) throw std::runtime_error("make_pipe");
+    std::fflush(stderr);
+#if defined(_WIN32)
+    HANDLE saved = GetStdHandle(STD_ERROR_HANDLE);
+    SetStdHandle(STD_ERROR_HANDLE, pipe.write.get());
+    fn();
+    SetStdHandle(STD_ERROR_HANDLE, saved);
+#else
+    const int saved = ::dup(2);
+    ::dup2(pipe.write.get(), 2);
+    fn();
+    std::fflush(stderr);
+    ::dup2(saved, 2);
+    ::close(saved);
+#endif
+    pipe.write.reset();
+    std::string out;
+    char buf[4096];
+    for (std::size_t got = 0; !mp::sys::read_full(pipe.read.get(), buf, sizeof buf, got) && got > 0;) out.append(buf, got);
+    out.erase(std::remove(out.begin(), out.end(), '\r'), out.end());  // Windows' text-mode stderr writes \r\n
+    return out;
 }
 
 std::string temp_path(const std::string& stem) {

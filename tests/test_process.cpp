@@ -225,33 +225,6 @@ public:
 
 void unregistered_function() {}
 
-// Runs fn with this process's stderr (which children inherit) sent into a pipe, and returns
-// what was written there.
-std::string capture_stderr(const std::function<void()>& fn) {
-    mp::sys::PipeEnds pipe;
-    if (mp::sys::make_pipe(pipe)) throw std::runtime_error("make_pipe");
-    std::fflush(stderr);
-#if defined(_WIN32)
-    HANDLE saved = GetStdHandle(STD_ERROR_HANDLE);
-    SetStdHandle(STD_ERROR_HANDLE, pipe.write.get());
-    fn();
-    SetStdHandle(STD_ERROR_HANDLE, saved);
-#else
-    const int saved = ::dup(2);
-    ::dup2(pipe.write.get(), 2);
-    fn();
-    std::fflush(stderr);
-    ::dup2(saved, 2);
-    ::close(saved);
-#endif
-    pipe.write.reset();
-    std::string out;
-    char buf[4096];
-    for (std::size_t got = 0; !mp::sys::read_full(pipe.read.get(), buf, sizeof buf, got) && got > 0;) out.append(buf, got);
-    out.erase(std::remove(out.begin(), out.end(), '\r'), out.end());  // Windows' text-mode stderr writes \r\n
-    return out;
-}
-
 
 }  // namespace
 
@@ -286,7 +259,7 @@ TEST_P(MethodTest, ExitCodes) {
 TEST_P(MethodTest, UncaughtExceptionIsReportedOnStderr) {
     mp::Process p = ctx().Process(throw_runtime_error);
     p.set_name("thrower");
-    const std::string err = capture_stderr([&] {
+    const std::string err = mp_test::capture_stderr([&] {
         p.start();
         p.join();
     });
@@ -741,7 +714,7 @@ TEST(Fork, WarnsOnceInAMultithreadedParent) {
         std::unique_lock<std::mutex> lock(mu);
         cv.wait(lock, [&] { return stop; });
     });
-    const std::string err = capture_stderr([] {
+    const std::string err = mp_test::capture_stderr([] {
         for (int i = 0; i < 2; ++i) {
             mp::Process p = mp::get_context("fork").Process(noop);
             p.start();

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ std::string path_beside(const std::string& program);
 // Runs a program that lives beside the test binary, with arguments, and waits at most
 // timeout_s for it.
 Captured run_beside(const std::string& program, const std::vector<std::string>& args, int timeout_s = 60);
+
+// Runs fn with this process's stderr (which children inherit) sent into a pipe, and returns
+// what was written there, without the \r that Windows' text-mode stderr adds.
+std::string capture_stderr(const std::function<void()>& fn);
 
 std::string temp_path(const std::string& stem);
 
