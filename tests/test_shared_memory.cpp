@@ -429,7 +429,7 @@ TEST_P(SharedMemoryMethodTest, KilledCreatorsNameVanishes) {
 // private name behind within 2 s.
 TEST_P(SharedMemoryMethodTest, CreatorKilledAtAnyInstantLeavesNothing) {
     mp_test::time_limit(300);
-    const int trials = mp_test::under_wine() ? 20 : 200;
+    const int trials = mp_test::under_wine() ? 20 : mp_test::under_sanitizer() ? 60 : 200;
     std::mt19937 random(static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
     std::uniform_int_distribution<int> delay_us(0, 30000);
     int left = 0;

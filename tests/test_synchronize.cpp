@@ -731,7 +731,8 @@ TEST_P(SyncMethodTest, ChildIsNotTheOwnerOfItsParentsLock) {
 
 TEST_P(SyncMethodTest, KilledHolderGivesOwnerDeadThenLockWorks) {
     mp_test::time_limit(240);
-    const int trials = mp_test::under_wine() ? 20 : is_fork() ? 1000 : 100;
+    const int trials = mp_test::under_wine() ? 20 : mp_test::under_sanitizer() ? (is_fork() ? 200 : 50)
+                                                : is_fork() ? 1000 : 100;
     mp::Lock l;
     mp::Event held;
     double worst = 0;

@@ -21,6 +21,24 @@ void time_limit(int seconds);
 
 bool under_wine();
 
+// Built with AddressSanitizer or ThreadSanitizer. There every fork and exec costs several times
+// what it costs natively (ASan's shadow memory is part of every fork), so the tests that repeat
+// a cycle many times to catch a rare leak or race run fewer rounds under a sanitizer, as they do
+// under Wine: still enough that a leak or a lost wake-up per cycle would show.
+constexpr bool under_sanitizer() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    return true;
+#else
+    return false;
+#endif
+#else
+    return false;
+#endif
+}
+
 // Processes of ours that are still children (running or unreaped): 0 after a clean test. The
 // forkserver and the resource tracker, which live as long as the test binary, do not count.
 int count_children();
