@@ -168,7 +168,6 @@ struct Tracker {
     Child child;
     std::map<std::pair<Resource, std::string>, std::size_t> slot_of;
     std::vector<std::size_t> free_slots;
-    bool atfork_set = false;
     int lost_pid = 0;  // a tracker found dead, to be replaced (and warned about) at the next start
     int lost_code = 0;
 };
@@ -207,6 +206,14 @@ void atfork_child() noexcept {
 // other part has taken its own lock, and fork takes the locks in the same order as they do.
 const int g_atfork_result = ::pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 
+// A normal exit ends the tracker and waits for it, so it is never left an orphan (a fork child's
+// copy of this handler stops only a tracker the child started itself). Registered when the
+// library loads too: exit handlers run in the reverse order of their registration, so this one
+// runs after every handler the program's run registered, among them the one that stops the
+// forkserver, which forgets its directory here on the way out. Registered on the tracker's first
+// start instead, it ran first, and the tracker reported that directory as leaked.
+const int g_atexit_result = std::atexit([] { stop_tracker(); });
+
 std::error_code grow_registry(Tracker& t) noexcept {
     const std::size_t slots = t.slots ? t.slots * 2 : kFirstSlots;
     if (::ftruncate(t.registry_fd, static_cast<off_t>(slots * kSlot)) != 0) return last_error();
@@ -222,13 +229,7 @@ std::error_code grow_registry(Tracker& t) noexcept {
 // Starts a tracker on the registry (made here on first use, kept when a tracker is replaced,
 // so that the new one knows every name the old one did).
 std::error_code start_tracker(Tracker& t) noexcept try {
-    if (!t.atfork_set) {
-        if (g_atfork_result != 0) return std::make_error_code(std::errc::not_enough_memory);
-        // A normal exit ends the tracker and waits for it, so it is never left an orphan (a
-        // fork child's copy of this handler stops only a tracker the child started itself).
-        if (std::atexit([] { stop_tracker(); }) != 0) return std::make_error_code(std::errc::not_enough_memory);
-        t.atfork_set = true;
-    }
+    if (g_atfork_result != 0 || g_atexit_result != 0) return std::make_error_code(std::errc::not_enough_memory);
     std::string exe;
     if (auto ec = current_executable(exe)) return ec;
     if (t.registry_fd < 0) {

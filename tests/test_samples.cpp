@@ -27,6 +27,13 @@ mp_test::Captured run_sample(const std::string& name) {
         r = mp_test::run_beside("../samples/" + name, {}, 60);
         mp_test::reap_orphans(std::chrono::seconds(10));
     }
+    // A program that ends normally leaves its tracker nothing to clean up, so the tracker has
+    // nothing to warn about (the forkserver's directory once was: the tracker's exit handler
+    // ran before the one that stops the forkserver). Two samples kill a process that holds
+    // tracked names on purpose, and the warning about them is part of what they show.
+    if (name != "t05_daemon" && name != "t17_shared_memory") {
+        EXPECT_EQ(r.output.find("mp: resource_tracker"), std::string::npos) << name << ":\n" << r.output;
+    }
     return r;
 }
 
