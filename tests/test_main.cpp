@@ -100,6 +100,18 @@ bool under_wine() {
 #endif
 }
 
+mp::Process start_retrying_wine_refusals(const std::function<mp::Process()>& make, std::atomic<int>& refusals) {
+    for (;;) {
+        mp::Process p = make();
+        try {
+            p.start();
+            return p;
+        } catch (const mp::OSError& e) {
+            if (!under_wine() || e.code().value() != 1359 || ++refusals > 5) throw;
+        }
+    }
+}
+
 int count_children() {
 #if defined(_WIN32)
     HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);

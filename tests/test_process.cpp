@@ -352,14 +352,15 @@ TEST_P(MethodTest, SixteenThreadsStartAndJoinAtOnce) {
     mp_test::time_limit(240);
     const int rounds = mp_test::under_wine() ? 6 : 25;
     std::atomic<int> failures{0};
+    std::atomic<int> wine_refusals{0};  // starts Wine refused, tried again (test_util.hpp)
     std::vector<std::string> errors(16);
     std::vector<std::thread> threads;
     for (int t = 0; t < 16; ++t) {
         threads.emplace_back([&, t] {
             try {
                 for (int i = 0; i < rounds; ++i) {
-                    mp::Process p = ctx().Process(exit_with, 1 + (t * 7 + i) % 100);
-                    p.start();
+                    mp::Process p = mp_test::start_retrying_wine_refusals(
+                        [&] { return ctx().Process(exit_with, 1 + (t * 7 + i) % 100); }, wine_refusals);
                     p.join(60);
                     if (p.exitcode() != 1 + (t * 7 + i) % 100) {
                         ++failures;
@@ -675,26 +676,15 @@ TEST_P(MethodTest, NoZombieNoLeakAfterManyCycles) {
         p.join();
     }
     const std::size_t before = mp_test::count_handles();
-    int wine_refusals = 0;
+    // A start Wine refuses is tried again (test_util.hpp); a handle or job-object leak of the
+    // refused one would still show in the count below.
+    std::atomic<int> wine_refusals{0};
     for (int i = 0; i < cycles; ++i) {
-        mp::Process p = ctx().Process(noop);
-        try {
-            p.start();
-        } catch (const mp::OSError& e) {
-            // Wine's own process creation fails now and then on a loaded machine with
-            // ERROR_INTERNAL_ERROR (1359): a bare CreateProcessW loop with no mp code in it does
-            // too (WINE-NOTES.md). Such a start is tried again, at most 5 times in a run; a
-            // handle or job-object leak would still show in the count below.
-            if (mp_test::under_wine() && e.code().value() == 1359 && ++wine_refusals <= 5) {
-                --i;
-                continue;
-            }
-            throw;
-        }
+        mp::Process p = mp_test::start_retrying_wine_refusals([&] { return ctx().Process(noop); }, wine_refusals);
         p.join();
         ASSERT_EQ(p.exitcode(), 0);
     }
-    if (wine_refusals) std::printf("Wine refused %d process creations with error 1359 (retried)\n", wine_refusals);
+    if (wine_refusals) std::printf("Wine refused %d process creations with error 1359 (retried)\n", wine_refusals.load());
     EXPECT_EQ(mp_test::count_children(), 0);
     const std::size_t after = mp_test::count_handles();
     // Under Wine a handful of handles come and go inside Wine itself; growth would be ~cycles.

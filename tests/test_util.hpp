@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -38,6 +39,12 @@ constexpr bool under_sanitizer() {
     return false;
 #endif
 }
+
+// Starts the process make() returns, and returns it started. Wine's own process creation fails
+// now and then on a loaded machine with ERROR_INTERNAL_ERROR (1359): a bare CreateProcessW loop
+// with no mp code in it does too (WINE-NOTES.md). Under Wine such a start is tried again with a
+// new process, at most 5 times over all the calls that share `refusals`; anything else throws.
+mp::Process start_retrying_wine_refusals(const std::function<mp::Process()>& make, std::atomic<int>& refusals);
 
 // Processes of ours that are still children (running or unreaped): 0 after a clean test. The
 // forkserver and the resource tracker, which live as long as the test binary, do not count.
