@@ -59,6 +59,7 @@
 
 #include "duration.hpp"
 #include "errors.hpp"
+#include "utf8_path.hpp"
 
 namespace mp {
 
@@ -75,10 +76,10 @@ public:
     static NamedPipe open(const std::string& name, const std::string& mode, std::optional<double> timeout_seconds = std::nullopt);
     // The same with a std::filesystem::path as the name (taken as its UTF-8 text), and with a
     // string literal (which would otherwise fit both).
-    static NamedPipe create(const std::filesystem::path& name, const std::string& mode) { return create(name.u8string(), mode); }
+    static NamedPipe create(const std::filesystem::path& name, const std::string& mode) { return create(mp::detail::utf8_path(name), mode); }
     static NamedPipe create(const char* name, const std::string& mode) { return create(std::string(name), mode); }
     static NamedPipe open(const std::filesystem::path& name, const std::string& mode, std::optional<double> timeout_seconds = std::nullopt) {
-        return open(name.u8string(), mode, timeout_seconds);
+        return open(mp::detail::utf8_path(name), mode, timeout_seconds);
     }
     static NamedPipe open(const char* name, const std::string& mode, std::optional<double> timeout_seconds = std::nullopt) {
         return open(std::string(name), mode, timeout_seconds);
@@ -90,7 +91,7 @@ public:
     }
     template <class Rep, class Period>
     static NamedPipe open(const std::filesystem::path& name, const std::string& mode, std::chrono::duration<Rep, Period> timeout) {
-        return open(name.u8string(), mode, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
+        return open(mp::detail::utf8_path(name), mode, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     template <class Rep, class Period>
     static NamedPipe open(const char* name, const std::string& mode, std::chrono::duration<Rep, Period> timeout) {

@@ -102,11 +102,7 @@
 
 #include "duration.hpp"
 #include "errors.hpp"
-
-namespace mp::detail {
-// A path as the UTF-8 text the rest of the API takes (a Windows path is wide inside).
-inline std::string utf8_path(const std::filesystem::path& p) { return p.u8string(); }
-}  // namespace mp::detail
+#include "utf8_path.hpp"
 
 namespace mp::subprocess {
 
