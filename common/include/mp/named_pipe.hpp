@@ -5,6 +5,7 @@
 //     mp::NamedPipe r = mp::NamedPipe::create("jobs", "r");
 //     r.accept(5.0);                                   // TimeoutError if no writer in 5 s
 //     std::string line = r.readline();                 // "" once the writer has closed
+//     for (const std::string& l : r) ...               // the lines until then
 //     // another process: opens the existing name
 //     mp::NamedPipe w = mp::NamedPipe::open("jobs", "w", 5.0);
 //     w.write("hello\n");
@@ -59,6 +60,7 @@
 
 #include "duration.hpp"
 #include "errors.hpp"
+#include "source_iterator.hpp"
 #include "utf8_path.hpp"
 
 namespace mp {
@@ -110,6 +112,12 @@ public:
     std::string read_exact(std::size_t n);
     // One line, its '\n' included; at end of file the rest without one, then "".
     std::string readline();
+    // The lines until end of file, as readline gives them: for (const std::string& line : r),
+    // or a C++20 view over r (see mp/source_iterator.hpp: a line looked at and not stepped
+    // past stays for readline or read). Moving r ends its iterators.
+    using iterator = detail::SourceIterator<NamedPipe, std::string>;
+    iterator begin() { return iterator(this); }
+    iterator end() { return iterator(); }
     // Whether a read would not block (data, or end of file), waiting up to timeout_seconds.
     [[nodiscard]] bool poll(std::optional<double> timeout_seconds = 0.0);
     template <class Rep, class Period>
@@ -135,6 +143,10 @@ public:
     struct State;
 
 private:
+    template <class, class>
+    friend class detail::SourceIterator;
+    std::string* source_peek();
+    void source_drop();
     explicit NamedPipe(std::unique_ptr<State> s) noexcept;
     std::unique_ptr<State> s_;
 };
