@@ -23,6 +23,11 @@ struct NamedPipe::State {
     sys::PipeEnd end;        // Windows creator: the server instance from creation on
     std::string ahead;       // bytes read past a line's end, handed out first
     std::size_t ahead_pos = 0;
+    // The line the iterators look at: a copy of the next line_size bytes of ahead, which stay
+    // there until the iteration steps past them; every other read drops the copy.
+    std::string line;
+    std::size_t line_size = 0;
+    bool line_ready = false;
 };
 
 namespace {
@@ -135,7 +140,28 @@ static NamedPipe::State& ready(const std::unique_ptr<NamedPipe::State>& s, Named
         throw OSError(std::make_error_code(std::errc::bad_file_descriptor),
                       std::string(what) + ": this end is " + (s->reader ? "read-only" : "write-only"));
     if (!s->connected) self.accept(std::nullopt);
+    if (want_read) s->line_ready = false;
     return *s;
+}
+
+// The length of the next line in ahead from ahead_pos (its '\n' included; at end of file the
+// rest), reading until it is all there: 0 at end of file.
+static std::size_t next_line(NamedPipe::State& s, const char* what) {
+    std::size_t searched = s.ahead_pos;
+    for (;;) {
+        const std::size_t nl = s.ahead.find('\n', searched);
+        if (nl != std::string::npos) return nl + 1 - s.ahead_pos;
+        s.ahead.erase(0, s.ahead_pos);  // what is left is the start of one line
+        s.ahead_pos = 0;
+        const std::size_t have = s.ahead.size();
+        searched = have;
+        s.ahead.resize(have + kChunk);
+        std::size_t got = 0;
+        const std::error_code ec = sys::pipe_read_some(s.end, &s.ahead[have], kChunk, got);
+        s.ahead.resize(have + (ec ? 0 : got));
+        if (ec) raise_os_error(ec, what);
+        if (got == 0) return have;  // end of file: the rest, or nothing
+    }
 }
 
 std::string NamedPipe::read(std::size_t n) {
@@ -176,25 +202,27 @@ std::string NamedPipe::read_exact(std::size_t n) {
 
 std::string NamedPipe::readline() {
     State& s = ready(s_, *this, true, "mp::NamedPipe::readline");
-    std::string line;
-    for (;;) {
-        if (s.ahead_pos < s.ahead.size()) {
-            const std::size_t nl = s.ahead.find('\n', s.ahead_pos);
-            const std::size_t stop = nl == std::string::npos ? s.ahead.size() : nl + 1;
-            line.append(s.ahead, s.ahead_pos, stop - s.ahead_pos);
-            s.ahead_pos = stop;
-            if (nl != std::string::npos) return line;
-        }
-        s.ahead.resize(kChunk);
-        s.ahead_pos = 0;
-        std::size_t got = 0;
-        if (auto ec = sys::pipe_read_some(s.end, s.ahead.data(), s.ahead.size(), got)) {
-            s.ahead.clear();
-            raise_os_error(ec, "mp::NamedPipe::readline");
-        }
-        s.ahead.resize(got);
-        if (got == 0) return line;  // end of file: the rest, or ""
+    const std::size_t n = next_line(s, "mp::NamedPipe::readline");
+    std::string line = s.ahead.substr(s.ahead_pos, n);
+    s.ahead_pos += n;
+    return line;
+}
+
+std::string* NamedPipe::source_peek() {
+    if (!s_ || !s_->line_ready) {
+        State& s = ready(s_, *this, true, "mp::NamedPipe iteration");
+        const std::size_t n = next_line(s, "mp::NamedPipe iteration");
+        s.line.assign(s.ahead, s.ahead_pos, n);
+        s.line_size = n;
+        s.line_ready = true;
     }
+    return s_->line_size ? &s_->line : nullptr;
+}
+
+void NamedPipe::source_drop() {
+    if (!source_peek()) return;
+    s_->ahead_pos += s_->line_size;
+    s_->line_ready = false;
 }
 
 bool NamedPipe::poll(std::optional<double> timeout_seconds) {
@@ -227,6 +255,7 @@ void NamedPipe::close() {
     s_->connected = true;  // so that later calls report "closed" instead of accepting again
     s_->ahead.clear();
     s_->ahead_pos = 0;
+    s_->line_ready = false;
 }
 
 bool NamedPipe::closed() const noexcept { return !s_ || (s_->connected && !s_->end.h); }

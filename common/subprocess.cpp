@@ -229,6 +229,11 @@ struct PipeReader::State {
     std::unique_ptr<char[]> scratch;
     const std::vector<std::string>* args = nullptr;
     const char* name = "stdout";
+    // The line the iterators look at: a copy of the next line_size bytes of buf, which stay
+    // there until the iteration steps past them; anything that takes from buf drops the copy.
+    std::string line;
+    std::size_t line_size = 0;
+    bool line_ready = false;
 
     std::size_t available() const { return buf.size() - pos; }
 
@@ -243,6 +248,7 @@ struct PipeReader::State {
     }
 
     std::string take(std::size_t n) {
+        line_ready = false;
         if (n >= available()) {  // all of it: handed over, not copied, when it starts the buffer
             std::string out = pos ? buf.substr(pos) : std::move(buf);
             buf.clear();
@@ -253,6 +259,25 @@ struct PipeReader::State {
         pos += n;
         compact();
         return out;
+    }
+
+    void skip(std::size_t n) {
+        line_ready = false;
+        pos += n;
+        compact();
+    }
+
+    // The length of the next line (its "\n" included; at end of file the rest), reading until
+    // it is all here: 0 at end of file.
+    std::size_t next_line(const Deadline& deadline, const std::optional<double>& timeout_seconds) {
+        std::size_t searched = pos;
+        for (;;) {
+            const std::size_t nl = buf.find('\n', searched);
+            if (nl != std::string::npos) return nl + 1 - pos;
+            if (eof) return available();
+            searched = buf.size();  // fill only appends
+            if (!fill(deadline)) timed_out(timeout_seconds);
+        }
     }
 
     // Appends what arrived: as it is, or with universal newlines ("\r\n" and "\r" -> "\n").
@@ -340,14 +365,22 @@ std::string PipeReader::read_some(std::size_t n, std::optional<double> timeout_s
 std::string PipeReader::readline(std::optional<double> timeout_seconds) {
     s_->check_open("readline");
     const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::PipeReader::readline");
-    std::size_t searched = s_->pos;
-    for (;;) {
-        const std::size_t nl = s_->buf.find('\n', searched);
-        if (nl != std::string::npos) return s_->take(nl + 1 - s_->pos);
-        if (s_->eof) return s_->take(s_->available());
-        searched = s_->buf.size();  // fill only appends
-        if (!s_->fill(deadline)) s_->timed_out(timeout_seconds);
+    return s_->take(s_->next_line(deadline, timeout_seconds));
+}
+
+std::string* PipeReader::source_peek() {
+    s_->check_open("iteration");
+    if (!s_->line_ready) {
+        const std::size_t n = s_->next_line(Deadline::never(), std::nullopt);
+        s_->line.assign(s_->buf, s_->pos, n);
+        s_->line_size = n;
+        s_->line_ready = true;
     }
+    return s_->line_size ? &s_->line : nullptr;
+}
+
+void PipeReader::source_drop() {
+    if (source_peek()) s_->skip(s_->line_size);
 }
 
 void PipeReader::close() noexcept {
@@ -355,6 +388,7 @@ void PipeReader::close() noexcept {
     s_->closed = true;
     s_->buf.clear();
     s_->pos = 0;
+    s_->line_ready = false;
 }
 
 bool PipeReader::closed() const noexcept { return s_->closed; }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -149,6 +150,38 @@ TEST(NamedPipe, LinesFromAThreadAndEndOfFile) {
     r.close();
     EXPECT_TRUE(r.closed());
     EXPECT_THROW(r.read(1), mp::OSError);
+}
+
+// Range-for walks the lines readline gives. Copies of an iterator share one position, and a
+// line looked at (*it, or it != end) and not stepped past stays for readline.
+TEST(NamedPipe, RangeForWalksTheLines) {
+    mp_test::time_limit(60);
+    const std::string name = unique_name("range");
+    mp::NamedPipe r = mp::NamedPipe::create(name, "r");
+    std::thread t([&] {
+        mp::NamedPipe w = mp::NamedPipe::open(name, "w", 10);
+        w.write("first\nsecond\n");
+        w.write("third\nno newline");
+    });
+    r.accept(10);
+    auto it = r.begin();
+    ASSERT_NE(it, r.end());
+    EXPECT_EQ(*it, "first\n");
+    EXPECT_EQ(r.readline(), "first\n");  // looked at, not stepped past: still there
+    EXPECT_EQ(*it, "second\n");
+    auto copy = it;
+    EXPECT_EQ(*copy++, "second\n");  // what it was at, although both copies moved on
+    EXPECT_EQ(*it, "third\n");
+    const std::vector<std::string> rest(it, r.end());
+    t.join();
+    EXPECT_EQ(rest, (std::vector<std::string>{"third\n", "no newline"}));
+    EXPECT_EQ(r.begin(), r.end());
+    EXPECT_EQ(r.readline(), "");
+    std::vector<std::string> none;
+    for (const std::string& line : r) none.push_back(line);
+    EXPECT_TRUE(none.empty());
+    r.close();
+    EXPECT_THROW((void)*r.begin(), mp::OSError);  // as readline on a closed pipe
 }
 
 TEST(NamedPipe, ReadExactEOFAndBrokenPipe) {

@@ -32,10 +32,12 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "duration.hpp"
 #include "pool.hpp"
+#include "source_iterator.hpp"
 
 namespace mp {
 namespace futures {
@@ -287,6 +289,7 @@ public:
                                                       std::chrono::duration<double, std::milli>(ms_ < 0 ? 0 : ms_))) {}
 
     std::optional<Future<R>> next() {
+        if (head_) return std::exchange(head_, std::nullopt);
         if (open_.empty()) return std::nullopt;
         std::vector<detail::TaskRef> refs;
         for (const auto& f : open_) refs.push_back(f.ref());
@@ -300,36 +303,25 @@ public:
         return f;
     }
 
-    class iterator {
-    public:
-        using iterator_category = std::input_iterator_tag;
-        using value_type = Future<R>;
-        using difference_type = std::ptrdiff_t;
-        using pointer = const Future<R>*;
-        using reference = const Future<R>&;
-        iterator() = default;
-        explicit iterator(AsCompleted* a) : a_(a) { advance(); }
-        const Future<R>& operator*() const { return *cur_; }
-        iterator& operator++() {
-            advance();
-            return *this;
-        }
-        bool operator==(const iterator& o) const { return a_ == o.a_; }
-        bool operator!=(const iterator& o) const { return a_ != o.a_; }
-
-    private:
-        void advance() {
-            cur_ = a_->next();
-            if (!cur_) a_ = nullptr;
-        }
-        AsCompleted* a_ = nullptr;
-        std::optional<Future<R>> cur_;
-    };
+    // A range-for loop, or a C++20 view, walks the futures with next() (see
+    // mp/source_iterator.hpp): one looked at and not stepped past stays for next().
+    using iterator = mp::detail::SourceIterator<AsCompleted, Future<R>>;
     iterator begin() { return iterator(this); }
     iterator end() { return iterator(); }
 
 private:
+    template <class, class>
+    friend class mp::detail::SourceIterator;
+    Future<R>* source_peek() {
+        if (!head_) head_ = next();
+        return head_ ? &*head_ : nullptr;
+    }
+    void source_drop() {
+        if (source_peek()) head_.reset();
+    }
+
     std::vector<Future<R>> open_;
+    std::optional<Future<R>> head_;  // the future the iterators look at, taken from open_
     double ms_;
     std::chrono::steady_clock::time_point end_;
 };

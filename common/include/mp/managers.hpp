@@ -310,10 +310,14 @@ public:
     }
 };
 
-// A snapshot iterator: what range-for over a proxy walks (Python's list(d), list(l)).
+// A snapshot iterator: what range-for over a proxy walks (Python's list(d), list(l)). Each
+// begin() takes a new snapshot, which the iterators share and keep alive: for C++20 a
+// std::forward_iterator, and the proxy a forward_range and borrowed_range (see the end of
+// this file).
 template <class T>
 class SnapshotIterator {
 public:
+    using iterator_concept = std::forward_iterator_tag;
     using iterator_category = std::forward_iterator_tag;
     using value_type = T;
     using difference_type = std::ptrdiff_t;
@@ -1819,3 +1823,29 @@ public:
 #define MP_DETAIL_M_30(T, a, ...) &T::a, MP_DETAIL_M_29(T, __VA_ARGS__)
 #define MP_DETAIL_M_31(T, a, ...) &T::a, MP_DETAIL_M_30(T, __VA_ARGS__)
 #define MP_DETAIL_M_32(T, a, ...) &T::a, MP_DETAIL_M_31(T, __VA_ARGS__)
+
+// C++20 ranges (standard C++17 does not see this). A proxy's iterators own their snapshot, so
+// they stay valid after the proxy is gone (a borrowed_range: std::ranges::find on a temporary
+// proxy gives an iterator, not std::ranges::dangling). A proxy's size() asks the server now,
+// which need not be the size of the snapshot a later begin() takes (another process may have
+// changed the container in between): the views must not take it as the snapshot's size, so
+// the proxies are not sized_ranges (size() itself is unchanged).
+#if __cplusplus >= 202002L
+#include <ranges>
+template <class K, class V>
+inline constexpr bool std::ranges::enable_borrowed_range<mp::DictProxy<K, V>> = true;
+template <class T>
+inline constexpr bool std::ranges::enable_borrowed_range<mp::ListProxy<T>> = true;
+template <class T>
+inline constexpr bool std::ranges::enable_borrowed_range<mp::SetProxy<T>> = true;
+template <class T>
+inline constexpr bool std::ranges::enable_borrowed_range<mp::ArrayProxy<T>> = true;
+template <class K, class V>
+inline constexpr bool std::ranges::disable_sized_range<mp::DictProxy<K, V>> = true;
+template <class T>
+inline constexpr bool std::ranges::disable_sized_range<mp::ListProxy<T>> = true;
+template <class T>
+inline constexpr bool std::ranges::disable_sized_range<mp::SetProxy<T>> = true;
+template <class T>
+inline constexpr bool std::ranges::disable_sized_range<mp::ArrayProxy<T>> = true;
+#endif

@@ -5,6 +5,7 @@
 //     mp::NamedPipe r = mp::NamedPipe::create("jobs", "r");
 //     r.accept(5.0);                                   // TimeoutError if no writer in 5 s
 //     std::string line = r.readline();                 // "" once the writer has closed
+//     for (const std::string& l : r) ...               // the lines until then
 //     // another process: opens the existing name
 //     mp::NamedPipe w = mp::NamedPipe::open("jobs", "w", 5.0);
 //     w.write("hello\n");
@@ -59,6 +60,8 @@
 
 #include "duration.hpp"
 #include "errors.hpp"
+#include "source_iterator.hpp"
+#include "utf8_path.hpp"
 
 namespace mp {
 
@@ -75,10 +78,10 @@ public:
     static NamedPipe open(const std::string& name, const std::string& mode, std::optional<double> timeout_seconds = std::nullopt);
     // The same with a std::filesystem::path as the name (taken as its UTF-8 text), and with a
     // string literal (which would otherwise fit both).
-    static NamedPipe create(const std::filesystem::path& name, const std::string& mode) { return create(name.u8string(), mode); }
+    static NamedPipe create(const std::filesystem::path& name, const std::string& mode) { return create(mp::detail::utf8_path(name), mode); }
     static NamedPipe create(const char* name, const std::string& mode) { return create(std::string(name), mode); }
     static NamedPipe open(const std::filesystem::path& name, const std::string& mode, std::optional<double> timeout_seconds = std::nullopt) {
-        return open(name.u8string(), mode, timeout_seconds);
+        return open(mp::detail::utf8_path(name), mode, timeout_seconds);
     }
     static NamedPipe open(const char* name, const std::string& mode, std::optional<double> timeout_seconds = std::nullopt) {
         return open(std::string(name), mode, timeout_seconds);
@@ -90,7 +93,7 @@ public:
     }
     template <class Rep, class Period>
     static NamedPipe open(const std::filesystem::path& name, const std::string& mode, std::chrono::duration<Rep, Period> timeout) {
-        return open(name.u8string(), mode, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
+        return open(mp::detail::utf8_path(name), mode, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
     }
     template <class Rep, class Period>
     static NamedPipe open(const char* name, const std::string& mode, std::chrono::duration<Rep, Period> timeout) {
@@ -109,6 +112,12 @@ public:
     std::string read_exact(std::size_t n);
     // One line, its '\n' included; at end of file the rest without one, then "".
     std::string readline();
+    // The lines until end of file, as readline gives them: for (const std::string& line : r),
+    // or a C++20 view over r (see mp/source_iterator.hpp: a line looked at and not stepped
+    // past stays for readline or read). Moving r ends its iterators.
+    using iterator = detail::SourceIterator<NamedPipe, std::string>;
+    iterator begin() { return iterator(this); }
+    iterator end() { return iterator(); }
     // Whether a read would not block (data, or end of file), waiting up to timeout_seconds.
     [[nodiscard]] bool poll(std::optional<double> timeout_seconds = 0.0);
     template <class Rep, class Period>
@@ -134,6 +143,10 @@ public:
     struct State;
 
 private:
+    template <class, class>
+    friend class detail::SourceIterator;
+    std::string* source_peek();
+    void source_drop();
     explicit NamedPipe(std::unique_ptr<State> s) noexcept;
     std::unique_ptr<State> s_;
 };

@@ -60,6 +60,7 @@
 #include "duration.hpp"
 #include "errors.hpp"
 #include "process.hpp"
+#include "source_iterator.hpp"
 
 namespace mp {
 
@@ -406,6 +407,7 @@ public:
     template <class Rep, class Period>
     std::optional<R> next(std::chrono::duration<Rep, Period> timeout) { return next(std::optional<double>(mp::detail::nonnegative_seconds(timeout))); }
     std::optional<R> next(std::optional<double> timeout = std::nullopt) {
+        if (head_) return std::exchange(head_, std::nullopt);
         while (pos_ >= buffer_.size()) {
             top_up();
             if (open_.empty()) {
@@ -431,35 +433,23 @@ public:
         return std::move(buffer_[pos_++]);
     }
 
-    class iterator {
-    public:
-        using iterator_category = std::input_iterator_tag;
-        using value_type = R;
-        using difference_type = std::ptrdiff_t;
-        using pointer = const R*;
-        using reference = const R&;
-        iterator() = default;
-        explicit iterator(IMapIterator* it) : it_(it) { advance(); }
-        const R& operator*() const { return *cur_; }
-        iterator& operator++() {
-            advance();
-            return *this;
-        }
-        bool operator==(const iterator& o) const { return it_ == o.it_; }
-        bool operator!=(const iterator& o) const { return it_ != o.it_; }
-
-    private:
-        void advance() {
-            cur_ = it_->next();
-            if (!cur_) it_ = nullptr;
-        }
-        IMapIterator* it_ = nullptr;
-        std::optional<R> cur_;
-    };
+    // A range-for loop, or a C++20 view, walks the results with next() (see
+    // mp/source_iterator.hpp): a result looked at and not stepped past stays for next().
+    using iterator = detail::SourceIterator<IMapIterator, R>;
     iterator begin() { return iterator(this); }
     iterator end() { return iterator(); }
 
 private:
+    template <class, class>
+    friend class detail::SourceIterator;
+    R* source_peek() {
+        if (!head_) head_ = next();
+        return head_ ? &*head_ : nullptr;
+    }
+    void source_drop() {
+        if (source_peek()) head_.reset();
+    }
+
     // Submits chunks until buffersize are open or the input is done. A refusal (the pool closed
     // or terminated meanwhile) ends the feeding; it is thrown at once when no chunk is open,
     // otherwise once the open chunks are taken.
@@ -488,6 +478,7 @@ private:
     std::exception_ptr refused_;
     std::vector<R> buffer_;
     std::size_t pos_ = 0;
+    std::optional<R> head_;               // the result the iterators look at, taken from the rest
     bool ordered_;
 };
 

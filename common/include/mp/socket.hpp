@@ -41,6 +41,7 @@
 #include "codec.hpp"
 #include "duration.hpp"
 #include "errors.hpp"
+#include "utf8_path.hpp"
 
 namespace mp {
 
@@ -60,7 +61,7 @@ struct Address {
     static Address tcp(std::string host, int port) { return {AddressFamily::inet, std::move(host), port, {}}; }
     static Address tcp6(std::string host, int port) { return {AddressFamily::inet6, std::move(host), port, {}}; }
     static Address unix_socket(std::string path) { return {AddressFamily::unix_socket, {}, 0, std::move(path)}; }
-    static Address unix_socket(const std::filesystem::path& path) { return unix_socket(path.u8string()); }
+    static Address unix_socket(const std::filesystem::path& path) { return unix_socket(mp::detail::utf8_path(path)); }
     static Address unix_socket(const char* path) { return unix_socket(std::string(path)); }
     static Address pipe(std::string name) { return {AddressFamily::named_pipe, {}, 0, std::move(name)}; }
 

@@ -102,11 +102,8 @@
 
 #include "duration.hpp"
 #include "errors.hpp"
-
-namespace mp::detail {
-// A path as the UTF-8 text the rest of the API takes (a Windows path is wide inside).
-inline std::string utf8_path(const std::filesystem::path& p) { return p.u8string(); }
-}  // namespace mp::detail
+#include "source_iterator.hpp"
+#include "utf8_path.hpp"
 
 namespace mp::subprocess {
 
@@ -369,30 +366,10 @@ public:
     void close() noexcept;
     bool closed() const noexcept;
 
-    // Lines until end of file: for (const std::string& line : p.stdout_pipe()) ...
-    class iterator {
-    public:
-        using iterator_category = std::input_iterator_tag;
-        using value_type = std::string;
-        using difference_type = std::ptrdiff_t;
-        using pointer = const std::string*;
-        using reference = const std::string&;
-        iterator() = default;
-        explicit iterator(PipeReader* r) : r_(r) { ++*this; }
-        reference operator*() const { return line_; }
-        pointer operator->() const { return &line_; }
-        iterator& operator++() {
-            line_ = r_->readline();
-            if (line_.empty()) r_ = nullptr;
-            return *this;
-        }
-        bool operator==(const iterator& o) const { return r_ == o.r_; }
-        bool operator!=(const iterator& o) const { return r_ != o.r_; }
-
-    private:
-        PipeReader* r_ = nullptr;
-        std::string line_;
-    };
+    // Lines until end of file: for (const std::string& line : p.stdout_pipe()) ..., or a
+    // C++20 view over the pipe (see mp/source_iterator.hpp: a line looked at and not stepped
+    // past stays in the pipe for readline or read).
+    using iterator = mp::detail::SourceIterator<PipeReader, std::string>;
     iterator begin() { return iterator(this); }
     iterator end() { return iterator(); }
 
@@ -401,6 +378,10 @@ public:
 
 private:
     friend struct Options::Access;
+    template <class, class>
+    friend class mp::detail::SourceIterator;
+    std::string* source_peek();
+    void source_drop();
     State* s_;
 };
 
