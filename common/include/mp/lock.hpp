@@ -20,6 +20,8 @@
 // If instead it releases the lock without make_consistent(), the lock is broken for good:
 // every later acquire throws mp::OSError with code std::errc::state_not_recoverable (the
 // protocol of POSIX's robust mutexes, ENOTRECOVERABLE; mp keeps it on both platforms).
+// CPython's lock, a bare semaphore, cannot tell that its owner died and deadlocks there.
+//
 // The std::error_code forms (mp/errors.hpp) report these without an exception: a dead owner
 // is true (held) with ec == std::errc::owner_dead, to be followed by the same repair and
 // make_consistent(); a broken lock or an OS error is false with ec set; false with ec clear
@@ -30,7 +32,6 @@
 //         if (ec == std::errc::owner_dead) { repair(); lock.make_consistent(); }
 //         ...; lock.release();
 //     }
-// CPython's lock, a bare semaphore, cannot tell that its owner died and deadlocks there.
 //
 // How a death is noticed: the lock is an owner word in shared memory (no system call when
 // uncontended). A waiter on Windows also waits on the owner's thread handle, so it learns of
