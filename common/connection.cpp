@@ -59,13 +59,56 @@ std::size_t put_header(unsigned char* h, std::uint64_t n) {
 
 // ---- helpers that need State ------------------------------------------------------------
 
+namespace {
+
+// Why a receive or a send did not happen, for both forms of each call: the code that the
+// std::error_code forms set, and what the throwing forms raise (the type follows from kind).
+// Filled only on a failure; the calls that take one return false then.
+struct Failure {
+    enum Kind { os_error, end_of_file, truncated, timed_out } kind = os_error;
+    std::error_code ec;
+    std::string what;
+    std::size_t at = 0;  // truncated: the bytes of the header or payload that did arrive
+
+    bool set(Kind k, std::error_code code, std::string text, std::size_t offset = 0) {
+        kind = k;
+        ec = code;
+        what = std::move(text);
+        at = offset;
+        return false;
+    }
+};
+
+// The exception the throwing forms raise for f (the same types and texts as always).
+[[noreturn]] void raise(const Failure& f) {
+    switch (f.kind) {
+        case Failure::end_of_file: throw EOFError(f.what);
+        case Failure::truncated: throw DecodeError(f.what, f.at);
+        case Failure::timed_out: throw TimeoutError(f.what);
+        case Failure::os_error: break;
+    }
+    raise_os_error(f.ec, f.what);
+}
+
+}  // namespace
+
+// The state of a connection that may be used for this direction, or nullptr and f.
+static Connection::State* usable(const std::shared_ptr<Connection::State>& s, bool want_read, bool want_write,
+                                 Failure& f) {
+    const char* why = !s || !s->end.h                ? "mp::Connection: handle is closed"
+                      : want_read && !s->readable   ? "mp::Connection: connection is write-only"
+                      : want_write && !s->writable  ? "mp::Connection: connection is read-only"
+                                                    : nullptr;
+    if (!why) return s.get();
+    f.set(Failure::os_error, std::make_error_code(std::errc::bad_file_descriptor), why);
+    return nullptr;
+}
+
 static Connection::State& checked(const std::shared_ptr<Connection::State>& s, bool want_read, bool want_write) {
-    if (!s || !s->end.h) throw_closed();
-    if (want_read && !s->readable)
-        throw OSError(std::make_error_code(std::errc::bad_file_descriptor), "mp::Connection: connection is write-only");
-    if (want_write && !s->writable)
-        throw OSError(std::make_error_code(std::errc::bad_file_descriptor), "mp::Connection: connection is read-only");
-    return *s;
+    Failure f;
+    Connection::State* p = usable(s, want_read, want_write, f);
+    if (!p) raise(f);
+    return *p;
 }
 
 static void close_state(Connection::State& s) {
@@ -74,7 +117,7 @@ static void close_state(Connection::State& s) {
 }
 
 // Reads exactly n bytes; a short read means the peer closed inside a frame.
-static void read_exact(Connection::State& s, void* p, std::size_t n, const char* what) {
+static bool read_exact(Connection::State& s, void* p, std::size_t n, const char* what, Failure& f) {
     const std::size_t from_ahead = std::min(n, s.buffered());
     if (from_ahead) {
         std::memcpy(p, s.ahead.get() + s.ahead_pos, from_ahead);
@@ -83,19 +126,21 @@ static void read_exact(Connection::State& s, void* p, std::size_t n, const char*
     std::size_t got = 0;
     if (n > from_ahead) {
         if (auto ec = sys::pipe_read(s.end, static_cast<char*>(p) + from_ahead, n - from_ahead, got))
-            raise_os_error(ec, "mp::Connection::recv");
+            return f.set(Failure::os_error, ec, "mp::Connection::recv");
     }
     got += from_ahead;
     if (got < n) {
         close_state(s);
-        throw DecodeError(std::string("mp::Connection: truncated frame: the peer closed inside the ") + what +
-                              " (the connection is now closed)",
-                          got);
+        return f.set(Failure::truncated, errc::truncated_message,
+                     std::string("mp::Connection: truncated frame: the peer closed inside the ") + what +
+                         " (the connection is now closed)",
+                     got);
     }
+    return true;
 }
 
-// Reads a header: the payload length. EOFError at a clean end of file.
-static std::uint64_t read_header(Connection::State& s) {
+// Reads a header: the payload length into n. end_of_file at a clean end of file.
+static bool read_header(Connection::State& s, std::uint64_t& n, Failure& f) {
     if (!s.ahead) s.ahead.reset(new char[kAhead]);
     if (s.buffered() < 4) {
         // Move the few bytes left to the front, then one read for the rest of what is there.
@@ -106,7 +151,7 @@ static std::uint64_t read_header(Connection::State& s) {
             std::size_t more = 0;
             const std::size_t want = s.last_was_big ? 4 : kAhead;
             if (auto ec = sys::pipe_read_some(s.end, s.ahead.get() + s.ahead_len, want - s.ahead_len, more))
-                raise_os_error(ec, "mp::Connection::recv");
+                return f.set(Failure::os_error, ec, "mp::Connection::recv");
             if (more == 0) break;
             s.ahead_len += more;
         }
@@ -115,32 +160,34 @@ static std::uint64_t read_header(Connection::State& s) {
     const std::size_t got = std::min<std::size_t>(4, s.buffered());
     std::memcpy(h, s.ahead.get() + s.ahead_pos, got);
     s.ahead_pos += got;
-    if (got == 0) throw EOFError("mp::Connection: the peer has closed the connection");
+    if (got == 0) return f.set(Failure::end_of_file, errc::end_of_file, "mp::Connection: the peer has closed the connection");
     if (got < 4) {
         close_state(s);
-        throw DecodeError("mp::Connection: truncated frame: the peer closed inside a header (the connection is now closed)",
-                          got);
+        return f.set(Failure::truncated, errc::truncated_message,
+                     "mp::Connection: truncated frame: the peer closed inside a header (the connection is now closed)",
+                     got);
     }
-    std::uint64_t n = 0;
+    n = 0;
     for (int i = 0; i < 4; ++i) n |= std::uint64_t{h[i]} << (8 * i);
     if (n == kEscape) {
-        read_exact(s, h, 8, "header");
+        if (!read_exact(s, h, 8, "header", f)) return false;
         n = 0;
         for (int i = 0; i < 8; ++i) n |= std::uint64_t{h[i]} << (8 * i);
     }
     s.last_was_big = n >= kAhead;
     if (n > s.max_message) {
         close_state(s);
-        throw OSError(std::make_error_code(std::errc::message_size),
-                      "mp::Connection::recv: bad message length " + std::to_string(n) + " > max_message_size " +
-                          std::to_string(s.max_message) + " (the connection is now closed)");
+        return f.set(Failure::os_error, std::make_error_code(std::errc::message_size),
+                     "mp::Connection::recv: bad message length " + std::to_string(n) + " > max_message_size " +
+                         std::to_string(s.max_message) + " (the connection is now closed)");
     }
-    return n;
+    return true;
 }
 
-// Reads an n-byte payload into out (resized to n), growing as the data arrives.
+// Reads an n-byte payload into out (resized to n), growing as the data arrives. A length no
+// process could hold is a broken or hostile peer, not a routine failure: DecodeError.
 template <class Buffer>
-static void read_payload(Connection::State& s, std::uint64_t n, Buffer& out) {
+static bool read_payload(Connection::State& s, std::uint64_t n, Buffer& out, Failure& f) {
     if (n > out.max_size() || n > std::numeric_limits<std::size_t>::max() / 2) {
         close_state(s);
         throw DecodeError("mp::Connection: announced message length " + std::to_string(n) +
@@ -153,36 +200,78 @@ static void read_payload(Connection::State& s, std::uint64_t n, Buffer& out) {
     while (have < len) {
         const std::size_t step = std::min(len - have, std::max(have, kFirstStep));
         out.resize(have + step);
-        read_exact(s, &out[have], step, "payload");
+        if (!read_exact(s, &out[have], step, "payload", f)) return false;
         have += step;
     }
+    return true;
+}
+
+// One whole message into out, for recv, recv_bytes and their std::error_code forms;
+// maxlength: a longer announcement closes the connection (recv_bytes(maxlength)).
+template <class Buffer>
+static bool recv_message(const std::shared_ptr<Connection::State>& sp, Buffer& out, const std::size_t* maxlength,
+                         Failure& f) {
+    Connection::State* s = usable(sp, true, false, f);
+    if (!s) return false;
+    std::uint64_t n = 0;
+    if (!read_header(*s, n, f)) return false;
+    if (maxlength && n > *maxlength) {
+        close_state(*s);
+        return f.set(Failure::os_error, std::make_error_code(std::errc::message_size),
+                     "mp::Connection::recv_bytes: bad message length " + std::to_string(n) + " > maxlength " +
+                         std::to_string(*maxlength) + " (the connection is now closed)");
+    }
+    return read_payload(*s, n, out, f);
+}
+
+// One whole message out, for every send form. timed: the deadline is the caller's timeout,
+// whose end is TimeoutError (std::errc::timed_out); untimed sends wait without limit.
+static bool send_message(const std::shared_ptr<Connection::State>& sp, const void* data, std::size_t size,
+                         const sys::Deadline& deadline, bool timed, Failure& f) {
+    Connection::State* s = usable(sp, false, true, f);
+    if (!s) return false;
+    unsigned char h[12];
+    const std::size_t hn = put_header(h, size);
+    std::size_t written = 0;
+    const auto ec = sys::pipe_write(s->end, h, hn, data, size, deadline, timed ? &written : nullptr);
+    if (!ec) return true;
+    if (timed && ec == std::errc::timed_out) {
+        const auto code = std::make_error_code(std::errc::timed_out);
+        if (written == 0) return f.set(Failure::timed_out, code, "mp::Connection::send: timed out; nothing was sent");
+        // Part of the frame is in the stream and cannot be taken back: the peer will see a
+        // truncated message, and nothing sent after it could be framed correctly.
+        close_state(*s);
+        return f.set(Failure::timed_out, code,
+                     "mp::Connection::send: timed out after " + std::to_string(written) + " of " +
+                         std::to_string(hn + size) + " bytes; the connection is now closed");
+    }
+    return f.set(Failure::os_error, ec, "mp::Connection::send");
 }
 
 // ---- Connection --------------------------------------------------------------------------
 
 void Connection::send_bytes(const void* data, std::size_t size) {
-    State& s = checked(s_, false, true);
-    unsigned char h[12];
-    const std::size_t hn = put_header(h, size);
-    if (auto ec = sys::pipe_write(s.end, h, hn, data, size)) raise_os_error(ec, "mp::Connection::send");
+    Failure f;
+    if (!send_message(s_, data, size, sys::Deadline::never(), false, f)) raise(f);
+}
+
+void Connection::send_bytes(const void* data, std::size_t size, std::error_code& ec) {
+    Failure f;
+    ec.clear();
+    if (!send_message(s_, data, size, sys::Deadline::never(), false, f)) ec = f.ec;
 }
 
 void Connection::send_bytes_ms(const void* data, std::size_t size, double timeout_ms) {
     const sys::Deadline deadline = detail::deadline_in_ms(timeout_ms, "mp::Connection::send");
-    State& s = checked(s_, false, true);
-    unsigned char h[12];
-    const std::size_t hn = put_header(h, size);
-    std::size_t written = 0;
-    const auto ec = sys::pipe_write(s.end, h, hn, data, size, deadline, &written);
-    if (ec == std::errc::timed_out) {
-        if (written == 0) throw TimeoutError("mp::Connection::send: timed out; nothing was sent");
-        // Part of the frame is in the stream and cannot be taken back: the peer will see a
-        // truncated message, and nothing sent after it could be framed correctly.
-        close_state(s);
-        throw TimeoutError("mp::Connection::send: timed out after " + std::to_string(written) + " of " +
-                           std::to_string(hn + size) + " bytes; the connection is now closed");
-    }
-    if (ec) raise_os_error(ec, "mp::Connection::send");
+    Failure f;
+    if (!send_message(s_, data, size, deadline, true, f)) raise(f);
+}
+
+void Connection::send_bytes_ms(const void* data, std::size_t size, double timeout_ms, std::error_code& ec) {
+    const sys::Deadline deadline = detail::deadline_in_ms(timeout_ms, "mp::Connection::send");
+    Failure f;
+    ec.clear();
+    if (!send_message(s_, data, size, deadline, true, f)) ec = f.ec;
 }
 
 void Connection::send_bytes(const bytes& buf, std::size_t offset, std::size_t size) {
@@ -193,35 +282,52 @@ void Connection::send_bytes(const bytes& buf, std::size_t offset, std::size_t si
 }
 
 bytes Connection::recv_bytes() {
-    State& s = checked(s_, true, false);
     bytes out;
-    read_payload(s, read_header(s), out);
+    Failure f;
+    if (!recv_message(s_, out, nullptr, f)) raise(f);
     return out;
 }
 
 bytes Connection::recv_bytes(std::size_t maxlength) {
-    State& s = checked(s_, true, false);
-    const std::uint64_t n = read_header(s);
-    if (n > maxlength) {
-        close_state(s);
-        throw OSError(std::make_error_code(std::errc::message_size),
-                      "mp::Connection::recv_bytes: bad message length " + std::to_string(n) + " > maxlength " +
-                          std::to_string(maxlength) + " (the connection is now closed)");
-    }
     bytes out;
-    read_payload(s, n, out);
+    Failure f;
+    if (!recv_message(s_, out, &maxlength, f)) raise(f);
+    return out;
+}
+
+std::optional<bytes> Connection::recv_bytes(std::error_code& ec) {
+    bytes out;
+    Failure f;
+    ec.clear();
+    if (!recv_message(s_, out, nullptr, f)) {
+        ec = f.ec;
+        return std::nullopt;
+    }
+    return out;
+}
+
+std::optional<bytes> Connection::recv_bytes(std::size_t maxlength, std::error_code& ec) {
+    bytes out;
+    Failure f;
+    ec.clear();
+    if (!recv_message(s_, out, &maxlength, f)) {
+        ec = f.ec;
+        return std::nullopt;
+    }
     return out;
 }
 
 std::size_t Connection::recv_bytes_into(void* buf, std::size_t size) {
     State& s = checked(s_, true, false);
-    const std::uint64_t n = read_header(s);
+    Failure f;
+    std::uint64_t n = 0;
+    if (!read_header(s, n, f)) raise(f);
     if (n > size) {
         bytes whole;
-        read_payload(s, n, whole);
+        if (!read_payload(s, n, whole, f)) raise(f);
         throw BufferTooShort(std::move(whole));
     }
-    read_exact(s, buf, static_cast<std::size_t>(n), "payload");
+    if (!read_exact(s, buf, static_cast<std::size_t>(n), "payload", f)) raise(f);
     return static_cast<std::size_t>(n);
 }
 
@@ -231,8 +337,18 @@ std::size_t Connection::recv_bytes_into(bytes& buf, std::size_t offset) {
 }
 
 void Connection::recv_frame(std::string& out) {
-    State& s = checked(s_, true, false);
-    read_payload(s, read_header(s), out);
+    Failure f;
+    if (!recv_message(s_, out, nullptr, f)) raise(f);
+}
+
+bool Connection::recv_frame(std::string& out, std::error_code& ec) {
+    Failure f;
+    ec.clear();
+    if (!recv_message(s_, out, nullptr, f)) {
+        ec = f.ec;
+        return false;
+    }
+    return true;
 }
 
 void Connection::set_max_message_size(std::size_t n) {

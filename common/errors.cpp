@@ -1,6 +1,8 @@
-// common/errors.cpp - OSError subclass selection (the Win32 error category is win32/error.cpp).
+// common/errors.cpp - OSError subclass selection, and mp's error category (the Win32 error
+// category is win32/error.cpp).
 #include "mp/errors.hpp"
 
+#include <string>
 
 namespace mp {
 
@@ -18,6 +20,29 @@ void raise_os_error(std::error_code ec, const std::string& what) {
         throw BlockingIOError(ec, what);
     if (ec == std::errc::interrupted) throw InterruptedError(ec, what);
     throw OSError(ec, what);
+}
+
+namespace {
+
+class MpCategory final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "mp"; }
+    std::string message(int code) const override {
+        switch (static_cast<errc>(code)) {
+            case errc::end_of_file: return "end of file: the peer has closed the connection";
+            case errc::truncated_message: return "truncated message: the peer closed in the middle of a message";
+            case errc::queue_empty: return "the queue is empty";
+            case errc::queue_full: return "the queue is full";
+        }
+        return "unknown mp error " + std::to_string(code);
+    }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+    static const MpCategory category;
+    return category;
 }
 
 }  // namespace mp

@@ -332,9 +332,9 @@ static Ring& checked(const std::shared_ptr<Queue::State>& s) {
     return s->ring;
 }
 
-void Queue::put_encoded(const std::string& item, bool block, std::optional<double> timeout) {
-    Ring& r = checked(s_);
-    const Deadline deadline = deadline_for(block, timeout, "put");
+// The put itself, for both forms: false when the queue stayed full until the deadline (the
+// routine failure, reported without an exception); an OS failure of the ring's locks throws.
+static bool put_item(Ring& r, const std::string& item, const Deadline& deadline) {
     const std::uint64_t n = item.size();
     const std::uint64_t cap = r.state->capacity;
     // The largest record that can ever be written whole, keeping room for an abort mark.
@@ -346,18 +346,18 @@ void Queue::put_encoded(const std::string& item, bool block, std::optional<doubl
         if (!s.w_partial && room_for_item(s) && free_bytes(s) >= n + kHeader) {
             write_record(r, kFirst | kLast, item.data(), static_cast<std::uint32_t>(n));
             g.notify(kNotEmpty);
-            return;
+            return true;
         }
     }
 
     SideGuard writer(r, kWriterLock);
     bool died = false;
-    if (!writer.lock(deadline, died, "put")) throw queue::Full("mp::Queue::put: the queue is full");
+    if (!writer.lock(deadline, died, "put")) return false;
     RingGuard g(r, "put");
     RingState& s = *r.state;
     if (died) abort_partial_item(r, g);
     while (!room_for_item(s)) {
-        if (!g.wait(kNotFull, deadline)) throw queue::Full("mp::Queue::put: the queue is full");
+        if (!g.wait(kNotFull, deadline)) return false;
     }
     std::uint64_t done = 0;
     bool first = true;
@@ -367,7 +367,7 @@ void Queue::put_encoded(const std::string& item, bool block, std::optional<doubl
         if (left + kHeader <= avail && left <= 0xffffffffu && (!first || one_record)) {
             write_record(r, (first ? kFirst : 0) | kLast, item.data() + done, static_cast<std::uint32_t>(left));
             g.notify(kNotEmpty);
-            return;
+            return true;
         }
         // A chunk when a good part of the ring is free (so chunks are not tiny), always leaving
         // room for an abort mark. A small item waits until it fits whole.
@@ -381,14 +381,30 @@ void Queue::put_encoded(const std::string& item, bool block, std::optional<doubl
         }
         if (!g.wait(kNotFull, deadline)) {
             if (!first) abort_partial_item(r, g);  // nothing was put
-            throw queue::Full("mp::Queue::put: the queue is full");
+            return false;
         }
     }
 }
 
-void Queue::get_encoded(std::string& out, bool block, std::optional<double> timeout) {
+void Queue::put_encoded(const std::string& item, bool block, std::optional<double> timeout) {
     Ring& r = checked(s_);
-    const Deadline deadline = deadline_for(block, timeout, "get");
+    if (!put_item(r, item, deadline_for(block, timeout, "put"))) throw queue::Full("mp::Queue::put: the queue is full");
+}
+
+void Queue::put_encoded(const std::string& item, bool block, std::optional<double> timeout, std::error_code& ec) {
+    Ring& r = checked(s_);
+    const Deadline deadline = deadline_for(block, timeout, "put");
+    ec.clear();
+    try {
+        if (!put_item(r, item, deadline)) ec = errc::queue_full;
+    } catch (const OSError& e) {  // a broken lock: not routine, and not worth a path of its own
+        ec = e.code();
+    }
+}
+
+// The get itself, for both forms: false when nothing came before the deadline (out is then
+// empty); an OS failure of the ring's locks throws.
+static bool get_item(Ring& r, std::string& out, const Deadline& deadline) {
     out.clear();
 
     {  // fast path: a whole small item at the head and no chunked item being read
@@ -399,14 +415,14 @@ void Queue::get_encoded(std::string& out, bool block, std::optional<double> time
             if (h.flags & kLast) {
                 take_record(r, out);
                 g.notify(kNotFull);
-                return;
+                return true;
             }
         }
     }
 
     SideGuard reader(r, kReaderLock);
     bool died = false;
-    if (!reader.lock(deadline, died, "get")) throw queue::Empty("mp::Queue::get: the queue is empty");
+    if (!reader.lock(deadline, died, "get")) return false;
     RingGuard g(r, "get");
     RingState& s = *r.state;
     if (died) s.r_partial = 0;  // its consumer died: the rest of that item is skipped below
@@ -428,12 +444,12 @@ void Queue::get_encoded(std::string& out, bool block, std::optional<double> time
             }
             take_record(r, out);
             g.notify(kNotFull);
-            if (h.flags & kLast) return;
+            if (h.flags & kLast) return true;
             started = true;
             continue;
         }
         if (!started) {
-            if (!g.wait(kNotEmpty, deadline)) throw queue::Empty("mp::Queue::get: the queue is empty");
+            if (!g.wait(kNotEmpty, deadline)) return false;
             continue;
         }
         // Half an item is here: the producer still holds the writer lock, unless it died.
@@ -452,6 +468,23 @@ void Queue::get_encoded(std::string& out, bool block, std::optional<double> time
                 }
             }
         }
+    }
+}
+
+void Queue::get_encoded(std::string& out, bool block, std::optional<double> timeout) {
+    Ring& r = checked(s_);
+    if (!get_item(r, out, deadline_for(block, timeout, "get"))) throw queue::Empty("mp::Queue::get: the queue is empty");
+}
+
+void Queue::get_encoded(std::string& out, bool block, std::optional<double> timeout, std::error_code& ec) {
+    Ring& r = checked(s_);
+    const Deadline deadline = deadline_for(block, timeout, "get");
+    ec.clear();
+    try {
+        if (!get_item(r, out, deadline)) ec = errc::queue_empty;
+    } catch (const OSError& e) {
+        out.clear();
+        ec = e.code();
     }
 }
 

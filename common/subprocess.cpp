@@ -478,7 +478,10 @@ struct Popen::Impl {
         watch.reset();
     }
 
-    std::pair<std::string, std::string> communicate(std::string data, std::optional<double> timeout_seconds);
+    // Both forms of communicate: timed_out set when the time ran out first, and then the pair
+    // holds the output so far (what TimeoutExpired carries).
+    std::pair<std::string, std::string> communicate(std::string data, std::optional<double> timeout_seconds,
+                                                    bool& timed_out);
     void exchange_round(const Deadline& deadline, bool use_watch, bool& ended, std::size_t& moved);
 };
 
@@ -728,12 +731,32 @@ std::optional<int> Popen::poll() {
     return m.returncode;
 }
 
+// Both forms of wait: std::nullopt when the timeout ran out first.
+static std::optional<int> wait_for(Popen::Impl& m, std::optional<double> timeout_seconds) {
+    if (!m.reap(detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::wait"))) return std::nullopt;
+    std::lock_guard<std::mutex> lk(m.mu);
+    return m.returncode;
+}
+
 int Popen::wait(std::optional<double> timeout_seconds) {
     Impl& m = usable(impl_);
-    if (!m.reap(detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::wait")))
-        throw TimeoutExpired(m.args, timeout_seconds.value_or(0.0));
-    std::lock_guard<std::mutex> lk(m.mu);
-    return *m.returncode;
+    const std::optional<int> code = wait_for(m, timeout_seconds);
+    if (!code) throw TimeoutExpired(m.args, timeout_seconds.value_or(0.0));
+    return *code;
+}
+
+std::optional<int> Popen::wait(std::optional<double> timeout_seconds, std::error_code& ec) {
+    Impl& m = usable(impl_);
+    ec.clear();
+    std::optional<int> code;
+    try {
+        code = wait_for(m, timeout_seconds);
+    } catch (const OSError& e) {  // waiting itself failed: not routine, and not worth a path of its own
+        ec = e.code();
+        return std::nullopt;
+    }
+    if (!code) ec = std::make_error_code(std::errc::timed_out);
+    return code;
 }
 
 // One call of pipe_exchange on the streams still open, then the bookkeeping: ends that are
@@ -778,7 +801,9 @@ void Popen::Impl::exchange_round(const Deadline& deadline, bool use_watch, bool&
     if (ec) raise_os_error(ec, "mp::subprocess::Popen::communicate with " + py_repr(args));
 }
 
-std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, std::optional<double> timeout_seconds) {
+std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, std::optional<double> timeout_seconds,
+                                                            bool& timed_out) {
+    timed_out = false;
     const Deadline deadline = detail::deadline_in_seconds(timeout_seconds, "mp::subprocess::Popen::communicate");
     if (!communicating) {
         if (!data.empty() && !in_is_pipe)
@@ -810,8 +835,10 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, s
         std::size_t moved = 0;
         exchange_round(slice, true, ended, moved);
         if (!have_watch) ended = reap(Deadline::now());
-        if (!ended && pending() && deadline.passed())
-            throw TimeoutExpired(args, timeout_seconds.value_or(0.0), so_far(out), so_far(err));
+        if (!ended && pending() && deadline.passed()) {
+            timed_out = true;
+            return {so_far(out), so_far(err)};
+        }
     }
     if (ended && pending()) {
         // The child has exited, and everything it wrote is in the pipes by now. Someone else
@@ -828,8 +855,10 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, s
         for (PipeReader::State* r : {&out, &err})
             if (!r->closed && !r->eof) r->at_eof();
     }
-    if (!reap(deadline))
-        throw TimeoutExpired(args, timeout_seconds.value_or(0.0), so_far(out), so_far(err));
+    if (!reap(deadline)) {
+        timed_out = true;
+        return {so_far(out), so_far(err)};
+    }
     std::pair<std::string, std::string> result;
     if (!out.closed) result.first = out.take(std::string::npos);
     if (!err.closed) result.second = err.take(std::string::npos);
@@ -838,14 +867,36 @@ std::pair<std::string, std::string> Popen::Impl::communicate(std::string data, s
     return result;
 }
 
+// Both forms of communicate, with the tree killed when the time ran out and the options ask
+// for it (what the tree wrote is in the pair, and in the next communicate()).
+static std::pair<std::string, std::string> communicate_once(Popen& p, Popen::Impl& m, std::string input,
+                                                            std::optional<double> timeout_seconds, bool& timed_out) {
+    auto result = m.communicate(std::move(input), timeout_seconds, timed_out);
+    if (timed_out && m.timeout_kills_tree) p.kill_tree();
+    return result;
+}
+
 std::pair<std::string, std::string> Popen::communicate(std::string input, std::optional<double> timeout_seconds) {
     Impl& m = usable(impl_);
-    if (!m.timeout_kills_tree) return m.communicate(std::move(input), timeout_seconds);
+    bool timed_out = false;
+    auto result = communicate_once(*this, m, std::move(input), timeout_seconds, timed_out);
+    if (timed_out)
+        throw TimeoutExpired(m.args, timeout_seconds.value_or(0.0), std::move(result.first), std::move(result.second));
+    return result;
+}
+
+std::pair<std::string, std::string> Popen::communicate(std::string input, std::optional<double> timeout_seconds,
+                                                       std::error_code& ec) {
+    Impl& m = usable(impl_);
+    ec.clear();
+    bool timed_out = false;
     try {
-        return m.communicate(std::move(input), timeout_seconds);
-    } catch (const TimeoutExpired&) {
-        kill_tree();  // what the tree wrote stays in the exception, and in the next communicate()
-        throw;
+        auto result = communicate_once(*this, m, std::move(input), timeout_seconds, timed_out);
+        if (timed_out) ec = std::make_error_code(std::errc::timed_out);
+        return result;
+    } catch (const OSError& e) {  // a pipe or the wait failed: not routine
+        ec = e.code();
+        return {};
     }
 }
 

@@ -225,7 +225,7 @@ bool LockBase::acquire_held(bool block, const std::optional<double>& timeout) {
     return false;
 }
 
-bool LockBase::acquire_free(std::uint64_t me, double ms) {
+bool LockBase::acquire_free(std::uint64_t me, double ms, std::error_code* ec) {
     // The uncontended path: one compare-and-swap, then one load of a line it just brought
     // into the cache (the flags stand for an unrecoverable lock or a pending repair).
     const bool taken = sys::mutex_try_uncontended(*m_);
@@ -235,27 +235,36 @@ bool LockBase::acquire_free(std::uint64_t me, double ms) {
         d.count.store(1, std::memory_order_relaxed);
         return true;
     }
-    return acquire_slow(me, ms, taken);
+    return acquire_slow(me, ms, taken, ec);
 }
 
-bool LockBase::acquire_slow(std::uint64_t me, double ms, bool taken) {
+// One implementation for both forms: with ec == nullptr a failure is thrown, else it is
+// reported in *ec (and a dead owner still leaves the lock held).
+bool LockBase::acquire_slow(std::uint64_t me, double ms, bool taken, std::error_code* ec) {
     const Deadline deadline = deadline_in_ms(ms, name());
     LockShared& d = *w_;
     sys::LockStatus st = sys::LockStatus::acquired;
     if (!taken) {
-        if (auto ec = sys::mutex_lock(*m_, deadline, st)) raise_os_error(ec, std::string(name()) + "::acquire");
+        if (auto e = sys::mutex_lock(*m_, deadline, st)) {
+            if (!ec) raise_os_error(e, std::string(name()) + "::acquire");
+            *ec = e;
+            return false;
+        }
         if (st == sys::LockStatus::timed_out) return false;
     }
     // The mutex has no broken state of its own: mp's flag stands for it.
     if (d.flags.load(std::memory_order_relaxed) & kUnrecoverable) {
         sys::mutex_unlock(*m_);
-        throw_unrecoverable(name());
+        if (!ec) throw_unrecoverable(name());
+        *ec = std::make_error_code(std::errc::state_not_recoverable);
+        return false;
     }
     d.owner.store(me, std::memory_order_relaxed);
     d.count.store(1, std::memory_order_relaxed);
     if (st == sys::LockStatus::owner_dead) {
         d.flags.fetch_or(kPendingConsistent);
-        throw_owner_dead(name());
+        if (!ec) throw_owner_dead(name());
+        *ec = std::make_error_code(std::errc::owner_dead);
     }
     return true;
 }

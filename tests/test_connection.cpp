@@ -463,6 +463,184 @@ TEST(Connection, SendWithTimeoutSucceedsWhileAReaderDrains) {
     EXPECT_EQ(r.recv<std::string>(), "after");
 }
 
+// ---- the std::error_code forms (mp/errors.hpp) -------------------------------------------
+
+TEST(ErrorCode, TheMpCategoryNamesAndMessages) {
+    const std::error_category& cat = mp::error_category();
+    EXPECT_STREQ(cat.name(), "mp");
+    EXPECT_EQ(&cat, &mp::error_category()) << "one category object";
+    std::error_code ec = mp::errc::end_of_file;
+    EXPECT_EQ(&ec.category(), &cat);
+    EXPECT_EQ(ec.value(), static_cast<int>(mp::errc::end_of_file));
+    EXPECT_TRUE(ec == mp::errc::end_of_file);
+    EXPECT_TRUE(ec != mp::errc::queue_empty);
+    EXPECT_EQ(ec, make_error_code(mp::errc::end_of_file));
+    // Not the errno (or std::errc condition) that happens to have the same number.
+    EXPECT_NE(ec, std::error_code(ec.value(), std::generic_category()));
+    EXPECT_FALSE(ec == std::errc::operation_not_permitted);
+    EXPECT_FALSE(std::error_code(0, cat)) << "0 is success, as in every category";
+    EXPECT_EQ(make_error_code(mp::errc::end_of_file).message(), "end of file: the peer has closed the connection");
+    EXPECT_EQ(make_error_code(mp::errc::truncated_message).message(),
+              "truncated message: the peer closed in the middle of a message");
+    EXPECT_EQ(make_error_code(mp::errc::queue_empty).message(), "the queue is empty");
+    EXPECT_EQ(make_error_code(mp::errc::queue_full).message(), "the queue is full");
+    EXPECT_EQ(std::error_code(99, cat).message(), "unknown mp error 99");
+    const std::system_error e(mp::errc::queue_full, "put");
+    EXPECT_NE(std::string(e.what()).find("the queue is full"), std::string::npos) << e.what();
+    // The four codes are distinct.
+    EXPECT_NE(make_error_code(mp::errc::queue_empty), make_error_code(mp::errc::queue_full));
+    EXPECT_NE(make_error_code(mp::errc::end_of_file), make_error_code(mp::errc::truncated_message));
+}
+
+TEST(Connection, ErrorCodeEndOfFileAfterPeerCloses) {
+    auto [a, b] = mp::Pipe();
+    std::error_code ec = std::make_error_code(std::errc::io_error);
+    a.send_bytes("last", ec);
+    EXPECT_FALSE(ec) << "a send that succeeds clears ec";
+    ec = mp::errc::queue_full;
+    a.send(7, ec);
+    EXPECT_FALSE(ec);
+    a.send(Point{1, 2.5, "p"}, std::chrono::seconds(10), ec);
+    EXPECT_FALSE(ec);
+    a.close();
+    ec = mp::errc::queue_full;
+    const std::optional<mp::bytes> m = b.recv_bytes(ec);
+    EXPECT_FALSE(ec) << "a receive that succeeds clears ec";
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->size(), 4u);
+    ec = mp::errc::queue_full;
+    EXPECT_EQ(b.recv<int>(ec), 7);
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(b.recv<Point>(ec), (Point{1, 2.5, "p"}));
+    EXPECT_FALSE(b.recv_bytes(ec).has_value());
+    EXPECT_EQ(ec, mp::errc::end_of_file);
+    ec.clear();
+    EXPECT_EQ(b.recv<int>(ec), std::nullopt);  // and again: the connection stays open
+    EXPECT_EQ(ec, mp::errc::end_of_file);
+    ec.clear();
+    EXPECT_FALSE(b.recv_bytes(100, ec).has_value());
+    EXPECT_EQ(ec, mp::errc::end_of_file);
+    EXPECT_FALSE(b.closed());
+    EXPECT_THROW(b.recv_bytes(), mp::EOFError);  // the throwing form is unchanged
+    auto [r, w] = mp::Pipe(false);
+    w.close();
+    EXPECT_EQ(r.recv<std::string>(ec), std::nullopt);
+    EXPECT_EQ(ec, mp::errc::end_of_file);
+    // A closed or one-way end is its OSError's code.
+    r.send_bytes("x", ec);
+    EXPECT_EQ(ec, std::errc::bad_file_descriptor);
+    EXPECT_FALSE(w.recv_bytes(ec).has_value());
+    EXPECT_EQ(ec, std::errc::bad_file_descriptor);
+}
+
+TEST(Connection, ErrorCodeBrokenPipeOnSend) {
+    for (bool duplex : {true, false}) {
+        SCOPED_TRACE(duplex ? "duplex" : "one-way (a pipe(2) on POSIX: the SIGPIPE path)");
+        auto [r, w] = mp::Pipe(duplex);
+        r.close();
+        std::error_code ec;
+        w.send_bytes("x", ec);
+        EXPECT_EQ(ec, std::errc::broken_pipe) << ec.message();
+        ec.clear();
+        w.send(std::string(1 << 20, 'y'), ec);
+        EXPECT_EQ(ec, std::errc::broken_pipe) << ec.message();
+        ec.clear();
+        w.send_bytes(make_bytes(100, 1), ec);
+        EXPECT_EQ(ec, std::errc::broken_pipe) << ec.message();
+        ec.clear();
+        w.send_bytes("abc", 3, 10.0, ec);  // the timed form
+        EXPECT_EQ(ec, std::errc::broken_pipe) << ec.message();
+        ec.clear();
+        w.send(1, std::chrono::seconds(10), ec);
+        EXPECT_EQ(ec, std::errc::broken_pipe) << ec.message();
+        EXPECT_THROW(w.send_bytes("x"), mp::BrokenPipeError);  // the throwing form is unchanged
+    }
+    SUCCEED() << "still alive: no SIGPIPE";
+}
+
+TEST(Connection, ErrorCodeTruncatedFrameAndTooLongMessages) {
+    mp::sys::PipeEnd x, y;
+    ASSERT_FALSE(mp::sys::make_connection_pair(true, x, y));
+    mp::Connection c = adopt(y);
+    // A header announcing 100 bytes, 10 bytes, then the peer goes.
+    const unsigned char frame[] = {100, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    ASSERT_FALSE(mp::sys::pipe_write(x, frame, sizeof frame, nullptr, 0));
+    x.h.reset();
+    std::error_code ec;
+    EXPECT_FALSE(c.recv_bytes(ec).has_value());
+    EXPECT_EQ(ec, mp::errc::truncated_message);
+    EXPECT_TRUE(c.closed());
+    EXPECT_FALSE(c.recv_bytes(ec).has_value());
+    EXPECT_EQ(ec, std::errc::bad_file_descriptor);
+    // Half a header.
+    mp::sys::PipeEnd s, t;
+    ASSERT_FALSE(mp::sys::make_connection_pair(true, s, t));
+    mp::Connection e = adopt(t);
+    ASSERT_FALSE(mp::sys::pipe_write(s, frame, 2, nullptr, 0));
+    s.h.reset();
+    EXPECT_EQ(e.recv<int>(ec), std::nullopt);
+    EXPECT_EQ(ec, mp::errc::truncated_message);
+    // A length no process could hold is a broken peer, not a routine failure: it still throws.
+    mp::sys::PipeEnd p, q;
+    ASSERT_FALSE(mp::sys::make_connection_pair(true, p, q));
+    mp::Connection d = adopt(q);
+    const unsigned char absurd[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    ASSERT_FALSE(mp::sys::pipe_write(p, absurd, sizeof absurd, nullptr, 0));
+    EXPECT_THROW((void)d.recv_bytes(ec), mp::DecodeError);
+    // Longer than max_message_size() or maxlength: EMSGSIZE's code, and the end is closed.
+    auto [a, b] = mp::Pipe();
+    b.set_max_message_size(16);
+    a.send_bytes(std::string(17, 'x'));
+    EXPECT_FALSE(b.recv_bytes(ec).has_value());
+    EXPECT_EQ(ec, std::errc::message_size);
+    EXPECT_TRUE(b.closed());
+    auto [g, h] = mp::Pipe();
+    g.send_bytes(std::string(100, 'x'));
+    EXPECT_FALSE(h.recv_bytes(10, ec).has_value());
+    EXPECT_EQ(ec, std::errc::message_size);
+    EXPECT_TRUE(h.closed());
+}
+
+TEST(Connection, ErrorCodeSendTimeout) {
+    const std::string msg(1000, 'm');
+    auto [r, w] = mp::Pipe(false);
+    // Nobody reads: fill the OS buffer until a send runs out of time.
+    std::error_code ec;
+    int sent = 0;
+    for (; sent < 100000; ++sent) {
+        w.send_bytes(msg.data(), msg.size(), 0.05, ec);
+        if (ec) break;
+    }
+    EXPECT_EQ(ec, std::errc::timed_out) << ec.message();
+    if (!w.closed()) {  // nothing of the last one went out: still usable, and still full
+        w.send(msg, std::chrono::milliseconds(20), ec);
+        EXPECT_EQ(ec, std::errc::timed_out) << ec.message();
+    }
+    // A message much bigger than the buffer is cut: the end is closed.
+    auto [r2, w2] = mp::Pipe(false);
+    const mp::bytes big = make_bytes(8u << 20, 3);
+    w2.send_bytes(big.data(), big.size(), 0.2, ec);
+    EXPECT_EQ(ec, std::errc::timed_out);
+    EXPECT_TRUE(w2.closed());
+    EXPECT_FALSE(r2.recv_bytes(ec).has_value());
+    EXPECT_EQ(ec, mp::errc::truncated_message);
+    EXPECT_THROW(w.send_bytes("x", 1, -1.0, ec), mp::ValueError);  // a bad timeout still throws
+}
+
+// Receiving another type than was sent is a bug in the protocol, not a routine failure.
+TEST(Connection, ErrorCodeFormsStillThrowForBugs) {
+    auto [a, b] = mp::Pipe();
+    std::error_code ec;
+    a.send(std::string("not an int"));
+    EXPECT_THROW((void)b.recv<int>(ec), mp::TypeError);
+    a.send(70000);
+    EXPECT_THROW((void)b.recv<std::int16_t>(ec), mp::DecodeError);
+    a.send(5);
+    EXPECT_EQ(b.recv<int>(ec), 5) << "the connection stays usable, as with the throwing form";
+    EXPECT_FALSE(ec);
+    EXPECT_THROW(a.send(1, std::optional<double>(-1.0), ec), mp::ValueError);
+}
+
 #if defined(_WIN32)
 // The named pipe behind a Pipe() lets nobody but this user open it. (Wine stores the DACL but
 // does not check it when a client opens a pipe: WINE-NOTES. Reading it back works on both.)
@@ -538,6 +716,21 @@ int send_later(mp::Connection c, int delay_ms) {
     return 0;
 }
 MP_TARGET(send_later);
+
+// Echoes every message with the std::error_code forms until end of file; 0 when that is how
+// it ended, 1 for another code, 2 when a send failed. theirs: the writing end of `in`, which
+// a fork child holds a copy of and must close to ever see end of file.
+int echo_until_end_of_file(mp::Connection in, mp::Connection out, mp::Connection theirs) {
+    theirs.close();
+    std::error_code ec;
+    for (;;) {
+        const std::optional<mp::bytes> m = in.recv_bytes(ec);
+        if (!m) return ec == mp::errc::end_of_file ? 0 : 1;
+        out.send_bytes(*m, ec);
+        if (ec) return 2;
+    }
+}
+MP_TARGET(echo_until_end_of_file);
 
 class ConnectionMethodTest : public mp_test::MethodTest {};
 
@@ -668,6 +861,49 @@ TEST_P(ConnectionMethodTest, EINTRNeverSurfaces) {
     EXPECT_EQ(p.exitcode(), 0);
 }
 #endif
+
+// The std::error_code forms across processes: the child sees end_of_file when the parent
+// closes, the parent sees end_of_file when the child is gone, and broken_pipe sending to it.
+TEST_P(ConnectionMethodTest, ErrorCodeFormsEndOfFileAndBrokenPipeWithAChild) {
+    mp_test::time_limit(30);
+    auto [child_in, to_child] = mp::Pipe(false);
+    auto [from_child, child_out] = mp::Pipe(false);
+    mp::Process p = ctx().Process(echo_until_end_of_file, child_in, child_out, to_child);
+    p.start();
+    child_in.close();  // the child has its own; now only the child holds these ends
+    child_out.close();
+    std::error_code ec;
+    const std::vector<mp::bytes> msgs = {{}, make_bytes(1, 1), make_bytes(65536, 3), make_bytes(std::size_t{4} << 20, 4)};
+    for (const auto& m : msgs) {
+        to_child.send_bytes(m, ec);
+        ASSERT_FALSE(ec) << ec.message();
+        ec = mp::errc::queue_full;
+        const std::optional<mp::bytes> back = from_child.recv_bytes(ec);
+        ASSERT_TRUE(back.has_value()) << ec.message();
+        EXPECT_FALSE(ec);
+        EXPECT_TRUE(*back == m);
+    }
+    to_child.close();
+    p.join(20.0);
+    ASSERT_FALSE(p.is_alive());
+    EXPECT_EQ(p.exitcode(), 0) << "1: the child's recv_bytes(ec) did not end with end_of_file";
+    EXPECT_FALSE(from_child.recv_bytes(ec).has_value());
+    EXPECT_EQ(ec, mp::errc::end_of_file);
+
+    // A killed child: sending to it is broken_pipe, and receiving from it end_of_file.
+    auto [dead_in, to_dead] = mp::Pipe(false);
+    auto [from_dead, dead_out] = mp::Pipe(false);
+    mp::Process q = ctx().Process(echo_until_end_of_file, dead_in, dead_out, to_dead);
+    q.start();
+    dead_in.close();
+    dead_out.close();
+    q.kill();
+    q.join();
+    to_dead.send(1, ec);
+    EXPECT_EQ(ec, std::errc::broken_pipe) << ec.message();
+    EXPECT_EQ(from_dead.recv<int>(ec), std::nullopt);
+    EXPECT_EQ(ec, mp::errc::end_of_file);
+}
 
 MP_INSTANTIATE_FOR_EACH_METHOD(ConnectionMethodTest);
 

@@ -162,6 +162,32 @@ int churn_get(mp::Queue q) {
 }
 MP_TARGET(churn_get);
 
+// Puts 0, 1, ... with put_nowait(item, ec) until the queue reports that it is full; then
+// reports how many went in, and whether what stopped it was mp::errc::queue_full.
+int fill_until_full(mp::Queue q, mp::Queue report) {
+    std::error_code ec;
+    int n = 0;
+    while (n < 1000) {
+        q.put_nowait(n, ec);
+        if (ec) break;
+        ++n;
+    }
+    report.put(n);
+    report.put(ec == mp::errc::queue_full ? 1 : 0);
+    return 0;
+}
+MP_TARGET(fill_until_full);
+
+// Waits for one int with get(block, timeout, ec), after saying it waits; exits with it, or
+// with 100 + the code when the get failed.
+int get_one_with_ec(mp::Queue q, mp::Queue ready) {
+    ready.put(1);
+    std::error_code ec = make_error_code(mp::errc::queue_full);  // to be cleared
+    const std::optional<int> v = q.get<int>(true, 60.0, ec);
+    return v && !ec ? *v : 100 + ec.value();
+}
+MP_TARGET(get_one_with_ec);
+
 class QueueMethodTest : public mp_test::MethodTest {};
 
 }  // namespace
@@ -287,6 +313,107 @@ TEST(Queue, ItemsLargerThanTheRingInOneProcess) {
     EXPECT_THROW(q.get_nowait<int>(), mp::queue::Empty);
     q.put(5);
     EXPECT_EQ(q.get<int>(), 5);
+}
+
+// The std::error_code forms: Empty and Full come back as mp::errc codes, without a throw, and
+// success clears an ec that was set before the call.
+TEST(Queue, ErrorCodeFormsReportEmptyAndFull) {
+    mp::Queue q(2);
+    std::error_code ec = std::make_error_code(std::errc::io_error);
+    EXPECT_EQ(q.get_nowait<int>(ec), std::nullopt);
+    EXPECT_EQ(ec, mp::errc::queue_empty);
+    EXPECT_EQ(&ec.category(), &mp::error_category());
+    EXPECT_EQ(ec.message(), "the queue is empty");
+    EXPECT_EQ(q.get<int>(true, 0.05, ec), std::nullopt);
+    EXPECT_EQ(ec, mp::errc::queue_empty);
+    EXPECT_EQ(q.get<int>(std::chrono::milliseconds(20), ec), std::nullopt);
+    EXPECT_EQ(ec, mp::errc::queue_empty);
+    EXPECT_EQ(q.get<int>(std::chrono::milliseconds(-5), ec), std::nullopt);  // no time left
+    EXPECT_EQ(ec, mp::errc::queue_empty);
+
+    q.put_nowait(1, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    ec = mp::errc::end_of_file;
+    q.put(2, true, 1.0, ec);
+    EXPECT_FALSE(ec) << "a put that succeeds clears ec";
+    q.put_nowait(3, ec);
+    EXPECT_EQ(ec, mp::errc::queue_full);
+    EXPECT_EQ(ec.message(), "the queue is full");
+    q.put(3, true, 0.05, ec);
+    EXPECT_EQ(ec, mp::errc::queue_full);
+    q.put(3, std::chrono::milliseconds(20), ec);
+    EXPECT_EQ(ec, mp::errc::queue_full);
+    EXPECT_EQ(q.qsize(), 2u) << "a put that reported queue_full put nothing";
+
+    ec = mp::errc::queue_full;
+    EXPECT_EQ(q.get_nowait<int>(ec), 1);
+    EXPECT_FALSE(ec) << "a get that succeeds clears ec";
+    ec = mp::errc::queue_full;
+    EXPECT_EQ(q.get<int>(std::chrono::seconds(1), ec), 2);
+    EXPECT_FALSE(ec);
+    std::string raw;
+    q.put_encoded(mp::encode_message(5), false, std::nullopt, ec);
+    EXPECT_FALSE(ec);
+    q.get_encoded(raw, false, std::nullopt, ec);
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(mp::decode_message<int>(raw), 5);
+    q.get_encoded(raw, false, std::nullopt, ec);
+    EXPECT_EQ(ec, mp::errc::queue_empty);
+    EXPECT_TRUE(raw.empty());
+
+    // The throwing forms are unchanged.
+    EXPECT_THROW(q.get_nowait<int>(), mp::queue::Empty);
+    q.put(1);
+    q.put(2);
+    EXPECT_THROW(q.put_nowait(3), mp::queue::Full);
+
+    // A JoinableQueue has them too.
+    mp::JoinableQueue jq(1);
+    jq.put_nowait(std::string("t"), ec);
+    EXPECT_FALSE(ec);
+    jq.put_nowait(std::string("u"), ec);
+    EXPECT_EQ(ec, mp::errc::queue_full);
+    EXPECT_EQ(jq.get_nowait<std::string>(ec), "t");
+    EXPECT_FALSE(ec);
+    jq.task_done();
+    EXPECT_TRUE(jq.join(0.0));
+}
+
+// A big item that cannot go in before its timeout (it travels in chunks) is queue_full and
+// puts nothing, as the throwing form's queue::Full.
+TEST(Queue, ErrorCodeFormOfABigPutThatTimesOut) {
+    mp_test::time_limit(60);
+    mp::Queue q(0, 64 * 1024);
+    const mp::bytes big = make_bytes(std::size_t{1} << 20, 4);
+    std::error_code ec;
+    q.put(big, true, 0.1, ec);
+    EXPECT_EQ(ec, mp::errc::queue_full);
+    EXPECT_EQ(q.get_nowait<mp::bytes>(ec), std::nullopt);
+    EXPECT_EQ(ec, mp::errc::queue_empty);
+    std::thread producer([&] {
+        std::error_code pec = mp::errc::queue_empty;
+        q.put(big, true, 60.0, pec);
+        EXPECT_FALSE(pec) << pec.message();
+    });
+    EXPECT_EQ(q.get<mp::bytes>(true, 60.0, ec), big);
+    EXPECT_FALSE(ec) << ec.message();
+    producer.join();
+}
+
+// What is a bug, not a routine failure, still throws from the std::error_code forms.
+TEST(Queue, ErrorCodeFormsStillThrowForBugs) {
+    mp::Queue q;
+    std::error_code ec;
+    EXPECT_THROW(q.get<int>(true, -1.0, ec), mp::ValueError);
+    EXPECT_THROW(q.put(1, true, -1.0, ec), mp::ValueError);
+    q.put(std::string("not an int"));
+    q.put(70000);
+    EXPECT_THROW((void)q.get_nowait<int>(ec), mp::TypeError);
+    EXPECT_THROW((void)q.get_nowait<std::int16_t>(ec), mp::DecodeError);
+    EXPECT_TRUE(q.empty()) << "both items were consumed, as by the throwing form";
+    q.close();
+    EXPECT_THROW(q.put_nowait(1, ec), mp::ValueError);
+    EXPECT_THROW((void)q.get_nowait<int>(ec), mp::ValueError);
 }
 
 TEST(Queue, SimpleQueueAndJoinableQueueInOneProcess) {
@@ -533,6 +660,39 @@ TEST_P(QueueMethodTest, ProcessesKilledAtRandomPointsLeaveQueueUsable) {
         q.put(1);
         EXPECT_EQ(q.get<int>(true, 5.0), 1);
     }
+}
+
+// The std::error_code forms across processes: a child fills a queue until it is told
+// queue_full, the parent drains it until it is told queue_empty; a child blocked in a timed
+// get(..., ec) receives the parent's item with ec cleared.
+TEST_P(QueueMethodTest, ErrorCodeFormsAcrossProcesses) {
+    mp_test::time_limit(60);
+    mp::Queue q(3), report;
+    mp::Process filler = ctx().Process(fill_until_full, q, report);
+    filler.start();
+    EXPECT_EQ(report.get<int>(true, 30.0), 3);
+    EXPECT_EQ(report.get<int>(true, 30.0), 1) << "the child's put_nowait did not report mp::errc::queue_full";
+    filler.join();
+    EXPECT_EQ(filler.exitcode(), 0);
+    std::error_code ec;
+    q.put_nowait(99, ec);
+    EXPECT_EQ(ec, mp::errc::queue_full);
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(q.get_nowait<int>(ec), i);
+        EXPECT_FALSE(ec);
+    }
+    EXPECT_EQ(q.get_nowait<int>(ec), std::nullopt);
+    EXPECT_EQ(ec, mp::errc::queue_empty);
+
+    mp::Queue ready;
+    mp::Process getter = ctx().Process(get_one_with_ec, q, ready);
+    getter.start();
+    ASSERT_EQ(ready.get<int>(true, 30.0), 1);
+    q.put(7, true, 30.0, ec);
+    EXPECT_FALSE(ec);
+    getter.join(30.0);
+    ASSERT_FALSE(getter.is_alive());
+    EXPECT_EQ(getter.exitcode(), 7);
 }
 
 MP_INSTANTIATE_FOR_EACH_METHOD(QueueMethodTest);

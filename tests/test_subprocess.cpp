@@ -397,6 +397,73 @@ TEST_F(Subprocess, WaitWithATimeout) {
     EXPECT_NO_THROW(p.kill()) << "a reaped child is not signalled again";
 }
 
+// The std::error_code forms: a wait or communicate that runs out of time is
+// std::errc::timed_out, without TimeoutExpired; success clears ec; bad timeouts still throw.
+TEST_F(Subprocess, WaitAndCommunicateWithErrorCode) {
+    sp::Popen p(child({"sleep", "30000"}));
+    std::error_code ec;
+    EXPECT_EQ(p.wait(0.2, ec), std::nullopt);
+    EXPECT_EQ(ec, std::errc::timed_out) << ec.message();
+    ec.clear();
+    EXPECT_EQ(p.wait(std::chrono::milliseconds(50), ec), std::nullopt);
+    EXPECT_EQ(ec, std::errc::timed_out);
+    EXPECT_EQ(p.returncode(), std::nullopt);
+    EXPECT_THROW((void)p.wait(-1.0, ec), mp::ValueError);
+    EXPECT_THROW((void)p.wait(std::nan(""), ec), mp::ValueError);
+    p.kill();
+    ec = mp::errc::queue_full;
+    EXPECT_EQ(p.wait(30.0, ec), -9);
+    EXPECT_FALSE(ec) << "a wait that succeeds clears ec";
+    ec = mp::errc::queue_full;
+    EXPECT_EQ(p.wait(std::nullopt, ec), -9) << "and again, once reaped";
+    EXPECT_FALSE(ec);
+
+    // communicate: the output so far (what TimeoutExpired would carry), then all of it.
+    sp::Popen q(child({"out", "first", "sleep", "1500", "out", "second"}), sp::Options().std_out(sp::PIPE));
+    int timeouts = 0;
+    std::pair<std::string, std::string> r;
+    for (;;) {
+        r = q.communicate(0.2, ec);
+        if (ec != std::errc::timed_out) break;
+        ++timeouts;
+        EXPECT_EQ(std::string("firstsecond").compare(0, r.first.size(), r.first), 0) << "the output so far was " << r.first;
+    }
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_GE(timeouts, 1) << "the child sleeps 1.5 s, so a 0.2 s communicate must have run out";
+    EXPECT_EQ(r.first, "firstsecond") << "nothing lost, nothing twice";
+    EXPECT_EQ(q.returncode(), 0);
+
+    // Input too, with the duration forms; bad input still throws.
+    sp::Popen c(child({"sleep", "300", "cat"}), sp::Options().std_in(sp::PIPE).std_out(sp::PIPE));
+    r = c.communicate("data", std::chrono::milliseconds(50), ec);
+    EXPECT_EQ(ec, std::errc::timed_out);
+    EXPECT_THROW((void)c.communicate("more", 1.0, ec), mp::ValueError);
+    EXPECT_THROW((void)c.communicate(std::optional<double>(-1.0), ec), mp::ValueError);
+    ec = mp::errc::queue_full;
+    r = c.communicate(std::chrono::seconds(60), ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(r.first, "data");
+    EXPECT_EQ(c.returncode(), 0);
+}
+
+// The std::error_code form of communicate kills the tree on a timeout as the throwing form does.
+TEST_F(Subprocess, ErrorCodeCommunicateTimeoutCanKillTheTree) {
+    mp_test::time_limit(120);
+    sp::Popen p(child({"grandchild", "120000", "sleep", "120000"}),
+                sp::Options().std_out(sp::PIPE).process_group().timeout_kills_tree());
+    std::error_code ec;
+    const auto r = p.communicate(0.5, ec);
+    EXPECT_EQ(ec, std::errc::timed_out) << ec.message();
+    EXPECT_EQ(r.first.rfind("grandchild ", 0), 0u) << r.first;
+    // The tree is gone, so the pipe the grandchild held ends: the next communicate finishes,
+    // with all the output again.
+    const auto all = p.communicate(30.0, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(all.first, r.first);
+    EXPECT_NE(p.returncode(), std::optional<int>(0)) << "the tree was killed";
+    mp_test::reap_orphans(std::chrono::seconds(30));
+}
+
 // CPython's test_threadsafe_wait: threads waiting on one Popen all get its return code, and
 // the child is reaped once (no ECHILD, no wait on a closed handle).
 TEST_F(Subprocess, ThreadsWaitingOnOnePopenAllGetTheReturnCode) {

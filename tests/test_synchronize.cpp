@@ -484,6 +484,63 @@ TEST(Synchronize, OwnerDeadThreadAndUnrecoverable) {
     EXPECT_THROW((void)l.try_lock(), mp::OSError);
 }
 
+// The std::error_code forms of acquire: a dead owner is true (held) with owner_dead, a broken
+// lock false with state_not_recoverable, a busy lock false with ec clear; misuse still throws.
+TEST(Lock, ErrorCodeAcquire) {
+    mp::Lock l;
+    std::error_code ec = std::make_error_code(std::errc::io_error);
+    EXPECT_TRUE(l.acquire(false, std::nullopt, ec));
+    EXPECT_FALSE(ec) << "an acquire that succeeds clears ec";
+    std::thread([&] {
+        std::error_code tec = std::make_error_code(std::errc::io_error);
+        EXPECT_FALSE(l.acquire(false, std::nullopt, tec));  // held by another thread
+        EXPECT_FALSE(tec) << "not acquired in time is false with ec clear";
+        EXPECT_FALSE(l.acquire(true, 0.02, tec));
+        EXPECT_FALSE(tec);
+        EXPECT_FALSE(l.acquire(std::chrono::milliseconds(20), tec));
+        EXPECT_FALSE(tec);
+    }).join();
+    EXPECT_THROW((void)l.acquire(true, -1.0, ec), mp::ValueError);
+    EXPECT_THROW(l.acquire(ec), mp::RuntimeError);  // held by this thread: an unbounded wait would deadlock
+    l.release();
+    ec = mp::errc::queue_full;
+    EXPECT_TRUE(l.acquire(ec));
+    EXPECT_FALSE(ec);
+    l.release();
+
+    // A thread that ends holding the lock is a dead owner: reported in ec, and the lock is held.
+    std::thread([&] { l.acquire(); }).join();
+    EXPECT_TRUE(l.acquire(true, 10.0, ec));
+    EXPECT_EQ(ec, std::errc::owner_dead) << ec.message();
+    EXPECT_TRUE(l.is_owned());
+    l.make_consistent();
+    l.release();
+    EXPECT_TRUE(l.acquire(false, std::nullopt, ec)) << "it works normally again";
+    EXPECT_FALSE(ec);
+    l.release();
+
+    // Released without make_consistent(): broken for good, false with state_not_recoverable.
+    std::thread([&] { l.acquire(); }).join();
+    EXPECT_TRUE(l.acquire(ec));
+    EXPECT_EQ(ec, std::errc::owner_dead);
+    l.release();
+    EXPECT_FALSE(l.acquire(true, 1.0, ec));
+    EXPECT_EQ(ec, std::errc::state_not_recoverable) << ec.message();
+    EXPECT_FALSE(l.is_owned());
+    EXPECT_FALSE(l.acquire(ec));
+    EXPECT_EQ(ec, std::errc::state_not_recoverable);
+    EXPECT_THROW((void)l.try_lock(), mp::OSError);  // the throwing forms are unchanged
+
+    // An RLock: re-entry clears ec too.
+    mp::RLock r;
+    EXPECT_TRUE(r.acquire(false, std::nullopt, ec));
+    ec = mp::errc::queue_full;
+    EXPECT_TRUE(r.acquire(false, std::nullopt, ec));
+    EXPECT_FALSE(ec);
+    r.release();
+    r.release();
+}
+
 // ---- across processes --------------------------------------------------------------------
 
 namespace {
@@ -847,6 +904,49 @@ TEST_P(SyncMethodTest, KilledRLockHolderAndUnrecoverableAcrossProcesses) {
     } catch (const mp::OSError& e) {
         EXPECT_EQ(e.code(), std::errc::state_not_recoverable);
     }
+}
+
+// The std::error_code form after a killed holder: owner_dead with the lock held, then usable
+// after make_consistent(); for an RLock too.
+TEST_P(SyncMethodTest, KilledHolderIsOwnerDeadInErrorCodeThenLockWorks) {
+    mp_test::time_limit(60);
+    mp::Lock l;
+    mp::Event held;
+    mp::Process p = ctx().Process(hold_until_killed, l, held);
+    p.start();
+    ASSERT_TRUE(held.wait(60.0));
+    std::error_code ec = std::make_error_code(std::errc::io_error);
+    EXPECT_FALSE(l.acquire(false, std::nullopt, ec)) << "a live holder: not acquired";
+    EXPECT_FALSE(ec) << ec.message();
+    p.kill();
+    p.join();
+    EXPECT_TRUE(l.acquire(std::chrono::seconds(30), ec));
+    EXPECT_EQ(ec, std::errc::owner_dead) << ec.message();
+    EXPECT_TRUE(l.is_owned());
+    l.make_consistent();
+    l.release();
+    EXPECT_TRUE(l.acquire(false, std::nullopt, ec));
+    EXPECT_FALSE(ec) << "works normally again: " << ec.message();
+    l.release();
+
+    mp::RLock r;
+    held.clear();
+    mp::Process q = ctx().Process(hold_rlock_until_killed, r, held);
+    q.start();
+    ASSERT_TRUE(held.wait(60.0));
+    q.kill();
+    q.join();
+    EXPECT_TRUE(r.acquire(true, 30.0, ec));
+    EXPECT_EQ(ec, std::errc::owner_dead) << ec.message();
+    EXPECT_TRUE(r.acquire(ec));  // re-entry by the new owner
+    EXPECT_FALSE(ec);
+    r.release();
+    r.make_consistent();
+    r.release();
+    EXPECT_FALSE(r.is_owned());
+    EXPECT_TRUE(r.acquire(false, std::nullopt, ec));
+    EXPECT_FALSE(ec);
+    r.release();
 }
 
 TEST_P(SyncMethodTest, SemaphoreLimitsConcurrencyToThree) {

@@ -43,6 +43,21 @@
 //                                                                  read-only" / "write-only"
 // EINTR never surfaces: every call retries it (and a wait restarts with the time left).
 //
+// The std::error_code forms (mp/errors.hpp) send(obj, ec), send_bytes(..., ec), recv<T>(ec)
+// and recv_bytes(ec) throw nothing for what a peer that goes away causes; the connection is
+// left as the throwing form leaves it, and ec is cleared on success:
+//   end of file (EOFError)                      ec == mp::errc::end_of_file, recv -> nullopt
+//   the peer closed inside a frame (DecodeError) ec == mp::errc::truncated_message (closed)
+//   a broken or reset connection, EMSGSIZE,     ec = that OSError's code(), e.g.
+//     a closed or one-way end (OSError ...)       ec == std::errc::broken_pipe (closed peer)
+//   a send whose timeout ran out (TimeoutError) ec == std::errc::timed_out; closed() says
+//                                               whether part of it went out
+// Still thrown: TypeError and DecodeError for a payload that arrived whole but is not a T,
+// DecodeError for an announced length no process can hold, ValueError for a bad timeout.
+//     std::error_code ec;
+//     while (auto job = c.recv<Job>(ec)) run(*job);
+//     if (ec != mp::errc::end_of_file) log("worker lost: " + ec.message());
+//
 // Timeouts: poll(timeout) waits until a message (or end of file) is there; a receive with a
 // timeout is `if (c.poll(t)) v = c.recv<T>();`. poll only sees that bytes have arrived: if the
 // peer wrote half a frame and stalls, the recv that follows waits for the rest. A send blocks
@@ -69,8 +84,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "codec.hpp"
@@ -106,6 +123,10 @@ public:
     // Receives one message. maxlength: a longer message is OSError (see above).
     bytes recv_bytes();
     bytes recv_bytes(std::size_t maxlength);
+    // The std::error_code forms (see the top of this file): std::nullopt and ec set where the
+    // forms above throw.
+    std::optional<bytes> recv_bytes(std::error_code& ec);
+    std::optional<bytes> recv_bytes(std::size_t maxlength, std::error_code& ec);
     // Receives one message into buf[0..size) and returns its length; BufferTooShort if longer.
     // This is the form that reuses a buffer and allocates nothing.
     std::size_t recv_bytes_into(void* buf, std::size_t size);
@@ -149,6 +170,42 @@ public:
         return decode_message<T>(in);
     }
 
+    // The std::error_code forms of the sends and receives above (see the top of this file).
+    void send_bytes(const void* data, std::size_t size, std::error_code& ec);
+    void send_bytes(std::string_view s, std::error_code& ec) { send_bytes(s.data(), s.size(), ec); }
+    void send_bytes(const bytes& buf, std::error_code& ec) { send_bytes(buf.data(), buf.size(), ec); }
+    void send_bytes(const void* data, std::size_t size, std::optional<double> timeout_seconds, std::error_code& ec) {
+        send_bytes_ms(data, size, mp::detail::timeout_to_ms(timeout_seconds, "mp::Connection::send"), ec);
+    }
+    template <class Rep, class Period>
+    void send_bytes(const void* data, std::size_t size, std::chrono::duration<Rep, Period> timeout, std::error_code& ec) {
+        send_bytes_ms(data, size, mp::detail::nonnegative_seconds(timeout) * 1000.0, ec);
+    }
+    template <class T>
+    void send(const T& obj, std::error_code& ec) {
+        std::string out;
+        encode_message_to(out, obj);
+        send_bytes(out.data(), out.size(), ec);
+    }
+    template <class T>
+    void send(const T& obj, std::optional<double> timeout_seconds, std::error_code& ec) {
+        std::string out;
+        encode_message_to(out, obj);
+        send_bytes(out.data(), out.size(), timeout_seconds, ec);
+    }
+    template <class T, class Rep, class Period>
+    void send(const T& obj, std::chrono::duration<Rep, Period> timeout, std::error_code& ec) {
+        std::string out;
+        encode_message_to(out, obj);
+        send_bytes(out.data(), out.size(), timeout, ec);
+    }
+    template <class T>
+    std::optional<T> recv(std::error_code& ec) {
+        std::string in;
+        if (!recv_frame(in, ec)) return std::nullopt;
+        return decode_message<T>(in);
+    }
+
     // Whether a message (or the peer's end of file) is waiting; waits up to timeout seconds.
     // poll() only looks; std::nullopt waits without limit (Python's poll(None)).
     [[nodiscard]] bool poll() { return poll_ms(0); }
@@ -189,8 +246,10 @@ private:
     friend struct ConnectionAccess;  // common/connection_internal.hpp: Listener/Client ends
     explicit Connection(std::shared_ptr<State> s) : s_(std::move(s)) {}
     void recv_frame(std::string& out);
+    bool recv_frame(std::string& out, std::error_code& ec);  // false: ec is set
     bool poll_ms(double timeout_ms);
     void send_bytes_ms(const void* data, std::size_t size, double timeout_ms);
+    void send_bytes_ms(const void* data, std::size_t size, double timeout_ms, std::error_code& ec);
 
     std::shared_ptr<State> s_;
 };

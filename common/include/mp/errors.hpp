@@ -5,6 +5,27 @@
 // (std::invalid_argument, std::system_error, std::runtime_error) still see them.
 // OSError carries the errno (POSIX) or GetLastError (Windows) value as a std::error_code, so
 // e.code().message() is the operating system's own text.
+//
+// std::error_code forms. Where failing is a routine outcome and not a bug (an empty or full
+// queue, a peer that closed, a lock whose owner died, a wait that ran out of time), the call has
+// an overload whose last parameter is `std::error_code& ec`, in the style of std::filesystem:
+// it reports that failure in ec instead of throwing, and clears ec when it succeeds. The rule:
+//   - what the throwing form raises as an OSError (or a subclass: BrokenPipeError,
+//     ConnectionResetError, OwnerDeadError ...) is ec = that OSError's code(): errno /
+//     GetLastError in their categories, so compare with std::errc (ec == std::errc::broken_pipe
+//     on both systems);
+//   - EOFError is ec = mp::errc::end_of_file; queue::Empty and queue::Full are mp::errc::
+//     queue_empty and queue_full; TimeoutError and subprocess::TimeoutExpired are
+//     std::errc::timed_out; a peer that closed in the middle of a message (DecodeError from
+//     the throwing form) is mp::errc::truncated_message;
+//   - everything else still throws, as it is a bug in the caller or a broken peer: ValueError
+//     (a negative timeout, a closed Queue, a bad offset), TypeError (receiving another type
+//     than was sent), RuntimeError (a lock used by a thread that does not hold it),
+//     DecodeError of a message that arrived whole but does not decode, std::bad_alloc.
+// The calls that have such forms: Queue/JoinableQueue get/get_nowait/put/put_nowait (and the
+// *_encoded forms), Connection send/send_bytes/recv/recv_bytes, Lock and RLock acquire,
+// subprocess::Popen wait(timeout) and communicate. (SimpleQueue has none: it has no failure
+// but a bug, as its put and get wait without limit.)
 #pragma once
 
 #include <cstddef>
@@ -142,4 +163,24 @@ public:
 // ERROR_ACCESS_DENIED, ...), with `what` naming the operation and its object.
 [[noreturn]] void raise_os_error(std::error_code ec, const std::string& what);
 
+// The codes of mp's own category (see the top of this file): the failures that are not an
+// operating-system error. 0 is success, as in every category.
+enum class errc {
+    end_of_file = 1,    // the peer closed the connection and nothing is left to read (EOFError)
+    truncated_message,  // the peer closed in the middle of a message (the connection is closed)
+    queue_empty,        // no item came before the timeout, or none was there (queue::Empty)
+    queue_full,         // no room came before the timeout, or none was there (queue::Full)
+};
+
+// The category of mp::errc: name() is "mp".
+const std::error_category& error_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
+
 }  // namespace mp
+
+// ec == mp::errc::queue_empty, and std::error_code ec = mp::errc::end_of_file, compile.
+namespace std {
+template <>
+struct is_error_code_enum<mp::errc> : true_type {};
+}  // namespace std

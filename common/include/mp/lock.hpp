@@ -22,6 +22,17 @@
 // protocol of POSIX's robust mutexes, ENOTRECOVERABLE; mp keeps it on both platforms).
 // CPython's lock, a bare semaphore, cannot tell that its owner died and deadlocks there.
 //
+// The std::error_code forms (mp/errors.hpp) report these without an exception: a dead owner
+// is true (held) with ec == std::errc::owner_dead, to be followed by the same repair and
+// make_consistent(); a broken lock or an OS error is false with ec set; false with ec clear
+// is what it always is, not acquired in time. RuntimeError and ValueError still throw.
+//
+//     std::error_code ec;
+//     if (lock.acquire(true, 0.5, ec)) {
+//         if (ec == std::errc::owner_dead) { repair(); lock.make_consistent(); }
+//         ...; lock.release();
+//     }
+//
 // How a death is noticed: the lock is an owner word in shared memory (no system call when
 // uncontended). A waiter on Windows also waits on the owner's thread handle, so it learns of
 // the death at once; on Linux it asks the kernel (and /proc) about the owner after 1 ms and
@@ -45,7 +56,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <system_error>
 
 #include "codec.hpp"
 #include "duration.hpp"
@@ -101,18 +114,23 @@ public:
     // [[nodiscard]]: a caller who drops their result does not know whether it holds the lock.
     bool acquire() { return acquire(true, std::nullopt); }
     [[nodiscard]] bool acquire(bool block, std::optional<double> timeout = std::nullopt) {
-        const std::uint64_t me = thread_token();
-        LockShared& w = *w_;
-        if (w.owner.load(std::memory_order_relaxed) == me) {
-            if (!recursive_) return acquire_held(block, timeout);
-            w.count.store(w.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-            return true;
-        }
-        return acquire_free(me, !block ? 0.0 : !timeout ? -1.0 : *timeout >= 0 ? *timeout * 1000.0 : bad_timeout(*timeout));
+        return acquire_as(block, timeout, nullptr);
     }
     template <class Rep, class Period>
     [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout) {
         return acquire(true, std::optional<double>(mp::detail::nonnegative_seconds(timeout)));
+    }
+    // The same with std::error_code (see the top of this file): true with ec ==
+    // std::errc::owner_dead where the forms above throw OwnerDeadError (the lock is held);
+    // false with ec set where they throw another OSError; ec cleared otherwise.
+    bool acquire(std::error_code& ec) { return acquire(true, std::nullopt, ec); }
+    [[nodiscard]] bool acquire(bool block, std::optional<double> timeout, std::error_code& ec) {
+        ec.clear();
+        return acquire_as(block, timeout, &ec);
+    }
+    template <class Rep, class Period>
+    [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout, std::error_code& ec) {
+        return acquire(true, std::optional<double>(mp::detail::nonnegative_seconds(timeout)), ec);
     }
     void release() {
         const std::uint64_t me = thread_token();
@@ -173,14 +191,26 @@ protected:
 
 private:
     void bind();  // sets w_ and m_ from s_
+    // Every acquire: ec == nullptr throws the failures, else reports them there.
+    bool acquire_as(bool block, const std::optional<double>& timeout, std::error_code* ec) {
+        const std::uint64_t me = thread_token();
+        LockShared& w = *w_;
+        if (w.owner.load(std::memory_order_relaxed) == me) {
+            if (!recursive_) return acquire_held(block, timeout);
+            w.count.store(w.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            return true;
+        }
+        return acquire_free(me, !block ? 0.0 : !timeout ? -1.0 : *timeout >= 0 ? *timeout * 1000.0 : bad_timeout(*timeout),
+                            ec);
+    }
     // The calling thread is the owner of a Lock (not re-entrant): false or RuntimeError.
     MP_COLD bool acquire_held(bool block, const std::optional<double>& timeout);
     [[noreturn]] MP_COLD double bad_timeout(double timeout) const;  // the ValueError for a negative or NaN timeout
-    // Takes the mutex (ms < 0: without limit; 0: only tries).
-    bool acquire_free(std::uint64_t me, double ms);
+    // Takes the mutex (ms < 0: without limit; 0: only tries); ec as in acquire_as.
+    bool acquire_free(std::uint64_t me, double ms, std::error_code* ec);
     // The rest of acquire_free: waiting, a dead owner, a broken lock (taken: the uncontended
     // attempt got the mutex).
-    MP_NOINLINE bool acquire_slow(std::uint64_t me, double ms, bool taken);
+    MP_NOINLINE bool acquire_slow(std::uint64_t me, double ms, bool taken, std::error_code* ec);
     // The release that frees the mutex, or the error of a thread that does not hold it.
     void release_last(std::uint64_t me);
     // The release that wakes a waiter.

@@ -6,6 +6,7 @@
 //     auto [n, s] = q.get<std::pair<int, std::string>>();
 //     q.put(x, true, 0.5);  q.get<T>(true, 0.5);  q.get<T>(std::chrono::milliseconds(500));
 //     q.put_nowait(x);      q.get_nowait<T>();    // queue::Full / queue::Empty
+//     std::optional<T> v = q.get_nowait<T>(ec);  // or ec == mp::errc::queue_empty, no throw
 //     mp::Process p = ctx.Process(worker, q);     // pass it to children as an argument
 //
 // Design: a ring of length-prefixed records in one shared mapping, not a pipe. CPython's Queue
@@ -128,10 +129,51 @@ public:
         return get<T>(false);
     }
 
+    // The std::error_code forms (mp/errors.hpp): where the forms above raise queue::Full or
+    // queue::Empty, these set ec to mp::errc::queue_full or mp::errc::queue_empty (and get
+    // returns std::nullopt), without an exception being thrown on the way; the code of an
+    // OSError goes into ec too. ec is cleared on success. Still thrown: ValueError (a closed
+    // queue, a negative timeout), what encoding the item raises (before the queue is touched),
+    // and for get TypeError and DecodeError (an item that is not a T; it is consumed).
+    //     std::error_code ec;
+    //     while (auto job = q.get<Job>(true, 0.1, ec)) run(*job);   // ec == mp::errc::queue_empty
+    template <class T>
+    void put(const T& item, bool block, std::optional<double> timeout, std::error_code& ec) {
+        std::string buf;
+        encode_message_to(buf, item);
+        put_encoded(buf, block, timeout, ec);
+    }
+    template <class T, class Rep, class Period>
+    void put(const T& item, std::chrono::duration<Rep, Period> timeout, std::error_code& ec) {
+        put(item, true, mp::detail::nonnegative_seconds(timeout), ec);
+    }
+    template <class T>
+    void put_nowait(const T& item, std::error_code& ec) {
+        put(item, false, std::nullopt, ec);
+    }
+    template <class T>
+    std::optional<T> get(bool block, std::optional<double> timeout, std::error_code& ec) {
+        std::string buf;
+        get_encoded(buf, block, timeout, ec);
+        if (ec) return std::nullopt;
+        return decode_message<T>(buf);
+    }
+    template <class T, class Rep, class Period>
+    std::optional<T> get(std::chrono::duration<Rep, Period> timeout, std::error_code& ec) {
+        return get<T>(true, mp::detail::nonnegative_seconds(timeout), ec);
+    }
+    template <class T>
+    std::optional<T> get_nowait(std::error_code& ec) {
+        return get<T>(false, std::nullopt, ec);
+    }
+
     // The encoded bytes of one item, as put() writes them (for callers that decode themselves:
-    // a typed message, mp::decode_message).
+    // a typed message, mp::decode_message). The ec forms as above; get_encoded leaves out
+    // empty when it sets ec.
     void put_encoded(const std::string& item, bool block = true, std::optional<double> timeout = std::nullopt);
     void get_encoded(std::string& out, bool block = true, std::optional<double> timeout = std::nullopt);
+    void put_encoded(const std::string& item, bool block, std::optional<double> timeout, std::error_code& ec);
+    void get_encoded(std::string& out, bool block, std::optional<double> timeout, std::error_code& ec);
 
     std::size_t qsize() const;
     bool empty() const;
@@ -167,7 +209,9 @@ public:
     }
 };
 
-// Python's SimpleQueue: put, get, empty, close; no limit, no timeouts.
+// Python's SimpleQueue: put, get, empty, close; no limit, no timeouts. (So it has no
+// std::error_code forms: its put and get wait for as long as it takes and have no routine
+// failure; use a Queue for get_nowait and timeouts.)
 class SimpleQueue {
 public:
     explicit SimpleQueue(std::size_t ring_bytes = Queue::default_ring_bytes) : q_(0, ring_bytes) {}

@@ -82,7 +82,8 @@
 //   any other failure to start                                     OSError
 //   empty args, bad values, conflicting options                    ValueError
 //   run(check), check_call, check_output: non-zero returncode      CalledProcessError
-//   run/call/wait/communicate/read*: out of time                   TimeoutExpired
+//   run/call/wait/communicate/read*: out of time                   TimeoutExpired (wait(t, ec),
+//                                                                  communicate(..., ec): ec)
 //   writing to a child that closed its stdin                       BrokenPipeError
 #pragma once
 
@@ -97,6 +98,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -423,6 +425,31 @@ public:
     template <class Rep, class Period>
     std::pair<std::string, std::string> communicate(std::chrono::duration<Rep, Period> timeout) {
         return communicate(std::string(), mp::detail::nonnegative_seconds(timeout));
+    }
+    // The std::error_code forms (mp/errors.hpp): where the forms above throw TimeoutExpired,
+    // ec == std::errc::timed_out, wait returns std::nullopt, and communicate returns the output
+    // so far (what TimeoutExpired's output() and std_err() hold; a later communicate() returns
+    // it again, in full, and Options::timeout_kills_tree still kills the tree first). The code
+    // of an OSError goes into ec too. ValueError (a negative or NaN timeout, input without a
+    // stdin pipe) still throws. ec is cleared on success.
+    std::optional<int> wait(std::optional<double> timeout_seconds, std::error_code& ec);
+    template <class Rep, class Period>
+    std::optional<int> wait(std::chrono::duration<Rep, Period> timeout, std::error_code& ec) {
+        return wait(mp::detail::nonnegative_seconds(timeout), ec);
+    }
+    std::pair<std::string, std::string> communicate(std::string input, std::optional<double> timeout_seconds,
+                                                    std::error_code& ec);
+    std::pair<std::string, std::string> communicate(std::optional<double> timeout_seconds, std::error_code& ec) {
+        return communicate(std::string(), timeout_seconds, ec);
+    }
+    template <class Rep, class Period>
+    std::pair<std::string, std::string> communicate(std::string input, std::chrono::duration<Rep, Period> timeout,
+                                                    std::error_code& ec) {
+        return communicate(std::move(input), mp::detail::nonnegative_seconds(timeout), ec);
+    }
+    template <class Rep, class Period>
+    std::pair<std::string, std::string> communicate(std::chrono::duration<Rep, Period> timeout, std::error_code& ec) {
+        return communicate(std::string(), mp::detail::nonnegative_seconds(timeout), ec);
     }
 
     // Sends a signal (POSIX kill(2)); nothing once the child has been reaped. Windows has no
