@@ -323,7 +323,7 @@ Captured run_beside(const std::string& program, const std::vector<std::string>& 
     return c;
 }
 
-void MethodTest::SetUp() {
+void LeftoverCheck::before() {
     // The forkserver and the resource tracker (which holds the server's directory) live as long
     // as this process once started. A test before this one may have stopped either: this
     // brings both back before the descriptors are counted, under every start method, so that
@@ -333,7 +333,7 @@ void MethodTest::SetUp() {
     handles_before_ = count_handles();
 }
 
-void MethodTest::TearDown() {
+void LeftoverCheck::after() {
     EXPECT_EQ(count_children(), 0) << "the test left a child process behind";
     // Wine's handle count moves with its own internal objects; there the loop tests compare
     // counts over many cycles instead.

@@ -134,23 +134,12 @@ protected:
 };
 
 // Tests without a start method: no child of ours and no descriptor left after.
-class Ranges : public ::testing::Test {
+class Ranges : public mp_test::NoLeftoversTest {
 protected:
     void SetUp() override {
         mp_test::time_limit(60);
-        mp_test::warm_up_forkserver();  // as MethodTest: the long-lived helpers are not counted
-        ASSERT_EQ(mp_test::count_children(), 0) << "a child from an earlier test is still around";
-        handles_before_ = mp_test::count_handles();
+        NoLeftoversTest::SetUp();
     }
-    void TearDown() override {
-        EXPECT_EQ(mp_test::count_children(), 0) << "the test left a child process behind";
-        if (!mp_test::under_wine()) {
-            EXPECT_EQ(mp_test::count_handles(), handles_before_) << "the test leaked descriptors";
-        }
-    }
-
-private:
-    std::size_t handles_before_ = 0;
 };
 
 // ---- imap --------------------------------------------------------------------------------------

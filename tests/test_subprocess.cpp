@@ -70,23 +70,12 @@ void set_env(const char* name, const char* value) {
 }
 
 // Every test starts from no child and must leave none, and no fd or handle.
-class Subprocess : public ::testing::Test {
+class Subprocess : public mp_test::NoLeftoversTest {
 protected:
     void SetUp() override {
         mp_test::time_limit(60);
-        ASSERT_EQ(mp_test::count_children(), 0) << "a child from an earlier test is still around";
-        handles_before_ = mp_test::count_handles();
+        NoLeftoversTest::SetUp();
     }
-    void TearDown() override {
-        EXPECT_EQ(mp_test::count_children(), 0) << "the test left a child process behind";
-        // Wine's handle count moves with its own internal objects (see MethodTest).
-        if (!mp_test::under_wine()) {
-            EXPECT_EQ(mp_test::count_handles(), handles_before_) << "the test leaked descriptors";
-        }
-    }
-
-private:
-    std::size_t handles_before_ = 0;
 };
 
 }  // namespace

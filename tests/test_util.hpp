@@ -108,18 +108,40 @@ int wait_at_gate(std::string gate, int v);
 // Raises the gate named `gate` (to say "I have begun"), then sleeps `ms`; returns ms.
 int raise_gate_then_sleep(std::string gate, int ms);
 
+// What the fixtures below check: before a test, that no child is left from an earlier one; after
+// it, that it left no child and no extra fd/handle behind (counted with the forkserver and the
+// tracker already up, since they live as long as the test binary).
+class LeftoverCheck {
+public:
+    void before();  // fails fatally (in the caller's SetUp) if a child is still around
+    void after();
+
+private:
+    std::size_t handles_before_ = 0;
+};
+
 // The fixture for tests that start processes: parameterised by start method, it checks in
 // TearDown that no child and no extra fd/handle remain.
 class MethodTest : public ::testing::TestWithParam<std::string> {
 protected:
-    void SetUp() override;
-    void TearDown() override;
+    void SetUp() override { check_.before(); }
+    void TearDown() override { check_.after(); }
     const mp::Context& ctx() const { return mp::get_context(GetParam()); }
     bool is_fork() const { return GetParam() == "fork"; }
     bool is_forkserver() const { return GetParam() == "forkserver"; }
 
 private:
-    std::size_t handles_before_ = 0;
+    LeftoverCheck check_;
+};
+
+// The same checks for tests that are not run per start method.
+class NoLeftoversTest : public ::testing::Test {
+protected:
+    void SetUp() override { check_.before(); }
+    void TearDown() override { check_.after(); }
+
+private:
+    LeftoverCheck check_;
 };
 
 std::string method_name(const ::testing::TestParamInfo<std::string>& info);
