@@ -86,35 +86,6 @@ std::vector<int> range(int n) {
 
 }  // namespace
 
-// An input that counts the items read from it: an item is read when its call is encoded, that
-// is when its chunk is submitted. n < 0: endless (and without a size).
-class CountingRange {
-public:
-    explicit CountingRange(int n) : n_(n) {}
-    struct iterator {
-        int i;
-        int n;
-        int* read;
-        int operator*() const {
-            ++*read;
-            return i;
-        }
-        iterator& operator++() {
-            ++i;
-            return *this;
-        }
-        bool operator==(const iterator& o) const { return n >= 0 && i == o.i; }
-        bool operator!=(const iterator& o) const { return !(*this == o); }
-    };
-    iterator begin() const { return {0, n_, read_.get()}; }
-    iterator end() const { return {n_ < 0 ? 0 : n_, n_, read_.get()}; }
-    int read() const { return *read_; }
-
-private:
-    int n_;
-    std::shared_ptr<int> read_ = std::make_shared<int>(0);
-};
-
 class PoolTest : public mp_test::MethodTest {
 protected:
     mp::PoolOptions options() const { return mp::PoolOptions().context(ctx()); }
@@ -201,7 +172,7 @@ TEST_P(PoolTest, ImapInOrderAndUnorderedAsTheyComplete) {
 TEST_P(PoolTest, ImapBuffersizeBoundsTheChunksInFlight) {
     mp_test::time_limit(120);
     mp::Pool pool(2, options());
-    CountingRange input(100);
+    mp_test::CountingRange input(100);
     auto it = pool.imap(square, input, 2, 3);  // chunks of 2, at most 3 of them open
     EXPECT_EQ(input.read(), 6);                // 3 chunks submitted, nothing more
     std::vector<int> got;
@@ -214,7 +185,7 @@ TEST_P(PoolTest, ImapBuffersizeBoundsTheChunksInFlight) {
     ASSERT_EQ(got.size(), 100u);
     for (int i = 0; i < 100; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i * i);
 
-    CountingRange endless(-1);
+    mp_test::CountingRange endless(-1);
     auto unordered = pool.imap_unordered(square, endless, 1, 4);
     std::set<int> seen;
     for (int k = 0; k < 200; ++k) seen.insert(unordered.next(60.0).value_or(-1));

@@ -95,32 +95,6 @@ std::vector<int> range(int n) {
     return v;
 }
 
-// An endless input without a size, counting the items read from it (an item is read when its
-// chunk is submitted).
-class Endless {
-public:
-    struct iterator {
-        int i;
-        int* read;
-        int operator*() const {
-            ++*read;
-            return i;
-        }
-        iterator& operator++() {
-            ++i;
-            return *this;
-        }
-        bool operator==(const iterator&) const { return false; }
-        bool operator!=(const iterator&) const { return true; }
-    };
-    iterator begin() const { return {0, read_.get()}; }
-    iterator end() const { return {0, read_.get()}; }
-    int read() const { return *read_; }
-
-private:
-    std::shared_ptr<int> read_ = std::make_shared<int>(0);
-};
-
 const std::string& helper() {
     static const std::string path = mp_test::path_beside("mp_test_subprocess_child");
     return path;
@@ -150,7 +124,7 @@ protected:
 TEST_P(RangesTest, ImapTakeThreeOfAnEndlessInput) {
     mp_test::time_limit(120);
     mp::Pool pool(2, options());
-    Endless found_in;
+    mp_test::CountingRange found_in(-1);
     auto searched = pool.imap(square, found_in, 1, 4);
     const auto at = std::ranges::find(searched, 16);
     ASSERT_NE(at, searched.end());
@@ -158,7 +132,7 @@ TEST_P(RangesTest, ImapTakeThreeOfAnEndlessInput) {
     EXPECT_EQ(searched.next(60.0), 25);
     EXPECT_LE(found_in.read(), 6 + 4) << "at most buffersize chunks beyond the results taken";
 #if MP_TEST_VIEWS
-    Endless endless;
+    mp_test::CountingRange endless(-1);
     auto it = pool.imap(square, endless, 1, 4);
     std::vector<int> got;
     for (int v : it | std::views::take(3)) got.push_back(v);
@@ -167,7 +141,7 @@ TEST_P(RangesTest, ImapTakeThreeOfAnEndlessInput) {
     EXPECT_EQ(it.next(60.0), 9) << "the result after the third is not lost to take's last step";
 
     // A temporary imap moves into the view, with the transform after the take.
-    Endless other;
+    mp_test::CountingRange other(-1);
     std::vector<int> plus_one;
     for (int v : pool.imap(square, other, 2, 2) | std::views::take(5) | std::views::transform([](int v) { return v + 1; }))
         plus_one.push_back(v);

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,35 @@ constexpr bool under_sanitizer() {
 // with no mp code in it does too (WINE-NOTES.md). Under Wine such a start is tried again with a
 // new process, at most 5 times over all the calls that share `refusals`; anything else throws.
 mp::Process start_retrying_wine_refusals(const std::function<mp::Process()>& make, std::atomic<int>& refusals);
+
+// An input that counts the items read from it: an item is read when its call is encoded, that
+// is when its chunk is submitted. n < 0: endless (and without a size).
+class CountingRange {
+public:
+    explicit CountingRange(int n) : n_(n) {}
+    struct iterator {
+        int i;
+        int n;
+        int* read;
+        int operator*() const {
+            ++*read;
+            return i;
+        }
+        iterator& operator++() {
+            ++i;
+            return *this;
+        }
+        bool operator==(const iterator& o) const { return n >= 0 && i == o.i; }
+        bool operator!=(const iterator& o) const { return !(*this == o); }
+    };
+    iterator begin() const { return {0, n_, read_.get()}; }
+    iterator end() const { return {n_ < 0 ? 0 : n_, n_, read_.get()}; }
+    int read() const { return *read_; }
+
+private:
+    int n_;
+    std::shared_ptr<int> read_ = std::make_shared<int>(0);
+};
 
 // Processes of ours that are still children (running or unreaped): 0 after a clean test. The
 // forkserver and the resource tracker, which live as long as the test binary, do not count.
